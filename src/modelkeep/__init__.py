@@ -1,0 +1,40 @@
+"""modelkeep: versioned, content-addressed, audited models.
+
+import modelkeep
+mk = modelkeep.connect()          # ./.modelkeep, or MODELKEEP_URI
+v = mk.push("fraud", ["model.safetensors"], metrics={"auc": 0.91})
+mk.promote(f"fraud@{v.number}", to="production", reason="beats v1")
+"""
+
+from modelkeep.client.client import Client, PullResult, connect
+from modelkeep.domain.aliases import AliasEvent, Resolution
+from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.diff import Change, VersionDiff
+from modelkeep.domain.manifest import FileEntry, Manifest
+from modelkeep.domain.versions import Model, Version, VersionMetadata
+from modelkeep.errors import ModelkeepError
+from modelkeep.services.maintenance import DamagedBlob, GcReport, VerifyReport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AliasEvent",
+    "AuditEvent",
+    "ChainReport",
+    "Change",
+    "Client",
+    "DamagedBlob",
+    "FileEntry",
+    "GcReport",
+    "Manifest",
+    "Model",
+    "ModelkeepError",
+    "PullResult",
+    "Resolution",
+    "VerifyReport",
+    "Version",
+    "VersionDiff",
+    "VersionMetadata",
+    "__version__",
+    "connect",
+]

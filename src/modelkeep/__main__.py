@@ -1,0 +1,3 @@
+from modelkeep.entrypoints.cli import main
+
+main()

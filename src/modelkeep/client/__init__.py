@@ -1,0 +1,1 @@
+"""The SDK: one typed client with the verbs of the CLI."""

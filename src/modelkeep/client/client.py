@@ -1,0 +1,189 @@
+"""``modelkeep.connect()`` and the ``Client`` it returns."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from modelkeep.bootstrap import open_registry
+from modelkeep.client import files
+from modelkeep.config import Settings
+from modelkeep.domain.aliases import AliasEvent, Resolution
+from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.semver import Bump
+from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
+from modelkeep.ports import Progress
+from modelkeep.services import maintenance
+from modelkeep.services.maintenance import GcReport, VerifyReport
+from modelkeep.services.registry import PushRequest, Registry
+
+
+@dataclass(frozen=True)
+class PullResult:
+    version: Version
+    dest: str
+    written: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.version.model,
+            "number": self.version.number,
+            "digest": self.version.digest,
+            "dest": self.dest,
+            "written": list(self.written),
+            "unchanged": list(self.unchanged),
+        }
+
+
+def connect(uri: str | None = None, *, settings: Settings | None = None) -> Client:
+    """Open a registry: a directory (the embedded store) named by ``uri``,
+    ``MODELKEEP_URI`` or ``./.modelkeep``."""
+    if settings is None:
+        settings = Settings.from_env(os.environ, uri=uri)
+    elif uri is not None:
+        settings = settings.replace(uri=uri)
+    return Client(open_registry(settings), settings)
+
+
+class Client:
+    """The registry's verbs. Errors are the classes of ``modelkeep.errors``."""
+
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self._registry = registry
+        self.settings = settings
+
+    def close(self) -> None:
+        self._registry.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # models
+
+    def create_model(
+        self, name: str, *, description: str = "", require: Iterable[str] = ()
+    ) -> Model:
+        return self._registry.create_model(name, description, require)
+
+    def list_models(self) -> list[Model]:
+        return self._registry.list_models()
+
+    def get_model(self, name: str) -> Model:
+        return self._registry.get_model(name)
+
+    # versions
+
+    def push(
+        self,
+        model: str,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        version: str | None = None,
+        bump: Bump | None = None,
+        params: Mapping[str, Scalar] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        datasets: Iterable[str] = (),
+        commit: str | None = None,
+        seed: int | None = None,
+        run: str | None = None,
+        meta: Mapping[str, Scalar] | None = None,
+        message: str | None = None,
+        progress: Progress | None = None,
+    ) -> Version:
+        """Store the files and register them as the model's next version."""
+        metadata = VersionMetadata(
+            params or {}, metrics or {}, tuple(datasets), commit, seed, run, meta or {}
+        )
+        request = PushRequest(metadata, version, bump, message)
+        local = files.collect(paths)
+        self._registry.check_push(model, request)  # fail before uploading gigabytes
+        entries = [files.upload(f, self._put, progress) for f in local]
+        return self._registry.register_version(model, entries, request)
+
+    def _put(self, stream: Any, progress: Progress | None) -> Any:
+        return self._registry.put_blob(stream, progress=progress)
+
+    def versions(self, model: str) -> list[Version]:
+        return self._registry.list_versions(model)
+
+    def show(self, ref: str) -> Version:
+        return self._registry.get_version(ref)
+
+    def resolve(self, ref: str, *, at: datetime | None = None) -> Resolution:
+        return self._registry.resolve(ref, at)
+
+    def pull(
+        self,
+        ref: str,
+        dest: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Write the version's files into ``dest``, each verified against its digest."""
+        version = self._registry.get_version(ref)
+        target = Path(dest)
+        plan = files.plan_pull(version.files, target, force=force)
+        files.write_files(plan, target, self._registry.open_blob, progress, version.ref)
+        return PullResult(
+            version,
+            str(target),
+            tuple(f.path for f in plan.write),
+            tuple(f.path for f in plan.unchanged),
+        )
+
+    def diff(self, old: str, new: str) -> VersionDiff:
+        return self._registry.diff(old, new)
+
+    def archive(self, ref: str, *, reason: str | None = None) -> Version:
+        return self._registry.archive(ref, reason)
+
+    # aliases and stages
+
+    def set_alias(self, ref: str, alias: str, *, reason: str | None = None) -> AliasEvent:
+        return self._registry.set_alias(ref, alias, reason)
+
+    def remove_alias(self, model: str, alias: str, *, reason: str | None = None) -> AliasEvent:
+        return self._registry.remove_alias(model, alias, reason)
+
+    def alias_history(self, model: str, alias: str | None = None) -> list[AliasEvent]:
+        return self._registry.alias_history(model, alias)
+
+    def promote(self, ref: str, *, to: str, reason: str | None = None) -> AliasEvent:
+        return self._registry.promote(ref, to, reason)
+
+    def rollback(self, model: str, *, stage: str, reason: str | None = None) -> AliasEvent:
+        return self._registry.rollback(model, stage, reason)
+
+    # maintenance and audit
+
+    def verify(self, ref: str | None = None) -> VerifyReport:
+        return maintenance.verify(self._registry, ref)
+
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        return maintenance.gc(
+            self._registry, grace_seconds=self.settings.gc_grace_seconds, dry_run=dry_run
+        )
+
+    def audit_log(
+        self, *, model: str | None = None, since: datetime | None = None
+    ) -> list[AuditEvent]:
+        return self._registry.audit_log(model, since)
+
+    def audit_verify(self) -> ChainReport:
+        return self._registry.audit_verify()

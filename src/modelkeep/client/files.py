@@ -1,0 +1,189 @@
+"""The user's files: what a push reads and what a pull writes.
+
+A pushed file is streamed once into the store while it is hashed; a file that changes
+meanwhile is refused. A pull writes every file into a staging directory inside DEST,
+verifies it, and only then moves the files into place: a damaged blob never lands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from modelkeep.domain.manifest import FileEntry, check_path
+from modelkeep.errors import (
+    BlobNotFound,
+    DestinationConflict,
+    DigestMismatch,
+    EmptyPush,
+    FileChanged,
+    InvalidInput,
+    UnsafePath,
+)
+from modelkeep.ports import BlobInfo, Progress
+
+Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
+Opener = Callable[[str], BinaryIO]
+BUFFER = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str  # where it goes in the version
+    source: Path
+
+    @property
+    def size(self) -> int:
+        return self.source.stat().st_size
+
+
+def collect(paths: Iterable[str | os.PathLike[str]]) -> list[LocalFile]:
+    """A file goes in under its base name, a directory's files under their relative paths."""
+    found: list[LocalFile] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found.extend(_walk(path))
+        elif path.is_file():
+            found.append(LocalFile(check_path(path.name), path))
+        elif not path.exists():
+            raise InvalidInput(f"{str(given)!r} does not exist", "check the path")
+        else:
+            raise UnsafePath(f"{str(given)!r} is not a regular file or directory")
+    if not found:
+        raise EmptyPush("nothing to push: the given paths hold no files")
+    return found
+
+
+def _walk(top: Path) -> list[LocalFile]:
+    root = top.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in sorted(dirnames):
+            _refuse_linked_dir(Path(dirpath) / name)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            _check_inside(path, root)
+            relative = path.relative_to(top).as_posix()
+            found.append(LocalFile(check_path(relative), path))
+    return found
+
+
+def _refuse_linked_dir(path: Path) -> None:
+    if path.is_symlink():
+        raise UnsafePath(
+            f"{str(path)!r} is a symlink to a directory",
+            "replace it with the directory it points to, or remove it",
+        )
+
+
+def _check_inside(path: Path, root: Path) -> None:
+    if path.is_symlink() and not path.resolve().is_relative_to(root):
+        raise UnsafePath(f"{str(path)!r} is a symlink to {path.resolve()}, outside {str(root)!r}")
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise UnsafePath(f"{str(path)!r} is not a regular file")
+
+
+def upload(file: LocalFile, put: Uploader, progress: Progress | None) -> FileEntry:
+    before = os.stat(file.source)
+    with open(file.source, "rb") as stream:
+        info = put(stream, progress)
+        during = os.fstat(stream.fileno())
+    after = os.stat(file.source)
+    if info.size != before.st_size or _changed(before, during) or _changed(before, after):
+        raise FileChanged(f"{str(file.source)!r} changed while it was being pushed")
+    return FileEntry(file.path, info.size, info.digest)
+
+
+def _changed(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_size, a.st_mtime_ns) != (b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class PullPlan:
+    write: tuple[FileEntry, ...]
+    unchanged: tuple[FileEntry, ...]
+
+
+def plan_pull(files: Sequence[FileEntry], dest: Path, *, force: bool) -> PullPlan:
+    """Which files must be written; refuse to overwrite different files unless forced."""
+    write, unchanged, conflicts = [], [], []
+    root = dest.resolve()
+    for entry in files:
+        target = dest / entry.path
+        if not target.parent.resolve().is_relative_to(root) and target.parent.exists():
+            raise UnsafePath(f"{str(target.parent)!r} leads outside {str(dest)!r}")
+        if target.is_file() and not target.is_symlink() and _same_content(target, entry):
+            unchanged.append(entry)
+            continue
+        if target.exists() or target.is_symlink():
+            conflicts.append(entry.path)
+        write.append(entry)
+    if conflicts and not force:
+        shown = ", ".join(conflicts[:3]) + (" …" if len(conflicts) > 3 else "")
+        raise DestinationConflict(f"{str(dest)!r} already holds different files: {shown}")
+    return PullPlan(tuple(write), tuple(unchanged))
+
+
+def _same_content(path: Path, entry: FileEntry) -> bool:
+    if path.stat().st_size != entry.size:
+        return False
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(BUFFER):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest() == entry.digest
+
+
+def write_files(
+    plan: PullPlan, dest: Path, open_blob: Opener, progress: Progress | None, context: str
+) -> None:
+    """Write ``plan.write`` into ``dest``: all verified in staging first, then moved."""
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".modelkeep-pull-", dir=dest))
+    try:
+        staged = [
+            (_stage(entry, staging, i, open_blob, progress, context), entry)
+            for i, entry in enumerate(plan.write)
+        ]
+        for temp, entry in staged:
+            target = dest / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(temp, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stage(
+    entry: FileEntry,
+    staging: Path,
+    index: int,
+    open_blob: Opener,
+    progress: Progress | None,
+    context: str,
+) -> Path:
+    temp = staging / str(index)
+    try:
+        with open_blob(entry.digest) as source, open(temp, "wb") as out:
+            while chunk := source.read(BUFFER):
+                out.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+    except (DigestMismatch, BlobNotFound) as exc:
+        raise type(exc)(f"file {entry.path!r} of {context}: {exc.message}", exc.hint) from None
+    with contextlib.suppress(OSError):
+        os.chmod(temp, 0o644)
+    return temp

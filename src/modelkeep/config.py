@@ -1,0 +1,115 @@
+"""The one typed settings table. Nothing else in modelkeep reads the environment.
+
+Each setting has a name, a type, a default and help text; ``docs/configuration.md``
+documents every one (a test checks it). ``Settings.from_env`` reads them once, casting
+strictly, and the frozen result is passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelkeep.errors import InvalidInput
+
+PREFIX = "MODELKEEP_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        return PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "uri",
+        str,
+        ".modelkeep",
+        "Where the registry lives: a directory (the embedded store) or, with the server, "
+        "an http(s) URL. The CLI's --uri overrides it.",
+    ),
+    Setting(
+        "database_url",
+        str,
+        "",
+        "SQLAlchemy URL of the metadata database, e.g. "
+        "postgresql+psycopg://user@host/db. Empty: SQLite inside the store directory.",
+    ),
+    Setting(
+        "sqlite_busy_timeout_ms",
+        int,
+        30000,
+        "How long a SQLite writer waits for another writer before giving up, in milliseconds.",
+    ),
+    Setting(
+        "gc_grace_seconds",
+        int,
+        3600,
+        "Blobs and temporary files younger than this are never collected, so uploads in "
+        "flight survive a concurrent gc.",
+    ),
+    Setting(
+        "progress",
+        str,
+        "auto",
+        "Progress bars for transfers: auto (on a terminal, for transfers over 8 MiB), "
+        "always or never.",
+    ),
+)
+
+_PROGRESS_CHOICES = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class Settings:
+    uri: str = ".modelkeep"
+    database_url: str = ""
+    sqlite_busy_timeout_ms: int = 30000
+    gc_grace_seconds: int = 3600
+    progress: str = "auto"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Read every ``MODELKEEP_*`` setting from ``environ``; ``overrides`` win."""
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = environ.get(setting.env_var)
+            if raw is not None and raw != "":
+                values[setting.name] = _cast(setting, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.progress not in _PROGRESS_CHOICES:
+            raise InvalidInput(
+                f"MODELKEEP_PROGRESS is {self.progress!r}",
+                f"set it to one of {', '.join(_PROGRESS_CHOICES)}",
+            )
+        for name in ("sqlite_busy_timeout_ms", "gc_grace_seconds"):
+            if getattr(self, name) < 0:
+                raise InvalidInput(f"{PREFIX}{name.upper()} is negative", "give 0 or more")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _cast(setting: Setting, raw: str) -> Any:
+    if setting.type is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidInput(
+                f"{setting.env_var} is {raw!r}, not a whole number", "set it to an integer"
+            ) from None
+    return raw

@@ -1,0 +1,234 @@
+"""Registered models and their versions: immutable records and the rules on metadata."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.names import parse_ref
+from modelkeep.errors import InvalidMetadata, MissingMetadata
+
+Scalar = str | int | float | bool | None
+METADATA_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,249}")
+MAX_VALUE_CHARS = 8192
+MAX_ENTRIES = 1000
+MAX_DESCRIPTION = 10_000
+TOP_FIELDS = ("params", "metrics", "datasets", "commit", "seed", "run", "message")
+KEYED_FIELDS = ("params", "metrics", "meta")
+STATUSES = ("active", "archived")
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class VersionMetadata:
+    """What was given at registration; never changes afterwards."""
+
+    params: Mapping[str, Scalar] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    datasets: tuple[str, ...] = ()
+    commit: str | None = None
+    seed: int | None = None
+    run: str | None = None
+    meta: Mapping[str, Scalar] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _frozen(self.params))
+        object.__setattr__(self, "metrics", _frozen(self.metrics))
+        object.__setattr__(self, "meta", _frozen(self.meta))
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": dict(self.params),
+            "metrics": dict(self.metrics),
+            "datasets": list(self.datasets),
+            "commit": self.commit,
+            "seed": self.seed,
+            "run": self.run,
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VersionMetadata:
+        return cls(
+            params=data.get("params") or {},
+            metrics=data.get("metrics") or {},
+            datasets=tuple(data.get("datasets") or ()),
+            commit=data.get("commit"),
+            seed=data.get("seed"),
+            run=data.get("run"),
+            meta=data.get("meta") or {},
+        )
+
+    def validated(self) -> VersionMetadata:
+        """Check every value; return a copy with metrics as floats."""
+        _check_scalars("param", self.params)
+        _check_scalars("meta", self.meta)
+        metrics = {key: _metric_value(key, value) for key, value in self.metrics.items()}
+        for ref in self.datasets:
+            parse_ref(ref)
+        for name, text in (("commit", self.commit), ("run", self.run)):
+            if text is not None and not (0 < len(text) <= 256 and text.isprintable()):
+                raise InvalidMetadata(f"{name} {text!r} is empty, too long or unprintable")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise InvalidMetadata(f"seed {self.seed!r} is not a whole number")
+        return VersionMetadata(
+            self.params, metrics, self.datasets, self.commit, self.seed, self.run, self.meta
+        )
+
+    def has(self, field_name: str, message: str | None) -> bool:
+        """Whether the required field ``field_name`` (e.g. ``commit``, ``meta.owner``) is set."""
+        top, _, key = field_name.partition(".")
+        if key:
+            value: Any = getattr(self, top)
+            return key in value and value[key] not in (None, "")
+        if top == "message":
+            return bool(message)
+        return bool(getattr(self, top)) or (top == "seed" and self.seed == 0)
+
+
+def _check_scalars(kind: str, values: Mapping[str, Any]) -> None:
+    _check_keys(kind, values)
+    for key, value in values.items():
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise InvalidMetadata(
+                f"{kind} {key!r} is a {type(value).__name__}",
+                "give a string, number, boolean or null",
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidMetadata(f"{kind} {key!r} is {value}", "give a finite number")
+        if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+            raise InvalidMetadata(
+                f"{kind} {key!r} is longer than {MAX_VALUE_CHARS} characters",
+                "store large values as a file of the version",
+            )
+
+
+def _check_keys(kind: str, values: Mapping[str, Any]) -> None:
+    if len(values) > MAX_ENTRIES:
+        raise InvalidMetadata(f"more than {MAX_ENTRIES} {kind} entries")
+    for key in values:
+        if not isinstance(key, str) or not METADATA_KEY.fullmatch(key):
+            raise InvalidMetadata(
+                f"{kind} key {key!r} is not allowed",
+                "use 1-250 letters, digits, '_', '.', ':', '/' or '-'",
+            )
+
+
+def _metric_value(key: str, value: Any) -> float:
+    _check_keys("metric", {key: value})
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidMetadata(f"metric {key!r} is {value!r}, not a number")
+    if not math.isfinite(value):
+        raise InvalidMetadata(f"metric {key!r} is {value}", "give a finite number")
+    return float(value)
+
+
+def check_required_fields(fields: Iterable[str]) -> tuple[str, ...]:
+    """Validate a model's required-metadata list (``commit``, ``params.lr``, ``meta.owner``)."""
+    result: list[str] = []
+    for name in fields:
+        top, dot, key = name.partition(".")
+        keyed_ok = dot and top in KEYED_FIELDS and METADATA_KEY.fullmatch(key)
+        if not (keyed_ok or (not dot and top in TOP_FIELDS)):
+            raise InvalidMetadata(
+                f"{name!r} cannot be required",
+                f"require one of {', '.join(TOP_FIELDS)}, or params.KEY, metrics.KEY, meta.KEY",
+            )
+        if name not in result:
+            result.append(name)
+    return tuple(result)
+
+
+def missing_fields(
+    required: Iterable[str], metadata: VersionMetadata, message: str | None
+) -> list[str]:
+    return [name for name in required if not metadata.has(name, message)]
+
+
+def require_fields(
+    model: str, required: Iterable[str], metadata: VersionMetadata, message: str | None
+) -> None:
+    missing = missing_fields(required, metadata, message)
+    if missing:
+        raise MissingMetadata(f"model {model!r} requires {', '.join(missing)}")
+
+
+def check_description(text: str) -> str:
+    if len(text) > MAX_DESCRIPTION:
+        raise InvalidMetadata(f"the description is longer than {MAX_DESCRIPTION} characters")
+    return text
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    description: str
+    required: tuple[str, ...]
+    created_at: datetime
+    created_by: str
+    latest: int | None = None
+    version_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "required": list(self.required),
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "latest": self.latest,
+            "versions": self.version_count,
+        }
+
+
+@dataclass(frozen=True)
+class Version:
+    model: str
+    number: int
+    semver: str | None
+    digest: str
+    status: str
+    created_at: datetime
+    created_by: str
+    files: tuple[FileEntry, ...]
+    metadata: VersionMetadata
+    message: str | None = None
+    aliases: tuple[str, ...] = ()
+    archived_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.number}"
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "number": self.number,
+            "semver": self.semver,
+            "digest": self.digest,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "message": self.message,
+            "size": self.size,
+            "files": [f.to_dict() for f in self.files],
+            "metadata": self.metadata.to_dict(),
+            "aliases": list(self.aliases),
+            "archived_at": self.archived_at.isoformat() if self.archived_at else None,
+        }

@@ -1,0 +1,93 @@
+"""The ``modelkeep`` command. Errors end as one line on stderr and a stable exit code:
+0 done, 1 refused or failed, 2 usage, 3 integrity."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from modelkeep import __version__
+from modelkeep.entrypoints.cli import aliases, maintenance, models, versions
+from modelkeep.entrypoints.cli.context import CliState
+from modelkeep.errors import InternalError, IOFailure, ModelkeepError, UsageError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--uri",
+    envvar="MODELKEEP_URI",
+    metavar="URI",
+    show_envvar=True,
+    help="The registry: a directory (default ./.modelkeep).",
+)
+@click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
+@click.version_option(__version__, prog_name="modelkeep")
+@click.pass_context
+def cli(ctx: click.Context, uri: str | None, json_output: bool) -> None:
+    """modelkeep: versioned, content-addressed, audited models."""
+    cli_state = ctx.ensure_object(CliState)
+    cli_state.uri = uri
+    cli_state.json = cli_state.json or json_output
+    ctx.call_on_close(cli_state.close)
+
+
+for command in (
+    models.models,
+    versions.push,
+    versions.list_versions,
+    versions.show,
+    versions.pull,
+    versions.diff,
+    versions.resolve,
+    aliases.alias,
+    aliases.promote,
+    aliases.rollback,
+    versions.archive,
+    maintenance.verify,
+    maintenance.gc,
+    maintenance.audit,
+):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; never show a traceback to a user."""
+    args = sys.argv[1:] if argv is None else argv
+    state = CliState(json="--json" in args)
+    try:
+        cli.main(args=args, prog_name="modelkeep", standalone_mode=False, obj=state)
+    except ModelkeepError as exc:
+        _fail(exc, state)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(2)
+    except click.ClickException as exc:
+        _fail(UsageError(exc.format_message().rstrip("."), _usage_hint(exc)), state)
+    except click.exceptions.Abort:
+        sys.stderr.write("error[interrupted]: stopped; nothing was half-written\n")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.stderr.write("error[interrupted]: stopped; nothing was half-written\n")
+        sys.exit(130)
+    except OSError as exc:
+        _fail(IOFailure(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")), state)
+    except Exception as exc:  # a bug: still one line, never a traceback
+        _fail(InternalError(f"{type(exc).__name__}: {exc}"), state)
+    sys.exit(0)
+
+
+def _usage_hint(exc: click.ClickException) -> str:
+    ctx: Any = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "modelkeep"
+    return f"see '{path} --help'"
+
+
+def _fail(exc: ModelkeepError, state: CliState) -> None:
+    if state.json and not state.emitted:
+        sys.stdout.write(json.dumps({"error": exc.to_dict()}, ensure_ascii=False) + "\n")
+    message = " ".join(f"error[{exc.code}]: {exc}".split())  # always one line
+    sys.stderr.write(message + "\n")
+    sys.exit(exc.exit_code)

@@ -1,0 +1,92 @@
+"""``alias set | rm | history``, ``promote``, ``rollback``."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from modelkeep.domain.aliases import AliasEvent
+from modelkeep.domain.names import STAGES
+from modelkeep.entrypoints.cli.context import console, emit, json_option, state
+
+REASON = click.option("--reason", metavar="TEXT", help="Why, for the history and audit log.")
+
+
+def _moved(event: AliasEvent) -> None:
+    old = f"{event.model}@{event.old}" if event.old else "nothing"
+    new = f"{event.model}@{event.new}" if event.new else "nothing"
+    console.print(f"{event.alias}: {old} -> {new}")
+
+
+@click.group()
+def alias() -> None:
+    """Move free aliases (champion, candidate, …) and read their history."""
+
+
+@alias.command("set")
+@click.argument("ref", metavar="NAME@REF")
+@click.argument("name", metavar="ALIAS")
+@REASON
+@json_option
+def set_alias(ref: str, name: str, reason: str | None) -> None:
+    """Point ALIAS at the version NAME@REF."""
+    event = state().client.set_alias(ref, name, reason=reason)
+    emit(event.to_dict(), lambda: _moved(event))
+
+
+@alias.command("rm")
+@click.argument("model", metavar="NAME")
+@click.argument("name", metavar="ALIAS")
+@REASON
+@json_option
+def remove_alias(model: str, name: str, reason: str | None) -> None:
+    """Remove ALIAS from model NAME (its history stays)."""
+    event = state().client.remove_alias(model, name, reason=reason)
+    emit(event.to_dict(), lambda: _moved(event))
+
+
+@alias.command("history")
+@click.argument("model", metavar="NAME")
+@click.argument("name", metavar="ALIAS", required=False)
+@json_option
+def history(model: str, name: str | None) -> None:
+    """Every move of the model's aliases and stages (or of one ALIAS), oldest first."""
+    events = state().client.alias_history(model, name)
+
+    def human() -> None:
+        table = Table("at (UTC)", "alias", "action", "from", "to", "by", "reason", box=None)
+        for e in events:
+            table.add_row(
+                f"{e.at:%Y-%m-%d %H:%M:%S}",
+                e.alias,
+                e.action,
+                str(e.old or "-"),
+                str(e.new or "-"),
+                e.actor,
+                e.reason or "",
+            )
+        console.print(table if events else "no alias has moved yet")
+
+    emit([e.to_dict() for e in events], human)
+
+
+@click.command()
+@click.argument("ref", metavar="NAME@REF")
+@click.option("--to", "stage", type=click.Choice(STAGES), required=True, help="The stage.")
+@REASON
+@json_option
+def promote(ref: str, stage: str, reason: str | None) -> None:
+    """Move a stage to the version NAME@REF."""
+    event = state().client.promote(ref, to=stage, reason=reason)
+    emit(event.to_dict(), lambda: _moved(event))
+
+
+@click.command()
+@click.argument("model", metavar="NAME")
+@click.option("--stage", type=click.Choice(STAGES), required=True, help="The stage.")
+@REASON
+@json_option
+def rollback(model: str, stage: str, reason: str | None) -> None:
+    """Move a stage back to the version it pointed at before its last promotion."""
+    event = state().client.rollback(model, stage=stage, reason=reason)
+    emit(event.to_dict(), lambda: _moved(event))

@@ -1,0 +1,257 @@
+"""The one error tree of modelkeep.
+
+Every error a user can see is a ``ModelkeepError`` with a stable ``code`` (documented in
+``docs/errors.md``, tested), an ``exit_code`` for the CLI and an ``http_status`` for the
+server. The message says what is wrong; the hint says how to fix it. The CLI prints
+``error[<code>]: <message>; <hint>``.
+
+    ModelkeepError                       exit 1
+    ├── UsageError                       exit 2   bad command-line usage
+    ├── InvalidInput                     exit 1   a value the user gave is malformed
+    │   ├── InvalidName
+    │   ├── InvalidRef
+    │   ├── InvalidMetadata
+    │   ├── MissingMetadata
+    │   ├── EmptyPush
+    │   ├── UnsafePath
+    │   └── UnsupportedUri
+    ├── NotFound                         exit 1
+    │   ├── ModelNotFound
+    │   ├── VersionNotFound
+    │   ├── AliasNotFound
+    │   └── BlobNotFound
+    ├── Conflict                         exit 1
+    │   ├── ModelExists
+    │   ├── SemverExists
+    │   ├── DuplicateVersion
+    │   ├── AmbiguousRef
+    │   ├── ProtectedAlias
+    │   ├── VersionArchived
+    │   ├── NothingToRollBack
+    │   ├── DestinationConflict
+    │   └── FileChanged
+    ├── StoreError                       exit 1   the store cannot be used as it is
+    │   ├── UnknownStoreFormat
+    │   ├── StoreMismatch
+    │   └── StoreUnavailable
+    ├── IOFailure                        exit 1   the operating system refused a read or write
+    ├── InternalError                    exit 1   a bug in modelkeep
+    └── IntegrityError                   exit 3   bytes do not match their digest
+        ├── DigestMismatch
+        └── AuditChainBroken
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ModelkeepError(Exception):
+    """Base of every error modelkeep reports to a user."""
+
+    code: ClassVar[str] = "error"
+    exit_code: ClassVar[int] = 1
+    http_status: ClassVar[int] = 500
+    default_hint: ClassVar[str] = "see docs/errors.md"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint or self.default_hint
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class UsageError(ModelkeepError):
+    """The command line does not parse."""
+
+    code = "usage"
+    exit_code = 2
+    http_status = 400
+    default_hint = "run the command with --help"
+
+
+class InvalidInput(ModelkeepError):
+    code = "invalid_input"
+    http_status = 400
+    default_hint = "correct the value and try again"
+
+
+class InvalidName(InvalidInput):
+    code = "invalid_name"
+    default_hint = "use lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+class InvalidRef(InvalidInput):
+    code = "invalid_ref"
+    default_hint = "name a version as NAME@NUMBER, NAME@SEMVER, NAME@sha256:PREFIX or NAME@ALIAS"
+
+
+class InvalidMetadata(InvalidInput):
+    code = "invalid_metadata"
+    default_hint = "give metadata as KEY=VALUE with a non-empty key"
+
+
+class MissingMetadata(InvalidInput):
+    code = "missing_metadata"
+    http_status = 422
+    default_hint = "give the required fields when pushing (see 'modelkeep models show NAME')"
+
+
+class EmptyPush(InvalidInput):
+    code = "empty_push"
+    default_hint = "name at least one file, or a directory that holds files"
+
+
+class UnsafePath(InvalidInput):
+    code = "unsafe_path"
+    default_hint = "push only files inside the named paths; replace symlinks that point outside"
+
+
+class UnsupportedUri(InvalidInput):
+    code = "unsupported_uri"
+    default_hint = "use a directory path for the embedded store"
+
+
+class NotFound(ModelkeepError):
+    code = "not_found"
+    http_status = 404
+    default_hint = "check the name"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+    default_hint = "list models with 'modelkeep models list' or create one with 'models create'"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+    default_hint = "list versions with 'modelkeep versions NAME'"
+
+
+class AliasNotFound(NotFound):
+    code = "alias_not_found"
+    default_hint = "list aliases with 'modelkeep alias history NAME'"
+
+
+class BlobNotFound(NotFound):
+    code = "blob_not_found"
+    exit_code = 3
+    default_hint = "the store lost data: run 'modelkeep verify --all' and restore from a backup"
+
+
+class Conflict(ModelkeepError):
+    code = "conflict"
+    http_status = 409
+    default_hint = "reload the current state and try again"
+
+
+class ModelExists(Conflict):
+    code = "model_exists"
+    default_hint = "choose another name, or push versions to the existing model"
+
+
+class SemverExists(Conflict):
+    code = "semver_exists"
+    default_hint = "choose another --version, or use --bump"
+
+
+class DuplicateVersion(Conflict):
+    code = "duplicate_version"
+    default_hint = "these exact files are already registered; set an alias on that version instead"
+
+
+class AmbiguousRef(Conflict):
+    code = "ambiguous_ref"
+    default_hint = "give more hex digits of the digest"
+
+
+class ProtectedAlias(Conflict):
+    code = "protected_alias"
+    default_hint = "move stages only with 'modelkeep promote' and 'modelkeep rollback'"
+
+
+class VersionArchived(Conflict):
+    code = "version_archived"
+    default_hint = "archived versions can be shown and pulled, never promoted; push a new version"
+
+
+class NothingToRollBack(Conflict):
+    code = "nothing_to_roll_back"
+    default_hint = "promote a version explicitly with 'modelkeep promote'"
+
+
+class DestinationConflict(Conflict):
+    code = "destination_conflict"
+    default_hint = "pull into an empty directory, or pass --force to overwrite"
+
+
+class FileChanged(Conflict):
+    code = "file_changed"
+    default_hint = "wait until the file is completely written, then push again"
+
+
+class StoreError(ModelkeepError):
+    code = "store_error"
+    http_status = 503
+    default_hint = "check the store location and its permissions"
+
+
+class UnknownStoreFormat(StoreError):
+    code = "unknown_store_format"
+    default_hint = "upgrade modelkeep to a version that knows this store format"
+
+
+class StoreMismatch(StoreError):
+    code = "store_mismatch"
+    default_hint = "point MODELKEEP_DATABASE_URL and the blob store at the same registry"
+
+
+class StoreUnavailable(StoreError):
+    code = "store_unavailable"
+    default_hint = "check that the database is running and MODELKEEP_DATABASE_URL is right"
+
+
+class IOFailure(ModelkeepError):
+    code = "io_error"
+    http_status = 500
+    default_hint = "check free space and permissions of the paths involved"
+
+
+class InternalError(ModelkeepError):
+    code = "internal"
+    http_status = 500
+    default_hint = "this is a bug in modelkeep; please report it with the command you ran"
+
+
+class IntegrityError(ModelkeepError):
+    code = "integrity_error"
+    exit_code = 3
+    http_status = 500
+    default_hint = "run 'modelkeep verify --all' and restore damaged blobs from a backup"
+
+
+class DigestMismatch(IntegrityError):
+    code = "digest_mismatch"
+
+
+class AuditChainBroken(IntegrityError):
+    code = "audit_chain_broken"
+    default_hint = "the audit log was changed outside modelkeep; restore the database from a backup"
+
+
+def all_error_classes() -> list[type[ModelkeepError]]:
+    """Every error class, in tree order (used by the docs and their test)."""
+    found: list[type[ModelkeepError]] = []
+
+    def walk(cls: type[ModelkeepError]) -> None:
+        found.append(cls)
+        for sub in cls.__subclasses__():
+            walk(sub)
+
+    walk(ModelkeepError)
+    return found

@@ -1,0 +1,155 @@
+"""The ports services depend on. Storage adapters implement them; services never import
+storage. Each port has a real adapter (``storage/``) and is tested by one contract suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, BinaryIO, Protocol
+
+from modelkeep.domain.aliases import AliasAction, AliasEvent
+from modelkeep.domain.audit import AuditEvent
+from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import Model, Version, VersionMetadata
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes just transferred."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    digest: str
+    size: int
+    modified: datetime
+
+
+class BlobStore(Protocol):
+    """Write-once, content-addressed bytes, verified on every read."""
+
+    store_id: str
+
+    def has(self, digest: str) -> bool: ...
+
+    def size(self, digest: str) -> int | None: ...
+
+    def put(
+        self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
+    ) -> BlobInfo: ...
+
+    def put_bytes(self, data: bytes) -> BlobInfo: ...
+
+    def open(self, digest: str) -> BinaryIO:
+        """A reader that raises DigestMismatch at end of stream if the bytes are damaged."""
+        ...
+
+    def read_bytes(self, digest: str) -> bytes: ...
+
+    def check(self, digest: str) -> str | None:
+        """Re-hash one blob: None when intact, else what is wrong."""
+        ...
+
+    def iter_blobs(self) -> Iterator[StoredBlob]: ...
+
+    def delete(self, digest: str) -> None: ...
+
+    def sweep_temporary(self, older_than: datetime, dry_run: bool) -> tuple[int, int]:
+        """Remove abandoned upload files older than ``older_than``: (count, bytes)."""
+        ...
+
+
+@dataclass(frozen=True)
+class VersionKey:
+    """The identity of a version, enough to answer ``resolve``."""
+
+    number: int
+    digest: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    model: str
+    semver: str | None
+    digest: str
+    files: Sequence[FileEntry]
+    metadata: VersionMetadata
+    message: str | None
+    actor: str
+    at: datetime
+
+
+class Transaction(Protocol):
+    """One unit of work on the metadata store. Nothing is kept unless ``commit`` is called."""
+
+    def commit(self) -> None: ...
+
+    # models
+    def get_model(self, name: str) -> Model | None: ...
+    def add_model(
+        self, name: str, description: str, required: Sequence[str], actor: str, at: datetime
+    ) -> Model: ...
+    def list_models(self) -> list[Model]: ...
+
+    # versions
+    def add_version(self, new: NewVersion) -> Version:
+        """Allocate the next number of the model, atomically, and insert the version."""
+        ...
+
+    def get_version(self, model: str, number: int) -> Version | None: ...
+    def key_by_number(self, model: str, number: int) -> VersionKey | None: ...
+    def key_by_semver(self, model: str, semver: str) -> VersionKey | None: ...
+    def keys_by_digest_prefix(self, model: str, prefix: str) -> list[VersionKey]: ...
+    def latest_key(self, model: str, at: datetime | None = None) -> VersionKey | None:
+        """The highest version active at ``at`` (now, if None)."""
+        ...
+
+    def list_versions(self, model: str) -> list[Version]: ...
+    def semvers(self, model: str) -> list[str]: ...
+    def archive_version(self, model: str, number: int, at: datetime) -> None: ...
+
+    # aliases
+    def alias_key(self, model: str, alias: str) -> VersionKey | None: ...
+    def move_alias(
+        self,
+        model: str,
+        alias: str,
+        action: AliasAction,
+        new: int | None,
+        actor: str,
+        at: datetime,
+        reason: str | None,
+    ) -> AliasEvent: ...
+    def alias_events(self, model: str, alias: str | None = None) -> list[AliasEvent]: ...
+
+    # audit
+    def append_audit(
+        self, actor: str, action: str, subject: str, details: dict[str, Any], at: datetime
+    ) -> AuditEvent: ...
+    def audit_events(
+        self, model: str | None = None, since: datetime | None = None
+    ) -> list[AuditEvent]:
+        """Events in seq order; ``model`` keeps those about that model and its versions."""
+        ...
+
+    def audit_head(self) -> tuple[int, str] | None: ...
+
+    # blob references
+    def blob_users(self, digests: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """Digest -> the versions (``NAME@N``) whose manifest or files use it."""
+        ...
+
+
+class MetadataStore(Protocol):
+    store_id: str
+
+    def transaction(self, *, write: bool = False) -> AbstractContextManager[Transaction]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,411 @@
+"""The registry's use cases: models, versions, references, aliases and stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from modelkeep.domain import aliases as alias_rules
+from modelkeep.domain.audit import AuditEvent, ChainReport, verify_chain
+from modelkeep.domain.diff import VersionDiff, diff_versions
+from modelkeep.domain.manifest import FileEntry, Manifest
+from modelkeep.domain.names import (
+    STAGES,
+    Ref,
+    RefKind,
+    check_alias_name,
+    check_model_name,
+    parse_ref,
+)
+from modelkeep.domain.semver import Bump, SemVer, next_semver
+from modelkeep.domain.versions import (
+    Model,
+    Version,
+    VersionMetadata,
+    check_description,
+    check_required_fields,
+    require_fields,
+)
+from modelkeep.errors import (
+    AliasNotFound,
+    AmbiguousRef,
+    BlobNotFound,
+    Conflict,
+    EmptyPush,
+    InvalidInput,
+    ModelNotFound,
+    ProtectedAlias,
+    VersionArchived,
+    VersionNotFound,
+)
+from modelkeep.ports import (
+    BlobInfo,
+    BlobStore,
+    MetadataStore,
+    NewVersion,
+    Progress,
+    Transaction,
+    VersionKey,
+)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """What a push registers besides its files."""
+
+    metadata: VersionMetadata = field(default_factory=VersionMetadata)
+    semver: str | None = None
+    bump: Bump | None = None
+    message: str | None = None
+
+
+class Registry:
+    """Every registry operation, for one actor. The SDK and (later) the API call these."""
+
+    def __init__(
+        self, store: MetadataStore, blobs: BlobStore, *, actor: str, clock: Clock = utc_now
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.actor = actor
+        self.clock = clock
+
+    def close(self) -> None:
+        self.store.close()
+
+    # models ---------------------------------------------------------------------------
+
+    def create_model(self, name: str, description: str = "", require: Iterable[str] = ()) -> Model:
+        check_model_name(name)
+        required = check_required_fields(require)
+        check_description(description)
+        with self.store.transaction(write=True) as tx:
+            at = self.clock()
+            model = tx.add_model(name, description, required, self.actor, at)
+            self._audit(
+                tx,
+                "model.create",
+                name,
+                {"description": description, "required": list(required)},
+                at,
+            )
+            tx.commit()
+        return model
+
+    def list_models(self) -> list[Model]:
+        with self.store.transaction() as tx:
+            return tx.list_models()
+
+    def get_model(self, name: str) -> Model:
+        check_model_name(name)
+        with self.store.transaction() as tx:
+            return _model(tx, name)
+
+    # versions -------------------------------------------------------------------------
+
+    def check_push(self, model: str, request: PushRequest) -> None:
+        """Refuse a push before any byte is uploaded, if its registration would fail."""
+        with self.store.transaction() as tx:
+            self._prepare(tx, model, request)
+
+    def put_blob(
+        self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
+    ) -> BlobInfo:
+        return self.blobs.put(stream, expected=expected, progress=progress)
+
+    def missing_blobs(self, digests: Iterable[str]) -> set[str]:
+        return {d for d in set(digests) if not self.blobs.has(d)}
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        return self.blobs.open(digest)
+
+    def register_version(
+        self, model: str, files: Sequence[FileEntry], request: PushRequest
+    ) -> Version:
+        """Register uploaded files as the model's next version (blobs first, then the row)."""
+        if not files:
+            raise EmptyPush("a version needs at least one file")
+        manifest = Manifest.of(files)
+        self._check_blobs(manifest)
+        self.blobs.put_bytes(manifest.canonical_bytes())  # the manifest, before the row
+        with self.store.transaction(write=True) as tx:
+            metadata, semver = self._prepare(tx, model, request)
+            at = self.clock()
+            version = tx.add_version(
+                NewVersion(
+                    model,
+                    semver,
+                    manifest.digest,
+                    manifest.files,
+                    metadata,
+                    request.message,
+                    self.actor,
+                    at,
+                )
+            )
+            self._audit(
+                tx,
+                "version.push",
+                version.ref,
+                {
+                    "number": version.number,
+                    "digest": version.digest,
+                    "semver": semver,
+                    "files": len(manifest.files),
+                    "size": manifest.total_size,
+                },
+                at,
+            )
+            tx.commit()
+        return version
+
+    def _prepare(
+        self, tx: Transaction, model: str, request: PushRequest
+    ) -> tuple[VersionMetadata, str | None]:
+        check_model_name(model)
+        found = _model(tx, model)
+        metadata = request.metadata.validated()
+        require_fields(model, found.required, metadata, request.message)
+        if request.semver is not None and request.bump is not None:
+            raise InvalidInput("both a version and --bump were given", "give one of them")
+        semver = request.semver
+        if request.bump is not None:
+            semver = next_semver(tx.semvers(model), request.bump)
+        if semver is not None:
+            SemVer.parse(semver)
+        return metadata, semver
+
+    def _check_blobs(self, manifest: Manifest) -> None:
+        for entry in manifest.files:
+            size = self.blobs.size(entry.digest)
+            if size is None:
+                raise BlobNotFound(
+                    f"file {entry.path!r} ({entry.digest}) was not uploaded",
+                    "upload every file before registering the version",
+                )
+            if size != entry.size:
+                raise InvalidInput(
+                    f"file {entry.path!r} is {size} bytes in the store, not {entry.size}",
+                    "give the file's real size",
+                )
+
+    def list_versions(self, model: str) -> list[Version]:
+        check_model_name(model)
+        with self.store.transaction() as tx:
+            _model(tx, model)
+            return tx.list_versions(model)
+
+    def get_version(self, ref: str) -> Version:
+        parsed = parse_ref(ref, default_latest=True)
+        with self.store.transaction() as tx:
+            return _version(tx, parsed.model, _key(tx, parsed, None).number)
+
+    def resolve(self, ref: str, at: datetime | None = None) -> alias_rules.Resolution:
+        parsed = parse_ref(ref, default_latest=True)
+        with self.store.transaction() as tx:
+            key = _key(tx, parsed, at)
+        return alias_rules.Resolution(parsed.model, parsed.value, key.number, key.digest)
+
+    def diff(self, old: str, new: str) -> VersionDiff:
+        return diff_versions(self.get_version(old), self.get_version(new))
+
+    def archive(self, ref: str, reason: str | None = None) -> Version:
+        parsed = parse_ref(ref)
+        with self.store.transaction(write=True) as tx:
+            version = _version(tx, parsed.model, _key(tx, parsed, None).number)
+            stages = [a for a in version.aliases if a in STAGES]
+            if stages:
+                raise Conflict(
+                    f"{version.ref} is the {' and '.join(stages)} version",
+                    "promote another version or roll back first",
+                )
+            if version.status == "archived":
+                return version
+            at = self.clock()
+            tx.archive_version(parsed.model, version.number, at)
+            self._audit(
+                tx, "version.archive", version.ref, {"digest": version.digest, "reason": reason}, at
+            )
+            tx.commit()
+        return _version_after(self.store, version)
+
+    # aliases and stages ---------------------------------------------------------------
+
+    def set_alias(self, ref: str, alias: str, reason: str | None = None) -> alias_rules.AliasEvent:
+        check_alias_name(alias)
+        if alias_rules.is_stage(alias):
+            raise ProtectedAlias(f"{alias!r} is a stage, not a free alias")
+        return self._move(parse_ref(ref), alias, "set", reason)
+
+    def remove_alias(
+        self, model: str, alias: str, reason: str | None = None
+    ) -> alias_rules.AliasEvent:
+        check_model_name(model)
+        check_alias_name(alias)
+        if alias_rules.is_stage(alias):
+            raise ProtectedAlias(f"{alias!r} is a stage; it cannot be removed")
+        with self.store.transaction(write=True) as tx:
+            _model(tx, model)
+            current = tx.alias_key(model, alias)
+            if current is None:
+                raise AliasNotFound(f"{model} has no alias {alias!r}")
+            event = self._record_move(tx, model, alias, "rm", None, current, reason)
+            tx.commit()
+        return event
+
+    def promote(self, ref: str, to: str, reason: str | None = None) -> alias_rules.AliasEvent:
+        _check_stage(to)
+        return self._move(parse_ref(ref), to, "promote", reason)
+
+    def rollback(self, model: str, stage: str, reason: str | None = None) -> alias_rules.AliasEvent:
+        check_model_name(model)
+        _check_stage(stage)
+        with self.store.transaction(write=True) as tx:
+            _model(tx, model)
+            _, previous = alias_rules.rollback_target(stage, tx.alias_events(model, stage))
+            target = _version(tx, model, previous)
+            if target.status == "archived":
+                raise VersionArchived(f"{stage} would roll back to {target.ref}, which is archived")
+            current = tx.alias_key(model, stage)
+            event = self._record_move(tx, model, stage, "rollback", target, current, reason)
+            tx.commit()
+        return event
+
+    def _move(
+        self, ref: Ref, alias: str, action: alias_rules.AliasAction, reason: str | None
+    ) -> alias_rules.AliasEvent:
+        with self.store.transaction(write=True) as tx:
+            target = _version(tx, ref.model, _key(tx, ref, None).number)
+            if target.status == "archived":
+                raise VersionArchived(f"{target.ref} is archived")
+            current = tx.alias_key(ref.model, alias)
+            if current is not None and current.number == target.number:
+                return tx.alias_events(ref.model, alias)[-1]  # already there: nothing to do
+            event = self._record_move(tx, ref.model, alias, action, target, current, reason)
+            tx.commit()
+        return event
+
+    def _record_move(
+        self,
+        tx: Transaction,
+        model: str,
+        alias: str,
+        action: alias_rules.AliasAction,
+        target: Version | None,
+        current: VersionKey | None,
+        reason: str | None,
+    ) -> alias_rules.AliasEvent:
+        at = self.clock()
+        event = tx.move_alias(
+            model, alias, action, target.number if target else None, self.actor, at, reason
+        )
+        self._audit(
+            tx,
+            f"alias.{action}",
+            f"{model}@{alias}",
+            {
+                "alias": alias,
+                "old": current.number if current else None,
+                "old_digest": current.digest if current else None,
+                "new": target.number if target else None,
+                "new_digest": target.digest if target else None,
+                "reason": reason,
+            },
+            at,
+        )
+        return event
+
+    def alias_history(self, model: str, alias: str | None = None) -> list[alias_rules.AliasEvent]:
+        check_model_name(model)
+        with self.store.transaction() as tx:
+            _model(tx, model)
+            return tx.alias_events(model, alias)
+
+    # audit ----------------------------------------------------------------------------
+
+    def audit_log(
+        self, model: str | None = None, since: datetime | None = None
+    ) -> list[AuditEvent]:
+        with self.store.transaction() as tx:
+            return tx.audit_events(model, since)
+
+    def audit_verify(self) -> ChainReport:
+        with self.store.transaction() as tx:
+            return verify_chain(tx.audit_events(), tx.audit_head())
+
+    def record(self, action: str, subject: str, details: dict[str, Any]) -> AuditEvent:
+        """Write one audit event on its own (for changes outside the metadata, e.g. gc)."""
+        with self.store.transaction(write=True) as tx:
+            event = self._audit(tx, action, subject, details, self.clock())
+            tx.commit()
+        return event
+
+    def _audit(
+        self, tx: Transaction, action: str, subject: str, details: dict[str, Any], at: datetime
+    ) -> AuditEvent:
+        return tx.append_audit(self.actor, action, subject, details, at)
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise InvalidInput(f"{stage!r} is not a stage", f"use one of {', '.join(STAGES)}")
+
+
+def _model(tx: Transaction, name: str) -> Model:
+    model = tx.get_model(name)
+    if model is None:
+        raise ModelNotFound(f"model {name!r} does not exist")
+    return model
+
+
+def _version(tx: Transaction, model: str, number: int) -> Version:
+    version = tx.get_version(model, number)
+    if version is None:
+        raise VersionNotFound(f"{model}@{number} does not exist")
+    return version
+
+
+def _version_after(store: MetadataStore, version: Version) -> Version:
+    with store.transaction() as tx:
+        return _version(tx, version.model, version.number)
+
+
+def _key(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey:
+    """Resolve a reference to a version's number and digest (as of ``at``, if given)."""
+    key = _lookup(tx, ref, at)
+    if key is None:
+        _model(tx, ref.model)
+        if ref.kind is RefKind.ALIAS:
+            when = f" at {at.isoformat()}" if at else ""
+            raise AliasNotFound(f"{ref.model} has no alias {ref.value!r}{when}")
+        raise VersionNotFound(f"{ref} does not exist")
+    if at is not None and key.created_at > at:
+        raise VersionNotFound(f"{ref} did not exist yet at {at.isoformat()}")
+    return key
+
+
+def _lookup(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey | None:
+    if ref.kind is RefKind.NUMBER:
+        return tx.key_by_number(ref.model, int(ref.value))
+    if ref.kind is RefKind.SEMVER:
+        return tx.key_by_semver(ref.model, ref.value)
+    if ref.kind is RefKind.LATEST:
+        return tx.latest_key(ref.model, at)
+    if ref.kind is RefKind.DIGEST:
+        found = tx.keys_by_digest_prefix(ref.model, ref.value)
+        if len(found) > 1:
+            numbers = ", ".join(str(k.number) for k in found)
+            raise AmbiguousRef(f"{ref} matches versions {numbers}")
+        return found[0] if found else None
+    if at is None:
+        return tx.alias_key(ref.model, ref.value)
+    number = alias_rules.target_at(tx.alias_events(ref.model, ref.value), ref.value, at)
+    return tx.key_by_number(ref.model, number) if number is not None else None

@@ -1,0 +1,1 @@
+"""Adapters: the only code that touches databases and files of the store."""

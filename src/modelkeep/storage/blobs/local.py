@@ -1,0 +1,209 @@
+"""Blobs in a local directory.
+
+Writes go to ``tmp/``, are hashed while they stream, fsynced, made read-only and linked
+into place with ``os.link`` (which never overwrites: put-if-absent). Reads re-hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from modelkeep.errors import BlobNotFound, DigestMismatch, StoreUnavailable
+from modelkeep.ports import BlobInfo, Progress, StoredBlob
+from modelkeep.storage.blobs.layout import FORMAT_FILE, StoreFormat, blob_key, digest_of_key
+
+BUFFER = 4 * 1024 * 1024
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.store_id = self._open_format().store_id
+
+    def _open_format(self) -> StoreFormat:
+        path = self.root / FORMAT_FILE
+        try:
+            (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir(exist_ok=True)
+            if not path.exists():
+                _create_exclusive(path, StoreFormat.new().to_bytes())
+            return StoreFormat.parse(path.read_bytes(), str(path))
+        except PermissionError as exc:
+            raise StoreUnavailable(
+                f"cannot use the store at {self.root}: {exc.strerror}",
+                "check the directory's permissions",
+            ) from None
+
+    def path(self, digest: str) -> Path:
+        return self.root / blob_key(digest)
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int | None:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def put(
+        self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
+    ) -> BlobInfo:
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
+        try:
+            with open(fd, "wb", buffering=0) as out:
+                info = _copy_hashing(stream, out, progress)
+                os.fsync(out.fileno())
+            if expected is not None and info.digest != expected:
+                raise DigestMismatch(
+                    f"the uploaded bytes hash to {info.digest}, not {expected}",
+                    "upload the file again",
+                )
+            self._install(Path(tmp_name), info)
+            return info
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+
+    def put_bytes(self, data: bytes) -> BlobInfo:
+        return self.put(io.BytesIO(data))
+
+    def _install(self, tmp: Path, info: BlobInfo) -> None:
+        final = self.path(info.digest)
+        final.parent.mkdir(exist_ok=True)
+        os.chmod(tmp, 0o444)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            if final.stat().st_size == info.size:
+                os.utime(final)  # already stored; now young again, so gc spares it
+                return
+            os.replace(tmp, final)  # the stored copy is truncated; ours is verified
+        _fsync_dir(final.parent)
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            raw = open(self.path(digest), "rb", buffering=0)  # noqa: SIM115 - returned
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {digest} is missing from the store") from None
+        return io.BufferedReader(VerifyingReader(raw, digest), BUFFER)
+
+    def read_bytes(self, digest: str) -> bytes:
+        with self.open(digest) as reader:
+            return reader.read()
+
+    def check(self, digest: str) -> str | None:
+        try:
+            with open(self.path(digest), "rb", buffering=0) as raw:
+                actual = _copy_hashing(raw, None, None).digest
+        except FileNotFoundError:
+            return "missing"
+        return None if actual == digest else f"content hashes to {actual}"
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        base = self.root / "blobs" / "sha256"
+        for fan in sorted(base.iterdir()):
+            for entry in sorted(fan.iterdir()):
+                digest = digest_of_key(f"blobs/sha256/{fan.name}/{entry.name}")
+                if digest is None:
+                    continue
+                st = entry.stat()
+                yield StoredBlob(digest, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def delete(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(digest).unlink()
+
+    def sweep_temporary(self, older_than: datetime, dry_run: bool) -> tuple[int, int]:
+        count = size = 0
+        for entry in self.tmp.iterdir():
+            st = entry.stat()
+            if datetime.fromtimestamp(st.st_mtime, UTC) >= older_than:
+                continue
+            count, size = count + 1, size + st.st_size
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+        return count, size
+
+
+class VerifyingReader(io.RawIOBase):
+    """Hashes what it reads; at end of stream, raises DigestMismatch if damaged."""
+
+    def __init__(self, raw: BinaryIO, digest: str) -> None:
+        self._raw = raw
+        self._digest = digest
+        self._hash = hashlib.sha256()
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._hash.update(memoryview(buffer)[:n])
+        elif not self._checked:
+            self._checked = True
+            actual = "sha256:" + self._hash.hexdigest()
+            if actual != self._digest:
+                raise DigestMismatch(f"blob {self._digest} is damaged: its bytes hash to {actual}")
+        return int(n or 0)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _copy_hashing(stream: BinaryIO, out: BinaryIO | None, progress: Progress | None) -> BlobInfo:
+    digest, size = hashlib.sha256(), 0
+    buffer = bytearray(BUFFER)
+    view = memoryview(buffer)
+    readinto = getattr(stream, "readinto", None)
+    while True:
+        if readinto is not None:
+            n = readinto(buffer)
+        else:
+            chunk = stream.read(BUFFER)
+            n = len(chunk)
+            buffer[:n] = chunk
+        if not n:
+            break
+        digest.update(view[:n])
+        if out is not None:
+            out.write(view[:n])
+        size += n
+        if progress is not None:
+            progress(n)
+    return BlobInfo("sha256:" + digest.hexdigest(), size)
+
+
+def _create_exclusive(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` unless it exists, atomically (two openers race safely)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".format-")
+    try:
+        with open(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,41 @@
+"""Bring a database's schema to the newest revision; cheap when it is already there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0001"
+"""The newest revision; a test checks it matches the migration scripts."""
+
+_PG_LOCK_KEY = 0x6D6F64656C6B  # "modelk": serialises migrations of concurrent openers
+
+
+def current_revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade(engine: Engine) -> None:
+    with engine.connect() as conn:
+        if current_revision(conn) == HEAD:
+            return
+        conn.rollback()
+    _run_alembic(engine)
+
+
+def _run_alembic(engine: Engine) -> None:
+    from alembic import command  # imported only when a migration is due: it is slow
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect().execution_options(modelkeep_write=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        if current_revision(conn) != HEAD:  # another opener may have migrated meanwhile
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")

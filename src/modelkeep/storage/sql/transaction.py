@@ -1,0 +1,473 @@
+"""Rows <-> domain records for one transaction. No business rules live here: services
+decide, this module only reads and writes what they decided."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RootTransaction, and_, func, insert, select, update
+from sqlalchemy import exc as sa_exc
+
+from modelkeep.domain.aliases import AliasAction, AliasEvent
+from modelkeep.domain.audit import AuditEvent, chain
+from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import Model, Version, VersionMetadata
+from modelkeep.errors import Conflict, DuplicateVersion, ModelExists, SemverExists
+from modelkeep.ports import NewVersion, VersionKey
+from modelkeep.storage.sql.tables import (
+    alias_events,
+    aliases,
+    audit_events,
+    audit_head,
+    models,
+    version_files,
+    versions,
+)
+
+_VERSION_COLUMNS = (
+    versions.c.id,
+    versions.c.number,
+    versions.c.semver,
+    versions.c.digest,
+    versions.c.status,
+    versions.c.metadata,
+    versions.c.message,
+    versions.c.created_at,
+    versions.c.created_by,
+    versions.c.archived_at,
+)
+
+
+class SqlTransaction:
+    def __init__(self, conn: Connection, trans: RootTransaction, *, write: bool) -> None:
+        self._conn = conn
+        self._trans = trans
+        self._model_ids: dict[str, int] = {}
+        self._head: tuple[int, str] | None = None
+        if write:
+            # Lock the audit head first: it orders every writer on every replica.
+            row = conn.execute(
+                select(audit_head.c.seq, audit_head.c.hash)
+                .where(audit_head.c.id == 1)
+                .with_for_update()
+            ).one()
+            self._head = (int(row.seq), str(row.hash))
+
+    def commit(self) -> None:
+        self._trans.commit()
+
+    # models ---------------------------------------------------------------------------
+
+    def _model_id(self, name: str) -> int | None:
+        if name not in self._model_ids:
+            found = self._conn.execute(select(models.c.id).where(models.c.name == name)).scalar()
+            if found is None:
+                return None
+            self._model_ids[name] = int(found)
+        return self._model_ids[name]
+
+    def get_model(self, name: str) -> Model | None:
+        rows = self._model_rows(models.c.name == name)
+        return rows[0] if rows else None
+
+    def list_models(self) -> list[Model]:
+        return self._model_rows(None)
+
+    def _model_rows(self, where: Any) -> list[Model]:
+        stats = (
+            select(
+                versions.c.model_id,
+                func.count().label("n_versions"),
+                func.max(versions.c.number).filter(versions.c.status == "active").label("latest"),
+            )
+            .group_by(versions.c.model_id)
+            .subquery()
+        )
+        query = (
+            select(models, stats.c.n_versions, stats.c.latest)
+            .outerjoin(stats, stats.c.model_id == models.c.id)
+            .order_by(models.c.name)
+        )
+        if where is not None:
+            query = query.where(where)
+        return [
+            Model(
+                row.name,
+                row.description,
+                tuple(row.required),
+                row.created_at,
+                row.created_by,
+                row.latest,
+                int(row.n_versions or 0),
+            )
+            for row in self._conn.execute(query)
+        ]
+
+    def add_model(
+        self, name: str, description: str, required: Sequence[str], actor: str, at: datetime
+    ) -> Model:
+        if self._model_id(name) is not None:
+            raise ModelExists(f"model {name!r} already exists")
+        self._conn.execute(
+            insert(models).values(
+                name=name,
+                description=description,
+                required=list(required),
+                created_at=at,
+                created_by=actor,
+                last_number=0,
+            )
+        )
+        return Model(name, description, tuple(required), at, actor)
+
+    # versions -------------------------------------------------------------------------
+
+    def add_version(self, new: NewVersion) -> Version:
+        model_id = self._require_model_id(new.model)
+        self._check_unique(model_id, new)
+        number = int(
+            self._conn.execute(
+                update(models)
+                .where(models.c.id == model_id)
+                .values(last_number=models.c.last_number + 1)
+                .returning(models.c.last_number)
+            ).scalar_one()
+        )
+        try:
+            version_id = self._conn.execute(
+                insert(versions)
+                .values(
+                    model_id=model_id,
+                    number=number,
+                    semver=new.semver,
+                    digest=new.digest,
+                    status="active",
+                    metadata=new.metadata.to_dict(),
+                    message=new.message,
+                    created_at=new.at,
+                    created_by=new.actor,
+                )
+                .returning(versions.c.id)
+            ).scalar_one()
+        except sa_exc.IntegrityError as exc:  # the checks above hold under the head lock
+            raise Conflict(f"version of {new.model!r} collided: {exc.orig}") from None
+        self._conn.execute(
+            insert(version_files),
+            [
+                {"version_id": version_id, "path": f.path, "size": f.size, "digest": f.digest}
+                for f in new.files
+            ],
+        )
+        return Version(
+            new.model,
+            number,
+            new.semver,
+            new.digest,
+            "active",
+            new.at,
+            new.actor,
+            tuple(new.files),
+            new.metadata,
+            new.message,
+        )
+
+    def _check_unique(self, model_id: int, new: NewVersion) -> None:
+        same = versions.c.digest == new.digest
+        if new.semver is not None:
+            same = same | (versions.c.semver == new.semver)
+        clashes = self._conn.execute(
+            select(versions.c.number, versions.c.semver).where(
+                versions.c.model_id == model_id, same
+            )
+        ).all()
+        for clash in clashes:
+            if new.semver is not None and clash.semver == new.semver:
+                raise SemverExists(
+                    f"{new.model}@{new.semver} already exists (version {clash.number})"
+                )
+        if clashes:
+            raise DuplicateVersion(
+                f"these files are already registered as "
+                f"{new.model}@{clashes[0].number} ({new.digest})"
+            )
+
+    def _require_model_id(self, name: str) -> int:
+        model_id = self._model_id(name)
+        if model_id is None:  # services check first; this guards the invariant
+            raise Conflict(f"model {name!r} vanished during the transaction")
+        return model_id
+
+    def get_version(self, model: str, number: int) -> Version | None:
+        found = self._versions(model, versions.c.number == number)
+        return found[0] if found else None
+
+    def list_versions(self, model: str) -> list[Version]:
+        return self._versions(model, None)
+
+    def _versions(self, model: str, where: Any) -> list[Version]:
+        model_id = self._model_id(model)
+        if model_id is None:
+            return []
+        query = select(*_VERSION_COLUMNS).where(versions.c.model_id == model_id)
+        if where is not None:
+            query = query.where(where)
+        rows = list(self._conn.execute(query.order_by(versions.c.number)))
+        ids = [row.id for row in rows]
+        files = self._files_of(ids)
+        names = self._aliases_of(model_id, ids)
+        return [_version(model, row, files.get(row.id, ()), names.get(row.id, ())) for row in rows]
+
+    def _files_of(self, version_ids: list[int]) -> dict[int, tuple[FileEntry, ...]]:
+        result: dict[int, list[FileEntry]] = {}
+        if version_ids:
+            query = (
+                select(version_files)
+                .where(version_files.c.version_id.in_(version_ids))
+                .order_by(version_files.c.version_id, version_files.c.path)
+            )
+            for row in self._conn.execute(query):
+                result.setdefault(row.version_id, []).append(
+                    FileEntry(row.path, int(row.size), row.digest)
+                )
+        return {key: tuple(value) for key, value in result.items()}
+
+    def _aliases_of(self, model_id: int, version_ids: list[int]) -> dict[int, tuple[str, ...]]:
+        result: dict[int, list[str]] = {}
+        if version_ids:
+            query = (
+                select(aliases.c.version_id, aliases.c.name)
+                .where(aliases.c.model_id == model_id, aliases.c.version_id.in_(version_ids))
+                .order_by(aliases.c.name)
+            )
+            for row in self._conn.execute(query):
+                result.setdefault(row.version_id, []).append(row.name)
+        return {key: tuple(value) for key, value in result.items()}
+
+    def _keys(self, model: str, *where: Any) -> list[VersionKey]:
+        query = (
+            select(versions.c.number, versions.c.digest, versions.c.created_at)
+            .join(models, models.c.id == versions.c.model_id)
+            .where(models.c.name == model, *where)
+            .order_by(versions.c.number)
+        )
+        return [VersionKey(r.number, r.digest, r.created_at) for r in self._conn.execute(query)]
+
+    def key_by_number(self, model: str, number: int) -> VersionKey | None:
+        found = self._keys(model, versions.c.number == number)
+        return found[0] if found else None
+
+    def key_by_semver(self, model: str, semver: str) -> VersionKey | None:
+        found = self._keys(model, versions.c.semver == semver)
+        return found[0] if found else None
+
+    def keys_by_digest_prefix(self, model: str, prefix: str) -> list[VersionKey]:
+        return self._keys(model, versions.c.digest.startswith(prefix, autoescape=True))
+
+    def latest_key(self, model: str, at: datetime | None = None) -> VersionKey | None:
+        active = (
+            versions.c.archived_at.is_(None)
+            if at is None
+            else versions.c.archived_at.is_(None) | (versions.c.archived_at > at)
+        )
+        where = [active] if at is None else [active, versions.c.created_at <= at]
+        found = self._keys(model, *where)
+        return found[-1] if found else None
+
+    def semvers(self, model: str) -> list[str]:
+        query = (
+            select(versions.c.semver)
+            .join(models, models.c.id == versions.c.model_id)
+            .where(models.c.name == model, versions.c.semver.is_not(None))
+        )
+        return [str(s) for s in self._conn.execute(query).scalars()]
+
+    def archive_version(self, model: str, number: int, at: datetime) -> None:
+        self._conn.execute(
+            update(versions)
+            .where(
+                versions.c.model_id == self._require_model_id(model), versions.c.number == number
+            )
+            .values(status="archived", archived_at=at)
+        )
+
+    # aliases --------------------------------------------------------------------------
+
+    def alias_key(self, model: str, alias: str) -> VersionKey | None:
+        query = (
+            select(versions.c.number, versions.c.digest, versions.c.created_at)
+            .select_from(aliases)
+            .join(models, models.c.id == aliases.c.model_id)
+            .join(versions, versions.c.id == aliases.c.version_id)
+            .where(models.c.name == model, aliases.c.name == alias)
+        )
+        row = self._conn.execute(query).first()
+        return VersionKey(row.number, row.digest, row.created_at) if row else None
+
+    def move_alias(
+        self,
+        model: str,
+        alias: str,
+        action: AliasAction,
+        new: int | None,
+        actor: str,
+        at: datetime,
+        reason: str | None,
+    ) -> AliasEvent:
+        model_id = self._require_model_id(model)
+        old_key = self.alias_key(model, alias)
+        old_id = self._version_id(model_id, old_key.number) if old_key else None
+        new_id = self._version_id(model_id, new) if new is not None else None
+        current = and_(aliases.c.model_id == model_id, aliases.c.name == alias)
+        self._conn.execute(aliases.delete().where(current))
+        if new_id is not None:
+            self._conn.execute(
+                insert(aliases).values(model_id=model_id, name=alias, version_id=new_id)
+            )
+        self._conn.execute(
+            insert(alias_events).values(
+                model_id=model_id,
+                alias=alias,
+                action=action,
+                old_version_id=old_id,
+                new_version_id=new_id,
+                actor=actor,
+                at=at,
+                reason=reason,
+            )
+        )
+        return AliasEvent(
+            model, alias, action, old_key.number if old_key else None, new, actor, at, reason
+        )
+
+    def _version_id(self, model_id: int, number: int) -> int:
+        return int(
+            self._conn.execute(
+                select(versions.c.id).where(
+                    versions.c.model_id == model_id, versions.c.number == number
+                )
+            ).scalar_one()
+        )
+
+    def alias_events(self, model: str, alias: str | None = None) -> list[AliasEvent]:
+        old, new = versions.alias("old"), versions.alias("new")
+        query = (
+            select(alias_events, old.c.number.label("old_number"), new.c.number.label("new_number"))
+            .join(models, models.c.id == alias_events.c.model_id)
+            .outerjoin(old, old.c.id == alias_events.c.old_version_id)
+            .outerjoin(new, new.c.id == alias_events.c.new_version_id)
+            .where(models.c.name == model)
+            .order_by(alias_events.c.id)
+        )
+        if alias is not None:
+            query = query.where(alias_events.c.alias == alias)
+        return [
+            AliasEvent(
+                model,
+                row.alias,
+                row.action,
+                row.old_number,
+                row.new_number,
+                row.actor,
+                row.at,
+                row.reason,
+            )
+            for row in self._conn.execute(query)
+        ]
+
+    # audit ----------------------------------------------------------------------------
+
+    def append_audit(
+        self, actor: str, action: str, subject: str, details: dict[str, Any], at: datetime
+    ) -> AuditEvent:
+        if self._head is None:
+            raise RuntimeError("audit events are written only in write transactions")
+        event = chain(*self._head, at, actor, action, subject, details)
+        self._conn.execute(
+            insert(audit_events).values(
+                seq=event.seq,
+                at=event.at,
+                actor=actor,
+                action=action,
+                subject=subject,
+                details=dict(details),
+                prev_hash=event.prev_hash,
+                hash=event.hash,
+            )
+        )
+        self._conn.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(seq=event.seq, hash=event.hash)
+        )
+        self._head = (event.seq, event.hash)
+        return event
+
+    def audit_events(
+        self, model: str | None = None, since: datetime | None = None
+    ) -> list[AuditEvent]:
+        query = select(audit_events).order_by(audit_events.c.seq)
+        if model is not None:
+            subject = audit_events.c.subject
+            query = query.where(
+                (subject == model) | subject.startswith(model + "@", autoescape=True)
+            )
+        if since is not None:
+            query = query.where(audit_events.c.at >= since)
+        return [
+            AuditEvent(
+                row.seq,
+                row.at,
+                row.actor,
+                row.action,
+                row.subject,
+                row.details,
+                row.prev_hash,
+                row.hash,
+            )
+            for row in self._conn.execute(query)
+        ]
+
+    def audit_head(self) -> tuple[int, str] | None:
+        row = self._conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+        return (int(row.seq), str(row.hash)) if row else None
+
+    # blob references ------------------------------------------------------------------
+
+    def blob_users(self, digests: Iterable[str] | None = None) -> dict[str, list[str]]:
+        wanted = set(digests) if digests is not None else None
+        files = (
+            select(version_files.c.digest, models.c.name, versions.c.number)
+            .join(versions, versions.c.id == version_files.c.version_id)
+            .join(models, models.c.id == versions.c.model_id)
+        )
+        manifests = select(versions.c.digest, models.c.name, versions.c.number).join(
+            models, models.c.id == versions.c.model_id
+        )
+        users: dict[str, list[str]] = {}
+        for query in (manifests, files):
+            for digest, name, number in self._conn.execute(query):
+                if wanted is None or digest in wanted:
+                    refs = users.setdefault(digest, [])
+                    ref = f"{name}@{number}"
+                    if ref not in refs:
+                        refs.append(ref)
+        return users
+
+
+def _version(
+    model: str, row: Any, files: tuple[FileEntry, ...], names: tuple[str, ...]
+) -> Version:
+    return Version(
+        model=model,
+        number=row.number,
+        semver=row.semver,
+        digest=row.digest,
+        status=row.status,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        files=files,
+        metadata=VersionMetadata.from_dict(row.metadata),
+        message=row.message,
+        aliases=names,
+        archived_at=row.archived_at,
+    )
