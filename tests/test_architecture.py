@@ -1,0 +1,88 @@
+"""The import rules of DESIGN.md section 6, and the public surface."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import modelkeep
+
+SRC = Path(modelkeep.__file__).parent
+IO_LIBRARIES = {
+    "sqlalchemy",
+    "alembic",
+    "click",
+    "rich",
+    "psycopg",
+    "httpx",
+    "boto3",
+    "os",
+    "io",
+    "pathlib",
+    "shutil",
+    "tempfile",
+    "subprocess",
+    "socket",
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((SRC / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules("domain"), ids=lambda p: p.name)
+def test_domain_imports_no_io(path: Path) -> None:
+    bad = {m for m in imports_of(path) if m.split(".")[0] in IO_LIBRARIES}
+    bad |= {
+        m
+        for m in imports_of(path)
+        if m.startswith("modelkeep.") and not m.startswith(("modelkeep.domain", "modelkeep.errors"))
+    }
+    assert not bad, f"{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize("path", modules("services"), ids=lambda p: p.name)
+def test_services_never_import_storage_or_entrypoints(path: Path) -> None:
+    bad = {
+        m
+        for m in imports_of(path)
+        if m.startswith(("modelkeep.storage", "modelkeep.entrypoints", "sqlalchemy"))
+    }
+    assert not bad, f"{path.name} imports {bad}"
+
+
+def test_only_bootstrap_picks_adapters() -> None:
+    users = {
+        p.relative_to(SRC).as_posix()
+        for p in SRC.rglob("*.py")
+        if "storage" not in p.relative_to(SRC).parts
+        and any(m.startswith("modelkeep.storage") for m in imports_of(p))
+    }
+    assert users == {"bootstrap.py"}
+
+
+def test_only_config_reads_the_environment() -> None:
+    readers = {
+        p.relative_to(SRC).as_posix()
+        for p in SRC.rglob("*.py")
+        if "os.environ" in p.read_text() or "getenv" in p.read_text()
+    }
+    assert readers <= {"client/client.py", "entrypoints/cli/context.py"}, readers
+
+
+def test_public_surface_is_sorted_and_complete() -> None:
+    assert modelkeep.__all__ == sorted(modelkeep.__all__)
+    for name in modelkeep.__all__:
+        assert hasattr(modelkeep, name)
