@@ -23,6 +23,9 @@ from modelkeep.services import maintenance
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest, Registry
 
+EARLY_CHECK_BYTES = 32 * 1024 * 1024
+"""Pushes this large are checked before upload; registration checks every push again."""
+
 
 @dataclass(frozen=True)
 class PullResult:
@@ -111,7 +114,8 @@ class Client:
         )
         request = PushRequest(metadata, version, bump, message)
         local = files.collect(paths)
-        self._registry.check_push(model, request)  # fail before uploading gigabytes
+        if sum(f.size for f in local) >= EARLY_CHECK_BYTES:
+            self._registry.check_push(model, request)  # fail before uploading gigabytes
         entries = [files.upload(f, self._put, progress) for f in local]
         return self._registry.register_version(model, entries, request)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -77,8 +78,11 @@ class Registry:
         self.blobs = blobs
         self.actor = actor
         self.clock = clock
+        self._background: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
+        if self._background is not None:
+            self._background.shutdown()
         self.store.close()
 
     # models ---------------------------------------------------------------------------
@@ -130,17 +134,21 @@ class Registry:
     def register_version(
         self, model: str, files: Sequence[FileEntry], request: PushRequest
     ) -> Version:
-        """Register uploaded files as the model's next version (blobs first, then the row)."""
+        """Register uploaded files as the model's next version.
+
+        Write ordering: the files' blobs exist already; the manifest blob is written while
+        the version row is prepared, and the row commits only once the manifest is durable.
+        """
         if not files:
             raise EmptyPush("a version needs at least one file")
         manifest = Manifest.of(files)
         self._check_blobs(manifest)
-        self.blobs.put_bytes(manifest.canonical_bytes())  # the manifest, before the row
-        with self.store.transaction(write=True) as tx:
-            metadata, semver = self._prepare(tx, model, request)
-            at = self.clock()
-            version = tx.add_version(
-                NewVersion(
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            manifest_written = pool.submit(self.blobs.put_bytes, manifest.canonical_bytes())
+            with self.store.transaction(write=True) as tx:
+                metadata, semver = self._prepare(tx, model, request)
+                at = self.clock()
+                new = NewVersion(
                     model,
                     semver,
                     manifest.digest,
@@ -150,21 +158,17 @@ class Registry:
                     self.actor,
                     at,
                 )
-            )
-            self._audit(
-                tx,
-                "version.push",
-                version.ref,
-                {
+                version = tx.add_version(new)
+                details = {
                     "number": version.number,
                     "digest": version.digest,
                     "semver": semver,
                     "files": len(manifest.files),
                     "size": manifest.total_size,
-                },
-                at,
-            )
-            tx.commit()
+                }
+                self._audit(tx, "version.push", version.ref, details, at)
+                manifest_written.result()
+                tx.commit()
         return version
 
     def _prepare(

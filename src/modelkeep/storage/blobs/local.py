@@ -79,10 +79,9 @@ class LocalBlobStore:
 
     def _install(self, tmp: Path, info: BlobInfo) -> None:
         final = self.path(info.digest)
-        final.parent.mkdir(exist_ok=True)
         os.chmod(tmp, 0o444)
         try:
-            os.link(tmp, final)
+            _link(tmp, final)
         except FileExistsError:
             if final.stat().st_size == info.size:
                 os.utime(final)  # already stored; now young again, so gc spares it
@@ -164,16 +163,36 @@ class VerifyingReader(io.RawIOBase):
         super().close()
 
 
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileNotFoundError:  # first blob of its fan-out directory
+        target.parent.mkdir(exist_ok=True)
+        os.link(source, target)
+
+
+def _buffer_for(stream: BinaryIO) -> bytearray:
+    """A buffer no larger than the stream needs: small files are the common case."""
+    if isinstance(stream, io.BytesIO):
+        size = stream.getbuffer().nbytes
+    else:
+        try:
+            size = os.fstat(stream.fileno()).st_size
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            size = BUFFER
+    return bytearray(max(min(size + 1, BUFFER), 64 * 1024))
+
+
 def _copy_hashing(stream: BinaryIO, out: BinaryIO | None, progress: Progress | None) -> BlobInfo:
     digest, size = hashlib.sha256(), 0
-    buffer = bytearray(BUFFER)
+    buffer = _buffer_for(stream)
     view = memoryview(buffer)
     readinto = getattr(stream, "readinto", None)
     while True:
         if readinto is not None:
             n = readinto(buffer)
         else:
-            chunk = stream.read(BUFFER)
+            chunk = stream.read(len(buffer))
             n = len(chunk)
             buffer[:n] = chunk
         if not n:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RootTransaction, and_, func, insert, select, update
+from sqlalchemy import Connection, RootTransaction, and_, bindparam, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 
 from modelkeep.domain.aliases import AliasAction, AliasEvent
@@ -40,6 +40,52 @@ _VERSION_COLUMNS = (
 )
 
 
+# Hot statements are built once; SQLAlchemy then reuses their compiled form.
+_N_VERSIONS = select(func.count()).where(versions.c.model_id == models.c.id).scalar_subquery()
+_LATEST = (
+    select(func.max(versions.c.number))
+    .where(versions.c.model_id == models.c.id, versions.c.status == "active")
+    .scalar_subquery()
+)
+_MODELS = select(models, _N_VERSIONS.label("n_versions"), _LATEST.label("latest")).order_by(
+    models.c.name
+)
+_MODEL_BY_NAME = _MODELS.where(models.c.name == bindparam("name"))
+_MODEL_ID = select(models.c.id).where(models.c.name == bindparam("name"))
+_KEYS = (
+    select(versions.c.number, versions.c.digest, versions.c.created_at)
+    .join(models, models.c.id == versions.c.model_id)
+    .where(models.c.name == bindparam("model"))
+    .order_by(versions.c.number)
+)
+_KEY_BY_NUMBER = _KEYS.where(versions.c.number == bindparam("number"))
+_ALIAS_KEY = (
+    select(versions.c.number, versions.c.digest, versions.c.created_at)
+    .select_from(aliases)
+    .join(models, models.c.id == aliases.c.model_id)
+    .join(versions, versions.c.id == aliases.c.version_id)
+    .where(models.c.name == bindparam("model"), aliases.c.name == bindparam("alias"))
+)
+
+_LOCK_HEAD = (
+    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_INSERT_AUDIT = insert(audit_events)
+_NEXT_NUMBER = (
+    update(models)
+    .where(models.c.id == bindparam("model_id"))
+    .values(last_number=models.c.last_number + 1)
+    .returning(models.c.last_number)
+)
+_INSERT_VERSION = insert(versions).returning(versions.c.id)
+_INSERT_FILES = insert(version_files)
+
+
 class SqlTransaction:
     def __init__(self, conn: Connection, trans: RootTransaction, *, write: bool) -> None:
         self._conn = conn
@@ -48,11 +94,7 @@ class SqlTransaction:
         self._head: tuple[int, str] | None = None
         if write:
             # Lock the audit head first: it orders every writer on every replica.
-            row = conn.execute(
-                select(audit_head.c.seq, audit_head.c.hash)
-                .where(audit_head.c.id == 1)
-                .with_for_update()
-            ).one()
+            row = conn.execute(_LOCK_HEAD).one()
             self._head = (int(row.seq), str(row.hash))
 
     def commit(self) -> None:
@@ -62,36 +104,20 @@ class SqlTransaction:
 
     def _model_id(self, name: str) -> int | None:
         if name not in self._model_ids:
-            found = self._conn.execute(select(models.c.id).where(models.c.name == name)).scalar()
+            found = self._conn.execute(_MODEL_ID, {"name": name}).scalar()
             if found is None:
                 return None
             self._model_ids[name] = int(found)
         return self._model_ids[name]
 
     def get_model(self, name: str) -> Model | None:
-        rows = self._model_rows(models.c.name == name)
+        rows = self._model_rows(_MODEL_BY_NAME, {"name": name})
         return rows[0] if rows else None
 
     def list_models(self) -> list[Model]:
-        return self._model_rows(None)
+        return self._model_rows(_MODELS, {})
 
-    def _model_rows(self, where: Any) -> list[Model]:
-        stats = (
-            select(
-                versions.c.model_id,
-                func.count().label("n_versions"),
-                func.max(versions.c.number).filter(versions.c.status == "active").label("latest"),
-            )
-            .group_by(versions.c.model_id)
-            .subquery()
-        )
-        query = (
-            select(models, stats.c.n_versions, stats.c.latest)
-            .outerjoin(stats, stats.c.model_id == models.c.id)
-            .order_by(models.c.name)
-        )
-        if where is not None:
-            query = query.where(where)
+    def _model_rows(self, query: Any, params: dict[str, Any]) -> list[Model]:
         return [
             Model(
                 row.name,
@@ -102,7 +128,7 @@ class SqlTransaction:
                 row.latest,
                 int(row.n_versions or 0),
             )
-            for row in self._conn.execute(query)
+            for row in self._conn.execute(query, params)
         ]
 
     def add_model(
@@ -127,34 +153,25 @@ class SqlTransaction:
     def add_version(self, new: NewVersion) -> Version:
         model_id = self._require_model_id(new.model)
         self._check_unique(model_id, new)
-        number = int(
-            self._conn.execute(
-                update(models)
-                .where(models.c.id == model_id)
-                .values(last_number=models.c.last_number + 1)
-                .returning(models.c.last_number)
-            ).scalar_one()
-        )
+        number = int(self._conn.execute(_NEXT_NUMBER, {"model_id": model_id}).scalar_one())
+        row = {
+            "model_id": model_id,
+            "number": number,
+            "semver": new.semver,
+            "digest": new.digest,
+            "status": "active",
+            "metadata": new.metadata.to_dict(),
+            "message": new.message,
+            "created_at": new.at,
+            "created_by": new.actor,
+            "archived_at": None,
+        }
         try:
-            version_id = self._conn.execute(
-                insert(versions)
-                .values(
-                    model_id=model_id,
-                    number=number,
-                    semver=new.semver,
-                    digest=new.digest,
-                    status="active",
-                    metadata=new.metadata.to_dict(),
-                    message=new.message,
-                    created_at=new.at,
-                    created_by=new.actor,
-                )
-                .returning(versions.c.id)
-            ).scalar_one()
+            version_id = self._conn.execute(_INSERT_VERSION, row).scalar_one()
         except sa_exc.IntegrityError as exc:  # the checks above hold under the head lock
             raise Conflict(f"version of {new.model!r} collided: {exc.orig}") from None
         self._conn.execute(
-            insert(version_files),
+            _INSERT_FILES,
             [
                 {"version_id": version_id, "path": f.path, "size": f.size, "digest": f.digest}
                 for f in new.files
@@ -246,17 +263,13 @@ class SqlTransaction:
         return {key: tuple(value) for key, value in result.items()}
 
     def _keys(self, model: str, *where: Any) -> list[VersionKey]:
-        query = (
-            select(versions.c.number, versions.c.digest, versions.c.created_at)
-            .join(models, models.c.id == versions.c.model_id)
-            .where(models.c.name == model, *where)
-            .order_by(versions.c.number)
-        )
-        return [VersionKey(r.number, r.digest, r.created_at) for r in self._conn.execute(query)]
+        query = _KEYS.where(*where)
+        rows = self._conn.execute(query, {"model": model})
+        return [VersionKey(r.number, r.digest, r.created_at) for r in rows]
 
     def key_by_number(self, model: str, number: int) -> VersionKey | None:
-        found = self._keys(model, versions.c.number == number)
-        return found[0] if found else None
+        row = self._conn.execute(_KEY_BY_NUMBER, {"model": model, "number": number}).first()
+        return VersionKey(row.number, row.digest, row.created_at) if row else None
 
     def key_by_semver(self, model: str, semver: str) -> VersionKey | None:
         found = self._keys(model, versions.c.semver == semver)
@@ -295,14 +308,7 @@ class SqlTransaction:
     # aliases --------------------------------------------------------------------------
 
     def alias_key(self, model: str, alias: str) -> VersionKey | None:
-        query = (
-            select(versions.c.number, versions.c.digest, versions.c.created_at)
-            .select_from(aliases)
-            .join(models, models.c.id == aliases.c.model_id)
-            .join(versions, versions.c.id == aliases.c.version_id)
-            .where(models.c.name == model, aliases.c.name == alias)
-        )
-        row = self._conn.execute(query).first()
+        row = self._conn.execute(_ALIAS_KEY, {"model": model, "alias": alias}).first()
         return VersionKey(row.number, row.digest, row.created_at) if row else None
 
     def move_alias(
@@ -385,20 +391,16 @@ class SqlTransaction:
             raise RuntimeError("audit events are written only in write transactions")
         event = chain(*self._head, at, actor, action, subject, details)
         self._conn.execute(
-            insert(audit_events).values(
-                seq=event.seq,
-                at=event.at,
-                actor=actor,
-                action=action,
-                subject=subject,
-                details=dict(details),
-                prev_hash=event.prev_hash,
-                hash=event.hash,
-            )
+            _INSERT_AUDIT,
+            {
+                **event.body(),
+                "at": at,
+                "details": dict(details),
+                "prev_hash": event.prev_hash,
+                "hash": event.hash,
+            },
         )
-        self._conn.execute(
-            update(audit_head).where(audit_head.c.id == 1).values(seq=event.seq, hash=event.hash)
-        )
+        self._conn.execute(_MOVE_HEAD, {"new_seq": event.seq, "new_hash": event.hash})
         self._head = (event.seq, event.hash)
         return event
 
@@ -454,9 +456,7 @@ class SqlTransaction:
         return users
 
 
-def _version(
-    model: str, row: Any, files: tuple[FileEntry, ...], names: tuple[str, ...]
-) -> Version:
+def _version(model: str, row: Any, files: tuple[FileEntry, ...], names: tuple[str, ...]) -> Version:
     return Version(
         model=model,
         number=row.number,
