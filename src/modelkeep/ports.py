@@ -96,6 +96,10 @@ class Transaction(Protocol):
     def add_model(
         self, name: str, description: str, required: Sequence[str], actor: str, at: datetime
     ) -> Model: ...
+    def required_fields(self, name: str) -> tuple[str, ...] | None:
+        """The model's required metadata fields; None if there is no such model."""
+        ...
+
     def list_models(self) -> list[Model]: ...
 
     # versions

@@ -175,9 +175,11 @@ class Registry:
         self, tx: Transaction, model: str, request: PushRequest
     ) -> tuple[VersionMetadata, str | None]:
         check_model_name(model)
-        found = _model(tx, model)
+        required = tx.required_fields(model)
+        if required is None:
+            raise _no_model(model)
         metadata = request.metadata.validated()
-        require_fields(model, found.required, metadata, request.message)
+        require_fields(model, required, metadata, request.message)
         if request.semver is not None and request.bump is not None:
             raise InvalidInput("both a version and --bump were given", "give one of them")
         semver = request.semver
@@ -366,8 +368,12 @@ def _check_stage(stage: str) -> None:
 def _model(tx: Transaction, name: str) -> Model:
     model = tx.get_model(name)
     if model is None:
-        raise ModelNotFound(f"model {name!r} does not exist")
+        raise _no_model(name)
     return model
+
+
+def _no_model(name: str) -> ModelNotFound:
+    return ModelNotFound(f"model {name!r} does not exist")
 
 
 def _version(tx: Transaction, model: str, number: int) -> Version:

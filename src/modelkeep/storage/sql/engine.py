@@ -41,13 +41,15 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30000) -> Engine:
         return _sqlite_engine(url, busy_timeout_ms)
     # Every transaction ends in an explicit commit or rollback, so the pool's own
     # rollback on return would be a second, wasted round trip.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
-                         pool_reset_on_return=None)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_reset_on_return=None
+    )
 
 
 def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000},
-                           pool_reset_on_return=None)
+    engine = create_engine(
+        url, connect_args={"timeout": busy_timeout_ms / 1000}, pool_reset_on_return=None
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -52,6 +52,7 @@ _MODELS = select(models, _N_VERSIONS.label("n_versions"), _LATEST.label("latest"
 )
 _MODEL_BY_NAME = _MODELS.where(models.c.name == bindparam("name"))
 _MODEL_ID = select(models.c.id).where(models.c.name == bindparam("name"))
+_MODEL_REQUIRED = select(models.c.id, models.c.required).where(models.c.name == bindparam("name"))
 _KEYS = (
     select(versions.c.number, versions.c.digest, versions.c.created_at)
     .join(models, models.c.id == versions.c.model_id)
@@ -113,6 +114,13 @@ class SqlTransaction:
     def get_model(self, name: str) -> Model | None:
         rows = self._model_rows(_MODEL_BY_NAME, {"name": name})
         return rows[0] if rows else None
+
+    def required_fields(self, name: str) -> tuple[str, ...] | None:
+        row = self._conn.execute(_MODEL_REQUIRED, {"name": name}).first()
+        if row is None:
+            return None
+        self._model_ids[name] = int(row.id)
+        return tuple(row.required)
 
     def list_models(self) -> list[Model]:
         return self._model_rows(_MODELS, {})
