@@ -1,0 +1,423 @@
+"""The documentation in docs/ is checked against the code, so it stays true.
+
+- docs/cli.md is exactly what the CLI reference generator prints (``make docs``);
+- every setting, every error class, every link and anchor is documented or resolves;
+- the worked examples in docs/design.md (manifest digest, audit hash, the stand-alone
+  audit verifier) compute what they claim;
+- every ``modelkeep ...`` command shown in the docs (and the README) parses against the
+  real click tree;
+- the CLI session and the SDK example of docs/getting-started.md run and print what the
+  page shows (times and the user name aside).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import click
+import pytest
+
+import modelkeep
+from modelkeep.config import SETTINGS, Setting, Settings
+from modelkeep.domain.audit import GENESIS, AuditEvent
+from modelkeep.domain.manifest import FileEntry, Manifest
+from modelkeep.entrypoints.cli import cli, main
+from modelkeep.entrypoints.cli.reference import command_paths, render
+from modelkeep.errors import ModelkeepError, all_error_classes
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+SHELL_LANGS = {"console", "sh", "shell", "bash"}
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    body: str
+    marker: str | None  # the ``<!-- marker -->`` comment right before the block, if any
+
+
+def read(name: str) -> str:
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+def blocks(text: str) -> list[Block]:
+    """Fenced code blocks, with the HTML comment marker on the line before each."""
+    found: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        fence = re.fullmatch(r"```(\w*)", lines[i])
+        if fence is None:
+            i += 1
+            continue
+        end = lines.index("```", i + 1)
+        previous = lines[i - 1] if i else ""
+        marker = re.fullmatch(r"<!-- ([\w-]+) -->", previous)
+        found.append(
+            Block(fence.group(1), "\n".join(lines[i + 1 : end]), marker and marker.group(1))
+        )
+        i = end + 1
+    return found
+
+
+def marked(text: str, marker: str) -> str:
+    matches = [b.body for b in blocks(text) if b.marker == marker]
+    assert len(matches) == 1, f"expected one block marked <!-- {marker} -->"
+    return matches[0]
+
+
+# (a) the CLI reference ------------------------------------------------------------------
+
+
+def test_cli_reference_is_generated_from_the_cli() -> None:
+    assert read("cli.md") == render(cli), (
+        "docs/cli.md is out of date with the CLI: run `make docs` and commit the result"
+    )
+
+
+# (b) settings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.env_var)
+def test_every_setting_has_a_section(setting: Setting) -> None:
+    headings = set(re.findall(r"^## (MODELKEEP_\w+)$", read("configuration.md"), re.M))
+    assert setting.env_var in headings, (
+        f"add a '## {setting.env_var}' section to docs/configuration.md"
+    )
+
+
+def test_configuration_documents_no_unknown_setting() -> None:
+    headings = set(re.findall(r"^## (MODELKEEP_\w+)$", read("configuration.md"), re.M))
+    assert headings <= {s.env_var for s in SETTINGS}
+
+
+def test_documented_defaults_match_the_code() -> None:
+    text = read("configuration.md")
+    for setting in SETTINGS:
+        section = text.split(f"## {setting.env_var}\n", 1)[1].split("\n## ", 1)[0]
+        if setting.default != "":
+            assert f"Default: `{setting.default}`" in section, setting.env_var
+        assert getattr(Settings(), setting.name) == setting.default
+
+
+# (c) errors -----------------------------------------------------------------------------
+
+
+def error_table() -> dict[str, tuple[int, str, str]]:
+    """code -> (exit code, class name, default hint), from the table in docs/errors.md."""
+    rows: dict[str, tuple[int, str, str]] = {}
+    for line in read("errors.md").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) == 5 and re.fullmatch(r"`\w+`", cells[0]):
+            assert cells[0][1:-1] not in rows, f"{cells[0]} is documented twice"
+            rows[cells[0][1:-1]] = (int(cells[1]), cells[2].strip("`"), cells[4])
+    return rows
+
+
+@pytest.mark.parametrize("error", all_error_classes(), ids=lambda c: c.code)
+def test_every_error_is_documented_with_its_exit_code(error: type[ModelkeepError]) -> None:
+    rows = error_table()
+    assert error.code in rows, f"add `{error.code}` to the table in docs/errors.md"
+    assert rows[error.code] == (error.exit_code, error.__name__, error.default_hint), (
+        f"the row of `{error.code}` in docs/errors.md disagrees with modelkeep.errors"
+    )
+
+
+def test_errors_documents_no_unknown_code() -> None:
+    assert set(error_table()) == {c.code for c in all_error_classes()}
+
+
+# (d) worked examples of docs/design.md ------------------------------------------------------
+
+
+def test_manifest_example_digest_is_what_the_code_computes() -> None:
+    text = read("design.md")
+    canonical = marked(text, "manifest-example")
+    digest = marked(text, "manifest-digest").strip()
+    document = json.loads(canonical)
+    manifest = Manifest.of(FileEntry(f["path"], f["size"], f["digest"]) for f in document["files"])
+    assert manifest.canonical_bytes() == canonical.encode("utf-8")
+    assert manifest.digest == digest
+
+
+def test_audit_example_hash_is_what_the_code_computes() -> None:
+    text = read("design.md")
+    canonical = marked(text, "audit-example-event")
+    body = json.loads(canonical)
+    event = AuditEvent(
+        body["seq"],
+        datetime.fromisoformat(body["at"]),
+        body["actor"],
+        body["action"],
+        body["subject"],
+        body["details"],
+        GENESIS,
+    )
+    as_coded = json.dumps(event.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert as_coded == canonical
+    assert event.compute_hash() == marked(text, "audit-example-hash").strip()
+
+
+def run_verifier(tmp_path: Path, events: list[dict[str, object]]) -> str:
+    program = tmp_path / "verify_audit.py"
+    program.write_text(marked(read("design.md"), "audit-verifier"), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(program)],
+        input=json.dumps(events, indent=2, ensure_ascii=False),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_the_standalone_audit_verifier_agrees_with_modelkeep(tmp_path: Path) -> None:
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"weights\n")
+    with modelkeep.connect(settings=Settings(uri=str(tmp_path / "store"))) as mk:
+        mk.create_model("fraud", description="Ünïcode survives", require=["commit"])
+        mk.push("fraud", [weights], version="1.0.0", commit="abc", metrics={"auc": 0.5})
+        mk.promote("fraud@1", to="production", reason="ok")
+        events = [e.to_dict() for e in mk.audit_log()]
+    head = events[-1]["hash"]
+    assert run_verifier(tmp_path, events) == f"intact: 3 events, head {head}"
+
+    tampered = [dict(e) for e in events]
+    tampered[1]["actor"] = "local:mallory"
+    assert run_verifier(tmp_path, tampered) == "broken at seq 2"
+    assert run_verifier(tmp_path, events[:1] + events[2:]) == "broken at seq 2"
+
+
+# (e) commands shown in the docs are real ------------------------------------------------------
+
+
+def shell_commands(text: str) -> Iterator[str]:
+    """Each command line of the shell blocks (``$ `` prompts in console blocks)."""
+    for block in blocks(text):
+        if block.lang not in SHELL_LANGS:
+            continue
+        joined = block.body.replace("\\\n", " ")
+        for line in joined.splitlines():
+            if block.lang == "console":
+                if line.startswith("$ "):
+                    yield line[2:]
+            else:
+                yield line
+
+
+def modelkeep_invocations(line: str) -> Iterator[list[str]]:
+    """The arguments of every ``modelkeep`` run in a shell line (pipes, ``&&``, env vars)."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    segment: list[str] = []
+    for token in [*lexer, ";"]:
+        if token in {"|", "||", "&&", ";", "&"}:
+            while segment and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", segment[0]):
+                segment.pop(0)
+            if segment and Path(segment[0]).name == "modelkeep":
+                yield segment[1:]
+            segment = []
+        else:
+            segment.append(token)
+
+
+def check_parses(args: list[str]) -> str:
+    """Walk the click tree like the CLI would; raise click.UsageError if ``args`` is wrong."""
+    command: click.Command = cli
+    ctx = click.Context(cli, info_name="modelkeep")
+    rest = list(args)
+    while isinstance(command, click.Group):
+        rest = skip_group_options(command, rest)
+        if not rest:
+            raise click.UsageError(f"'{ctx.command_path}' needs a command", ctx)
+        sub = command.get_command(ctx, rest[0])
+        if sub is None:
+            raise click.UsageError(f"no command '{ctx.command_path} {rest[0]}'", ctx)
+        ctx = click.Context(sub, info_name=rest[0], parent=ctx)
+        command, rest = sub, rest[1:]
+    command.make_context(ctx.info_name, rest, parent=ctx.parent)
+    return ctx.command_path
+
+
+def skip_group_options(group: click.Group, args: list[str]) -> list[str]:
+    options = {name: p for p in group.params for name in getattr(p, "opts", [])}
+    while args and args[0].startswith("-"):
+        option = options.get(args[0])
+        if option is None:
+            raise click.UsageError(f"'{group.name}' has no option {args[0]}")
+        args = args[1 if getattr(option, "is_flag", False) else 2 :]
+    return args
+
+
+def documented_invocations() -> list[tuple[str, list[str]]]:
+    found = []
+    for name in (
+        "getting-started.md",
+        "errors.md",
+        "design.md",
+        "configuration.md",
+        "../README.md",
+    ):
+        for line in shell_commands(read(name)):
+            found += [(name, args) for args in modelkeep_invocations(line)]
+    return found
+
+
+FIRST_SESSION = {
+    "models create",
+    "push",
+    "versions",
+    "show",
+    "promote",
+    "alias set",
+    "resolve",
+    "pull",
+    "diff",
+    "rollback",
+    "archive",
+    "verify",
+    "gc",
+    "audit log",
+    "audit verify",
+}
+
+
+def test_getting_started_walks_through_every_everyday_command() -> None:
+    shown: set[str] = set()
+    for page, args in documented_invocations():
+        if page == "getting-started.md":
+            shown |= {args[0], " ".join(args[:2])}
+    assert shown >= FIRST_SESSION
+    assert any("--at" in args for _, args in documented_invocations())
+    assert any("--dry-run" in args for _, args in documented_invocations())
+
+
+@pytest.mark.parametrize(
+    ("page", "args"),
+    [
+        pytest.param(page, args, id=f"{page}: {shlex.join(args)}")
+        for page, args in documented_invocations()
+    ],
+)
+def test_documented_command_is_a_real_command(page: str, args: list[str]) -> None:
+    try:
+        path = check_parses(args)
+    except click.UsageError as exc:
+        pytest.fail(f"{page}: 'modelkeep {shlex.join(args)}' does not parse: {exc}")
+    assert path in command_paths(cli)
+
+
+# links ------------------------------------------------------------------------------------
+
+
+def anchors(text: str) -> set[str]:
+    """GitHub's heading anchors: lowercase, punctuation dropped, spaces to dashes."""
+    headings = re.findall(r"^#+ (.+)$", text, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
+def test_relative_links_resolve(page: str) -> None:
+    text = read(page)
+    for target, anchor in re.findall(r"\]\((?!https?:)([^)#\s]*)(?:#([^)\s]+))?\)", text):
+        linked = (DOCS / target).resolve() if target else DOCS / page
+        assert linked.is_file(), f"docs/{page} links to missing {target}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in anchors(linked.read_text(encoding="utf-8")), (
+                f"docs/{page} links to #{anchor}, which {linked.name} does not have"
+            )
+
+
+# getting-started.md runs as shown ------------------------------------------------------------
+
+TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(\+00:00|Z)?")
+ACTOR = re.compile(r"local:\S+")
+
+
+def normalise(text: str) -> list[str]:
+    """Lines without times, the user name, or the padding of table columns."""
+    lines = []
+    for line in text.splitlines():
+        words = ACTOR.sub("local:<user>", TIME.sub("<time>", line)).split()
+        if words:
+            lines.append(" ".join(words))
+    return lines
+
+
+def session(text: str) -> list[tuple[str, str]]:
+    """(command, expected output) for every ``$`` line of the console blocks."""
+    steps: list[tuple[str, str]] = []
+    for block in blocks(text):
+        if block.lang != "console":
+            continue
+        for line in block.body.splitlines():
+            if line.startswith("$ "):
+                steps.append((line[2:], ""))
+            else:
+                command, output = steps[-1]
+                steps[-1] = (command, output + line + "\n")
+    return steps
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def with_real_time(args: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """Replace ``--at TIME`` by the time of the alias's first move in this run."""
+    if "--at" not in args:
+        return args
+    model, _, alias = args[args.index("resolve") + 1].partition("@")
+    code, out = run_cli(["alias", "history", model, alias, "--json"], capsys)
+    assert code == 0, out
+    at = args.index("--at") + 1
+    return [*args[:at], json.loads(out)[0]["at"], *args[at + 1 :]]
+
+
+def test_getting_started_cli_session_runs_as_shown(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command, expected in session(read("getting-started.md")):
+        invocations = list(modelkeep_invocations(command))
+        if not invocations:
+            subprocess.run(command, shell=True, cwd=in_tmp, check=True)
+            continue
+        args = with_real_time(invocations[0], capsys)
+        code, output = run_cli(args, capsys)
+        fails = expected.startswith("error[")
+        assert (code != 0) == fails, f"$ {command}\nexit {code}\n{output}"
+        assert normalise(output) == normalise(expected), f"$ {command}"
+
+
+def test_getting_started_sdk_example_prints_what_is_shown(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = read("getting-started.md")
+    code = compile(marked(text, "sdk-example"), "docs/getting-started.md", "exec")
+    exec(code, {"__name__": "getting_started"})
+    assert capsys.readouterr().out == marked(text, "sdk-output") + "\n"
