@@ -27,6 +27,7 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── AmbiguousRef
     │   ├── ProtectedAlias
     │   ├── VersionArchived
+    │   ├── VersionInStage
     │   ├── NothingToRollBack
     │   ├── DestinationConflict
     │   └── FileChanged
@@ -178,6 +179,11 @@ class ProtectedAlias(Conflict):
 class VersionArchived(Conflict):
     code = "version_archived"
     default_hint = "archived versions can be shown and pulled, never promoted; push a new version"
+
+
+class VersionInStage(Conflict):
+    code = "version_in_stage"
+    default_hint = "promote another version to that stage, or roll it back, first"
 
 
 class NothingToRollBack(Conflict):

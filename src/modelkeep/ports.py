@@ -38,7 +38,9 @@ class BlobStore(Protocol):
 
     def has(self, digest: str) -> bool: ...
 
-    def size(self, digest: str) -> int | None: ...
+    def stat(self, digest: str) -> StoredBlob | None:
+        """Size and age of a stored blob (its age is refreshed by every put); None if absent."""
+        ...
 
     def put(
         self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None

@@ -66,7 +66,7 @@ def test_missing_blobs_are_reported(blobs: LocalBlobStore) -> None:
     digest = digest_of(b"never stored")
     with pytest.raises(BlobNotFound):
         blobs.open(digest)
-    assert blobs.check(digest) == "missing" and blobs.size(digest) is None
+    assert blobs.check(digest) == "missing" and blobs.stat(digest) is None
 
 
 def test_a_truncated_blob_is_replaced_by_a_good_put(blobs: LocalBlobStore) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 import modelkeep
 from modelkeep.config import Settings
+from modelkeep.services.maintenance import sweep, unused
 from tests.conftest import FileMaker
 
 
@@ -124,3 +128,92 @@ def test_audit_verify_names_the_first_tampered_seq(
     report = mk.audit_verify()
     assert not report.ok
     assert report.first_bad_seq == first_bad
+
+
+def test_verify_catches_metadata_edited_in_the_database(
+    mk: modelkeep.Client, files: FileMaker, settings: Settings
+) -> None:
+    mk.create_model("m")
+    mk.push("m", [files.make()], metrics={"auc": 0.7})
+    mk.push("m", [files.make()], metrics={"auc": 0.8})
+    engine = create_engine(settings.database_url)
+    with engine.begin() as conn:
+        versions = conn.execute(text("SELECT id, metadata FROM versions")).all()
+        first = versions[0]
+        metadata = (
+            first.metadata
+            if isinstance(first.metadata, dict)
+            else __import__("json").loads(first.metadata)
+        )
+        metadata["metrics"]["auc"] = 0.99
+        conn.execute(
+            text("UPDATE versions SET metadata = :m WHERE id = :id"),
+            {"m": json.dumps(metadata), "id": first.id},
+        )
+    engine.dispose()
+    assert mk.show("m@1").metadata.metrics["auc"] == 0.99
+    assert mk.verify().inconsistent_versions == ("m@1",)
+    assert mk.verify("m@2").ok
+
+
+def test_gc_spares_an_old_orphan_that_a_push_takes_up_meanwhile(
+    mk: modelkeep.Client, files: FileMaker, settings: Settings
+) -> None:
+    """gc lists an old unused blob; before it sweeps, a push re-uploads and registers it."""
+    mk.create_model("m")
+    registry = mk._registry
+    weights = files.make("w.bin", b"weights left by a killed push")
+    orphan = registry.blobs.put_bytes(weights.read_bytes())
+    age(blob_path(Path(settings.uri), orphan.digest), 7200)
+    cutoff = datetime.now(UTC) - timedelta(hours=1)
+    listed, young = unused(registry.blobs, set(), cutoff)
+    assert [b.digest for b in listed] == [orphan.digest]
+
+    version = mk.push("m", [weights])  # between gc's listing and its sweep
+    report = sweep(registry, listed, young, cutoff)
+
+    assert report.blobs == 0
+    assert report.kept_in_grace == 1
+    assert mk.verify(version.ref).ok
+
+
+def test_a_blob_swept_before_registration_fails_the_push_cleanly(
+    mk: modelkeep.Client, files: FileMaker, settings: Settings
+) -> None:
+    """Uploaded, then swept (a push slower than the grace period): no broken version."""
+    from modelkeep.domain.manifest import FileEntry
+    from modelkeep.errors import BlobNotFound
+    from modelkeep.services.registry import PushRequest
+
+    mk.create_model("m")
+    registry = mk._registry
+    info = registry.blobs.put_bytes(b"slow upload")
+    age(blob_path(Path(settings.uri), info.digest), 7200)
+    with modelkeep.connect(settings=settings.replace(gc_grace_seconds=60)) as other:
+        assert other.gc().blobs == 1
+    with pytest.raises(BlobNotFound):
+        registry.register_version("m", [FileEntry("w.bin", info.size, info.digest)], PushRequest())
+    assert mk.versions("m") == []
+
+
+def test_push_uploads_again_when_gc_swept_its_blob_before_registration(
+    mk: modelkeep.Client, files: FileMaker, settings: Settings
+) -> None:
+    mk.create_model("m")
+    first, second = files.make("a.bin", b"first file"), files.make("b.bin", b"second file")
+    first_digest = "sha256:" + hashlib.sha256(b"first file").hexdigest()
+    swept: list[int] = []
+    seen = [0]
+
+    def sweep_first_blob(n: int) -> None:  # acts once the first file is stored
+        seen[0] += n
+        if swept or seen[0] <= len(b"first file"):
+            return
+        age(blob_path(Path(settings.uri), first_digest), 7200)
+        with modelkeep.connect(settings=settings.replace(gc_grace_seconds=60)) as other:
+            swept.append(other.gc().blobs)
+
+    version = mk.push("m", [first, second], progress=sweep_first_blob)
+    assert swept == [1]
+    assert version.number == 1
+    assert mk.verify().ok

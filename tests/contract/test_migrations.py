@@ -48,3 +48,25 @@ def test_a_database_of_another_store_is_refused(database_url: str) -> None:
     SqlMetadataStore.open(database_url, blob_store_id="s1").close()
     with pytest.raises(StoreMismatch):
         SqlMetadataStore.open(database_url, blob_store_id="s2")
+
+
+def test_every_revision_is_known_in_order() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    scripts = ScriptDirectory.from_config(config)
+    ordered = [s.revision for s in reversed(list(scripts.walk_revisions()))]
+    assert tuple(ordered) == migrate.REVISIONS
+
+
+def test_a_database_from_a_newer_modelkeep_is_refused_cleanly(database_url: str) -> None:
+    import pytest
+
+    from modelkeep.errors import UnknownStoreFormat
+
+    SqlMetadataStore.open(database_url, blob_store_id="s1").close()
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    engine.dispose()
+    with pytest.raises(UnknownStoreFormat, match="0099"):
+        SqlMetadataStore.open(database_url, blob_store_id="s1")

@@ -18,6 +18,7 @@ from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.semver import Bump
 from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
+from modelkeep.errors import BlobNotFound
 from modelkeep.ports import Progress
 from modelkeep.services import maintenance
 from modelkeep.services.maintenance import GcReport, VerifyReport
@@ -117,7 +118,13 @@ class Client:
         if sum(f.size for f in local) >= EARLY_CHECK_BYTES:
             self._registry.check_push(model, request)  # fail before uploading gigabytes
         entries = [files.upload(f, self._put, progress) for f in local]
-        return self._registry.register_version(model, entries, request)
+        try:
+            return self._registry.register_version(model, entries, request)
+        except BlobNotFound:
+            # A gc swept a blob between upload and registration (a push slower than the
+            # grace period): upload again, once; a second failure is reported.
+            entries = [files.upload(f, self._put, None) for f in local]
+            return self._registry.register_version(model, entries, request)
 
     def _put(self, stream: Any, progress: Progress | None) -> Any:
         return self._registry.put_blob(stream, progress=progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -10,7 +11,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.manifest import FileEntry, sha256_digest
 from modelkeep.domain.names import parse_ref
 from modelkeep.errors import InvalidMetadata, MissingMetadata
 
@@ -215,6 +216,20 @@ class Version:
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def metadata_digest(self) -> str:
+        """sha256 of what was registered besides the files: metadata, semver, message."""
+        document = {
+            "metadata": self.metadata.to_dict(),
+            "semver": self.semver,
+            "message": self.message,
+        }
+        return sha256_digest(
+            json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+                "utf-8"
+            )
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

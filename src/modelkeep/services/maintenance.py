@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from modelkeep.domain.audit import AuditEvent
 from modelkeep.domain.manifest import Manifest
+from modelkeep.domain.versions import Version
+from modelkeep.ports import BlobStore, StoredBlob
 from modelkeep.services.registry import Registry
 
 
@@ -77,21 +80,38 @@ class GcReport:
 
 def verify(registry: Registry, ref: str | None = None) -> VerifyReport:
     """Re-hash every blob that ``ref`` (or, with None, any version) needs."""
-    if ref is None:
-        with registry.store.transaction() as tx:
+    with registry.store.transaction() as tx:
+        if ref is None:
             users = tx.blob_users()
             versions = [v for m in tx.list_models() for v in tx.list_versions(m.name)]
-    else:
-        version = registry.get_version(ref)
-        versions = [version]
-        digests = [version.digest, *(f.digest for f in version.files)]
-        users = {d: [version.ref] for d in digests}
-    inconsistent = tuple(v.ref for v in versions if Manifest.of(v.files).digest != v.digest)
+        else:
+            version = registry.get_version(ref)
+            versions = [version]
+            users = {d: [version.ref] for d in (version.digest, *(f.digest for f in version.files))}
+        registered = _registered_metadata(tx.audit_events(ref.partition("@")[0] if ref else None))
+    inconsistent = tuple(v.ref for v in versions if _inconsistent(v, registered))
     problems = _check_all(registry, sorted(users))
     damaged = tuple(
         DamagedBlob(d, problem, tuple(users[d])) for d, problem in problems if problem is not None
     )
     return VerifyReport(len(users), len(versions), damaged, inconsistent)
+
+
+def _registered_metadata(events: list[AuditEvent]) -> dict[str, str]:
+    """Version ref -> the metadata digest its push recorded in the audit log."""
+    return {
+        e.subject: str(e.details["metadata_digest"])
+        for e in events
+        if e.action == "version.push" and "metadata_digest" in e.details
+    }
+
+
+def _inconsistent(version: Version, registered: dict[str, str]) -> bool:
+    """Its files no longer hash to its digest, or its metadata changed since registration."""
+    if Manifest.of(version.files).digest != version.digest:
+        return True
+    recorded = registered.get(version.ref)
+    return recorded is not None and recorded != version.metadata_digest
 
 
 def _check_all(registry: Registry, digests: list[str]) -> list[tuple[str, str | None]]:
@@ -101,24 +121,60 @@ def _check_all(registry: Registry, digests: list[str]) -> list[tuple[str, str | 
 
 
 def gc(registry: Registry, *, grace_seconds: int, dry_run: bool = False) -> GcReport:
+    cutoff = registry.clock() - timedelta(seconds=grace_seconds)
     with registry.store.transaction() as tx:
         reachable = set(tx.blob_users())
-    cutoff = registry.clock() - timedelta(seconds=grace_seconds)
-    doomed, young = [], 0
-    for blob in registry.blobs.iter_blobs():
+    candidates, young = unused(registry.blobs, reachable, cutoff)
+    if dry_run:
+        temp = registry.blobs.sweep_temporary(cutoff, dry_run=True)
+        return GcReport(True, len(candidates), sum(b.size for b in candidates), *temp, young)
+    return sweep(registry, candidates, young, cutoff)
+
+
+def sweep(
+    registry: Registry, candidates: list[StoredBlob], young: int, cutoff: datetime
+) -> GcReport:
+    """Delete the candidates no version uses now and that are still old.
+
+    Runs under the write lock: no version can commit meanwhile, and registration checks
+    its blobs under the same lock, so a blob is never deleted from under a new version.
+    """
+    with registry.store.transaction(write=True) as tx:
+        used_now = set(tx.blob_users(b.digest for b in candidates))
+        freed = [
+            b
+            for b in candidates
+            if b.digest not in used_now and _still_old(registry.blobs, b.digest, cutoff)
+        ]
+        for blob in freed:
+            registry.blobs.delete(blob.digest)
+        temp = registry.blobs.sweep_temporary(cutoff, dry_run=False)
+        report = GcReport(
+            False,
+            len(freed),
+            sum(b.size for b in freed),
+            *temp,
+            young + len(candidates) - len(freed),
+        )
+        tx.append_audit(registry.actor, "store.gc", "store", report.to_dict(), registry.clock())
+        tx.commit()
+    return report
+
+
+def unused(blobs: BlobStore, reachable: set[str], cutoff: datetime) -> tuple[list[StoredBlob], int]:
+    """Blobs no version uses and older than ``cutoff``; and how many unused ones are younger."""
+    old, young = [], 0
+    for blob in blobs.iter_blobs():
         if blob.digest in reachable:
             continue
-        if blob.modified >= cutoff:
-            young += 1
+        if blob.modified < cutoff:
+            old.append(blob)
         else:
-            doomed.append(blob)
-    if not dry_run:
-        for blob in doomed:
-            registry.blobs.delete(blob.digest)
-    temp_count, temp_bytes = registry.blobs.sweep_temporary(cutoff, dry_run)
-    report = GcReport(
-        dry_run, len(doomed), sum(b.size for b in doomed), temp_count, temp_bytes, young
-    )
-    if not dry_run:
-        registry.record("store.gc", "store", report.to_dict())
-    return report
+            young += 1
+    return old, young
+
+
+def _still_old(blobs: BlobStore, digest: str, cutoff: datetime) -> bool:
+    """A put since the listing refreshes the blob's age: then it belongs to a push."""
+    current = blobs.stat(digest)
+    return current is not None and current.modified < cutoff

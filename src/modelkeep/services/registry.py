@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -33,12 +33,12 @@ from modelkeep.errors import (
     AliasNotFound,
     AmbiguousRef,
     BlobNotFound,
-    Conflict,
     EmptyPush,
     InvalidInput,
     ModelNotFound,
     ProtectedAlias,
     VersionArchived,
+    VersionInStage,
     VersionNotFound,
 )
 from modelkeep.ports import (
@@ -138,14 +138,16 @@ class Registry:
 
         Write ordering: the files' blobs exist already; the manifest blob is written while
         the version row is prepared, and the row commits only once the manifest is durable.
+        Both are checked under the write lock, which gc also takes to delete, so no blob
+        can vanish between the check and the commit.
         """
         if not files:
             raise EmptyPush("a version needs at least one file")
         manifest = Manifest.of(files)
-        self._check_blobs(manifest)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            manifest_written = pool.submit(self.blobs.put_bytes, manifest.canonical_bytes())
-            with self.store.transaction(write=True) as tx:
+        with self.store.transaction(write=True) as tx:
+            written = self._writer().submit(self.blobs.put_bytes, manifest.canonical_bytes())
+            try:
+                self._check_blobs(manifest)
                 metadata, semver = self._prepare(tx, model, request)
                 at = self.clock()
                 new = NewVersion(
@@ -159,17 +161,18 @@ class Registry:
                     at,
                 )
                 version = tx.add_version(new)
-                details = {
-                    "number": version.number,
-                    "digest": version.digest,
-                    "semver": semver,
-                    "files": len(manifest.files),
-                    "size": manifest.total_size,
-                }
-                self._audit(tx, "version.push", version.ref, details, at)
-                manifest_written.result()
-                tx.commit()
+                self._audit(tx, "version.push", version.ref, _push_details(version), at)
+                written.result()
+            finally:
+                wait([written])  # never leave a write running behind a failure
+            tx.commit()
         return version
+
+    def _writer(self) -> ThreadPoolExecutor:
+        """One background thread, so the manifest's fsyncs overlap the database's work."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(1, thread_name_prefix="modelkeep-writer")
+        return self._background
 
     def _prepare(
         self, tx: Transaction, model: str, request: PushRequest
@@ -191,7 +194,8 @@ class Registry:
 
     def _check_blobs(self, manifest: Manifest) -> None:
         for entry in manifest.files:
-            size = self.blobs.size(entry.digest)
+            stored = self.blobs.stat(entry.digest)
+            size = stored.size if stored else None
             if size is None:
                 raise BlobNotFound(
                     f"file {entry.path!r} ({entry.digest}) was not uploaded",
@@ -229,7 +233,7 @@ class Registry:
             version = _version(tx, parsed.model, _key(tx, parsed, None).number)
             stages = [a for a in version.aliases if a in STAGES]
             if stages:
-                raise Conflict(
+                raise VersionInStage(
                     f"{version.ref} is the {' and '.join(stages)} version",
                     "promote another version or roll back first",
                 )
@@ -347,17 +351,22 @@ class Registry:
         with self.store.transaction() as tx:
             return verify_chain(tx.audit_events(), tx.audit_head())
 
-    def record(self, action: str, subject: str, details: dict[str, Any]) -> AuditEvent:
-        """Write one audit event on its own (for changes outside the metadata, e.g. gc)."""
-        with self.store.transaction(write=True) as tx:
-            event = self._audit(tx, action, subject, details, self.clock())
-            tx.commit()
-        return event
-
     def _audit(
         self, tx: Transaction, action: str, subject: str, details: dict[str, Any], at: datetime
     ) -> AuditEvent:
         return tx.append_audit(self.actor, action, subject, details, at)
+
+
+def _push_details(version: Version) -> dict[str, Any]:
+    """What the audit log keeps of a push; ``metadata_digest`` makes metadata edits evident."""
+    return {
+        "number": version.number,
+        "digest": version.digest,
+        "semver": version.semver,
+        "files": len(version.files),
+        "size": version.size,
+        "metadata_digest": version.metadata_digest,
+    }
 
 
 def _check_stage(stage: str) -> None:

@@ -47,7 +47,7 @@ def remove_alias(model: str, name: str, reason: str | None) -> None:
 
 @alias.command("history")
 @click.argument("model", metavar="NAME")
-@click.argument("name", metavar="ALIAS", required=False)
+@click.argument("name", metavar="[ALIAS]", required=False)
 @json_option
 def history(model: str, name: str | None) -> None:
     """Every move of the model's aliases and stages (or of one ALIAS), oldest first."""

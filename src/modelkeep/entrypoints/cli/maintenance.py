@@ -6,13 +6,20 @@ import click
 from rich.table import Table
 
 from modelkeep.entrypoints.cli import parsing
-from modelkeep.entrypoints.cli.context import console, emit, human_size, json_option, state
+from modelkeep.entrypoints.cli.context import (
+    console,
+    emit,
+    human_size,
+    json_option,
+    plural,
+    state,
+)
 from modelkeep.errors import AuditChainBroken, DigestMismatch
 from modelkeep.services.maintenance import VerifyReport
 
 
 @click.command()
-@click.argument("ref", metavar="NAME@REF", required=False)
+@click.argument("ref", metavar="[NAME@REF]", required=False)
 @click.option("--all", "everything", is_flag=True, help="Every version (the default).")
 @json_option
 def verify(ref: str | None, everything: bool) -> None:
@@ -23,13 +30,17 @@ def verify(ref: str | None, everything: bool) -> None:
     emit(report.to_dict(), lambda: _print_verify(report))
     if not report.ok:
         raise DigestMismatch(
-            f"{len(report.damaged)} damaged blobs; broken versions: "
-            f"{', '.join(report.broken_versions)}"
+            f"{plural(len(report.damaged), 'damaged blob')}, "
+            f"{plural(len(report.inconsistent_versions), 'altered version')}; "
+            f"broken: {', '.join(report.broken_versions)}"
         )
 
 
 def _print_verify(report: VerifyReport) -> None:
-    console.print(f"checked {report.checked_blobs} blobs of {report.checked_versions} versions")
+    console.print(
+        f"checked {plural(report.checked_blobs, 'blob')} of "
+        f"{plural(report.checked_versions, 'version')}"
+    )
     if report.ok:
         console.print("no damage found")
         return
@@ -38,7 +49,7 @@ def _print_verify(report: VerifyReport) -> None:
         table.add_row(blob.digest, blob.problem, ", ".join(blob.versions))
     console.print(table)
     for ref in report.inconsistent_versions:
-        console.print(f"{ref}: its files no longer match its digest")
+        console.print(f"{ref}: its files or metadata no longer match what was registered")
 
 
 @click.command()

@@ -23,7 +23,7 @@ from modelkeep.entrypoints.cli.context import (
 
 @click.command()
 @click.argument("name")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path())
 @click.option("--version", "semver", metavar="SEMVER", help="A semantic version, e.g. 1.4.0.")
 @click.option("--bump", type=click.Choice(BUMPS), help="Bump the model's highest semver.")
 @click.option("--run", "run", metavar="RUN_ID", help="The run that produced the files.")
@@ -212,6 +212,8 @@ def _print_diff(result: VersionDiff) -> None:
 def _cell(value: object) -> str:
     if isinstance(value, dict) and "digest" in value:
         return f"{short(str(value['digest']))} {human_size(int(value['size']))}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
     return "-" if value is None else str(value)
 
 

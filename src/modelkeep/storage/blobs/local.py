@@ -49,11 +49,12 @@ class LocalBlobStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
-    def size(self, digest: str) -> int | None:
+    def stat(self, digest: str) -> StoredBlob | None:
         try:
-            return self.path(digest).stat().st_size
+            st = self.path(digest).stat()
         except FileNotFoundError:
             return None
+        return StoredBlob(digest, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     def put(
         self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
@@ -168,6 +169,7 @@ def _link(source: Path, target: Path) -> None:
         os.link(source, target)
     except FileNotFoundError:  # first blob of its fan-out directory
         target.parent.mkdir(exist_ok=True)
+        _fsync_dir(target.parent.parent)
         os.link(source, target)
 
 
@@ -214,8 +216,10 @@ def _create_exclusive(path: Path, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; every user of the store reads it
         with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
+            _fsync_dir(path.parent)
     finally:
         os.unlink(tmp)
 

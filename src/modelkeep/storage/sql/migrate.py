@@ -6,9 +6,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
 
+from modelkeep.errors import UnknownStoreFormat
+
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0001"
-"""The newest revision; a test checks it matches the migration scripts."""
+REVISIONS = ("0001",)
+"""Every revision, oldest first; a test checks this against the migration scripts."""
+HEAD = REVISIONS[-1]
 
 _PG_LOCK_KEY = 0x6D6F64656C6B  # "modelk": serialises migrations of concurrent openers
 
@@ -21,9 +24,15 @@ def current_revision(conn: Connection) -> str | None:
 
 def upgrade(engine: Engine) -> None:
     with engine.connect() as conn:
-        if current_revision(conn) == HEAD:
-            return
+        current = current_revision(conn)
         conn.rollback()
+    if current == HEAD:
+        return
+    if current is not None and current not in REVISIONS:
+        raise UnknownStoreFormat(
+            f"the database has schema revision {current}, newer than this modelkeep knows "
+            f"(newest {HEAD})"
+        )
     _run_alembic(engine)
 
 
