@@ -125,13 +125,33 @@ def plan_pull(files: Sequence[FileEntry], dest: Path, *, force: bool) -> PullPla
         if target.is_file() and not target.is_symlink() and _same_content(target, entry):
             unchanged.append(entry)
             continue
-        if target.exists() or target.is_symlink():
-            conflicts.append(entry.path)
+        blocking = _blocking_parents(dest, entry.path)
+        if blocking or target.exists() or target.is_symlink():
+            conflicts.append(blocking[0] if blocking else entry.path)
         write.append(entry)
     if conflicts and not force:
         shown = ", ".join(conflicts[:3]) + (" …" if len(conflicts) > 3 else "")
         raise DestinationConflict(f"{str(dest)!r} already holds different files: {shown}")
     return PullPlan(tuple(write), tuple(unchanged))
+
+
+def _blocking_parents(dest: Path, path: str) -> list[str]:
+    """Parts of ``path``'s directory that exist in ``dest`` as something else than a folder."""
+    parts = path.split("/")[:-1]
+    found = []
+    for depth in range(1, len(parts) + 1):
+        relative = "/".join(parts[:depth])
+        here = dest / relative
+        if here.is_symlink() or (here.exists() and not here.is_dir()):
+            found.append(relative)
+    return found
+
+
+def _clear_way(dest: Path, path: str) -> None:
+    """With --force: remove whatever stands where ``path``'s folders must go."""
+    for relative in _blocking_parents(dest, path):
+        with contextlib.suppress(FileNotFoundError):
+            (dest / relative).unlink()
 
 
 def _same_content(path: Path, entry: FileEntry) -> bool:
@@ -157,6 +177,7 @@ def write_files(
         ]
         for temp, entry in staged:
             target = dest / entry.path
+            _clear_way(dest, entry.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)

@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     except ModelkeepError as exc:
         _fail(exc, state)
     except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-        sys.exit(2)
+        path = exc.ctx.command_path if exc.ctx else "modelkeep"
+        if not state.json and exc.ctx is not None:
+            click.echo(exc.ctx.get_help())
+        _fail(UsageError(f"'{path}' needs a command", f"see '{path} --help'"), state)
     except click.ClickException as exc:
         _fail(UsageError(exc.format_message().rstrip("."), _usage_hint(exc)), state)
     except click.exceptions.Abort:

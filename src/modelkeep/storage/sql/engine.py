@@ -7,13 +7,14 @@ timeout instead of failing on a lock upgrade) and plain ``BEGIN`` for readers.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
-from modelkeep.errors import UnsupportedUri
+from modelkeep.errors import StoreUnavailable, UnsupportedUri
 
 WRITE_OPTION = "modelkeep_write"
 
@@ -65,8 +66,15 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(WRITE_OPTION, False)
         # straight to the driver: this runs for every transaction, reads included
-        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "BEGIN IMMEDIATE" if write else "BEGIN"
-        )
+        try:
+            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "BEGIN IMMEDIATE" if write else "BEGIN"
+            )
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(
+                f"the SQLite database is busy ({exc}): another writer held it longer than "
+                f"{busy_timeout_ms} ms",
+                "retry, or raise MODELKEEP_SQLITE_BUSY_TIMEOUT_MS",
+            ) from None
 
     return engine
