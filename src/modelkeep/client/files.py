@@ -8,7 +8,6 @@ verifies it, and only then moves the files into place: a damaged blob never land
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from modelkeep import copying
 from modelkeep.domain.manifest import FileEntry, check_path
 from modelkeep.errors import (
     BlobNotFound,
@@ -32,7 +32,6 @@ from modelkeep.ports import BlobInfo, Progress
 
 Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
 Opener = Callable[[str], BinaryIO]
-BUFFER = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -157,11 +156,8 @@ def _clear_way(dest: Path, path: str) -> None:
 def _same_content(path: Path, entry: FileEntry) -> bool:
     if path.stat().st_size != entry.size:
         return False
-    digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        while chunk := stream.read(BUFFER):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest() == entry.digest
+        return copying.sha256_of(stream)[0] == entry.digest
 
 
 def write_files(
@@ -196,12 +192,8 @@ def _stage(
 ) -> Path:
     temp = staging / str(index)
     try:
-        with open_blob(entry.digest) as source, open(temp, "wb") as out:
-            while chunk := source.read(BUFFER):
-                out.write(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-            out.flush()
+        with open_blob(entry.digest) as source, open(temp, "wb", buffering=0) as out:
+            copying.copy(source, out, progress=progress)  # the reader verifies as it reads
             os.fsync(out.fileno())
     except (DigestMismatch, BlobNotFound) as exc:
         raise type(exc)(f"file {entry.path!r} of {context}: {exc.message}", exc.hint) from None

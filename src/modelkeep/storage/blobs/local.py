@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from modelkeep import copying
 from modelkeep.errors import BlobNotFound, DigestMismatch, StoreUnavailable
 from modelkeep.ports import BlobInfo, Progress, StoredBlob
 from modelkeep.storage.blobs.layout import FORMAT_FILE, StoreFormat, blob_key, digest_of_key
@@ -148,6 +149,9 @@ class VerifyingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
         if n:
@@ -173,39 +177,10 @@ def _link(source: Path, target: Path) -> None:
         os.link(source, target)
 
 
-def _buffer_for(stream: BinaryIO) -> bytearray:
-    """A buffer no larger than the stream needs: small files are the common case."""
-    if isinstance(stream, io.BytesIO):
-        size = stream.getbuffer().nbytes
-    else:
-        try:
-            size = os.fstat(stream.fileno()).st_size
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            size = BUFFER
-    return bytearray(max(min(size + 1, BUFFER), 64 * 1024))
-
-
 def _copy_hashing(stream: BinaryIO, out: BinaryIO | None, progress: Progress | None) -> BlobInfo:
-    digest, size = hashlib.sha256(), 0
-    buffer = _buffer_for(stream)
-    view = memoryview(buffer)
-    readinto = getattr(stream, "readinto", None)
-    while True:
-        if readinto is not None:
-            n = readinto(buffer)
-        else:
-            chunk = stream.read(len(buffer))
-            n = len(chunk)
-            buffer[:n] = chunk
-        if not n:
-            break
-        digest.update(view[:n])
-        if out is not None:
-            out.write(view[:n])
-        size += n
-        if progress is not None:
-            progress(n)
-    return BlobInfo("sha256:" + digest.hexdigest(), size)
+    hasher = hashlib.sha256()
+    size = copying.copy(stream, out, hasher=hasher, progress=progress)
+    return BlobInfo("sha256:" + hasher.hexdigest(), size)
 
 
 def _create_exclusive(path: Path, data: bytes) -> None:
