@@ -9,9 +9,9 @@ Scenarios:
 Method: each tool runs in its own worker process (modelkeep in the project's .venv, MLflow in
 bench/.venv-mlflow, which this script creates and fills with a pinned MLflow). A worker does its
 own warm-up and then times many operations, so process start-up is never timed. A warm-up round
-of every tool is run first and discarded; then the tools alternate round by round (modelkeep,
-mlflow, baseline, modelkeep, ...), a ratio is computed per round and the median of the per-round
-ratios is reported with the raw per-round numbers. Stores are deleted after every measurement
+of every tool is run first and discarded; then the tools alternate round by round (the first
+of a round rotates), a ratio is computed per round and the median of the per-round ratios is
+reported with the raw per-round numbers. Stores are deleted after every measurement
 and `sync` is called (untimed) before each one, so one tool's dirty pages do not slow the next.
 
 Usage: python bench/registry.py [--quick] [--rounds N] [--scenarios a,b,c] > result.json
@@ -288,9 +288,11 @@ def measure_round(
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"round": round_no}
     details: dict[str, Any] = {}
-    for name in scenario.tools:
-        if name not in run.tools:
-            continue
+    present = [name for name in scenario.tools if name in run.tools]
+    # Rotate who goes first each round: no tool always inherits the previous one's I/O.
+    shift = round_no % len(present) if present else 0
+    row["order"] = present[shift:] + present[:shift]
+    for name in row["order"]:
         workdir = WORK / f"{scenario.key}-r{round_no}-{name}"
         result = run_worker(
             run.tools[name], scenario.key, workdir, worker_args(scenario.key, sizes, source)
@@ -478,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
             "sizes": {k: v for k, v in dataclasses.asdict(sizes).items() if k != "rounds"},
             "mlflow_pin": MLFLOW_VERSION,
         },
-        "method": "warm-up round discarded; tools alternate per round in separate worker processes "
+        "method": "warm-up round discarded; tools alternate per round (who goes first rotates) in "
+        "separate worker processes "
         "that warm up and then time many ops; ratio computed per round; median of per-round "
         "ratios reported; stores deleted and sync() before every measurement",
         "machine": machine_info(run),
