@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -78,11 +77,8 @@ class Registry:
         self.blobs = blobs
         self.actor = actor
         self.clock = clock
-        self._background: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
-        if self._background is not None:
-            self._background.shutdown()
         self.store.close()
 
     # models ---------------------------------------------------------------------------
@@ -136,43 +132,32 @@ class Registry:
     ) -> Version:
         """Register uploaded files as the model's next version.
 
-        Write ordering: the files' blobs exist already; the manifest blob is written while
-        the version row is prepared, and the row commits only once the manifest is durable.
-        Both are checked under the write lock, which gc also takes to delete, so no blob
-        can vanish between the check and the commit.
+        Write ordering: the files' blobs exist already; the manifest blob is written next,
+        then the version row commits. Both blob checks and the manifest write happen under
+        the write lock, which gc also takes to delete, so no blob can vanish before commit.
         """
         if not files:
             raise EmptyPush("a version needs at least one file")
         manifest = Manifest.of(files)
         with self.store.transaction(write=True) as tx:
-            written = self._writer().submit(self.blobs.put_bytes, manifest.canonical_bytes())
-            try:
-                self._check_blobs(manifest)
-                metadata, semver = self._prepare(tx, model, request)
-                at = self.clock()
-                new = NewVersion(
-                    model,
-                    semver,
-                    manifest.digest,
-                    manifest.files,
-                    metadata,
-                    request.message,
-                    self.actor,
-                    at,
-                )
-                version = tx.add_version(new)
-                self._audit(tx, "version.push", version.ref, _push_details(version), at)
-                written.result()
-            finally:
-                wait([written])  # never leave a write running behind a failure
+            self._check_blobs(manifest)
+            metadata, semver = self._prepare(tx, model, request)
+            self.blobs.put_bytes(manifest.canonical_bytes())
+            at = self.clock()
+            new = NewVersion(
+                model,
+                semver,
+                manifest.digest,
+                manifest.files,
+                metadata,
+                request.message,
+                self.actor,
+                at,
+            )
+            version = tx.add_version(new)
+            self._audit(tx, "version.push", version.ref, _push_details(version), at)
             tx.commit()
         return version
-
-    def _writer(self) -> ThreadPoolExecutor:
-        """One background thread, so the manifest's fsyncs overlap the database's work."""
-        if self._background is None:
-            self._background = ThreadPoolExecutor(1, thread_name_prefix="modelkeep-writer")
-        return self._background
 
     def _prepare(
         self, tx: Transaction, model: str, request: PushRequest
