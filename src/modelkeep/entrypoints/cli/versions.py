@@ -15,6 +15,7 @@ from modelkeep.entrypoints.cli.context import (
     emit,
     human_size,
     json_option,
+    plural,
     short,
     state,
     transfer_progress,
@@ -81,7 +82,7 @@ def push(
         version.to_dict(),
         lambda: console.print(
             f"pushed {version.ref}{_semver(version)} {version.digest} "
-            f"({len(version.files)} files, {human_size(version.size)})"
+            f"({plural(len(version.files), 'file')}, {human_size(version.size)})"
         ),
     )
 
