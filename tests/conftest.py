@@ -4,6 +4,7 @@ throwaway database, each test a fresh schema in it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 import modelkeep
 from modelkeep.config import Settings
+from modelkeep.services.registry import Registry
 
 PG_ADMIN_URL = os.environ.get(
     "MODELKEEP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -88,11 +90,48 @@ def settings(store_dir: Path, database_url: str) -> Settings:
     return Settings(uri=str(store_dir), database_url=database_url)
 
 
-@pytest.fixture
-def mk(settings: Settings) -> Iterator[modelkeep.Client]:
-    """An SDK client on a fresh store (local blobs + SQLite or PostgreSQL)."""
-    with modelkeep.connect(settings=settings) as client:
+@pytest.fixture(params=["local", "http"])
+def mk(request: pytest.FixtureRequest, settings: Settings) -> Iterator[modelkeep.Client]:
+    """An SDK client on a fresh store (local blobs + SQLite or PostgreSQL), in process or
+    through the HTTP API (the app served in process)."""
+    if request.param == "local":
+        with modelkeep.connect(settings=settings) as client:
+            yield client
+        return
+    with served_client(settings) as client:
         yield client
+
+
+@contextlib.contextmanager
+def served_client(settings: Settings) -> Iterator[modelkeep.Client]:
+    """The SDK over HTTP, against the API app running in this process."""
+    from starlette.testclient import TestClient
+
+    from modelkeep.bootstrap import open_registry
+    from modelkeep.client.client import Client
+    from modelkeep.client.http import HttpBackend
+    from modelkeep.entrypoints.api.app import ServerState, create_app
+
+    server_side = open_registry(settings)
+    state = ServerState(
+        authenticate=lambda _token: server_side,
+        ready=lambda: None,
+        gc_grace_seconds=settings.gc_grace_seconds,
+    )
+    with TestClient(create_app(state), base_url="http://testserver") as http:
+        client = Client(HttpBackend("http://testserver", "test-token", http=http), settings)
+        yield client
+    server_side.close()
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[Registry]:
+    """The services on the test store, for reaching inside it (blobs, transactions)."""
+    from modelkeep.bootstrap import open_registry
+
+    opened = open_registry(settings)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

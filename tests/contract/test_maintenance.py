@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 import modelkeep
 from modelkeep.config import Settings
 from modelkeep.services.maintenance import sweep, unused
+from modelkeep.services.registry import Registry
 from tests.conftest import FileMaker
 
 
@@ -69,12 +70,11 @@ def test_verify_catches_metadata_that_no_longer_matches_the_digest(
 
 
 def test_gc_keeps_reachable_blobs_and_sweeps_old_orphans(
-    mk: modelkeep.Client, files: FileMaker, settings: Settings
+    mk: modelkeep.Client, files: FileMaker, settings: Settings, registry: Registry
 ) -> None:
     mk.create_model("m")
     version = mk.push("m", [files.make("w.bin", b"kept" * 100)])
     store = Path(settings.uri)
-    registry = mk._registry
     orphan_old = registry.blobs.put_bytes(b"orphan from a killed push")
     orphan_new = registry.blobs.put_bytes(b"upload in flight")
     age(blob_path(store, orphan_old.digest), 7200)
@@ -157,11 +157,10 @@ def test_verify_catches_metadata_edited_in_the_database(
 
 
 def test_gc_spares_an_old_orphan_that_a_push_takes_up_meanwhile(
-    mk: modelkeep.Client, files: FileMaker, settings: Settings
+    mk: modelkeep.Client, files: FileMaker, settings: Settings, registry: Registry
 ) -> None:
     """gc lists an old unused blob; before it sweeps, a push re-uploads and registers it."""
     mk.create_model("m")
-    registry = mk._registry
     weights = files.make("w.bin", b"weights left by a killed push")
     orphan = registry.blobs.put_bytes(weights.read_bytes())
     age(blob_path(Path(settings.uri), orphan.digest), 7200)
@@ -178,7 +177,7 @@ def test_gc_spares_an_old_orphan_that_a_push_takes_up_meanwhile(
 
 
 def test_a_blob_swept_before_registration_fails_the_push_cleanly(
-    mk: modelkeep.Client, files: FileMaker, settings: Settings
+    mk: modelkeep.Client, files: FileMaker, settings: Settings, registry: Registry
 ) -> None:
     """Uploaded, then swept (a push slower than the grace period): no broken version."""
     from modelkeep.domain.manifest import FileEntry
@@ -186,7 +185,6 @@ def test_a_blob_swept_before_registration_fails_the_push_cleanly(
     from modelkeep.services.registry import PushRequest
 
     mk.create_model("m")
-    registry = mk._registry
     info = registry.blobs.put_bytes(b"slow upload")
     age(blob_path(Path(settings.uri), info.digest), 7200)
     with modelkeep.connect(settings=settings.replace(gc_grace_seconds=60)) as other:

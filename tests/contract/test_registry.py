@@ -24,6 +24,7 @@ from modelkeep.errors import (
     VersionArchived,
     VersionNotFound,
 )
+from modelkeep.services.registry import Registry
 from tests.conftest import FileMaker
 
 
@@ -135,7 +136,9 @@ def test_every_kind_of_reference_resolves(mk: modelkeep.Client, files: FileMaker
         mk.resolve("nope@1")
 
 
-def test_an_ambiguous_digest_prefix_is_refused(mk: modelkeep.Client, files: FileMaker) -> None:
+def test_an_ambiguous_digest_prefix_is_refused(
+    mk: modelkeep.Client, files: FileMaker, registry: Registry
+) -> None:
     # Two digests sharing 12 hex digits cannot be made on purpose, so ask the resolver
     # with a shorter prefix than the parser allows (the parser's minimum is tested apart).
     from modelkeep.domain.names import Ref, RefKind
@@ -144,7 +147,7 @@ def test_an_ambiguous_digest_prefix_is_refused(mk: modelkeep.Client, files: File
     mk.create_model("m")
     for _ in range(3):
         push(mk, files)
-    with mk._registry.store.transaction() as tx, pytest.raises(AmbiguousRef, match="1, 2, 3"):
+    with registry.store.transaction() as tx, pytest.raises(AmbiguousRef, match="1, 2, 3"):
         _key(tx, Ref("m", RefKind.DIGEST, "sha256:"), None)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from modelkeep.bootstrap import open_registry
 from modelkeep.client import files
+from modelkeep.client.backend import Backend, LocalBackend
+from modelkeep.client.http import HttpBackend
 from modelkeep.config import Settings
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
@@ -20,9 +22,8 @@ from modelkeep.domain.semver import Bump
 from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
 from modelkeep.errors import BlobNotFound
 from modelkeep.ports import Progress
-from modelkeep.services import maintenance
 from modelkeep.services.maintenance import GcReport, VerifyReport
-from modelkeep.services.registry import PushRequest, Registry
+from modelkeep.services.registry import PushRequest
 
 EARLY_CHECK_BYTES = 32 * 1024 * 1024
 """Pushes this large are checked before upload; registration checks every push again."""
@@ -46,25 +47,31 @@ class PullResult:
         }
 
 
-def connect(uri: str | None = None, *, settings: Settings | None = None) -> Client:
-    """Open a registry: a directory (the embedded store) named by ``uri``,
-    ``MODELKEEP_URI`` or ``./.modelkeep``."""
+def connect(
+    uri: str | None = None, *, token: str | None = None, settings: Settings | None = None
+) -> Client:
+    """Open a registry named by ``uri``, ``MODELKEEP_URI`` or ``./.modelkeep``: a directory
+    (the embedded store) or the ``http(s)://`` URL of a ``modelkeep server``, which
+    ``token`` (or ``MODELKEEP_TOKEN``) authenticates to."""
     if settings is None:
         settings = Settings.from_env(os.environ, uri=uri)
     elif uri is not None:
         settings = settings.replace(uri=uri)
-    return Client(open_registry(settings), settings)
+    if settings.uri.startswith(("http://", "https://")):
+        token = token or getattr(settings, "token", "") or None
+        return Client(HttpBackend(settings.uri, token), settings)
+    return Client(LocalBackend(open_registry(settings), settings.gc_grace_seconds), settings)
 
 
 class Client:
     """The registry's verbs. Errors are the classes of ``modelkeep.errors``."""
 
-    def __init__(self, registry: Registry, settings: Settings) -> None:
-        self._registry = registry
+    def __init__(self, backend: Backend, settings: Settings) -> None:
+        self._backend = backend
         self.settings = settings
 
     def close(self) -> None:
-        self._registry.close()
+        self._backend.close()
 
     def __enter__(self) -> Client:
         return self
@@ -82,13 +89,13 @@ class Client:
     def create_model(
         self, name: str, *, description: str = "", require: Iterable[str] = ()
     ) -> Model:
-        return self._registry.create_model(name, description, require)
+        return self._backend.create_model(name, description, require)
 
     def list_models(self) -> list[Model]:
-        return self._registry.list_models()
+        return self._backend.list_models()
 
     def get_model(self, name: str) -> Model:
-        return self._registry.get_model(name)
+        return self._backend.get_model(name)
 
     # versions
 
@@ -116,27 +123,24 @@ class Client:
         request = PushRequest(metadata, version, bump, message)
         local = files.collect(paths)
         if sum(f.size for f in local) >= EARLY_CHECK_BYTES:
-            self._registry.check_push(model, request)  # fail before uploading gigabytes
-        entries = [files.upload(f, self._put, progress) for f in local]
+            self._backend.check_push(model, request)  # fail before uploading gigabytes
+        entries = self._backend.upload(local, progress)
         try:
-            return self._registry.register_version(model, entries, request)
+            return self._backend.register_version(model, entries, request)
         except BlobNotFound:
             # A gc swept a blob between upload and registration (a push slower than the
             # grace period): upload again, once; a second failure is reported.
-            entries = [files.upload(f, self._put, None) for f in local]
-            return self._registry.register_version(model, entries, request)
-
-    def _put(self, stream: Any, progress: Progress | None) -> Any:
-        return self._registry.put_blob(stream, progress=progress)
+            entries = self._backend.upload(local, None)
+            return self._backend.register_version(model, entries, request)
 
     def versions(self, model: str) -> list[Version]:
-        return self._registry.list_versions(model)
+        return self._backend.list_versions(model)
 
     def show(self, ref: str) -> Version:
-        return self._registry.get_version(ref)
+        return self._backend.get_version(ref)
 
     def resolve(self, ref: str, *, at: datetime | None = None) -> Resolution:
-        return self._registry.resolve(ref, at)
+        return self._backend.resolve(ref, at)
 
     def pull(
         self,
@@ -147,10 +151,10 @@ class Client:
         progress: Progress | None = None,
     ) -> PullResult:
         """Write the version's files into ``dest``, each verified against its digest."""
-        version = self._registry.get_version(ref)
+        version = self._backend.get_version(ref)
         target = Path(dest)
         plan = files.plan_pull(version.files, target, force=force)
-        files.write_files(plan, target, self._registry.open_blob, progress, version.ref)
+        files.write_files(plan, target, self._backend.open_blob, progress, version.ref)
         return PullResult(
             version,
             str(target),
@@ -159,42 +163,40 @@ class Client:
         )
 
     def diff(self, old: str, new: str) -> VersionDiff:
-        return self._registry.diff(old, new)
+        return self._backend.diff(old, new)
 
     def archive(self, ref: str, *, reason: str | None = None) -> Version:
-        return self._registry.archive(ref, reason)
+        return self._backend.archive(ref, reason)
 
     # aliases and stages
 
     def set_alias(self, ref: str, alias: str, *, reason: str | None = None) -> AliasEvent:
-        return self._registry.set_alias(ref, alias, reason)
+        return self._backend.set_alias(ref, alias, reason)
 
     def remove_alias(self, model: str, alias: str, *, reason: str | None = None) -> AliasEvent:
-        return self._registry.remove_alias(model, alias, reason)
+        return self._backend.remove_alias(model, alias, reason)
 
     def alias_history(self, model: str, alias: str | None = None) -> list[AliasEvent]:
-        return self._registry.alias_history(model, alias)
+        return self._backend.alias_history(model, alias)
 
     def promote(self, ref: str, *, to: str, reason: str | None = None) -> AliasEvent:
-        return self._registry.promote(ref, to, reason)
+        return self._backend.promote(ref, to, reason)
 
     def rollback(self, model: str, *, stage: str, reason: str | None = None) -> AliasEvent:
-        return self._registry.rollback(model, stage, reason)
+        return self._backend.rollback(model, stage, reason)
 
     # maintenance and audit
 
     def verify(self, ref: str | None = None) -> VerifyReport:
-        return maintenance.verify(self._registry, ref)
+        return self._backend.verify(ref)
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
-        return maintenance.gc(
-            self._registry, grace_seconds=self.settings.gc_grace_seconds, dry_run=dry_run
-        )
+        return self._backend.gc(dry_run)
 
     def audit_log(
         self, *, model: str | None = None, since: datetime | None = None
     ) -> list[AuditEvent]:
-        return self._registry.audit_log(model, since)
+        return self._backend.audit_log(model, since)
 
     def audit_verify(self) -> ChainReport:
-        return self._registry.audit_verify()
+        return self._backend.audit_verify()

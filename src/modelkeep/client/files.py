@@ -93,18 +93,26 @@ def _check_inside(path: Path, root: Path) -> None:
 
 
 def upload(file: LocalFile, put: Uploader, progress: Progress | None) -> FileEntry:
-    before = os.stat(file.source)
+    before = file_state(file.source)
     with open(file.source, "rb") as stream:
         info = put(stream, progress)
-        during = os.fstat(stream.fileno())
-    after = os.stat(file.source)
-    if info.size != before.st_size or _changed(before, during) or _changed(before, after):
+        during = _state(os.fstat(stream.fileno()))
+    if info.size != before[1] or during != before or changed_since(file.source, before):
         raise FileChanged(f"{str(file.source)!r} changed while it was being pushed")
     return FileEntry(file.path, info.size, info.digest)
 
 
-def _changed(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_ino, a.st_size, a.st_mtime_ns) != (b.st_ino, b.st_size, b.st_mtime_ns)
+def file_state(path: Path) -> tuple[int, int, int]:
+    """What tells a file changed: inode, size, modification time."""
+    return _state(os.stat(path))
+
+
+def changed_since(path: Path, state: tuple[int, int, int]) -> bool:
+    return file_state(path) != state
+
+
+def _state(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass(frozen=True)

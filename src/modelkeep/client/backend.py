@@ -1,0 +1,132 @@
+"""The seam between the SDK and a registry: in process, or over HTTP.
+
+``Client`` speaks only to a ``Backend``; ``LocalBackend`` calls the services directly and
+``HttpBackend`` (client/http.py) calls a ``modelkeep server``. One contract test suite
+runs the SDK over both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from modelkeep.client.files import LocalFile, upload
+from modelkeep.domain.aliases import AliasEvent, Resolution
+from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import Model, Version
+from modelkeep.ports import Progress
+from modelkeep.services import maintenance
+from modelkeep.services.maintenance import GcReport, VerifyReport
+from modelkeep.services.registry import PushRequest, Registry
+
+
+class Backend(Protocol):
+    def close(self) -> None: ...
+    def create_model(self, name: str, description: str, require: Iterable[str]) -> Model: ...
+    def list_models(self) -> list[Model]: ...
+    def get_model(self, name: str) -> Model: ...
+    def check_push(self, model: str, request: PushRequest) -> None: ...
+    def upload(self, files: Sequence[LocalFile], progress: Progress | None) -> list[FileEntry]: ...
+    def register_version(
+        self, model: str, files: Sequence[FileEntry], request: PushRequest
+    ) -> Version: ...
+    def list_versions(self, model: str) -> list[Version]: ...
+    def get_version(self, ref: str) -> Version: ...
+    def resolve(self, ref: str, at: datetime | None = None) -> Resolution: ...
+    def diff(self, old: str, new: str) -> VersionDiff: ...
+    def archive(self, ref: str, reason: str | None = None) -> Version: ...
+    def set_alias(self, ref: str, alias: str, reason: str | None = None) -> AliasEvent: ...
+    def remove_alias(self, model: str, alias: str, reason: str | None = None) -> AliasEvent: ...
+    def alias_history(self, model: str, alias: str | None = None) -> list[AliasEvent]: ...
+    def promote(self, ref: str, to: str, reason: str | None = None) -> AliasEvent: ...
+    def rollback(self, model: str, stage: str, reason: str | None = None) -> AliasEvent: ...
+    def open_blob(self, digest: str) -> BinaryIO: ...
+    def verify(self, ref: str | None = None) -> VerifyReport: ...
+    def gc(self, dry_run: bool = False) -> GcReport: ...
+    def audit_log(
+        self, model: str | None = None, since: datetime | None = None
+    ) -> list[AuditEvent]: ...
+    def audit_verify(self) -> ChainReport: ...
+
+
+class LocalBackend:
+    """The services in this process: an embedded store, or a database an operator reaches."""
+
+    def __init__(self, registry: Registry, gc_grace_seconds: int) -> None:
+        self.registry = registry
+        self._grace = gc_grace_seconds
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def create_model(self, name: str, description: str, require: Iterable[str]) -> Model:
+        return self.registry.create_model(name, description, require)
+
+    def list_models(self) -> list[Model]:
+        return self.registry.list_models()
+
+    def get_model(self, name: str) -> Model:
+        return self.registry.get_model(name)
+
+    def check_push(self, model: str, request: PushRequest) -> None:
+        self.registry.check_push(model, request)
+
+    def upload(self, files: Sequence[LocalFile], progress: Progress | None) -> list[FileEntry]:
+        """One pass per file: hashed while it streams into the store."""
+        put = self.registry.put_blob
+        return [upload(f, lambda stream, p: put(stream, progress=p), progress) for f in files]
+
+    def register_version(
+        self, model: str, files: Sequence[FileEntry], request: PushRequest
+    ) -> Version:
+        return self.registry.register_version(model, files, request)
+
+    def list_versions(self, model: str) -> list[Version]:
+        return self.registry.list_versions(model)
+
+    def get_version(self, ref: str) -> Version:
+        return self.registry.get_version(ref)
+
+    def resolve(self, ref: str, at: datetime | None = None) -> Resolution:
+        return self.registry.resolve(ref, at)
+
+    def diff(self, old: str, new: str) -> VersionDiff:
+        return self.registry.diff(old, new)
+
+    def archive(self, ref: str, reason: str | None = None) -> Version:
+        return self.registry.archive(ref, reason)
+
+    def set_alias(self, ref: str, alias: str, reason: str | None = None) -> AliasEvent:
+        return self.registry.set_alias(ref, alias, reason)
+
+    def remove_alias(self, model: str, alias: str, reason: str | None = None) -> AliasEvent:
+        return self.registry.remove_alias(model, alias, reason)
+
+    def alias_history(self, model: str, alias: str | None = None) -> list[AliasEvent]:
+        return self.registry.alias_history(model, alias)
+
+    def promote(self, ref: str, to: str, reason: str | None = None) -> AliasEvent:
+        return self.registry.promote(ref, to, reason)
+
+    def rollback(self, model: str, stage: str, reason: str | None = None) -> AliasEvent:
+        return self.registry.rollback(model, stage, reason)
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        return self.registry.open_blob(digest)
+
+    def verify(self, ref: str | None = None) -> VerifyReport:
+        return maintenance.verify(self.registry, ref)
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        return maintenance.gc(self.registry, grace_seconds=self._grace, dry_run=dry_run)
+
+    def audit_log(
+        self, model: str | None = None, since: datetime | None = None
+    ) -> list[AuditEvent]:
+        return self.registry.audit_log(model, since)
+
+    def audit_verify(self) -> ChainReport:
+        return self.registry.audit_verify()

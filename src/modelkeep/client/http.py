@@ -1,0 +1,311 @@
+"""The SDK over HTTP: the same verbs against a ``modelkeep server``.
+
+Uploads and downloads stream; a push first hashes its files, asks the server which blobs
+it lacks, and sends only those. Every byte downloaded is verified here too: the client
+trusts no transport. Errors come back as the same classes the services raise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, BinaryIO
+
+import httpx
+
+from modelkeep import copying
+from modelkeep.client import wire
+from modelkeep.client.files import LocalFile, changed_since, file_state
+from modelkeep.domain.aliases import AliasEvent, Resolution
+from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.names import parse_ref
+from modelkeep.domain.versions import Model, Version
+from modelkeep.errors import (
+    Conflict,
+    DigestMismatch,
+    FileChanged,
+    ModelkeepError,
+    NotFound,
+    StoreUnavailable,
+    all_error_classes,
+)
+from modelkeep.ports import Progress
+from modelkeep.services.maintenance import GcReport, VerifyReport
+from modelkeep.services.registry import PushRequest
+
+API = "/api/v1"
+BLOCK = 1024 * 1024
+ERRORS = {cls.code: cls for cls in all_error_classes()}
+BY_STATUS: dict[int, type[ModelkeepError]] = {404: NotFound, 409: Conflict}
+
+
+class HttpBackend:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        http: httpx.Client | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        """``http`` replaces the connection pool (tests pass an in-process ASGI client)."""
+        self.url = url.rstrip("/")
+        self._http = http or httpx.Client(
+            base_url=self.url, timeout=httpx.Timeout(timeout, connect=10.0)
+        )
+        if token:
+            self._http.headers["authorization"] = f"Bearer {token}"
+
+    def close(self) -> None:
+        self._http.close()
+
+    # plumbing -------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, API + path, **kwargs)
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(
+                f"cannot reach the server at {self.url}: {exc}",
+                "check MODELKEEP_URI and that the server runs",
+            ) from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json() if response.content else None
+
+    def _items(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every item of a paginated list, following the ``next`` cursors."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        items: list[dict[str, Any]] = []
+        while True:
+            body = self._call("GET", path, params=query)
+            items.extend(body["items"])
+            if body["next"] is None:
+                return items
+            query["after"] = body["next"]
+
+    # models ---------------------------------------------------------------------------
+
+    def create_model(self, name: str, description: str, require: Iterable[str]) -> Model:
+        body = {"name": name, "description": description, "require": list(require)}
+        return wire.model(self._call("POST", "/models", json=body))
+
+    def list_models(self) -> list[Model]:
+        return [wire.model(d) for d in self._items("/models")]
+
+    def get_model(self, name: str) -> Model:
+        return wire.model(self._call("GET", f"/models/{_seg(name)}"))
+
+    # versions -------------------------------------------------------------------------
+
+    def check_push(self, model: str, request: PushRequest) -> None:
+        body = _registration([], request)
+        del body["files"]
+        self._call("POST", f"/models/{_seg(model)}/versions/check", json=body)
+
+    def upload(self, files: Sequence[LocalFile], progress: Progress | None) -> list[FileEntry]:
+        hashed = [(f, *_hash(f)) for f in files]
+        digests = sorted({entry.digest for _, entry, _ in hashed})
+        missing = set(self._call("POST", "/blobs/missing", json={"digests": digests})["missing"])
+        for local, entry, state in hashed:
+            if entry.digest in missing:
+                self._put(local, entry, state, progress)
+                missing.discard(entry.digest)
+            elif progress is not None:
+                progress(entry.size)
+        return [entry for _, entry, _ in hashed]
+
+    def _put(
+        self,
+        local: LocalFile,
+        entry: FileEntry,
+        state: tuple[int, int, int],
+        progress: Progress | None,
+    ) -> None:
+        headers = {"content-length": str(entry.size), "content-type": "application/octet-stream"}
+        try:
+            self._call(
+                "PUT",
+                f"/blobs/{entry.digest}",
+                headers=headers,
+                content=_file_chunks(local, progress),
+            )
+        except DigestMismatch:
+            if changed_since(local.source, state):
+                raise FileChanged(
+                    f"{str(local.source)!r} changed while it was being pushed"
+                ) from None
+            raise
+
+    def register_version(
+        self, model: str, files: Sequence[FileEntry], request: PushRequest
+    ) -> Version:
+        body = _registration(files, request)
+        return wire.version(self._call("POST", f"/models/{_seg(model)}/versions", json=body))
+
+    def list_versions(self, model: str) -> list[Version]:
+        return [wire.version(d) for d in self._items(f"/models/{_seg(model)}/versions")]
+
+    def get_version(self, ref: str) -> Version:
+        parsed = parse_ref(ref, default_latest=True)
+        path = f"/models/{_seg(parsed.model)}/versions/{_seg(parsed.value)}"
+        return wire.version(self._call("GET", path))
+
+    def resolve(self, ref: str, at: datetime | None = None) -> Resolution:
+        params = {"ref": ref, **({"at": at.isoformat()} if at else {})}
+        return wire.resolution(self._call("GET", "/resolve", params=params))
+
+    def diff(self, old: str, new: str) -> VersionDiff:
+        return wire.version_diff(self._call("GET", "/diff", params={"old": old, "new": new}))
+
+    def archive(self, ref: str, reason: str | None = None) -> Version:
+        parsed = parse_ref(ref)
+        path = f"/models/{_seg(parsed.model)}/versions/{_seg(parsed.value)}/archive"
+        return wire.version(self._call("POST", path, json={"reason": reason}))
+
+    # aliases and stages ---------------------------------------------------------------
+
+    def set_alias(self, ref: str, alias: str, reason: str | None = None) -> AliasEvent:
+        parsed = parse_ref(ref)
+        body = {"version": parsed.value, "reason": reason}
+        path = f"/models/{_seg(parsed.model)}/aliases/{_seg(alias)}"
+        return wire.alias_event(self._call("PUT", path, json=body))
+
+    def remove_alias(self, model: str, alias: str, reason: str | None = None) -> AliasEvent:
+        params = {"reason": reason} if reason else {}
+        path = f"/models/{_seg(model)}/aliases/{_seg(alias)}"
+        return wire.alias_event(self._call("DELETE", path, params=params))
+
+    def alias_history(self, model: str, alias: str | None = None) -> list[AliasEvent]:
+        items = self._items(f"/models/{_seg(model)}/aliases", {"alias": alias})
+        return [wire.alias_event(d) for d in items]
+
+    def promote(self, ref: str, to: str, reason: str | None = None) -> AliasEvent:
+        parsed = parse_ref(ref)
+        body = {"version": parsed.value, "to": to, "reason": reason}
+        return wire.alias_event(
+            self._call("POST", f"/models/{_seg(parsed.model)}/promote", json=body)
+        )
+
+    def rollback(self, model: str, stage: str, reason: str | None = None) -> AliasEvent:
+        body = {"stage": stage, "reason": reason}
+        return wire.alias_event(self._call("POST", f"/models/{_seg(model)}/rollback", json=body))
+
+    # blobs, maintenance, audit --------------------------------------------------------
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        request = self._http.build_request("GET", f"{API}/blobs/{digest}")
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(f"cannot reach the server at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            raise _error(response)
+        return io.BufferedReader(_VerifiedDownload(response, digest), BLOCK)
+
+    def verify(self, ref: str | None = None) -> VerifyReport:
+        return wire.verify_report(self._call("POST", "/verify", json={"ref": ref}))
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        return wire.gc_report(self._call("POST", "/gc", json={"dry_run": dry_run}))
+
+    def audit_log(
+        self, model: str | None = None, since: datetime | None = None
+    ) -> list[AuditEvent]:
+        params = {"model": model, "since": since.isoformat() if since else None}
+        return [wire.audit_event(d) for d in self._items("/audit", params)]
+
+    def audit_verify(self) -> ChainReport:
+        return wire.chain_report(self._call("GET", "/audit/verify"))
+
+
+def _seg(text: str) -> str:
+    """One path segment, escaped (names are validated on the server)."""
+    return httpx.URL("/" + text).raw_path.decode()[1:].replace("/", "%2F")
+
+
+def _registration(files: Sequence[FileEntry], request: PushRequest) -> dict[str, Any]:
+    return {
+        "files": [f.to_dict() for f in files],
+        "metadata": request.metadata.to_dict(),
+        "semver": request.semver,
+        "bump": request.bump,
+        "message": request.message,
+    }
+
+
+def _hash(local: LocalFile) -> tuple[FileEntry, tuple[int, int, int]]:
+    state = file_state(local.source)
+    with open(local.source, "rb") as stream:
+        digest, size = copying.sha256_of(stream)
+    if size != state[1] or changed_since(local.source, state):
+        raise FileChanged(f"{str(local.source)!r} changed while it was being pushed")
+    return FileEntry(local.path, size, digest), state
+
+
+def _file_chunks(local: LocalFile, progress: Progress | None) -> Iterator[bytes]:
+    with open(local.source, "rb") as stream:
+        while chunk := stream.read(BLOCK):
+            if progress is not None:
+                progress(len(chunk))
+            yield chunk
+
+
+def _error(response: httpx.Response) -> ModelkeepError:
+    try:
+        body = response.json()["error"]
+        cls = ERRORS.get(body["code"]) or BY_STATUS.get(response.status_code, ModelkeepError)
+        return cls(str(body["message"]), body.get("hint"))
+    except (ValueError, KeyError, TypeError):
+        return StoreUnavailable(
+            f"the server answered {response.status_code} {response.reason_phrase}",
+            "check the server's logs",
+        )
+
+
+class _VerifiedDownload(io.RawIOBase):
+    """A blob streamed from the server, hashed as read; DigestMismatch at the end if bad."""
+
+    def __init__(self, response: httpx.Response, digest: str) -> None:
+        self._response = response
+        self._chunks = response.iter_raw(BLOCK)
+        self._pending = b""
+        self._digest = digest
+        self._hash = hashlib.sha256()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending and not self._done:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                self._done = True
+                self._check()
+            except httpx.HTTPError as exc:
+                raise DigestMismatch(
+                    f"blob {self._digest} ended early: {exc}",
+                    "pull again; if it repeats run 'modelkeep verify'",
+                ) from None
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._hash.update(self._pending[:n])
+        self._pending = self._pending[n:]
+        return n
+
+    def _check(self) -> None:
+        actual = "sha256:" + self._hash.hexdigest()
+        if actual != self._digest:
+            raise DigestMismatch(f"blob {self._digest} arrived damaged: its bytes hash to {actual}")
+
+    def close(self) -> None:
+        self._response.close()
+        super().close()

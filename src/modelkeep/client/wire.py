@@ -1,0 +1,113 @@
+"""JSON documents of the API back into the SDK's frozen objects (the reverse of to_dict)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from modelkeep.domain.aliases import AliasEvent, Resolution
+from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.diff import Change, VersionDiff
+from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import Model, Version, VersionMetadata
+from modelkeep.services.maintenance import DamagedBlob, GcReport, VerifyReport
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _required_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def model(d: dict[str, Any]) -> Model:
+    return Model(
+        d["name"],
+        d["description"],
+        tuple(d["required"]),
+        _required_time(d["created_at"]),
+        d["created_by"],
+        d["latest"],
+        d["versions"],
+    )
+
+
+def version(d: dict[str, Any]) -> Version:
+    return Version(
+        model=d["model"],
+        number=d["number"],
+        semver=d["semver"],
+        digest=d["digest"],
+        status=d["status"],
+        created_at=_required_time(d["created_at"]),
+        created_by=d["created_by"],
+        files=tuple(FileEntry(f["path"], f["size"], f["digest"]) for f in d["files"]),
+        metadata=VersionMetadata.from_dict(d["metadata"]),
+        message=d["message"],
+        aliases=tuple(d["aliases"]),
+        archived_at=_time(d["archived_at"]),
+    )
+
+
+def alias_event(d: dict[str, Any]) -> AliasEvent:
+    return AliasEvent(
+        d["model"],
+        d["alias"],
+        d["action"],
+        d["old"],
+        d["new"],
+        d["actor"],
+        _required_time(d["at"]),
+        d["reason"],
+    )
+
+
+def resolution(d: dict[str, Any]) -> Resolution:
+    return Resolution(d["model"], d["ref"], d["number"], d["digest"])
+
+
+def audit_event(d: dict[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        d["seq"],
+        _required_time(d["at"]),
+        d["actor"],
+        d["action"],
+        d["subject"],
+        d["details"],
+        d["prev_hash"],
+        d["hash"],
+    )
+
+
+def chain_report(d: dict[str, Any]) -> ChainReport:
+    return ChainReport(d["ok"], d["checked"], d["first_bad_seq"], d["problem"])
+
+
+def version_diff(d: dict[str, Any]) -> VersionDiff:
+    def changes(key: str) -> tuple[Change, ...]:
+        return tuple(Change(c["key"], c["old"], c["new"]) for c in d[key])
+
+    return VersionDiff(
+        d["old"], d["new"], changes("files"), changes("metadata"), changes("metrics")
+    )
+
+
+def verify_report(d: dict[str, Any]) -> VerifyReport:
+    damaged = tuple(
+        DamagedBlob(b["digest"], b["problem"], tuple(b["versions"])) for b in d["damaged"]
+    )
+    return VerifyReport(
+        d["checked_blobs"], d["checked_versions"], damaged, tuple(d["inconsistent_versions"])
+    )
+
+
+def gc_report(d: dict[str, Any]) -> GcReport:
+    return GcReport(
+        d["dry_run"],
+        d["blobs"],
+        d["bytes"],
+        d["temporary_files"],
+        d["temporary_bytes"],
+        d["kept_in_grace"],
+    )

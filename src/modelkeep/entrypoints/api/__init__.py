@@ -1,0 +1,1 @@
+"""The HTTP API: the registry's services over REST, for remote SDKs, CLIs and replicas."""

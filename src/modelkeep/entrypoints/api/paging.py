@@ -1,0 +1,16 @@
+"""Keyset pagination: ``limit`` items after the cursor ``after``, and the next cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def page(
+    keyed: Iterable[tuple[Any, dict[str, Any]]], limit: int, after: Any | None
+) -> dict[str, Any]:
+    """``keyed`` holds ``(key, document)`` pairs in ascending key order."""
+    rest = [(k, d) for k, d in keyed if after is None or k > after]
+    chunk = rest[:limit]
+    more = len(rest) > limit
+    return {"items": [d for _, d in chunk], "next": chunk[-1][0] if more and chunk else None}

@@ -1,0 +1,240 @@
+"""REST resources for everything the CLI does. Bodies are the CLI's JSON documents."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any, BinaryIO, cast
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from modelkeep.domain.manifest import FileEntry, check_digest
+from modelkeep.domain.names import check_model_name
+from modelkeep.domain.versions import VersionMetadata
+from modelkeep.entrypoints.api import schemas
+from modelkeep.entrypoints.api.errors import error_response
+from modelkeep.entrypoints.api.paging import page
+from modelkeep.entrypoints.api.streams import BodyReader
+from modelkeep.errors import DigestMismatch, StoreUnavailable
+from modelkeep.services import maintenance
+from modelkeep.services.registry import PushRequest, Registry
+
+health = APIRouter(tags=["health"])
+api = APIRouter()
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+READ_BLOCK = 1024 * 1024
+
+
+def registry(request: Request) -> Registry:
+    """The registry, acting for the user the request's bearer token names."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return request.app.state.modelkeep.authenticate(given)  # type: ignore[no-any-return]
+
+
+Reg = Annotated[Registry, Depends(registry)]
+
+
+@health.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Alive: the process answers."""
+    return {"status": "ok"}
+
+
+@health.get("/readyz", responses={503: {"description": "database or blob store unreachable"}})
+def readyz(request: Request) -> JSONResponse:
+    """Ready: the database and the blob store answer."""
+    try:
+        request.app.state.modelkeep.ready()
+    except StoreUnavailable as exc:
+        return JSONResponse({"status": "unavailable", "error": exc.to_dict()}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+# models ---------------------------------------------------------------------------------
+
+
+@api.get("/models", tags=["models"])
+def list_models(reg: Reg, limit: Limit = 100, after: str | None = None) -> dict[str, Any]:
+    return page(((m.name, m.to_dict()) for m in reg.list_models()), limit, after)
+
+
+@api.post("/models", status_code=201, tags=["models"])
+def create_model(reg: Reg, body: schemas.CreateModel) -> dict[str, Any]:
+    return reg.create_model(body.name, body.description, body.require).to_dict()
+
+
+@api.get("/models/{name}", tags=["models"])
+def get_model(reg: Reg, name: str) -> dict[str, Any]:
+    return reg.get_model(name).to_dict()
+
+
+# versions -------------------------------------------------------------------------------
+
+
+@api.get("/models/{name}/versions", tags=["versions"])
+def list_versions(
+    reg: Reg, name: str, limit: Limit = 100, after: int | None = None
+) -> dict[str, Any]:
+    return page(((v.number, v.to_dict()) for v in reg.list_versions(name)), limit, after)
+
+
+@api.post("/models/{name}/versions", status_code=201, tags=["versions"])
+def register_version(reg: Reg, name: str, body: schemas.RegisterVersion) -> dict[str, Any]:
+    files = [FileEntry(f.path, f.size, f.digest) for f in body.files]
+    metadata = VersionMetadata(**body.metadata.model_dump())
+    request = PushRequest(metadata, body.semver, body.bump, body.message)
+    return reg.register_version(name, files, request).to_dict()
+
+
+@api.post("/models/{name}/versions/check", status_code=204, tags=["versions"])
+def check_push(reg: Reg, name: str, body: schemas.PushDetails) -> None:
+    """Would this registration be refused? Ask before uploading gigabytes."""
+    metadata = VersionMetadata(**body.metadata.model_dump())
+    reg.check_push(name, PushRequest(metadata, body.semver, body.bump, body.message))
+
+
+@api.get("/models/{name}/versions/{ref}", tags=["versions"])
+def get_version(reg: Reg, name: str, ref: str) -> dict[str, Any]:
+    return reg.get_version(f"{check_model_name(name)}@{ref}").to_dict()
+
+
+@api.post("/models/{name}/versions/{ref}/archive", tags=["versions"])
+def archive(reg: Reg, name: str, ref: str, body: schemas.Reason) -> dict[str, Any]:
+    return reg.archive(f"{check_model_name(name)}@{ref}", body.reason).to_dict()
+
+
+@api.get("/resolve", tags=["versions"])
+def resolve(reg: Reg, ref: str, at: datetime | None = None) -> dict[str, Any]:
+    return reg.resolve(ref, _aware(at)).to_dict()
+
+
+@api.get("/diff", tags=["versions"])
+def diff(reg: Reg, old: str, new: str) -> dict[str, Any]:
+    return reg.diff(old, new).to_dict()
+
+
+# aliases and stages ---------------------------------------------------------------------
+
+
+@api.put("/models/{name}/aliases/{alias}", tags=["aliases"])
+def set_alias(reg: Reg, name: str, alias: str, body: schemas.SetAlias) -> dict[str, Any]:
+    return reg.set_alias(f"{check_model_name(name)}@{body.version}", alias, body.reason).to_dict()
+
+
+@api.delete("/models/{name}/aliases/{alias}", tags=["aliases"])
+def remove_alias(reg: Reg, name: str, alias: str, reason: str | None = None) -> dict[str, Any]:
+    return reg.remove_alias(name, alias, reason).to_dict()
+
+
+@api.get("/models/{name}/aliases", tags=["aliases"])
+def alias_history(
+    reg: Reg, name: str, alias: str | None = None, limit: Limit = 1000, after: int | None = None
+) -> dict[str, Any]:
+    """Every move, oldest first; the cursor is an event's position in the history."""
+    events = enumerate(reg.alias_history(name, alias), start=1)
+    return page(((i, {**e.to_dict(), "id": i}) for i, e in events), limit, after)
+
+
+@api.post("/models/{name}/promote", tags=["aliases"])
+def promote(reg: Reg, name: str, body: schemas.Promote) -> dict[str, Any]:
+    return reg.promote(f"{check_model_name(name)}@{body.version}", body.to, body.reason).to_dict()
+
+
+@api.post("/models/{name}/rollback", tags=["aliases"])
+def rollback(reg: Reg, name: str, body: schemas.Rollback) -> dict[str, Any]:
+    return reg.rollback(name, body.stage, body.reason).to_dict()
+
+
+# blobs ----------------------------------------------------------------------------------
+
+
+@api.post("/blobs/missing", tags=["blobs"])
+def missing_blobs(reg: Reg, body: schemas.Digests) -> dict[str, list[str]]:
+    """Which of these blobs the store lacks: upload only those."""
+    for digest in body.digests:
+        check_digest(digest)
+    return {"missing": sorted(reg.missing_blobs(body.digests))}
+
+
+@api.put(
+    "/blobs/{digest}",
+    status_code=201,
+    tags=["blobs"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def put_blob(request: Request, digest: str) -> JSONResponse:
+    """Upload one blob's bytes, streamed; refused unless they hash to ``digest``."""
+    reg = await anyio.to_thread.run_sync(registry, request)
+    check_digest(digest)
+    length = request.headers.get("content-length")
+    reader = BodyReader(request.stream().__aiter__(), int(length) if length else None)
+    stream = cast(BinaryIO, reader)
+    try:
+        info = await anyio.to_thread.run_sync(lambda: reg.put_blob(stream, expected=digest))
+    except DigestMismatch as exc:  # the sender's bytes are wrong, not the store's
+        return error_response(exc, 422)
+    return JSONResponse({"digest": info.digest, "size": info.size}, status_code=201)
+
+
+@api.get(
+    "/blobs/{digest}",
+    tags=["blobs"],
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_blob(reg: Reg, digest: str) -> StreamingResponse:
+    """A blob's bytes, verified as they are read (a damaged blob ends the stream early)."""
+    stream = reg.open_blob(check_digest(digest))
+    return StreamingResponse(_chunks(stream), media_type="application/octet-stream")
+
+
+def _chunks(stream: Any) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(READ_BLOCK):
+            yield chunk
+
+
+# maintenance and audit ------------------------------------------------------------------
+
+
+@api.post("/verify", tags=["maintenance"])
+def verify(reg: Reg, body: schemas.Verify) -> dict[str, Any]:
+    return maintenance.verify(reg, body.ref).to_dict()
+
+
+@api.post("/gc", tags=["maintenance"])
+def gc(request: Request, reg: Reg, body: schemas.Gc) -> dict[str, Any]:
+    grace = request.app.state.modelkeep.gc_grace_seconds
+    return maintenance.gc(reg, grace_seconds=grace, dry_run=body.dry_run).to_dict()
+
+
+@api.get("/audit", tags=["audit"])
+def audit_log(
+    reg: Reg,
+    model: str | None = None,
+    since: datetime | None = None,
+    limit: Limit = 1000,
+    after: int | None = None,
+) -> dict[str, Any]:
+    events = reg.audit_log(model, _aware(since))
+    return page(((e.seq, e.to_dict()) for e in events), limit, after)
+
+
+@api.get("/audit/verify", tags=["audit"])
+def audit_verify(reg: Reg) -> dict[str, Any]:
+    return reg.audit_verify().to_dict()
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    return when.astimezone() if when is not None else None

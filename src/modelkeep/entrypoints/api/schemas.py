@@ -1,0 +1,84 @@
+"""Request bodies: the wire format lives here, never in the domain. Unknown fields are
+refused (422), so a typo never silently drops a value."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = str | int | float | bool | None
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateModel(Body):
+    name: str = Field(max_length=128)
+    description: str = Field(default="", max_length=10_000)
+    require: list[str] = Field(default_factory=list, max_length=100)
+
+
+class FileEntryIn(Body):
+    path: str = Field(max_length=4096)
+    size: int = Field(ge=0)
+    digest: str = Field(max_length=71)
+
+
+class MetadataIn(Body):
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    datasets: list[str] = Field(default_factory=list, max_length=1000)
+    commit: str | None = Field(default=None, max_length=256)
+    seed: int | None = None
+    run: str | None = Field(default=None, max_length=256)
+    meta: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class PushDetails(Body):
+    metadata: MetadataIn = Field(default_factory=lambda: MetadataIn())
+    semver: str | None = Field(default=None, max_length=128)
+    bump: Literal["major", "minor", "patch"] | None = None
+    message: str | None = Field(default=None, max_length=10_000)
+
+
+class RegisterVersion(PushDetails):
+    files: list[FileEntryIn] = Field(min_length=1, max_length=100_000)
+
+
+class Digests(Body):
+    digests: list[str] = Field(max_length=100_000)
+
+
+class SetAlias(Body):
+    version: str = Field(max_length=200, description="A reference: number, semver, digest…")
+    reason: str | None = Field(default=None, max_length=10_000)
+    expect: int | None = Field(
+        None,
+        description="Refuse unless the alias points here now (compare-and-set); 0 means unset.",
+    )
+
+
+class Promote(Body):
+    version: str = Field(max_length=200)
+    to: Literal["staging", "production"]
+    reason: str | None = Field(default=None, max_length=10_000)
+    expect: int | None = None
+
+
+class Rollback(Body):
+    stage: Literal["staging", "production"]
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class Reason(Body):
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class Verify(Body):
+    ref: str | None = Field(default=None, max_length=200)
+
+
+class Gc(Body):
+    dry_run: bool = False
