@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,6 +25,7 @@ from sqlalchemy.engine import make_url
 import modelkeep
 from modelkeep.config import Settings
 from modelkeep.services.registry import Registry
+from modelkeep.storage.blobs.s3 import make_client
 
 PG_ADMIN_URL = os.environ.get(
     "MODELKEEP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -104,24 +113,32 @@ def mk(request: pytest.FixtureRequest, settings: Settings) -> Iterator[modelkeep
 
 @contextlib.contextmanager
 def served_client(settings: Settings) -> Iterator[modelkeep.Client]:
-    """The SDK over HTTP, against the API app running in this process."""
-    from starlette.testclient import TestClient
+    """The SDK over HTTP, as an admin, against the API app running in this process."""
 
-    from modelkeep.bootstrap import open_registry
     from modelkeep.client.client import Client
     from modelkeep.client.http import HttpBackend
-    from modelkeep.entrypoints.api.app import ServerState, create_app
 
-    server_side = open_registry(settings)
-    state = ServerState(
-        authenticate=lambda _token: server_side,
-        ready=lambda: None,
-        gc_grace_seconds=settings.gc_grace_seconds,
-    )
-    with TestClient(create_app(state), base_url="http://testserver") as http:
-        client = Client(HttpBackend("http://testserver", "test-token", http=http), settings)
+    with served_app(settings) as (http, token):
+        client = Client(HttpBackend("http://testserver", token, http=http), settings)
         yield client
-    server_side.close()
+
+
+@contextlib.contextmanager
+def served_app(settings: Settings, role: str = "admin") -> Iterator[tuple[Any, str]]:
+    """The API app served in process (starlette's TestClient) and a token of ``role``."""
+    from starlette.testclient import TestClient
+
+    from modelkeep.bootstrap import open_registry, open_server
+    from modelkeep.entrypoints.api.app import create_app
+    from modelkeep.services import admin
+
+    operator = open_registry(settings)
+    _, issued = admin.create_user(operator, f"test-{role}", role)
+    operator.close()
+    state, close = open_server(settings)
+    with TestClient(create_app(state), base_url="http://testserver") as http:
+        yield http, issued.secret
+    close()
 
 
 @pytest.fixture
@@ -192,3 +209,91 @@ class CliRunnerInProcess:
             code = int(exc.code or 0)
         captured = self.capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
+
+
+# S3: moto's standalone server -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server, a separate process on 127.0.0.1 for the session: its URL."""
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    for _ in range(3):  # the free port may be taken before moto binds it
+        port = _free_port()
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+        if _wait_until_answering(url, process):
+            break
+        process.kill()
+        process.wait()
+    else:  # pragma: no cover - environment problem, say so plainly
+        pytest.fail(f"moto's S3 server did not start:\n{log.read_text()}")
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        process.kill()
+        process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_answering(url: str, process: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def aws_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fake credentials for boto3, and nothing of the machine's AWS configuration."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """A fresh, empty bucket on the moto server, and a boto3 client to reach inside it."""
+
+    endpoint_url: str
+    name: str
+    client: Any
+
+    def url(self, prefix: str = "store") -> str:
+        return f"s3://{self.name}/{prefix}"
+
+
+@pytest.fixture
+def s3_bucket(moto_server: str, aws_environ: None) -> Iterator[S3Bucket]:
+    client = make_client(moto_server)
+    name = f"modelkeep-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    yield S3Bucket(moto_server, name, client)
+    for upload in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=name, Key=item["Key"])
+    client.delete_bucket(Bucket=name)

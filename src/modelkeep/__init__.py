@@ -11,6 +11,7 @@ from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import Change, VersionDiff
 from modelkeep.domain.manifest import FileEntry, Manifest
+from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import ModelkeepError
 from modelkeep.services.maintenance import DamagedBlob, GcReport, VerifyReport
@@ -26,11 +27,14 @@ __all__ = [
     "DamagedBlob",
     "FileEntry",
     "GcReport",
+    "IssuedToken",
     "Manifest",
     "Model",
     "ModelkeepError",
     "PullResult",
     "Resolution",
+    "Token",
+    "User",
     "VerifyReport",
     "Version",
     "VersionDiff",

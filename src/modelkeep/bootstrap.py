@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelkeep.config import Settings
-from modelkeep.errors import UnsupportedUri
+from modelkeep.domain.access import Actor
+from modelkeep.errors import StoreUnavailable, UnsupportedUri
+from modelkeep.ports import BlobStore
 from modelkeep.services.registry import Registry
 from modelkeep.storage.blobs.local import LocalBlobStore
+from modelkeep.storage.blobs.s3 import S3BlobStore
 from modelkeep.storage.sql.store import SqlMetadataStore
+
+if TYPE_CHECKING:
+    from modelkeep.entrypoints.api.app import ServerState
 
 DATABASE_FILE = "modelkeep.db"
 
@@ -24,19 +32,64 @@ def local_actor() -> str:
 def store_root(uri: str) -> Path:
     if uri.startswith(("http://", "https://")):
         raise UnsupportedUri(
-            f"{uri} is a server URL; this modelkeep has no server yet",
-            "use a directory path for the embedded store",
+            f"{uri} is a server URL, not a store directory",
+            "run the server on the store's directory, or connect to it with the SDK",
         )
     if "://" in uri and not uri.startswith("file://"):
         raise UnsupportedUri(f"{uri!r} is not a store location")
     return Path(uri.removeprefix("file://")).expanduser().absolute()
 
 
+def open_blob_store(settings: Settings, root: Path) -> BlobStore:
+    """``MODELKEEP_BLOB_URL``: empty for ``<root>/blobs``, ``s3://bucket/prefix`` for S3."""
+    url = settings.blob_url
+    if not url:
+        return LocalBlobStore(root)
+    if url.startswith("s3://"):
+        if not settings.database_url:  # the SQLite database stays in the store directory
+            _make_directory(root)
+        return S3BlobStore(url, endpoint_url=settings.s3_endpoint_url or None)
+    raise UnsupportedUri(
+        f"MODELKEEP_BLOB_URL {url!r} is not a blob store location",
+        "use s3://BUCKET/PREFIX, or leave it empty for blobs inside the store directory",
+    )
+
+
+def _make_directory(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot create the store directory {root}: {exc.strerror}",
+            "check the directory's permissions, or set MODELKEEP_DATABASE_URL",
+        ) from None
+
+
 def open_registry(settings: Settings) -> Registry:
     root = store_root(settings.uri)
-    blobs = LocalBlobStore(root)
+    blobs = open_blob_store(settings, root)
     database_url = settings.database_url or f"sqlite:///{root / DATABASE_FILE}"
     store = SqlMetadataStore.open(
         database_url, blob_store_id=blobs.store_id, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
-    return Registry(store, blobs, actor=local_actor())
+    return Registry(store, blobs, actor=Actor.operator(local_actor()))
+
+
+def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
+    """What ``modelkeep server`` serves, and how to close it: one registry opened as the
+    operator, from which each request gets a registry acting for its token's user."""
+    from modelkeep.entrypoints.api.app import ServerState
+    from modelkeep.services import admin
+
+    base = open_registry(settings)
+
+    def authenticate(token: str | None) -> Registry:
+        return admin.registry_for_token(base, token)
+
+    def ready() -> None:
+        with base.store.transaction() as tx:
+            tx.audit_head()
+        base.blobs.stat("sha256:" + "0" * 64)  # a round trip to the blob store
+
+    state = ServerState(authenticate, ready, settings.gc_grace_seconds)
+    return state, base.close

@@ -45,6 +45,20 @@ SETTINGS: tuple[Setting, ...] = (
         "postgresql+psycopg://user@host/db. Empty: SQLite inside the store directory.",
     ),
     Setting(
+        "blob_url",
+        str,
+        "",
+        "Where blobs are stored: empty for the blobs/ directory inside the store, or "
+        "s3://BUCKET/PREFIX for any S3-compatible object store.",
+    ),
+    Setting(
+        "s3_endpoint_url",
+        str,
+        "",
+        "The S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO. Empty: AWS (or boto3's "
+        "AWS_ENDPOINT_URL). Credentials and region come from boto3's usual chain.",
+    ),
+    Setting(
         "sqlite_busy_timeout_ms",
         int,
         30000,
@@ -73,6 +87,8 @@ _PROGRESS_CHOICES = ("auto", "always", "never")
 class Settings:
     uri: str = ".modelkeep"
     database_url: str = ""
+    blob_url: str = ""
+    s3_endpoint_url: str = ""
     sqlite_busy_timeout_ms: int = 30000
     gc_grace_seconds: int = 3600
     progress: str = "auto"

@@ -19,7 +19,10 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── ModelNotFound
     │   ├── VersionNotFound
     │   ├── AliasNotFound
-    │   └── BlobNotFound
+    │   ├── BlobNotFound
+    │   ├── UserNotFound
+    │   ├── TokenNotFound
+    │   └── GrantNotFound
     ├── Conflict                         exit 1
     │   ├── ModelExists
     │   ├── SemverExists
@@ -30,7 +33,10 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── VersionInStage
     │   ├── NothingToRollBack
     │   ├── DestinationConflict
-    │   └── FileChanged
+    │   ├── FileChanged
+    │   └── UserExists
+    ├── Unauthenticated                  exit 1   no valid token (HTTP 401)
+    ├── Forbidden                        exit 1   the actor's roles do not allow it (HTTP 403)
     ├── StoreError                       exit 1   the store cannot be used as it is
     │   ├── UnknownStoreFormat
     │   ├── StoreMismatch
@@ -145,6 +151,21 @@ class BlobNotFound(NotFound):
     default_hint = "the store lost data: run 'modelkeep verify --all' and restore from a backup"
 
 
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    default_hint = "list users with 'modelkeep users list'"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+    default_hint = "list tokens with 'modelkeep tokens list'"
+
+
+class GrantNotFound(NotFound):
+    code = "grant_not_found"
+    default_hint = "list users and their roles with 'modelkeep users list'"
+
+
 class Conflict(ModelkeepError):
     code = "conflict"
     http_status = 409
@@ -199,6 +220,27 @@ class DestinationConflict(Conflict):
 class FileChanged(Conflict):
     code = "file_changed"
     default_hint = "wait until the file is completely written, then push again"
+
+
+class UserExists(Conflict):
+    code = "user_exists"
+    default_hint = "choose another name, or give the user a new token with 'tokens create'"
+
+
+class Unauthenticated(ModelkeepError):
+    """No valid credentials: the token is missing, unknown, revoked or expired."""
+
+    code = "unauthenticated"
+    http_status = 401
+    default_hint = "set MODELKEEP_TOKEN to a valid token (an admin makes one with 'tokens create')"
+
+
+class Forbidden(ModelkeepError):
+    """The actor is known, but none of its roles allows the action; the message says why."""
+
+    code = "forbidden"
+    http_status = 403
+    default_hint = "ask an admin for a role that allows it ('modelkeep users grant')"
 
 
 class StoreError(ModelkeepError):

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
+from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasAction, AliasEvent
 from modelkeep.domain.audit import AuditEvent
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.users import Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 
 Progress = Callable[[int], None]
@@ -146,6 +148,39 @@ class Transaction(Protocol):
         ...
 
     def audit_head(self) -> tuple[int, str] | None: ...
+
+    # users, grants and tokens
+    def get_user(self, name: str, now: datetime) -> User | None:
+        """The user with its grants and its number of tokens active at ``now``."""
+        ...
+
+    def list_users(self, now: datetime) -> list[User]: ...
+    def add_user(self, name: str, actor: str, at: datetime) -> None: ...
+    def set_user_disabled(self, name: str, at: datetime | None) -> None:
+        """Disable the user as of ``at``; None enables it again."""
+        ...
+
+    def add_grant(self, user: str, grant: Grant) -> bool:
+        """Give the grant; False if the user had it already."""
+        ...
+
+    def remove_grant(self, user: str, grant: Grant) -> bool:
+        """Take the grant away; False if the user did not have it."""
+        ...
+
+    def add_token(
+        self,
+        user: str,
+        token_hash: str,
+        label: str | None,
+        actor: str,
+        at: datetime,
+        expires_at: datetime | None,
+    ) -> Token: ...
+    def get_token(self, token_id: int) -> Token | None: ...
+    def token_by_hash(self, token_hash: str) -> Token | None: ...
+    def list_tokens(self, user: str | None = None) -> list[Token]: ...
+    def revoke_token(self, token_id: int, at: datetime) -> None: ...
 
     # blob references
     def blob_users(self, digests: Iterable[str] | None = None) -> dict[str, list[str]]:

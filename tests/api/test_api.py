@@ -9,21 +9,17 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from modelkeep.bootstrap import open_registry
 from modelkeep.config import Settings
-from modelkeep.entrypoints.api.app import MAX_JSON_BYTES, ServerState, create_app
+from modelkeep.entrypoints.api.app import MAX_JSON_BYTES
+from tests.conftest import served_app
 
 
 @pytest.fixture
 def http(settings: Settings) -> Iterator[TestClient]:
-    registry = open_registry(settings)
-    state = ServerState(
-        authenticate=lambda _token: registry, ready=lambda: None, gc_grace_seconds=3600
-    )
-    with TestClient(create_app(state), base_url="http://testserver") as client:
-        client.headers["authorization"] = "Bearer test-token"
+    """The API as an admin."""
+    with served_app(settings) as (client, token):
+        client.headers["authorization"] = f"Bearer {token}"
         yield client
-    registry.close()
 
 
 def digest_of(data: bytes) -> str:

@@ -262,7 +262,9 @@ def test_uri_option_chooses_the_store(
     assert (other / "modelkeep.db").is_file()
     listed = one_of(ok_json(cli, "--uri", str(other), "models", "list"))
     assert listed["name"] == "elsewhere"
-    assert_error_line(cli("--uri", "http://127.0.0.1:9", "models", "list"), "unsupported_uri")
+    # a server URL that nothing answers on: the registry is unavailable, said in one line
+    assert_error_line(cli("--uri", "http://127.0.0.1:9", "models", "list"), "store_unavailable")
+    assert_error_line(cli("--uri", "ftp://host/x", "models", "list"), "unsupported_uri")
 
 
 def one_of(documents: object) -> dict[str, object]:

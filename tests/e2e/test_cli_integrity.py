@@ -283,6 +283,6 @@ def test_a_file_that_changes_during_push_is_refused(
     assert "growing.bin" in raised.value.message
     assert calls
     assert mk.versions("m") == []
-    assert [e.action for e in mk.audit_log()] == ["model.create"]
+    assert [e.action for e in mk.audit_log(model="m")] == ["model.create"]
     # once the file is stable it pushes fine
     assert mk.push("m", [path]).number == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,11 +14,13 @@ from modelkeep.bootstrap import open_registry
 from modelkeep.client import files
 from modelkeep.client.backend import Backend, LocalBackend
 from modelkeep.client.http import HttpBackend
+from modelkeep.client.users import user_admin
 from modelkeep.config import Settings
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.semver import Bump
+from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
 from modelkeep.errors import BlobNotFound
 from modelkeep.ports import Progress
@@ -200,3 +202,46 @@ class Client:
 
     def audit_verify(self) -> ChainReport:
         return self._backend.audit_verify()
+
+    # users and tokens: a global admin only (the operator of a store is one)
+
+    def create_user(
+        self,
+        name: str,
+        *,
+        role: str,
+        model: str | None = None,
+        expires_in: timedelta | None = None,
+    ) -> tuple[User, IssuedToken]:
+        """A new user with one role (on ``model``, or global) and a first token, whose
+        ``secret`` is returned only now."""
+        return user_admin(self._backend).create_user(name, role, model, expires_in)
+
+    def list_users(self) -> list[User]:
+        return user_admin(self._backend).list_users()
+
+    def grant(self, name: str, *, role: str, model: str | None = None) -> User:
+        return user_admin(self._backend).grant(name, role, model)
+
+    def revoke_grant(self, name: str, *, role: str, model: str | None = None) -> User:
+        return user_admin(self._backend).revoke_grant(name, role, model)
+
+    def disable_user(self, name: str) -> User:
+        """Its tokens stop working at once; ``enable_user`` undoes it."""
+        return user_admin(self._backend).set_user_disabled(name, True)
+
+    def enable_user(self, name: str) -> User:
+        return user_admin(self._backend).set_user_disabled(name, False)
+
+    def create_token(
+        self, name: str, *, expires_in: timedelta | None = None, label: str | None = None
+    ) -> IssuedToken:
+        """Another token for ``name``; its ``secret`` is returned only now."""
+        return user_admin(self._backend).create_token(name, expires_in, label)
+
+    def list_tokens(self, name: str | None = None) -> list[Token]:
+        return user_admin(self._backend).list_tokens(name)
+
+    def revoke_token(self, token: int | str) -> Token:
+        """Revoke a token by its id (as listed) or by its secret."""
+        return user_admin(self._backend).revoke_token(token)

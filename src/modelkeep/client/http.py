@@ -134,7 +134,7 @@ class HttpBackend:
                 headers=headers,
                 content=_file_chunks(local, progress),
             )
-        except DigestMismatch:
+        except ModelkeepError:  # the server got other bytes than were hashed: say why
             if changed_since(local.source, state):
                 raise FileChanged(
                     f"{str(local.source)!r} changed while it was being pushed"

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelkeep.domain import access
 from modelkeep.domain.audit import AuditEvent
 from modelkeep.domain.manifest import Manifest
+from modelkeep.domain.names import parse_ref
 from modelkeep.domain.versions import Version
 from modelkeep.ports import BlobStore, StoredBlob
 from modelkeep.services.registry import Registry
@@ -79,7 +81,10 @@ class GcReport:
 
 
 def verify(registry: Registry, ref: str | None = None) -> VerifyReport:
-    """Re-hash every blob that ``ref`` (or, with None, any version) needs."""
+    """Re-hash every blob that ``ref`` (or, with None, any version) needs.
+
+    Needs admin of the version's model, or a global admin for every version."""
+    registry.authorize(access.VERIFY, parse_ref(ref, default_latest=True).model if ref else None)
     with registry.store.transaction() as tx:
         if ref is None:
             users = tx.blob_users()
@@ -121,6 +126,7 @@ def _check_all(registry: Registry, digests: list[str]) -> list[tuple[str, str | 
 
 
 def gc(registry: Registry, *, grace_seconds: int, dry_run: bool = False) -> GcReport:
+    registry.authorize(access.GC, None)
     cutoff = registry.clock() - timedelta(seconds=grace_seconds)
     with registry.store.transaction() as tx:
         reachable = set(tx.blob_users())
@@ -134,11 +140,12 @@ def gc(registry: Registry, *, grace_seconds: int, dry_run: bool = False) -> GcRe
 def sweep(
     registry: Registry, candidates: list[StoredBlob], young: int, cutoff: datetime
 ) -> GcReport:
-    """Delete the candidates no version uses now and that are still old.
+    """Delete the candidates no version uses now and that are still old (needs admin).
 
     Runs under the write lock: no version can commit meanwhile, and registration checks
     its blobs under the same lock, so a blob is never deleted from under a new version.
     """
+    registry.authorize(access.GC, None)
     with registry.store.transaction(write=True) as tx:
         used_now = set(tx.blob_users(b.digest for b in candidates))
         freed = [

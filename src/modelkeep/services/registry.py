@@ -1,13 +1,21 @@
-"""The registry's use cases: models, versions, references, aliases and stages."""
+"""The registry's use cases: models, versions, references, aliases and stages.
+
+Every use case first asks ``domain.access.decide`` whether the registry's actor may do it
+(``Registry.authorize``), and raises ``Forbidden`` with the decision's reason if not,
+before it reads or writes anything.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from modelkeep.domain import access
 from modelkeep.domain import aliases as alias_rules
+from modelkeep.domain.access import Action, Actor, Decision
 from modelkeep.domain.audit import AuditEvent, ChainReport, verify_chain
 from modelkeep.domain.diff import VersionDiff, diff_versions
 from modelkeep.domain.manifest import FileEntry, Manifest
@@ -33,6 +41,7 @@ from modelkeep.errors import (
     AmbiguousRef,
     BlobNotFound,
     EmptyPush,
+    Forbidden,
     InvalidInput,
     ModelNotFound,
     ProtectedAlias,
@@ -68,23 +77,64 @@ class PushRequest:
 
 
 class Registry:
-    """Every registry operation, for one actor. The SDK and (later) the API call these."""
+    """Every registry operation, for one actor. The SDK and the API call these.
+
+    ``principal`` is who acts (its grants decide what it may do); ``actor`` is its name,
+    as the audit log and ``created_by`` record it.
+    """
 
     def __init__(
-        self, store: MetadataStore, blobs: BlobStore, *, actor: str, clock: Clock = utc_now
+        self, store: MetadataStore, blobs: BlobStore, *, actor: Actor, clock: Clock = utc_now
     ) -> None:
+        if not isinstance(actor, Actor):  # a bare name must never pass as an admin
+            raise TypeError(f"actor must be an Actor, not {type(actor).__name__}")
         self.store = store
         self.blobs = blobs
-        self.actor = actor
+        self.principal = actor
         self.clock = clock
+        self._owns_store = True
+
+    @property
+    def actor(self) -> str:
+        return self.principal.name
+
+    def for_actor(self, actor: Actor) -> Registry:
+        """The same store and blobs, acting for ``actor`` (e.g. one per HTTP request).
+
+        Cheap: nothing is opened. Its ``close`` does nothing; close the registry that
+        opened the store."""
+        if not isinstance(actor, Actor):
+            raise TypeError(f"actor must be an Actor, not {type(actor).__name__}")
+        other = copy.copy(self)
+        other.principal = actor
+        other._owns_store = False
+        return other
 
     def close(self) -> None:
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
+
+    # access ---------------------------------------------------------------------------
+
+    def decide(self, action: Action, model: str | None) -> Decision:
+        return access.decide(self.principal, action, model)
+
+    def can(self, action: Action, model: str | None) -> bool:
+        return self.decide(action, model).allowed
+
+    def authorize(self, action: Action, model: str | None) -> None:
+        """Raise ``Forbidden`` (with the reason) unless the actor may do ``action``.
+
+        ``model`` None means the whole registry; ``access.ANY_MODEL`` some model."""
+        decision = self.decide(action, model)
+        if not decision.allowed:
+            raise Forbidden(decision.reason)
 
     # models ---------------------------------------------------------------------------
 
     def create_model(self, name: str, description: str = "", require: Iterable[str] = ()) -> Model:
         check_model_name(name)
+        self.authorize(access.CREATE_MODEL, name)
         required = check_required_fields(require)
         check_description(description)
         with self.store.transaction(write=True) as tx:
@@ -101,11 +151,17 @@ class Registry:
         return model
 
     def list_models(self) -> list[Model]:
+        """The models the actor may read."""
+        self.authorize(access.READ, access.ANY_MODEL)
         with self.store.transaction() as tx:
-            return tx.list_models()
+            found = tx.list_models()
+        if self.can(access.READ, None):
+            return found
+        return [m for m in found if self.can(access.READ, m.name)]
 
     def get_model(self, name: str) -> Model:
         check_model_name(name)
+        self.authorize(access.READ, name)
         with self.store.transaction() as tx:
             return _model(tx, name)
 
@@ -113,18 +169,26 @@ class Registry:
 
     def check_push(self, model: str, request: PushRequest) -> None:
         """Refuse a push before any byte is uploaded, if its registration would fail."""
+        check_model_name(model)
+        self.authorize(access.PUSH, model)
         with self.store.transaction() as tx:
             self._prepare(tx, model, request)
 
     def put_blob(
         self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
     ) -> BlobInfo:
+        """Store bytes for a push to come (registering them checks the model's grant)."""
+        self.authorize(access.PUSH, access.ANY_MODEL)
         return self.blobs.put(stream, expected=expected, progress=progress)
 
     def missing_blobs(self, digests: Iterable[str]) -> set[str]:
+        self.authorize(access.PUSH, access.ANY_MODEL)
         return {d for d in set(digests) if not self.blobs.has(d)}
 
     def open_blob(self, digest: str) -> BinaryIO:
+        """Read a blob by digest: needs read on some model (a digest is learnt by reading
+        a version the actor may read)."""
+        self.authorize(access.READ, access.ANY_MODEL)
         return self.blobs.open(digest)
 
     def register_version(
@@ -136,6 +200,8 @@ class Registry:
         then the version row commits. Both blob checks and the manifest write happen under
         the write lock, which gc also takes to delete, so no blob can vanish before commit.
         """
+        check_model_name(model)
+        self.authorize(access.PUSH, model)
         if not files:
             raise EmptyPush("a version needs at least one file")
         manifest = Manifest.of(files)
@@ -194,17 +260,20 @@ class Registry:
 
     def list_versions(self, model: str) -> list[Version]:
         check_model_name(model)
+        self.authorize(access.READ, model)
         with self.store.transaction() as tx:
             _model(tx, model)
             return tx.list_versions(model)
 
     def get_version(self, ref: str) -> Version:
         parsed = parse_ref(ref, default_latest=True)
+        self.authorize(access.READ, parsed.model)
         with self.store.transaction() as tx:
             return _version(tx, parsed.model, _key(tx, parsed, None).number)
 
     def resolve(self, ref: str, at: datetime | None = None) -> alias_rules.Resolution:
         parsed = parse_ref(ref, default_latest=True)
+        self.authorize(access.READ, parsed.model)
         with self.store.transaction() as tx:
             key = _key(tx, parsed, at)
         return alias_rules.Resolution(parsed.model, parsed.value, key.number, key.digest)
@@ -214,6 +283,7 @@ class Registry:
 
     def archive(self, ref: str, reason: str | None = None) -> Version:
         parsed = parse_ref(ref)
+        self.authorize(access.ARCHIVE, parsed.model)
         with self.store.transaction(write=True) as tx:
             version = _version(tx, parsed.model, _key(tx, parsed, None).number)
             stages = [a for a in version.aliases if a in STAGES]
@@ -238,12 +308,15 @@ class Registry:
         check_alias_name(alias)
         if alias_rules.is_stage(alias):
             raise ProtectedAlias(f"{alias!r} is a stage, not a free alias")
-        return self._move(parse_ref(ref), alias, "set", reason)
+        parsed = parse_ref(ref)
+        self.authorize(access.SET_ALIAS, parsed.model)
+        return self._move(parsed, alias, "set", reason)
 
     def remove_alias(
         self, model: str, alias: str, reason: str | None = None
     ) -> alias_rules.AliasEvent:
         check_model_name(model)
+        self.authorize(access.SET_ALIAS, model)
         check_alias_name(alias)
         if alias_rules.is_stage(alias):
             raise ProtectedAlias(f"{alias!r} is a stage; it cannot be removed")
@@ -258,10 +331,13 @@ class Registry:
 
     def promote(self, ref: str, to: str, reason: str | None = None) -> alias_rules.AliasEvent:
         _check_stage(to)
-        return self._move(parse_ref(ref), to, "promote", reason)
+        parsed = parse_ref(ref)
+        self.authorize(access.PROMOTE, parsed.model)
+        return self._move(parsed, to, "promote", reason)
 
     def rollback(self, model: str, stage: str, reason: str | None = None) -> alias_rules.AliasEvent:
         check_model_name(model)
+        self.authorize(access.ROLLBACK, model)
         _check_stage(stage)
         with self.store.transaction(write=True) as tx:
             _model(tx, model)
@@ -320,6 +396,7 @@ class Registry:
 
     def alias_history(self, model: str, alias: str | None = None) -> list[alias_rules.AliasEvent]:
         check_model_name(model)
+        self.authorize(access.READ, model)
         with self.store.transaction() as tx:
             _model(tx, model)
             return tx.alias_events(model, alias)
@@ -329,10 +406,15 @@ class Registry:
     def audit_log(
         self, model: str | None = None, since: datetime | None = None
     ) -> list[AuditEvent]:
+        """Events about ``model`` (needs read on it), or every event (needs a global role)."""
+        if model is not None:
+            check_model_name(model)
+        self.authorize(access.READ, model)
         with self.store.transaction() as tx:
             return tx.audit_events(model, since)
 
     def audit_verify(self) -> ChainReport:
+        self.authorize(access.READ, None)
         with self.store.transaction() as tx:
             return verify_chain(tx.audit_events(), tx.audit_head())
 

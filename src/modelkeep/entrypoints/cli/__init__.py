@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from modelkeep import __version__
-from modelkeep.entrypoints.cli import aliases, maintenance, models, versions
+from modelkeep.entrypoints.cli import aliases, maintenance, models, server, users, versions
 from modelkeep.entrypoints.cli.context import CliState
 from modelkeep.errors import InternalError, IOFailure, ModelkeepError, UsageError
 
@@ -49,6 +49,9 @@ for command in (
     maintenance.verify,
     maintenance.gc,
     maintenance.audit,
+    users.users,
+    users.tokens,
+    server.server,
 ):
     cli.add_command(command)
 

@@ -1,0 +1,258 @@
+"""Who may do what: roles, actions, and the one ``decide()`` every service call goes through.
+
+A user holds **grants**: a role, either global or on one model. Roles:
+
+- ``viewer``: read (models, versions, aliases, audit log, pull);
+- ``contributor``: read; create models (global grant only), push, move free aliases, archive;
+- ``approver``: read; approve or reject promotions;
+- ``releaser``: read; promote and roll back stages;
+- ``admin``: everything, including users, grants, ``verify`` and ``gc``.
+
+A grant on a model applies to that model only. ``decide`` is pure and always says why,
+so a refusal can tell the user exactly which role is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from modelkeep.domain.names import check_model_name
+from modelkeep.errors import InvalidInput
+
+VIEWER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN = (
+    "viewer",
+    "contributor",
+    "approver",
+    "releaser",
+    "admin",
+)
+ROLES: dict[str, str] = {
+    VIEWER: "read models, versions, aliases and the audit log; pull",
+    CONTRIBUTOR: "read; create models (global grant only), push, move free aliases, archive",
+    APPROVER: "read; approve or reject promotions",
+    RELEASER: "read; promote and roll back stages",
+    ADMIN: "everything: users, grants and tokens, verify, gc",
+}
+"""Every role, least powerful first, with what it allows."""
+
+ANY_MODEL = "*"
+"""The resource of a call that needs the action on *some* model (never a model name)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Action:
+    """Something a service does on behalf of an actor.
+
+    ``per_model`` actions apply to one model, so a grant on that model can allow them;
+    the others need a global grant."""
+
+    name: str
+    description: str
+    per_model: bool
+    roles: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if ADMIN not in self.roles or not set(self.roles) <= set(ROLES):
+            raise ValueError(f"action {self.name}: bad roles {self.roles}")
+
+
+_READERS = (VIEWER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN)
+
+READ = Action(
+    name="read",
+    description="list and show models, versions, aliases and audit events; resolve; pull",
+    per_model=True,
+    roles=_READERS,
+)
+CREATE_MODEL = Action(
+    name="create-model",
+    description="register a new model",
+    per_model=False,
+    roles=(CONTRIBUTOR, ADMIN),
+)
+PUSH = Action(
+    name="push",
+    description="upload files and register a version",
+    per_model=True,
+    roles=(CONTRIBUTOR, ADMIN),
+)
+SET_ALIAS = Action(
+    name="set-alias",
+    description="set or remove a free alias (not a stage)",
+    per_model=True,
+    roles=(CONTRIBUTOR, ADMIN),
+)
+ARCHIVE = Action(
+    name="archive",
+    description="archive a version",
+    per_model=True,
+    roles=(CONTRIBUTOR, ADMIN),
+)
+APPROVE = Action(
+    name="approve",
+    description="approve or reject a promotion",
+    per_model=True,
+    roles=(APPROVER, ADMIN),
+)
+PROMOTE = Action(
+    name="promote",
+    description="move a stage to a version",
+    per_model=True,
+    roles=(RELEASER, ADMIN),
+)
+ROLLBACK = Action(
+    name="rollback",
+    description="move a stage back to its previous version",
+    per_model=True,
+    roles=(RELEASER, ADMIN),
+)
+VERIFY = Action(
+    name="verify",
+    description="re-hash the stored bytes of versions",
+    per_model=True,
+    roles=(ADMIN,),
+)
+GC = Action(
+    name="gc",
+    description="delete blobs no version uses",
+    per_model=False,
+    roles=(ADMIN,),
+)
+MANAGE_USERS = Action(
+    name="manage-users",
+    description="create and disable users, grant and revoke roles, create and revoke tokens",
+    per_model=False,
+    roles=(ADMIN,),
+)
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        READ,
+        CREATE_MODEL,
+        PUSH,
+        SET_ALIAS,
+        ARCHIVE,
+        APPROVE,
+        PROMOTE,
+        ROLLBACK,
+        VERIFY,
+        GC,
+        MANAGE_USERS,
+    )
+}
+"""Every action, by name."""
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"{role!r} is not a role", f"use one of {', '.join(ROLES)}")
+    return role
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role, globally (``model`` None) or on one model."""
+
+    role: str
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        check_role(self.role)
+        if self.model is not None:
+            check_model_name(self.model)
+
+    def applies_to(self, action: Action, model: str | None) -> bool:
+        if self.model is None:
+            return True
+        return action.per_model and model is not None and model in (self.model, ANY_MODEL)
+
+    def describe(self) -> str:
+        """``a global viewer``, ``an admin of fraud``."""
+        if self.model is None:
+            return f"a global {self.role}"
+        return f"{_article(self.role)} {self.role} of {self.model}"
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"role": self.role, "model": self.model}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who a service call acts for: a name (recorded in the audit log) and its grants."""
+
+    name: str
+    grants: tuple[Grant, ...] = ()
+
+    @classmethod
+    def operator(cls, name: str) -> Actor:
+        """Whoever opens a store directly (``local:<os user>``): a global admin."""
+        return cls(name, (Grant(ADMIN),))
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+def decide(actor: Actor, action: Action, model: str | None) -> Decision:
+    """May ``actor`` do ``action`` on ``model``?
+
+    ``model`` is None for the whole registry (only global grants count), ``ANY_MODEL``
+    for "on some model" (any grant counts), else a model name. Actions that are not
+    per model ignore it: they always need a global grant.
+    """
+    scope = model if action.per_model else None
+    allowing = [g for g in actor.grants if g.role in action.roles and g.applies_to(action, scope)]
+    where = _where(action, scope)
+    if allowing:
+        best = min(allowing, key=lambda g: g.model is None)  # name the model's own grant first
+        return Decision(True, f"{actor.name} may {action.name}{where} as {best.describe()}")
+    return Decision(False, f"{_holds(actor)}; {action.name}{where} needs {_needs(action, scope)}")
+
+
+def _where(action: Action, scope: str | None) -> str:
+    if not action.per_model:
+        return ""
+    if scope is None:
+        return " on every model"
+    if scope == ANY_MODEL:
+        return " on some model"
+    return f" on {scope}"
+
+
+def _needs(action: Action, scope: str | None) -> str:
+    roles = _or(action.roles)
+    if not action.per_model or scope is None:
+        return f"a global {roles}"
+    if scope == ANY_MODEL:
+        return f"{roles} on some model"
+    return roles
+
+
+MAX_LISTED_GRANTS = 4
+
+
+def _holds(actor: Actor) -> str:
+    if not actor.grants:
+        return f"{actor.name} has no role"
+    described = [g.describe() for g in actor.grants[:MAX_LISTED_GRANTS]]
+    more = len(actor.grants) - MAX_LISTED_GRANTS
+    if more > 0:
+        described.append(f"{more} more")
+    return f"{actor.name} is {_and(described)}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _or(words: Iterable[str]) -> str:
+    items = list(words)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

@@ -1,0 +1,36 @@
+"""``modelkeep server``: the HTTP API on this store (embedded by default, or PostgreSQL and
+any blob store through MODELKEEP_DATABASE_URL and MODELKEEP_BLOB_URL)."""
+
+from __future__ import annotations
+
+import click
+
+from modelkeep.entrypoints.cli.context import err_console, state
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on.",
+)
+def server(host: str, port: int) -> None:
+    """Serve the registry over HTTP until interrupted. Every endpoint but /healthz and
+    /readyz needs a bearer token: make one with 'modelkeep users create'."""
+    import uvicorn  # the server's own dependency: loaded only when serving
+
+    from modelkeep.bootstrap import open_server
+    from modelkeep.entrypoints.api.app import create_app
+
+    settings = state().settings
+    server_state, close = open_server(settings)
+    err_console.print(f"modelkeep server on http://{host}:{port} (store {settings.uri})")
+    try:
+        uvicorn.run(
+            create_app(server_state), host=host, port=port, log_level="warning", access_log=False
+        )
+    finally:
+        close()

@@ -1,0 +1,278 @@
+"""Users, their roles and their API tokens; and turning a token back into an ``Actor``.
+
+Managing users needs a global admin (an operator of the store is one). Every change
+writes an audit event in its own transaction; events name a token by its id, never by
+its secret or hash. A token's secret exists only in the value returned at creation.
+
+A server authenticates each request with ``authenticate`` (or ``registry_for_token``)
+and serves it with ``registry.for_actor(actor)``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelkeep.domain import access
+from modelkeep.domain.access import Actor, Grant
+from modelkeep.domain.users import (
+    TOKEN_BYTES,
+    TOKEN_PREFIX,
+    IssuedToken,
+    Token,
+    User,
+    check_label,
+    check_user_name,
+    hash_token,
+    subject,
+)
+from modelkeep.errors import (
+    GrantNotFound,
+    InvalidInput,
+    ModelNotFound,
+    TokenNotFound,
+    Unauthenticated,
+    UserExists,
+    UserNotFound,
+)
+from modelkeep.ports import Transaction
+from modelkeep.services.registry import Registry
+
+
+def create_user(
+    registry: Registry,
+    name: str,
+    role: str,
+    model: str | None = None,
+    expires_in: timedelta | None = None,
+) -> tuple[User, IssuedToken]:
+    """A new user with one grant and a first token (its secret is shown only now)."""
+    registry.authorize(access.MANAGE_USERS, None)
+    check_user_name(name)
+    grant = Grant(role, model)
+    with registry.store.transaction(write=True) as tx:
+        at = registry.clock()
+        if tx.get_user(name, at) is not None:
+            raise UserExists(f"user {name!r} already exists")
+        _require_model(tx, grant)
+        tx.add_user(name, registry.actor, at)
+        tx.add_grant(name, grant)
+        issued = _issue(tx, registry, name, None, _expiry(at, expires_in), at)
+        details = {**grant.to_dict(), **_token_details(issued.info)}
+        _audit(tx, registry, "user.create", name, details, at)
+        user = _user(tx, name, at)
+        tx.commit()
+    return user, issued
+
+
+def list_users(registry: Registry) -> list[User]:
+    registry.authorize(access.MANAGE_USERS, None)
+    with registry.store.transaction() as tx:
+        return tx.list_users(registry.clock())
+
+
+def get_user(registry: Registry, name: str) -> User:
+    registry.authorize(access.MANAGE_USERS, None)
+    with registry.store.transaction() as tx:
+        return _user(tx, name, registry.clock())
+
+
+def grant(registry: Registry, name: str, role: str, model: str | None = None) -> User:
+    """Give ``name`` the role (on ``model``, or globally); nothing changes if it has it."""
+    registry.authorize(access.MANAGE_USERS, None)
+    wanted = Grant(role, model)
+    with registry.store.transaction(write=True) as tx:
+        at = registry.clock()
+        _user(tx, name, at)
+        _require_model(tx, wanted)
+        if tx.add_grant(name, wanted):
+            _audit(tx, registry, "grant.add", name, wanted.to_dict(), at)
+        user = _user(tx, name, at)
+        tx.commit()
+    return user
+
+
+def revoke_grant(registry: Registry, name: str, role: str, model: str | None = None) -> User:
+    """Take the role (on ``model``, or the global one) away from ``name``."""
+    registry.authorize(access.MANAGE_USERS, None)
+    held = Grant(role, model)
+    with registry.store.transaction(write=True) as tx:
+        at = registry.clock()
+        _user(tx, name, at)
+        if not tx.remove_grant(name, held):
+            raise GrantNotFound(f"{name} is not {held.describe()}")
+        _audit(tx, registry, "grant.remove", name, held.to_dict(), at)
+        user = _user(tx, name, at)
+        tx.commit()
+    return user
+
+
+def set_disabled(registry: Registry, name: str, disabled: bool) -> User:
+    """Disable a user (its tokens stop working at once) or enable it again."""
+    registry.authorize(access.MANAGE_USERS, None)
+    with registry.store.transaction(write=True) as tx:
+        at = registry.clock()
+        user = _user(tx, name, at)
+        if (user.disabled_at is not None) != disabled:
+            tx.set_user_disabled(name, at if disabled else None)
+            action = "user.disable" if disabled else "user.enable"
+            _audit(tx, registry, action, name, {}, at)
+            user = _user(tx, name, at)
+            tx.commit()
+    return user
+
+
+def create_token(
+    registry: Registry,
+    name: str,
+    expires_in: timedelta | None = None,
+    label: str | None = None,
+) -> IssuedToken:
+    """Another token for ``name`` (its secret is shown only now)."""
+    registry.authorize(access.MANAGE_USERS, None)
+    check_label(label)
+    with registry.store.transaction(write=True) as tx:
+        at = registry.clock()
+        _user(tx, name, at)
+        issued = _issue(tx, registry, name, label, _expiry(at, expires_in), at)
+        details = {**_token_details(issued.info), "label": label}
+        _audit(tx, registry, "token.create", name, details, at)
+        tx.commit()
+    return issued
+
+
+def list_tokens(registry: Registry, name: str | None = None) -> list[Token]:
+    """Every token (of ``name``, if given), oldest first, revoked and expired ones too."""
+    registry.authorize(access.MANAGE_USERS, None)
+    with registry.store.transaction() as tx:
+        if name is not None:
+            _user(tx, name, registry.clock())
+        return tx.list_tokens(name)
+
+
+def revoke_token(registry: Registry, token: int | str) -> Token:
+    """Revoke a token named by its id (as listed) or by its secret; already revoked is fine."""
+    registry.authorize(access.MANAGE_USERS, None)
+    with registry.store.transaction(write=True) as tx:
+        found = _find_token(tx, token)
+        if found.revoked_at is not None:
+            return found
+        at = registry.clock()
+        tx.revoke_token(found.id, at)
+        _audit(tx, registry, "token.revoke", found.user, {"token_id": found.id}, at)
+        revoked = tx.get_token(found.id)
+        tx.commit()
+    assert revoked is not None
+    return revoked
+
+
+def authenticate(registry: Registry, token: str | None) -> Actor:
+    """The actor a bearer token stands for, with its grants; ``Unauthenticated`` if the
+    token is missing, unknown, revoked or expired, or its user is disabled."""
+    if not token:
+        raise Unauthenticated("no token was given")
+    if not token.startswith(TOKEN_PREFIX):
+        raise Unauthenticated(
+            f"the token is not a modelkeep token (they start with {TOKEN_PREFIX})"
+        )
+    with registry.store.transaction() as tx:
+        now = registry.clock()
+        found = tx.token_by_hash(hash_token(token))
+        if found is None:
+            raise Unauthenticated("the token is unknown")
+        state = found.state(now)
+        if state != "active":
+            raise Unauthenticated(f"token {found.id} of {found.user} is {state}")
+        user = tx.get_user(found.user, now)
+    if user is None or user.disabled_at is not None:
+        raise Unauthenticated(f"user {found.user} is disabled")
+    return Actor(user.name, user.grants)
+
+
+def registry_for_token(registry: Registry, token: str | None) -> Registry:
+    """A registry acting for the token's user (one per request on a server)."""
+    return registry.for_actor(authenticate(registry, token))
+
+
+# helpers ---------------------------------------------------------------------------------
+
+
+def _user(tx: Transaction, name: str, now: datetime) -> User:
+    check_user_name(name)
+    user = tx.get_user(name, now)
+    if user is None:
+        raise UserNotFound(f"user {name!r} does not exist")
+    return user
+
+
+def _require_model(tx: Transaction, wanted: Grant) -> None:
+    if wanted.model is not None and tx.required_fields(wanted.model) is None:
+        raise ModelNotFound(
+            f"model {wanted.model!r} does not exist",
+            "create the model first, or grant the role globally",
+        )
+
+
+def _expiry(at: datetime, expires_in: timedelta | None) -> datetime | None:
+    if expires_in is None:
+        return None
+    if expires_in <= timedelta(0):
+        raise InvalidInput("a token must expire in the future", "give a positive duration")
+    try:
+        return at + expires_in
+    except OverflowError:
+        raise InvalidInput("the token would expire too far in the future") from None
+
+
+def _issue(
+    tx: Transaction,
+    registry: Registry,
+    name: str,
+    label: str | None,
+    expires_at: datetime | None,
+    at: datetime,
+) -> IssuedToken:
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    info = tx.add_token(name, hash_token(secret), label, registry.actor, at, expires_at)
+    return IssuedToken(secret, info)
+
+
+def _token_details(token: Token) -> dict[str, Any]:
+    expires = token.expires_at.isoformat() if token.expires_at else None
+    return {"token_id": token.id, "expires_at": expires}
+
+
+def _find_token(tx: Transaction, token: int | str) -> Token:
+    if isinstance(token, str) and token.startswith(TOKEN_PREFIX):
+        found = tx.token_by_hash(hash_token(token))
+        shown = "the given token"
+    else:
+        token_id = _token_id(token)
+        found = tx.get_token(token_id)
+        shown = f"token {token_id}"
+    if found is None:
+        raise TokenNotFound(f"{shown} does not exist")
+    return found
+
+
+def _token_id(token: int | str) -> int:
+    if isinstance(token, int):
+        return token
+    if not (token.isascii() and token.isdigit()) or len(token) > 18:
+        raise InvalidInput(
+            f"{token!r} names no token",
+            "give the id 'modelkeep tokens list' shows, or the token itself (mk_…)",
+        )
+    return int(token)
+
+
+def _audit(
+    tx: Transaction,
+    registry: Registry,
+    action: str,
+    user: str,
+    details: dict[str, Any],
+    at: datetime,
+) -> None:
+    tx.append_audit(registry.actor, action, subject(user), details, at)

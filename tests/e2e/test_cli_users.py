@@ -1,0 +1,180 @@
+"""``modelkeep users ...`` and ``modelkeep tokens ...`` run by an operator on the store."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+
+from modelkeep.bootstrap import open_registry
+from modelkeep.config import Settings
+from modelkeep.domain.access import Actor, Grant
+from modelkeep.errors import Unauthenticated
+from modelkeep.services import admin
+from modelkeep.services.registry import Registry
+from tests.conftest import CliRunnerInProcess
+from tests.e2e.support import assert_error_line, ok, ok_json, refused, store_unchanged
+
+TOKEN = re.compile(r"^mk_[A-Za-z0-9_-]{43}$")
+
+
+def test_users_create_prints_a_token_that_authenticates(
+    cli: CliRunnerInProcess, settings: Settings
+) -> None:
+    ok(cli("models", "create", "fraud"))
+    created = ok_json(cli, "users", "create", "alice", "--role", "contributor", "--model", "fraud")
+    assert set(created) == {"user", "token", "token_id", "expires_at"}
+    assert TOKEN.match(created["token"]) and created["expires_at"] is None
+    assert created["user"]["name"] == "alice"
+    assert created["user"]["grants"] == [{"role": "contributor", "model": "fraud"}]
+    assert created["user"]["tokens"] == 1
+    assert created["user"]["created_by"].startswith("local:")
+
+    registry = open_registry(settings)
+    try:
+        actor = admin.authenticate(registry, created["token"])
+    finally:
+        registry.close()
+    assert actor == Actor("alice", (Grant("contributor", "fraud"),))
+
+
+def test_users_create_in_plain_text_shows_the_token_once_on_its_own_line(
+    cli: CliRunnerInProcess,
+) -> None:
+    result = ok(cli("users", "create", "bob", "--role", "viewer", "--expires-in", "30"))
+    lines = result.out.splitlines()
+    assert lines[0] == "created user bob: viewer"
+    assert "shown only now" in lines[1] and "expires" in lines[1]
+    assert TOKEN.match(lines[2])
+    listed = ok(cli("tokens", "list")).out
+    assert "bob" in listed and lines[2] not in listed
+
+
+def test_users_list_grant_and_revoke(cli: CliRunnerInProcess) -> None:
+    ok(cli("models", "create", "fraud"))
+    assert ok_json(cli, "users", "list") == []
+    assert "no users yet" in ok(cli("users", "list")).out
+    ok(cli("users", "create", "alice", "--role", "viewer"))
+    granted = ok_json(cli, "users", "grant", "alice", "--role", "releaser", "--model", "fraud")
+    assert granted["grants"] == [
+        {"role": "viewer", "model": None},
+        {"role": "releaser", "model": "fraud"},
+    ]
+    assert ok(cli("users", "grant", "alice", "--role", "viewer")).out == (
+        "alice: viewer, releaser of fraud\n"
+    )
+    listed = ok_json(cli, "users", "list")
+    assert [(u["name"], len(u["grants"]), u["tokens"]) for u in listed] == [("alice", 2, 1)]
+    table = ok(cli("users", "list")).out
+    assert "alice" in table and "releaser of fraud" in table
+
+    revoked = ok_json(cli, "users", "revoke", "alice", "--role", "viewer")
+    assert revoked["grants"] == [{"role": "releaser", "model": "fraud"}]
+    with store_unchanged(cli):
+        line = refused(cli, "users", "revoke", "alice", "--role", "viewer", code="grant_not_found")
+        assert "alice is not a global viewer" in line
+        refused(
+            cli,
+            "users",
+            "grant",
+            "alice",
+            "--role",
+            "viewer",
+            "--model",
+            "nope",
+            code="model_not_found",
+        )
+        refused(cli, "users", "grant", "nobody", "--role", "viewer", code="user_not_found")
+        refused(cli, "users", "create", "alice", "--role", "viewer", code="user_exists")
+        refused(cli, "users", "create", "local:me", "--role", "admin", code="invalid_name")
+        refused(cli, "users", "create", "Bob", "--role", "admin", code="invalid_name")
+        refused(cli, "users", "create", "bob", "--role", "owner", code="usage", exit_code=2)
+        refused(cli, "users", "create", "bob", code="usage", exit_code=2)
+        refused(
+            cli,
+            "users",
+            "create",
+            "bob",
+            "--role",
+            "viewer",
+            "--expires-in",
+            "0",
+            code="usage",
+            exit_code=2,
+        )
+
+
+def test_tokens_create_list_and_revoke(cli: CliRunnerInProcess, settings: Settings) -> None:
+    first = ok_json(cli, "users", "create", "alice", "--role", "viewer")
+    second = ok_json(cli, "tokens", "create", "alice", "--label", "ci", "--expires-in", "7")
+    assert TOKEN.match(second["token"]) and second["token"] != first["token"]
+    assert second["user"] == "alice" and second["label"] == "ci"
+    assert second["expires_at"] is not None and second["revoked_at"] is None
+    plain = ok(cli("tokens", "create", "alice")).out.splitlines()
+    assert plain[0].startswith("token 3 of alice (never expires)") and TOKEN.match(plain[1])
+
+    listed = ok_json(cli, "tokens", "list", "alice")
+    assert [(t["id"], t["label"], t["state"]) for t in listed] == [
+        (first["token_id"], None, "active"),
+        (second["id"], "ci", "active"),
+        (3, None, "active"),
+    ]
+    assert all("token" not in t for t in listed)
+
+    revoked = ok_json(cli, "tokens", "revoke", str(second["id"]))
+    assert revoked["state"] == "revoked" and revoked["revoked_at"] is not None
+    assert ok(cli("tokens", "revoke", first["token"])).out == (
+        f"revoked token {first['token_id']} of alice\n"
+    )
+    states = [t["state"] for t in ok_json(cli, "tokens", "list")]
+    assert states == ["revoked", "revoked", "active"]
+    assert ok_json(cli, "users", "list")[0]["tokens"] == 1
+
+    registry = open_registry(settings)
+    try:
+        for secret in (first["token"], second["token"]):
+            assert_refused_token(registry, secret)
+    finally:
+        registry.close()
+
+    with store_unchanged(cli):
+        refused(cli, "tokens", "revoke", "99", code="token_not_found")
+        refused(cli, "tokens", "revoke", "abc", code="invalid_input")
+        refused(cli, "tokens", "create", "nobody", code="user_not_found")
+        refused(cli, "tokens", "list", "nobody", code="user_not_found")
+
+
+def assert_refused_token(registry: Registry, secret: str) -> None:
+    with pytest.raises(Unauthenticated, match="revoked"):
+        admin.authenticate(registry, secret)
+
+
+def test_users_disable_and_enable(cli: CliRunnerInProcess) -> None:
+    ok(cli("users", "create", "alice", "--role", "viewer"))
+    disabled = ok_json(cli, "users", "disable", "alice")
+    assert disabled["disabled_at"] is not None
+    assert ok(cli("users", "enable", "alice")).out == "enabled user alice\n"
+    assert ok_json(cli, "users", "list")[0]["disabled_at"] is None
+
+
+def test_admin_changes_are_in_the_audit_log_without_secrets(cli: CliRunnerInProcess) -> None:
+    created = ok_json(cli, "users", "create", "alice", "--role", "viewer")
+    token = ok_json(cli, "tokens", "create", "alice")
+    ok(cli("tokens", "revoke", str(token["id"])))
+    log = ok(cli("audit", "log", "--json")).out
+    actions = [(e["action"], e["subject"]) for e in ok_json(cli, "audit", "log")]
+    assert actions == [
+        ("user.create", "user:alice"),
+        ("token.create", "user:alice"),
+        ("token.revoke", "user:alice"),
+    ]
+    for secret in (created["token"], token["token"]):
+        assert secret not in log
+        assert hashlib.sha256(secret.encode()).hexdigest() not in log
+    ok(cli("audit", "verify"))
+
+
+def test_an_unknown_subcommand_is_a_usage_error(cli: CliRunnerInProcess) -> None:
+    assert_error_line(cli("users", "delete", "alice"), "usage", 2)
+    assert_error_line(cli("tokens"), "usage", 2)
