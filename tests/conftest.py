@@ -96,19 +96,63 @@ def store_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(store_dir: Path, database_url: str) -> Settings:
-    return Settings(uri=str(store_dir), database_url=database_url)
+    # token_cache_seconds=0: a revoked token fails on the very next request in tests
+    return Settings(uri=str(store_dir), database_url=database_url, token_cache_seconds=0)
 
 
-@pytest.fixture(params=["local", "http"])
+@pytest.fixture(params=["local", "http", "live"])
 def mk(request: pytest.FixtureRequest, settings: Settings) -> Iterator[modelkeep.Client]:
-    """An SDK client on a fresh store (local blobs + SQLite or PostgreSQL), in process or
-    through the HTTP API (the app served in process)."""
+    """An SDK client on a fresh store (local blobs + SQLite or PostgreSQL): in process,
+    through the HTTP API served in process, or through a live uvicorn server on loopback."""
     if request.param == "local":
         with modelkeep.connect(settings=settings) as client:
             yield client
         return
-    with served_client(settings) as client:
+    if request.param == "http":
+        with served_client(settings) as client:
+            yield client
+        return
+    with live_server(settings) as (url, token), modelkeep.connect(url, token=token) as client:
         yield client
+
+
+@contextlib.contextmanager
+def live_server(settings: Settings, role: str = "admin") -> Iterator[tuple[str, str]]:
+    """A real uvicorn server on 127.0.0.1 (a free port) in a thread, and a token of role."""
+    import threading
+
+    import uvicorn
+
+    from modelkeep.bootstrap import open_registry, open_server
+    from modelkeep.entrypoints.api.app import create_app
+    from modelkeep.services import admin
+
+    operator = open_registry(settings)
+    _, issued = admin.create_user(operator, f"live-{role}", role)
+    operator.close()
+    state, close = open_server(settings)
+    config = uvicorn.Config(
+        create_app(state),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the live server did not start")
+        threading.Event().wait(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", issued.secret
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        close()
 
 
 @contextlib.contextmanager

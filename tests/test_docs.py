@@ -172,12 +172,17 @@ def run_verifier(tmp_path: Path, events: list[dict[str, object]]) -> str:
     program.write_text(marked(read("design.md"), "audit-verifier"), encoding="utf-8")
     done = subprocess.run(
         [sys.executable, str(program)],
-        input=json.dumps(events, indent=2, ensure_ascii=False),
+        input=json_lines(events),
         capture_output=True,
         text=True,
         check=True,
     )
     return done.stdout.strip()
+
+
+def json_lines(events: list[dict[str, object]]) -> str:
+    """What ``modelkeep audit log --json`` prints: one event per line."""
+    return "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events)
 
 
 def test_the_standalone_audit_verifier_agrees_with_modelkeep(tmp_path: Path) -> None:
@@ -195,6 +200,95 @@ def test_the_standalone_audit_verifier_agrees_with_modelkeep(tmp_path: Path) -> 
     tampered[1]["actor"] = "local:mallory"
     assert run_verifier(tmp_path, tampered) == "broken at seq 2"
     assert run_verifier(tmp_path, events[:1] + events[2:]) == "broken at seq 2"
+
+
+def run_checkpoint_verifier(tmp_path: Path, log: str, key: Path, checkpoints: list[Path]) -> str:
+    program = tmp_path / "verify_checkpoints.py"
+    program.write_text(marked(read("design.md"), "audit-checkpoint-verifier"), encoding="utf-8")
+    (tmp_path / "audit.jsonl").write_text(log, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(program), "audit.jsonl", str(key), *map(str, checkpoints)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_the_checkpoint_verifier_agrees_with_modelkeep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program of docs/design.md, on what ``audit log --json``, ``audit key`` and the
+    store's ``checkpoints/`` give an auditor: intact, truncated, rewritten, forged."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from modelkeep.domain.audit import Checkpoint, SignedCheckpoint
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("MODELKEEP_URI", str(store))
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"weights\n")
+    for args in (
+        ["models", "create", "fraud", "--description", "Ünïcode"],
+        ["push", "fraud", str(weights)],
+        ["audit", "checkpoint"],
+        ["promote", "fraud@1", "--to", "production"],
+        ["audit", "checkpoint"],
+    ):
+        assert run_cli(args, capsys)[0] == 0, args
+    code, log = run_cli(["audit", "log", "--json"], capsys)
+    assert code == 0
+    code, pem = run_cli(["audit", "key"], capsys)
+    assert code == 0 and pem.startswith("-----BEGIN PUBLIC KEY-----")
+    key = tmp_path / "audit-key.pem"
+    key.write_text(pem)
+    checkpoints = sorted((store / "checkpoints").iterdir())
+    assert len(checkpoints) == 2
+    events = [json.loads(line) for line in log.splitlines()]
+    assert len(events) == 5
+
+    verdict = run_checkpoint_verifier(tmp_path, log, key, checkpoints)
+    assert verdict == f"intact: 5 events, 2 checkpoints, head {events[-1]['hash']}"
+    truncated = json_lines(events[:3])  # the second checkpoint signed seq 4
+    assert run_checkpoint_verifier(tmp_path, truncated, key, checkpoints).startswith(
+        "truncated at seq 4"
+    )
+    rewritten = rechain(events, 1, "actor", "local:mallory")
+    assert run_checkpoint_verifier(tmp_path, json_lines(rewritten), key, checkpoints) == (
+        f"rewritten at or before seq 2 (checkpoint {checkpoints[0]})"
+    )
+    signed = SignedCheckpoint.parse(checkpoints[1].read_bytes())
+    other = Ed25519PrivateKey.generate()
+    body: Checkpoint = signed.checkpoint
+    forged = tmp_path / "forged.json"
+    forged.write_bytes(
+        SignedCheckpoint(body, other.sign(body.signed_bytes()).hex(), signed.public_key).to_bytes()
+    )
+    assert run_checkpoint_verifier(tmp_path, log, key, [forged]) == f"forged checkpoint {forged}"
+
+
+def rechain(
+    events: list[dict[str, object]], index: int, key: str, value: str
+) -> list[dict[str, object]]:
+    """``events`` with one field of one event changed and every hash after it recomputed:
+    what someone who can write the database can do."""
+    changed = [dict(e) for e in events]
+    changed[index][key] = value
+    prev_hash = GENESIS
+    for event in changed:
+        body = AuditEvent(
+            int(str(event["seq"])),
+            datetime.fromisoformat(str(event["at"])),
+            str(event["actor"]),
+            str(event["action"]),
+            str(event["subject"]),
+            dict(event["details"]),  # type: ignore[call-overload]
+            prev_hash,
+        )
+        event["prev_hash"], event["hash"] = prev_hash, body.compute_hash()
+        prev_hash = str(event["hash"])
+    return changed
 
 
 # (e) commands shown in the docs are real ------------------------------------------------------

@@ -14,6 +14,7 @@ from modelkeep.ports import BlobStore
 from modelkeep.services.registry import Registry
 from modelkeep.storage.blobs.local import LocalBlobStore
 from modelkeep.storage.blobs.s3 import S3BlobStore
+from modelkeep.storage.keys import FileAuditSigner, default_key_path
 from modelkeep.storage.sql.store import SqlMetadataStore
 
 if TYPE_CHECKING:
@@ -72,7 +73,16 @@ def open_registry(settings: Settings) -> Registry:
     store = SqlMetadataStore.open(
         database_url, blob_store_id=blobs.store_id, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
-    return Registry(store, blobs, actor=Actor.operator(local_actor()))
+    return Registry(
+        store, blobs, actor=Actor.operator(local_actor()), signer=audit_signer(settings, root)
+    )
+
+
+def audit_signer(settings: Settings, root: Path) -> FileAuditSigner:
+    """``MODELKEEP_SIGNING_KEY``, or ``<store>/keys/audit-ed25519.pem`` made on first use."""
+    if settings.signing_key:
+        return FileAuditSigner(Path(settings.signing_key).expanduser(), may_create=False)
+    return FileAuditSigner(default_key_path(root), may_create=True)
 
 
 def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
@@ -82,14 +92,12 @@ def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
     from modelkeep.services import admin
 
     base = open_registry(settings)
-
-    def authenticate(token: str | None) -> Registry:
-        return admin.registry_for_token(base, token)
+    tokens = admin.TokenCache(base, settings.token_cache_seconds)
 
     def ready() -> None:
         with base.store.transaction() as tx:
             tx.audit_head()
         base.blobs.stat("sha256:" + "0" * 64)  # a round trip to the blob store
 
-    state = ServerState(authenticate, ready, settings.gc_grace_seconds)
+    state = ServerState(tokens.registry_for, ready, settings.gc_grace_seconds)
     return state, base.close

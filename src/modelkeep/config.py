@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelkeep.errors import InvalidInput
@@ -36,6 +36,13 @@ SETTINGS: tuple[Setting, ...] = (
         ".modelkeep",
         "Where the registry lives: a directory (the embedded store) or, with the server, "
         "an http(s) URL. The CLI's --uri overrides it.",
+    ),
+    Setting(
+        "token",
+        str,
+        "",
+        "The bearer token that authenticates to a server when the URI is an http(s) URL "
+        "(make one with 'modelkeep users create' or 'modelkeep tokens create').",
     ),
     Setting(
         "database_url",
@@ -72,6 +79,21 @@ SETTINGS: tuple[Setting, ...] = (
         "flight survive a concurrent gc.",
     ),
     Setting(
+        "signing_key",
+        str,
+        "",
+        "Path to the PEM Ed25519 private key that signs audit checkpoints (servers and "
+        "replicas sharing one key). Empty: keys/audit-ed25519.pem in the store directory, "
+        "made on first use.",
+    ),
+    Setting(
+        "token_cache_seconds",
+        float,
+        2.0,
+        "How long a server remembers who a token stands for. A revoked token or a changed "
+        "grant takes effect within this time; 0 checks the database on every request.",
+    ),
+    Setting(
         "progress",
         str,
         "auto",
@@ -86,11 +108,14 @@ _PROGRESS_CHOICES = ("auto", "always", "never")
 @dataclass(frozen=True)
 class Settings:
     uri: str = ".modelkeep"
+    token: str = field(default="", repr=False)
     database_url: str = ""
     blob_url: str = ""
     s3_endpoint_url: str = ""
     sqlite_busy_timeout_ms: int = 30000
     gc_grace_seconds: int = 3600
+    token_cache_seconds: float = 2.0
+    signing_key: str = ""
     progress: str = "auto"
 
     @classmethod
@@ -112,7 +137,7 @@ class Settings:
                 f"MODELKEEP_PROGRESS is {self.progress!r}",
                 f"set it to one of {', '.join(_PROGRESS_CHOICES)}",
             )
-        for name in ("sqlite_busy_timeout_ms", "gc_grace_seconds"):
+        for name in ("sqlite_busy_timeout_ms", "gc_grace_seconds", "token_cache_seconds"):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{PREFIX}{name.upper()} is negative", "give 0 or more")
 
@@ -121,6 +146,13 @@ class Settings:
 
 
 def _cast(setting: Setting, raw: str) -> Any:
+    if setting.type is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise InvalidInput(
+                f"{setting.env_var} is {raw!r}, not a number", "set it to a number"
+            ) from None
     if setting.type is int:
         try:
             return int(raw)

@@ -25,6 +25,7 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   └── GrantNotFound
     ├── Conflict                         exit 1
     │   ├── ModelExists
+    │   ├── AliasMoved
     │   ├── SemverExists
     │   ├── DuplicateVersion
     │   ├── AmbiguousRef
@@ -175,6 +176,11 @@ class Conflict(ModelkeepError):
 class ModelExists(Conflict):
     code = "model_exists"
     default_hint = "choose another name, or push versions to the existing model"
+
+
+class AliasMoved(Conflict):
+    code = "alias_moved"
+    default_hint = "someone moved it meanwhile; read its current target and decide again"
 
 
 class SemverExists(Conflict):

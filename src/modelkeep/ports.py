@@ -68,6 +68,43 @@ class BlobStore(Protocol):
         """Remove abandoned upload files older than ``older_than``: (count, bytes)."""
         ...
 
+    # named objects: small write-once documents under a known key (audit checkpoints),
+    # found by listing, without trusting the database
+
+    def put_named(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` (e.g. ``checkpoints/NAME.json``), write-once.
+
+        Raises Conflict if ``key`` holds other bytes; storing the same bytes again is a
+        no-op. Keys are ``PREFIX/NAME`` with a known prefix (``layout.NAMED_PREFIXES``)."""
+        ...
+
+    def get_named(self, key: str) -> bytes | None:
+        """The bytes under ``key``; None if there is no such object."""
+        ...
+
+    def list_named(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (e.g. ``checkpoints/``), sorted."""
+        ...
+
+
+class AuditSigner(Protocol):
+    """The store's Ed25519 audit key, kept outside the database (a file, or a KMS).
+
+    Whoever can only write the database cannot sign with it, so its signed checkpoints
+    of the audit head make a truncated or rewritten log evident."""
+
+    location: str
+    """Where the key lives, for messages (a path)."""
+
+    def public_key(self, *, create: bool = False) -> bytes | None:
+        """The raw 32-byte Ed25519 public key; None if there is no key yet (and not
+        ``create``; with ``create`` a missing key is made, where the store may make one)."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``data``; makes the key on first use."""
+        ...
+
 
 @dataclass(frozen=True)
 class VersionKey:

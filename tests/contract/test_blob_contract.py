@@ -29,7 +29,9 @@ import modelkeep
 from modelkeep.config import Settings
 from modelkeep.errors import (
     BlobNotFound,
+    Conflict,
     DigestMismatch,
+    InvalidInput,
     StoreUnavailable,
     UnknownStoreFormat,
     UnsupportedUri,
@@ -355,6 +357,72 @@ def test_two_writers_of_one_new_blob_both_succeed(backend: Backend, size: int) -
     assert [b.digest for b in stores[0].iter_blobs()] == [digest_of(data)]
     assert stores[1].read_bytes(digest_of(data)) == data
     assert backend.temporary() == []
+
+
+# Named objects: write-once documents under a known key (audit checkpoints) ----------------
+
+
+def test_named_objects_are_written_once_and_listed(backend: Backend, blobs: BlobStore) -> None:
+    assert blobs.list_named("checkpoints/") == []
+    assert blobs.get_named("checkpoints/absent.json") is None
+    blobs.put_named("checkpoints/00000000000000000002-b.json", b"two\n")
+    blobs.put_named("checkpoints/00000000000000000001-a.json", b"one\n")
+    blobs.put_named("checkpoints/00000000000000000001-a.json", b"one\n")  # same bytes: no-op
+    assert blobs.list_named("checkpoints/") == [
+        "checkpoints/00000000000000000001-a.json",
+        "checkpoints/00000000000000000002-b.json",
+    ]
+    assert blobs.get_named("checkpoints/00000000000000000001-a.json") == b"one\n"
+    assert backend.raw("checkpoints/00000000000000000001-a.json") == b"one\n"
+    with pytest.raises(Conflict, match="write-once"):
+        blobs.put_named("checkpoints/00000000000000000001-a.json", b"other\n")
+    assert blobs.get_named("checkpoints/00000000000000000001-a.json") == b"one\n"
+    assert list(blobs.iter_blobs()) == []  # named objects are not blobs; gc never sees them
+    assert backend.temporary() == []
+    assert backend.open().list_named("checkpoints/") == blobs.list_named("checkpoints/")
+
+
+@pytest.mark.parametrize(
+    "key", ["blobs/sha256/ab/cd", "tmp/upload-1", "checkpoints/../x", "checkpoints/a/b", "x"]
+)
+def test_named_keys_stay_in_their_namespace(blobs: BlobStore, key: str) -> None:
+    with pytest.raises(InvalidInput):
+        blobs.put_named(key, b"x")
+    with pytest.raises(InvalidInput):
+        blobs.get_named(key)
+
+
+def test_two_writers_of_one_named_object_one_wins(backend: Backend) -> None:
+    stores = [backend.open() for _ in range(2)]
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def write(store: BlobStore, data: bytes) -> None:
+        start.wait()
+        try:
+            store.put_named("checkpoints/race.json", data)
+            outcomes.append("stored")
+        except Conflict:
+            outcomes.append("refused")
+
+    threads = [
+        threading.Thread(target=write, args=(store, data))
+        for store, data in zip(stores, (b"first", b"second"), strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused", "stored"]
+    assert stores[0].get_named("checkpoints/race.json") in (b"first", b"second")
+
+
+def test_local_named_objects_are_read_only_files(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "store")
+    store.put_named("checkpoints/a.json", b"{}")
+    path = tmp_path / "store" / "checkpoints" / "a.json"
+    assert path.read_bytes() == b"{}"
+    assert path.stat().st_mode & 0o777 == 0o444
 
 
 # S3 only: the requests it makes ---------------------------------------------------------

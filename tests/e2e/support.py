@@ -66,6 +66,17 @@ def ok_json(cli: CliRunnerInProcess, *args: str) -> Any:
     return one_document(ok(cli(*args, "--json")))
 
 
+def json_lines(result: CliResult) -> list[Any]:
+    """Stdout parsed as JSON Lines (``audit log --json``): one document per line."""
+    assert result.out == "" or result.out.endswith("\n"), result
+    return [json.loads(line) for line in result.out.splitlines()]
+
+
+def ok_json_lines(cli: CliRunnerInProcess, *args: str) -> list[Any]:
+    """Run a command that prints JSON Lines with ``--json`` after it; it must succeed."""
+    return json_lines(ok(cli(*args, "--json")))
+
+
 def assert_error_line(result: CliResult, code: str, exit_code: int = 1) -> str:
     """The contract's failure shape: the exit code and one ``error[code]: what; fix`` line."""
     assert result.code == exit_code, result
@@ -110,7 +121,7 @@ def snapshot(cli: CliRunnerInProcess) -> dict[str, Any]:
         "models": models,
         "versions": {m["name"]: ok_json(cli, "versions", m["name"]) for m in models},
         "aliases": {m["name"]: ok_json(cli, "alias", "history", m["name"]) for m in models},
-        "audit": ok_json(cli, "audit", "log"),
+        "audit": ok_json_lines(cli, "audit", "log"),
     }
 
 

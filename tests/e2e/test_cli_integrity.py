@@ -22,6 +22,7 @@ from tests.e2e.support import (
     blob_path,
     ok,
     ok_json,
+    ok_json_lines,
     one_document,
     overwrite_blob,
     refused,
@@ -176,7 +177,7 @@ def audited(cli: CliRunnerInProcess, model: str, push: Pusher) -> int:
     push(model, b"two")
     ok(cli("alias", "set", "m@1", "champion"))
     ok(cli("promote", "m@2", "--to", "staging"))
-    events = ok_json(cli, "audit", "log")
+    events = ok_json_lines(cli, "audit", "log")
     assert ok_json(cli, "audit", "verify")["ok"] is True
     return len(events)
 
@@ -232,6 +233,33 @@ def test_audit_verify_catches_an_edit_of_the_details(
     result = cli("--json", "audit", "verify")
     assert_error_line(result, "audit_chain_broken", exit_code=3)
     assert one_document(result)["first_bad_seq"] == 4
+
+
+def test_audit_verify_catches_a_truncation_below_a_checkpoint(
+    cli: CliRunnerInProcess, settings: Settings, audited: int, store: Path
+) -> None:
+    made = ok_json(cli, "audit", "checkpoint")
+    assert (made["seq"], made["name"]) == (5, f"checkpoints/{5:020d}-{made['hash'][:12]}.json")
+    assert (store / made["name"]).is_file()
+    assert "checkpoints/" in ok(cli("audit", "verify")).out
+    pem = ok(cli("audit", "key")).out
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+    assert len(ok(cli("audit", "key", "--hex")).out.strip()) == 64
+    events = ok_json_lines(cli, "audit", "log")
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:  # the newest events, and the head with them
+            conn.execute(text("DELETE FROM audit_events WHERE seq > 3"))
+            conn.execute(text("UPDATE audit_head SET seq = 3, hash = :h"), {"h": events[2]["hash"]})
+    finally:
+        engine.dispose()
+    result = cli("audit", "verify", "--json")
+    line = assert_error_line(result, "audit_chain_broken", exit_code=3)
+    assert "seq 4" in line
+    report = one_document(result)
+    assert (report["first_bad_seq"], report["checkpoint"]) == (4, made["name"])
+    human = cli("audit", "verify")
+    assert f"found by checkpoint {made['name']}" in human.out
 
 
 # the store itself ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from tests.e2e.conftest import Pusher
 from tests.e2e.support import (
     RESOLVE_KEYS,
     assert_version_document,
+    json_lines,
     ok,
     one_document,
 )
@@ -23,6 +24,13 @@ def both_positions(cli: CliRunnerInProcess, *args: str) -> Any:
     document = one_document(before)
     assert one_document(after) == document, args
     return document
+
+
+def both_positions_lines(cli: CliRunnerInProcess, *args: str) -> list[Any]:
+    """``audit log`` prints JSON Lines, one event per line, the one exception."""
+    before, after = ok(cli("--json", *args)), ok(cli(*args, "--json"))
+    assert before.out == after.out, args
+    return json_lines(before)
 
 
 def json_ok(result: CliResult) -> Any:
@@ -63,11 +71,12 @@ def test_read_commands_print_one_document_in_either_position(
     for check in (("verify",), ("verify", "--all"), ("verify", "m@1")):
         assert both_positions(cli, *check)["ok"] is True
     assert both_positions(cli, "gc", "--dry-run")["dry_run"] is True
-    log = both_positions(cli, "audit", "log")
+    log = both_positions_lines(cli, "audit", "log")
     assert {"seq", "at", "actor", "action", "subject", "details", "prev_hash", "hash"} <= set(
         log[0]
     )
-    assert len(both_positions(cli, "audit", "log", "--model", model, "--since", "2000-01-01")) == 5
+    since = ("--since", "2000-01-01")
+    assert len(both_positions_lines(cli, "audit", "log", "--model", model, *since)) == 5
     assert both_positions(cli, "audit", "verify")["ok"] is True
 
 

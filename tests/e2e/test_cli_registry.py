@@ -20,6 +20,7 @@ from tests.e2e.support import (
     manifest_digest,
     ok,
     ok_json,
+    ok_json_lines,
     refused,
     sha256,
 )
@@ -418,7 +419,7 @@ def test_archived_version_can_be_shown_and_pulled_but_not_promoted_or_aliased(
 
     # archiving again changes nothing
     assert ok_json(cli, "archive", "m@2")["status"] == "archived"
-    actions = [e["action"] for e in ok_json(cli, "audit", "log")]
+    actions = [e["action"] for e in ok_json_lines(cli, "audit", "log")]
     assert actions.count("version.archive") == 1
 
 
@@ -583,13 +584,13 @@ def test_gc_dry_run_reports_and_gc_deletes_only_unreferenced_blobs(
     assert (young["temporary_files"], young["temporary_bytes"]) == (1, 50)
 
     monkeypatch.setenv("MODELKEEP_GC_GRACE_SECONDS", "0")
-    audit_before = ok_json(cli, "audit", "log")
+    audit_before = ok_json_lines(cli, "audit", "log")
     dry = ok_json(cli, "gc", "--dry-run")
     assert (dry["dry_run"], dry["blobs"]) == (True, 2)
     assert dry["bytes"] > len(b"orphan bytes")
     assert blob_files(store) == blobs_before
     assert leftover.exists()
-    assert ok_json(cli, "audit", "log") == audit_before
+    assert ok_json_lines(cli, "audit", "log") == audit_before
     assert "would free" in ok(cli("gc", "--dry-run")).out
 
     done = ok_json(cli, "gc")
@@ -603,7 +604,7 @@ def test_gc_dry_run_reports_and_gc_deletes_only_unreferenced_blobs(
     }
     assert ok_json(cli, "verify", "--all")["ok"] is True
     ok(cli("pull", "m@1.0.0", str(files.root / "pulled")))
-    assert ok_json(cli, "audit", "log")[-1]["action"] == "store.gc"
+    assert ok_json_lines(cli, "audit", "log")[-1]["action"] == "store.gc"
     assert ok_json(cli, "gc")["blobs"] == 0
 
 
@@ -620,7 +621,7 @@ def test_audit_log_records_every_change_in_a_chain(cli: CliRunnerInProcess, push
     ok(cli("promote", "a@1", "--to", "production"))
     ok(cli("archive", "ab@1"))
 
-    events = ok_json(cli, "audit", "log")
+    events = ok_json_lines(cli, "audit", "log")
     assert [(e["action"], e["subject"]) for e in events] == [
         ("model.create", "a"),
         ("model.create", "ab"),
@@ -638,14 +639,21 @@ def test_audit_log_records_every_change_in_a_chain(cli: CliRunnerInProcess, push
     assert events[2]["details"]["digest"] == ok_json(cli, "show", "a@1")["digest"]
     assert events[5]["details"]["new_digest"] == events[2]["details"]["digest"]
 
-    only_a = ok_json(cli, "audit", "log", "--model", "a")
+    only_a = ok_json_lines(cli, "audit", "log", "--model", "a")
     assert [e["seq"] for e in only_a] == [1, 3, 5, 6]
-    since = ok_json(cli, "audit", "log", "--since", _mid(events[4]["at"], events[5]["at"]))
+    since = ok_json_lines(cli, "audit", "log", "--since", _mid(events[4]["at"], events[5]["at"]))
     assert [e["seq"] for e in since] == [6, 7]
-    exact = ok_json(cli, "audit", "log", "--since", events[5]["at"])
+    exact = ok_json_lines(cli, "audit", "log", "--since", events[5]["at"])
     assert [e["seq"] for e in exact] == [6, 7]
     assert "alias.promote" in ok(cli("audit", "log")).out
 
     report = ok_json(cli, "audit", "verify")
-    assert report == {"ok": True, "checked": 7, "first_bad_seq": None, "problem": None}
+    assert report == {
+        "ok": True,
+        "checked": 7,
+        "first_bad_seq": None,
+        "problem": None,
+        "checkpoints": [],
+        "checkpoint": None,
+    }
     assert "intact" in ok(cli("audit", "verify")).out

@@ -14,7 +14,14 @@ from modelkeep.errors import Unauthenticated
 from modelkeep.services import admin
 from modelkeep.services.registry import Registry
 from tests.conftest import CliRunnerInProcess
-from tests.e2e.support import assert_error_line, ok, ok_json, refused, store_unchanged
+from tests.e2e.support import (
+    assert_error_line,
+    ok,
+    ok_json,
+    ok_json_lines,
+    refused,
+    store_unchanged,
+)
 
 TOKEN = re.compile(r"^mk_[A-Za-z0-9_-]{43}$")
 
@@ -163,7 +170,7 @@ def test_admin_changes_are_in_the_audit_log_without_secrets(cli: CliRunnerInProc
     token = ok_json(cli, "tokens", "create", "alice")
     ok(cli("tokens", "revoke", str(token["id"])))
     log = ok(cli("audit", "log", "--json")).out
-    actions = [(e["action"], e["subject"]) for e in ok_json(cli, "audit", "log")]
+    actions = [(e["action"], e["subject"]) for e in ok_json_lines(cli, "audit", "log")]
     assert actions == [
         ("user.create", "user:alice"),
         ("token.create", "user:alice"),

@@ -43,9 +43,10 @@ ALLOWS = {
         "verify",
         "gc",
         "manage-users",
+        "checkpoint",
     },
 }
-GLOBAL_ONLY = {"create-model", "gc", "manage-users"}
+GLOBAL_ONLY = {"create-model", "gc", "manage-users", "checkpoint"}
 
 # (grant scope, model asked about, whether the grant can apply there)
 SCOPES = [

@@ -18,7 +18,8 @@ from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.versions import Model, Version
 from modelkeep.ports import Progress
-from modelkeep.services import maintenance
+from modelkeep.services import audit, maintenance
+from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest, Registry
 
@@ -38,10 +39,14 @@ class Backend(Protocol):
     def resolve(self, ref: str, at: datetime | None = None) -> Resolution: ...
     def diff(self, old: str, new: str) -> VersionDiff: ...
     def archive(self, ref: str, reason: str | None = None) -> Version: ...
-    def set_alias(self, ref: str, alias: str, reason: str | None = None) -> AliasEvent: ...
+    def set_alias(
+        self, ref: str, alias: str, reason: str | None = None, expect: int | None = None
+    ) -> AliasEvent: ...
     def remove_alias(self, model: str, alias: str, reason: str | None = None) -> AliasEvent: ...
     def alias_history(self, model: str, alias: str | None = None) -> list[AliasEvent]: ...
-    def promote(self, ref: str, to: str, reason: str | None = None) -> AliasEvent: ...
+    def promote(
+        self, ref: str, to: str, reason: str | None = None, expect: int | None = None
+    ) -> AliasEvent: ...
     def rollback(self, model: str, stage: str, reason: str | None = None) -> AliasEvent: ...
     def open_blob(self, digest: str) -> BinaryIO: ...
     def verify(self, ref: str | None = None) -> VerifyReport: ...
@@ -50,6 +55,8 @@ class Backend(Protocol):
         self, model: str | None = None, since: datetime | None = None
     ) -> list[AuditEvent]: ...
     def audit_verify(self) -> ChainReport: ...
+    def audit_checkpoint(self) -> CheckpointResult: ...
+    def audit_key(self) -> PublicKey: ...
 
 
 class LocalBackend:
@@ -99,8 +106,10 @@ class LocalBackend:
     def archive(self, ref: str, reason: str | None = None) -> Version:
         return self.registry.archive(ref, reason)
 
-    def set_alias(self, ref: str, alias: str, reason: str | None = None) -> AliasEvent:
-        return self.registry.set_alias(ref, alias, reason)
+    def set_alias(
+        self, ref: str, alias: str, reason: str | None = None, expect: int | None = None
+    ) -> AliasEvent:
+        return self.registry.set_alias(ref, alias, reason, expect)
 
     def remove_alias(self, model: str, alias: str, reason: str | None = None) -> AliasEvent:
         return self.registry.remove_alias(model, alias, reason)
@@ -108,8 +117,10 @@ class LocalBackend:
     def alias_history(self, model: str, alias: str | None = None) -> list[AliasEvent]:
         return self.registry.alias_history(model, alias)
 
-    def promote(self, ref: str, to: str, reason: str | None = None) -> AliasEvent:
-        return self.registry.promote(ref, to, reason)
+    def promote(
+        self, ref: str, to: str, reason: str | None = None, expect: int | None = None
+    ) -> AliasEvent:
+        return self.registry.promote(ref, to, reason, expect)
 
     def rollback(self, model: str, stage: str, reason: str | None = None) -> AliasEvent:
         return self.registry.rollback(model, stage, reason)
@@ -130,3 +141,9 @@ class LocalBackend:
 
     def audit_verify(self) -> ChainReport:
         return self.registry.audit_verify()
+
+    def audit_checkpoint(self) -> CheckpointResult:
+        return audit.checkpoint(self.registry)
+
+    def audit_key(self) -> PublicKey:
+        return audit.public_key(self.registry)

@@ -24,6 +24,7 @@ from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
 from modelkeep.errors import BlobNotFound
 from modelkeep.ports import Progress
+from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest
 
@@ -60,7 +61,7 @@ def connect(
     elif uri is not None:
         settings = settings.replace(uri=uri)
     if settings.uri.startswith(("http://", "https://")):
-        token = token or getattr(settings, "token", "") or None
+        token = token or settings.token or None
         return Client(HttpBackend(settings.uri, token), settings)
     return Client(LocalBackend(open_registry(settings), settings.gc_grace_seconds), settings)
 
@@ -172,8 +173,12 @@ class Client:
 
     # aliases and stages
 
-    def set_alias(self, ref: str, alias: str, *, reason: str | None = None) -> AliasEvent:
-        return self._backend.set_alias(ref, alias, reason)
+    def set_alias(
+        self, ref: str, alias: str, *, reason: str | None = None, expect: int | None = None
+    ) -> AliasEvent:
+        """Point ``alias`` at ``ref``; with ``expect`` (its current number, 0 for unset)
+        only if nobody moved it meanwhile (else AliasMoved)."""
+        return self._backend.set_alias(ref, alias, reason, expect)
 
     def remove_alias(self, model: str, alias: str, *, reason: str | None = None) -> AliasEvent:
         return self._backend.remove_alias(model, alias, reason)
@@ -181,8 +186,10 @@ class Client:
     def alias_history(self, model: str, alias: str | None = None) -> list[AliasEvent]:
         return self._backend.alias_history(model, alias)
 
-    def promote(self, ref: str, *, to: str, reason: str | None = None) -> AliasEvent:
-        return self._backend.promote(ref, to, reason)
+    def promote(
+        self, ref: str, *, to: str, reason: str | None = None, expect: int | None = None
+    ) -> AliasEvent:
+        return self._backend.promote(ref, to, reason, expect)
 
     def rollback(self, model: str, *, stage: str, reason: str | None = None) -> AliasEvent:
         return self._backend.rollback(model, stage, reason)
@@ -201,7 +208,17 @@ class Client:
         return self._backend.audit_log(model, since)
 
     def audit_verify(self) -> ChainReport:
+        """Recompute the chain and compare it with every signed checkpoint."""
         return self._backend.audit_verify()
+
+    def audit_checkpoint(self) -> CheckpointResult:
+        """Sign the audit head with the store's key and store it in the blob store, so a
+        later truncation or rewrite of the log is caught (a global admin)."""
+        return self._backend.audit_checkpoint()
+
+    def audit_key(self) -> PublicKey:
+        """The store's Ed25519 public key, which checks its audit checkpoints."""
+        return self._backend.audit_key()
 
     # users and tokens: a global admin only (the operator of a store is one)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 import httpx
@@ -23,6 +24,7 @@ from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import parse_ref
+from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Version
 from modelkeep.errors import (
     Conflict,
@@ -34,6 +36,7 @@ from modelkeep.errors import (
     all_error_classes,
 )
 from modelkeep.ports import Progress
+from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest
 
@@ -127,19 +130,20 @@ class HttpBackend:
         progress: Progress | None,
     ) -> None:
         headers = {"content-length": str(entry.size), "content-type": "application/octet-stream"}
+        changed = FileChanged(f"{str(local.source)!r} changed while it was being pushed")
         try:
             self._call(
                 "PUT",
                 f"/blobs/{entry.digest}",
                 headers=headers,
-                content=_file_chunks(local, progress),
+                content=_file_chunks(local, entry.size, progress),
             )
         except ModelkeepError:  # the server got other bytes than were hashed: say why
             if changed_since(local.source, state):
-                raise FileChanged(
-                    f"{str(local.source)!r} changed while it was being pushed"
-                ) from None
+                raise changed from None
             raise
+        if changed_since(local.source, state):
+            raise changed
 
     def register_version(
         self, model: str, files: Sequence[FileEntry], request: PushRequest
@@ -169,9 +173,11 @@ class HttpBackend:
 
     # aliases and stages ---------------------------------------------------------------
 
-    def set_alias(self, ref: str, alias: str, reason: str | None = None) -> AliasEvent:
+    def set_alias(
+        self, ref: str, alias: str, reason: str | None = None, expect: int | None = None
+    ) -> AliasEvent:
         parsed = parse_ref(ref)
-        body = {"version": parsed.value, "reason": reason}
+        body = {"version": parsed.value, "reason": reason, "expect": expect}
         path = f"/models/{_seg(parsed.model)}/aliases/{_seg(alias)}"
         return wire.alias_event(self._call("PUT", path, json=body))
 
@@ -184,9 +190,11 @@ class HttpBackend:
         items = self._items(f"/models/{_seg(model)}/aliases", {"alias": alias})
         return [wire.alias_event(d) for d in items]
 
-    def promote(self, ref: str, to: str, reason: str | None = None) -> AliasEvent:
+    def promote(
+        self, ref: str, to: str, reason: str | None = None, expect: int | None = None
+    ) -> AliasEvent:
         parsed = parse_ref(ref)
-        body = {"version": parsed.value, "to": to, "reason": reason}
+        body = {"version": parsed.value, "to": to, "reason": reason, "expect": expect}
         return wire.alias_event(
             self._call("POST", f"/models/{_seg(parsed.model)}/promote", json=body)
         )
@@ -224,6 +232,51 @@ class HttpBackend:
     def audit_verify(self) -> ChainReport:
         return wire.chain_report(self._call("GET", "/audit/verify"))
 
+    def audit_checkpoint(self) -> CheckpointResult:
+        return wire.checkpoint_result(self._call("POST", "/audit/checkpoints"))
+
+    def audit_key(self) -> PublicKey:
+        return wire.public_key(self._call("GET", "/audit/key"))
+
+    # users and tokens (client/users.py UserAdmin) ---------------------------------------
+
+    def create_user(
+        self, name: str, role: str, model: str | None, expires_in: timedelta | None
+    ) -> tuple[User, IssuedToken]:
+        body = {"name": name, "role": role, "model": model, "expires_in": _seconds(expires_in)}
+        created = self._call("POST", "/users", json=body)
+        return wire.user(created["user"]), wire.issued_token(created["token"])
+
+    def list_users(self) -> list[User]:
+        return [wire.user(d) for d in self._items("/users")]
+
+    def grant(self, name: str, role: str, model: str | None) -> User:
+        body = {"role": role, "model": model}
+        return wire.user(self._call("POST", f"/users/{_seg(name)}/grants", json=body))
+
+    def revoke_grant(self, name: str, role: str, model: str | None) -> User:
+        params = {"role": role, **({"model": model} if model is not None else {})}
+        return wire.user(self._call("DELETE", f"/users/{_seg(name)}/grants", params=params))
+
+    def set_user_disabled(self, name: str, disabled: bool) -> User:
+        verb = "disable" if disabled else "enable"
+        return wire.user(self._call("POST", f"/users/{_seg(name)}/{verb}"))
+
+    def create_token(
+        self, name: str, expires_in: timedelta | None, label: str | None
+    ) -> IssuedToken:
+        body = {"user": name, "label": label, "expires_in": _seconds(expires_in)}
+        return wire.issued_token(self._call("POST", "/tokens", json=body))
+
+    def list_tokens(self, name: str | None) -> list[Token]:
+        return [wire.token(d) for d in self._items("/tokens", {"user": name})]
+
+    def revoke_token(self, token: int | str) -> Token:
+        """By id, or by the secret itself: sent in a body, never in a URL."""
+        if isinstance(token, int):
+            return wire.token(self._call("DELETE", f"/tokens/{token}"))
+        return wire.token(self._call("POST", "/tokens/revoke", json={"token": token}))
+
 
 def _seg(text: str) -> str:
     """One path segment, escaped (names are validated on the server)."""
@@ -249,9 +302,12 @@ def _hash(local: LocalFile) -> tuple[FileEntry, tuple[int, int, int]]:
     return FileEntry(local.path, size, digest), state
 
 
-def _file_chunks(local: LocalFile, progress: Progress | None) -> Iterator[bytes]:
+def _file_chunks(local: LocalFile, size: int, progress: Progress | None) -> Iterator[bytes]:
+    """The file's first ``size`` bytes: what was hashed (a file that grew is caught after)."""
+    left = size
     with open(local.source, "rb") as stream:
-        while chunk := stream.read(BLOCK):
+        while left and (chunk := stream.read(min(BLOCK, left))):
+            left -= len(chunk)
             if progress is not None:
                 progress(len(chunk))
             yield chunk
@@ -309,3 +365,10 @@ class _VerifiedDownload(io.RawIOBase):
     def close(self) -> None:
         self._response.close()
         super().close()
+
+
+def _seconds(duration: timedelta | None) -> int | None:
+    """A token's lifetime in whole seconds, rounded up (a positive one stays positive)."""
+    if duration is None:
+        return None
+    return math.ceil(duration.total_seconds())

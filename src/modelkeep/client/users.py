@@ -1,8 +1,9 @@
 """The SDK's user and token verbs, whichever way the client reaches the registry.
 
 In process (an embedded store, or a database an operator reaches) they call
-``services.admin`` as the operator. Over HTTP the backend serves them once it
-implements ``UserAdmin`` itself.
+``services.admin`` as the operator. Over HTTP ``HttpBackend`` implements ``UserAdmin``
+itself: the server's ``/api/v1/users`` and ``/api/v1/tokens``, as the token's user
+(a global admin).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from modelkeep.domain.users import IssuedToken, Token, User
-from modelkeep.errors import UnsupportedUri
 from modelkeep.services import admin
 from modelkeep.services.registry import Registry
 
@@ -74,8 +74,4 @@ def user_admin(backend: object) -> UserAdmin:
         return LocalUserAdmin(registry)
     if isinstance(backend, UserAdmin):
         return backend
-    raise UnsupportedUri(
-        "this modelkeep cannot manage users through a server yet",
-        "run 'modelkeep users ...' against the store itself: its directory, or "
-        "MODELKEEP_DATABASE_URL",
-    )
+    raise TypeError(f"{type(backend).__name__} has no registry and implements no UserAdmin")

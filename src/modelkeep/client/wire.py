@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import Change, VersionDiff
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
+from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import DamagedBlob, GcReport, VerifyReport
 
 
@@ -81,7 +84,22 @@ def audit_event(d: dict[str, Any]) -> AuditEvent:
 
 
 def chain_report(d: dict[str, Any]) -> ChainReport:
-    return ChainReport(d["ok"], d["checked"], d["first_bad_seq"], d["problem"])
+    return ChainReport(
+        d["ok"],
+        d["checked"],
+        d["first_bad_seq"],
+        d["problem"],
+        tuple(d.get("checkpoints", ())),
+        d.get("checkpoint"),
+    )
+
+
+def checkpoint_result(d: dict[str, Any]) -> CheckpointResult:
+    return CheckpointResult(d["name"], d["seq"], d["hash"], d["at"], d["digest"], d["public_key"])
+
+
+def public_key(d: dict[str, Any]) -> PublicKey:
+    return PublicKey(d["public_key_hex"], d["public_key_pem"], d["fingerprint"])
 
 
 def version_diff(d: dict[str, Any]) -> VersionDiff:
@@ -111,3 +129,31 @@ def gc_report(d: dict[str, Any]) -> GcReport:
         d["temporary_bytes"],
         d["kept_in_grace"],
     )
+
+
+def user(d: dict[str, Any]) -> User:
+    return User(
+        d["name"],
+        _required_time(d["created_at"]),
+        d["created_by"],
+        _time(d["disabled_at"]),
+        tuple(Grant(g["role"], g["model"]) for g in d["grants"]),
+        d["tokens"],
+    )
+
+
+def token(d: dict[str, Any]) -> Token:
+    return Token(
+        d["id"],
+        d["user"],
+        d["label"],
+        _required_time(d["created_at"]),
+        d["created_by"],
+        _time(d["expires_at"]),
+        _time(d["revoked_at"]),
+    )
+
+
+def issued_token(d: dict[str, Any]) -> IssuedToken:
+    """A new token: its secret under ``token``, beside what the store keeps of it."""
+    return IssuedToken(d["token"], token(d))

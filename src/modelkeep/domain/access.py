@@ -125,6 +125,12 @@ MANAGE_USERS = Action(
     per_model=False,
     roles=(ADMIN,),
 )
+CHECKPOINT = Action(
+    name="checkpoint",
+    description="sign the audit head with the store's key (audit checkpoint)",
+    per_model=False,
+    roles=(ADMIN,),
+)
 
 ACTIONS: dict[str, Action] = {
     a.name: a
@@ -140,6 +146,7 @@ ACTIONS: dict[str, Action] = {
         VERIFY,
         GC,
         MANAGE_USERS,
+        CHECKPOINT,
     )
 }
 """Every action, by name."""

@@ -3,18 +3,34 @@
 ``hash = sha256(prev_hash + canonical_json(event))`` in hex, where the event is
 ``{seq, at, actor, action, subject, details}`` encoded like the manifest (sorted keys,
 compact separators, UTF-8) and ``prev_hash`` of the first event is 64 zeros.
+
+A *checkpoint* is a signed statement "the log of store S had event ``seq`` with ``hash``
+at time T". It is kept outside the database (in the blob store), so a log truncated
+below a checkpoint's ``seq``, or rewritten up to it, no longer matches it. This module
+holds its canonical form and the comparison of a chain against checkpoints; signing and
+checking signatures (Ed25519) is the services' job.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 GENESIS = "0" * 64
+CHECKPOINT_FORMAT = "modelkeep-audit-checkpoint-1"
+CHECKPOINT_PREFIX = "checkpoints/"
+CHECKPOINT_ACTION = "audit.checkpoint"
+
+
+def canonical_json(document: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8: the bytes that are hashed and signed."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
 
 
 @dataclass(frozen=True)
@@ -39,10 +55,8 @@ class AuditEvent:
         }
 
     def compute_hash(self) -> str:
-        canonical = json.dumps(
-            self.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
-        return hashlib.sha256((self.prev_hash + canonical).encode("utf-8")).hexdigest()
+        canonical = canonical_json(self.body())
+        return hashlib.sha256(self.prev_hash.encode("utf-8") + canonical).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.body(), "prev_hash": self.prev_hash, "hash": self.hash}
@@ -66,10 +80,16 @@ def chain(
 
 @dataclass(frozen=True)
 class ChainReport:
+    """``first_bad_seq`` is None when the problem is not in the chain itself (a forged or
+    missing checkpoint); ``checkpoints`` names the checkpoints compared with the chain and
+    ``checkpoint`` the one that found the problem, if one did."""
+
     ok: bool
     checked: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    checkpoints: tuple[str, ...] = ()
+    checkpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +97,8 @@ class ChainReport:
             "checked": self.checked,
             "first_bad_seq": self.first_bad_seq,
             "problem": self.problem,
+            "checkpoints": list(self.checkpoints),
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -111,3 +133,170 @@ def _event_problem(event: AuditEvent, expected_seq: int, prev_hash: str) -> str:
     if event.compute_hash() != event.hash:
         return f"seq {event.seq} does not match its hash: the event was edited"
     return ""
+
+
+# checkpoints ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What is signed: ``canonical_json(body())``."""
+
+    store_id: str
+    seq: int
+    hash: str
+    at: str
+    """ISO-8601 UTC time of the checkpoint (``datetime.isoformat()``)."""
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "store_id": self.store_id,
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": self.at,
+        }
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json(self.body())
+
+    @property
+    def name(self) -> str:
+        """Its write-once key in the blob store: sorted by seq when listed."""
+        return checkpoint_name(self.seq, self.hash)
+
+
+def checkpoint_name(seq: int, hash_: str) -> str:
+    return f"{CHECKPOINT_PREFIX}{seq:020d}-{hash_[:12]}.json"
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint file: ``{"checkpoint": body, "signature": hex, "public_key": hex}``.
+
+    ``public_key`` (raw 32-byte Ed25519 key, hex) says who claims to have signed; a
+    verifier checks the signature with the key it trusts, never with this one."""
+
+    checkpoint: Checkpoint
+    signature: str
+    public_key: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint.body(),
+            "signature": self.signature,
+            "public_key": self.public_key,
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_dict()) + b"\n"
+
+    @classmethod
+    def parse(cls, data: bytes) -> SignedCheckpoint:
+        """Raises ValueError unless ``data`` is a checkpoint file of this format."""
+        try:
+            document = json.loads(data)
+            body = document["checkpoint"]
+            checkpoint = Checkpoint(body["store_id"], body["seq"], body["hash"], body["at"])
+            fields_ok = (
+                body["format"] == CHECKPOINT_FORMAT
+                and set(body) == set(checkpoint.body())
+                and isinstance(checkpoint.seq, int)
+                and all(isinstance(v, str) for v in (checkpoint.store_id, checkpoint.hash))
+                and isinstance(checkpoint.at, str)
+                and isinstance(document["signature"], str)
+                and isinstance(document["public_key"], str)
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a checkpoint document ({exc})") from None
+        if not fields_ok:
+            raise ValueError(f"not a {CHECKPOINT_FORMAT} document")
+        return cls(checkpoint, document["signature"], document["public_key"])
+
+
+@dataclass(frozen=True)
+class CheckpointFile:
+    """A checkpoint as found in the blob store, after its signature was checked.
+
+    ``checkpoint`` is None when the file could not be read; ``problem`` says why it
+    cannot be trusted (unreadable, signed by another key, misnamed), None when sound."""
+
+    name: str
+    checkpoint: Checkpoint | None
+    problem: str | None = None
+
+
+def verify_with_checkpoints(
+    events: Sequence[AuditEvent],
+    head: tuple[int, str] | None,
+    store_id: str,
+    checkpoints: Sequence[CheckpointFile],
+) -> ChainReport:
+    """``verify_chain``, then compare the chain with every signed checkpoint.
+
+    A checkpoint vouches that the chain had ``(seq, hash)``: a chain that now ends below
+    ``seq`` was truncated (the first missing seq is bad); one whose event ``seq`` has
+    another hash was rewritten at or before ``seq``. Checkpoints that cannot be trusted
+    are reported too. Problems in the chain itself come first, by seq.
+    """
+    names = tuple(c.name for c in checkpoints)
+    report = verify_chain(events, head)
+    if not report.ok:
+        return ChainReport(False, report.checked, report.first_bad_seq, report.problem, names)
+    hashes = {e.seq: e.hash for e in events}
+    last = max(hashes, default=0)
+    sound = sorted(
+        (c for c in checkpoints if c.problem is None and c.checkpoint is not None),
+        key=lambda c: c.checkpoint.seq if c.checkpoint else 0,
+    )
+    vouched = 0
+    for found in sound:
+        assert found.checkpoint is not None
+        problem = _checkpoint_problem(found.checkpoint, store_id, hashes, last, vouched)
+        if problem is not None:
+            bad_seq, text = problem
+            return ChainReport(False, report.checked, bad_seq, text, names, found.name)
+        vouched = found.checkpoint.seq
+    for found in checkpoints:
+        if found.problem is not None:
+            text = f"checkpoint {found.name} cannot be trusted: {found.problem}"
+            return ChainReport(False, report.checked, None, text, names, found.name)
+    missing = _unrecorded_checkpoints(events, set(names))
+    if missing:
+        return ChainReport(False, report.checked, None, missing, names)
+    return ChainReport(True, report.checked, checkpoints=names)
+
+
+def _checkpoint_problem(
+    checkpoint: Checkpoint, store_id: str, hashes: Mapping[int, str], last: int, vouched: int
+) -> tuple[int | None, str] | None:
+    if checkpoint.store_id != store_id:
+        return None, f"it belongs to store {checkpoint.store_id}, not to this store {store_id}"
+    if checkpoint.seq > last:
+        return (
+            last + 1,
+            f"the log ends at seq {last} but a signed checkpoint vouches for seq "
+            f"{checkpoint.seq}: events from seq {last + 1} on were deleted",
+        )
+    if hashes.get(checkpoint.seq, GENESIS) != checkpoint.hash:
+        return (
+            checkpoint.seq,
+            f"seq {checkpoint.seq} is not the event a signed checkpoint vouches for "
+            f"(hash {checkpoint.hash[:12]}…): the log was rewritten between seq "
+            f"{vouched + 1} and seq {checkpoint.seq}",
+        )
+    return None
+
+
+def _unrecorded_checkpoints(events: Iterable[AuditEvent], found: set[str]) -> str | None:
+    """A checkpoint the log says was written, but which is gone from the blob store."""
+    for event in events:
+        if event.action != CHECKPOINT_ACTION:
+            continue
+        name = event.details.get("name")
+        if isinstance(name, str) and name not in found:
+            return (
+                f"seq {event.seq} recorded checkpoint {name}, which is missing from the "
+                "blob store: checkpoints were deleted"
+            )
+    return None

@@ -13,6 +13,7 @@ from typing import Any
 
 from modelkeep.domain.manifest import FileEntry, sha256_digest
 from modelkeep.domain.names import parse_ref
+from modelkeep.domain.text import check_text
 from modelkeep.errors import InvalidMetadata, MissingMetadata
 
 Scalar = str | int | float | bool | None
@@ -114,6 +115,8 @@ def _check_scalars(kind: str, values: Mapping[str, Any]) -> None:
                 f"{kind} {key!r} is longer than {MAX_VALUE_CHARS} characters",
                 "store large values as a file of the version",
             )
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidMetadata(f"{kind} {key!r} contains a NUL character (\\x00)")
 
 
 def _check_keys(kind: str, values: Mapping[str, Any]) -> None:
@@ -169,6 +172,7 @@ def require_fields(
 def check_description(text: str) -> str:
     if len(text) > MAX_DESCRIPTION:
         raise InvalidMetadata(f"the description is longer than {MAX_DESCRIPTION} characters")
+    check_text("the description", text)
     return text
 
 

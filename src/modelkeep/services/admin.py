@@ -11,6 +11,7 @@ and serves it with ``registry.for_actor(actor)``.
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -275,4 +276,29 @@ def _audit(
     details: dict[str, Any],
     at: datetime,
 ) -> None:
-    tx.append_audit(registry.actor, action, subject(user), details, at)
+    registry._audit(tx, action, subject(user), details, at)
+
+
+class TokenCache:
+    """Remembers who a token stands for, for ``ttl`` seconds: a server checks the same
+    token on every request, and the lookup costs more than most requests. A revoked or
+    expired token, or a changed grant, takes effect within ``ttl``."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, registry: Registry, ttl: float = 2.0) -> None:
+        self._registry = registry
+        self._ttl = ttl
+        self._seen: dict[str, tuple[float, Actor]] = {}
+
+    def registry_for(self, token: str | None) -> Registry:
+        key = hash_token(token) if token else ""
+        now = time.monotonic()
+        hit = self._seen.get(key)
+        if hit is not None and hit[0] > now:
+            return self._registry.for_actor(hit[1])
+        actor = authenticate(self._registry, token)
+        if len(self._seen) >= self.MAX_ENTRIES:
+            self._seen.clear()
+        self._seen[key] = (now + self._ttl, actor)
+        return self._registry.for_actor(actor)

@@ -1,9 +1,9 @@
 """Keeping the store honest: ``verify`` re-hashes what versions need, ``gc`` sweeps the rest.
 
-gc is mark and sweep: every blob named by a version (its manifest and its files) is
-kept; any other blob is deleted only when older than the grace period, so the blobs of a
-push that has not registered its version yet survive. A put of a blob that already
-exists refreshes its age for the same reason.
+gc is mark and sweep: every blob named by a version (its manifest and its files) and
+every signed audit checkpoint is kept; any other blob is deleted only when older than
+the grace period, so the blobs of a push that has not registered its version yet
+survive. A put of a blob that already exists refreshes its age for the same reason.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from modelkeep.domain.manifest import Manifest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.versions import Version
 from modelkeep.ports import BlobStore, StoredBlob
+from modelkeep.services import audit
 from modelkeep.services.registry import Registry
 
 
@@ -130,6 +131,7 @@ def gc(registry: Registry, *, grace_seconds: int, dry_run: bool = False) -> GcRe
     cutoff = registry.clock() - timedelta(seconds=grace_seconds)
     with registry.store.transaction() as tx:
         reachable = set(tx.blob_users())
+    reachable |= audit.checkpoint_blobs(registry.blobs)  # signed audit checkpoints
     candidates, young = unused(registry.blobs, reachable, cutoff)
     if dry_run:
         temp = registry.blobs.sweep_temporary(cutoff, dry_run=True)
@@ -163,7 +165,7 @@ def sweep(
             *temp,
             young + len(candidates) - len(freed),
         )
-        tx.append_audit(registry.actor, "store.gc", "store", report.to_dict(), registry.clock())
+        registry._audit(tx, "store.gc", "store", report.to_dict(), registry.clock())
         tx.commit()
     return report
 

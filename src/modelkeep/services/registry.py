@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 from modelkeep.domain import access
 from modelkeep.domain import aliases as alias_rules
 from modelkeep.domain.access import Action, Actor, Decision
-from modelkeep.domain.audit import AuditEvent, ChainReport, verify_chain
+from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff, diff_versions
 from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.domain.names import (
@@ -28,6 +28,7 @@ from modelkeep.domain.names import (
     parse_ref,
 )
 from modelkeep.domain.semver import Bump, SemVer, next_semver
+from modelkeep.domain.text import check_text
 from modelkeep.domain.versions import (
     Model,
     Version,
@@ -37,6 +38,7 @@ from modelkeep.domain.versions import (
     require_fields,
 )
 from modelkeep.errors import (
+    AliasMoved,
     AliasNotFound,
     AmbiguousRef,
     BlobNotFound,
@@ -50,6 +52,7 @@ from modelkeep.errors import (
     VersionNotFound,
 )
 from modelkeep.ports import (
+    AuditSigner,
     BlobInfo,
     BlobStore,
     MetadataStore,
@@ -58,6 +61,7 @@ from modelkeep.ports import (
     Transaction,
     VersionKey,
 )
+from modelkeep.services import audit as audit_service
 
 Clock = Callable[[], datetime]
 
@@ -84,7 +88,13 @@ class Registry:
     """
 
     def __init__(
-        self, store: MetadataStore, blobs: BlobStore, *, actor: Actor, clock: Clock = utc_now
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        *,
+        actor: Actor,
+        clock: Clock = utc_now,
+        signer: AuditSigner | None = None,
     ) -> None:
         if not isinstance(actor, Actor):  # a bare name must never pass as an admin
             raise TypeError(f"actor must be an Actor, not {type(actor).__name__}")
@@ -92,6 +102,10 @@ class Registry:
         self.blobs = blobs
         self.principal = actor
         self.clock = clock
+        self.signer = signer
+        """The store's audit key (signed checkpoints, see services/audit.py)."""
+        self.request_id: str | None = None
+        """The API request this registry serves; its audit events record it."""
         self._owns_store = True
 
     @property
@@ -107,6 +121,13 @@ class Registry:
             raise TypeError(f"actor must be an Actor, not {type(actor).__name__}")
         other = copy.copy(self)
         other.principal = actor
+        other._owns_store = False
+        return other
+
+    def for_request(self, request_id: str | None) -> Registry:
+        """A copy whose audit events record ``request_id`` (``details.request_id``)."""
+        other = copy.copy(self)
+        other.request_id = request_id
         other._owns_store = False
         return other
 
@@ -233,6 +254,7 @@ class Registry:
         if required is None:
             raise _no_model(model)
         metadata = request.metadata.validated()
+        check_text("the message", request.message)
         require_fields(model, required, metadata, request.message)
         if request.semver is not None and request.bump is not None:
             raise InvalidInput("both a version and --bump were given", "give one of them")
@@ -283,6 +305,7 @@ class Registry:
 
     def archive(self, ref: str, reason: str | None = None) -> Version:
         parsed = parse_ref(ref)
+        check_text("the reason", reason)
         self.authorize(access.ARCHIVE, parsed.model)
         with self.store.transaction(write=True) as tx:
             version = _version(tx, parsed.model, _key(tx, parsed, None).number)
@@ -304,13 +327,17 @@ class Registry:
 
     # aliases and stages ---------------------------------------------------------------
 
-    def set_alias(self, ref: str, alias: str, reason: str | None = None) -> alias_rules.AliasEvent:
+    def set_alias(
+        self, ref: str, alias: str, reason: str | None = None, expect: int | None = None
+    ) -> alias_rules.AliasEvent:
+        """Point ``alias`` at ``ref``. With ``expect`` (the version it must point at now;
+        0: unset) the move is a compare-and-set: a stale one is refused, never lost."""
         check_alias_name(alias)
         if alias_rules.is_stage(alias):
             raise ProtectedAlias(f"{alias!r} is a stage, not a free alias")
         parsed = parse_ref(ref)
         self.authorize(access.SET_ALIAS, parsed.model)
-        return self._move(parsed, alias, "set", reason)
+        return self._move(parsed, alias, "set", reason, expect)
 
     def remove_alias(
         self, model: str, alias: str, reason: str | None = None
@@ -329,11 +356,13 @@ class Registry:
             tx.commit()
         return event
 
-    def promote(self, ref: str, to: str, reason: str | None = None) -> alias_rules.AliasEvent:
+    def promote(
+        self, ref: str, to: str, reason: str | None = None, expect: int | None = None
+    ) -> alias_rules.AliasEvent:
         _check_stage(to)
         parsed = parse_ref(ref)
         self.authorize(access.PROMOTE, parsed.model)
-        return self._move(parsed, to, "promote", reason)
+        return self._move(parsed, to, "promote", reason, expect)
 
     def rollback(self, model: str, stage: str, reason: str | None = None) -> alias_rules.AliasEvent:
         check_model_name(model)
@@ -351,13 +380,19 @@ class Registry:
         return event
 
     def _move(
-        self, ref: Ref, alias: str, action: alias_rules.AliasAction, reason: str | None
+        self,
+        ref: Ref,
+        alias: str,
+        action: alias_rules.AliasAction,
+        reason: str | None,
+        expect: int | None = None,
     ) -> alias_rules.AliasEvent:
         with self.store.transaction(write=True) as tx:
             target = _version(tx, ref.model, _key(tx, ref, None).number)
             if target.status == "archived":
                 raise VersionArchived(f"{target.ref} is archived")
             current = tx.alias_key(ref.model, alias)
+            _check_expected(ref.model, alias, current, expect)
             if current is not None and current.number == target.number:
                 return tx.alias_events(ref.model, alias)[-1]  # already there: nothing to do
             event = self._record_move(tx, ref.model, alias, action, target, current, reason)
@@ -374,6 +409,7 @@ class Registry:
         current: VersionKey | None,
         reason: str | None,
     ) -> alias_rules.AliasEvent:
+        check_text("the reason", reason)
         at = self.clock()
         event = tx.move_alias(
             model, alias, action, target.number if target else None, self.actor, at, reason
@@ -396,6 +432,8 @@ class Registry:
 
     def alias_history(self, model: str, alias: str | None = None) -> list[alias_rules.AliasEvent]:
         check_model_name(model)
+        if alias is not None:
+            check_alias_name(alias)
         self.authorize(access.READ, model)
         with self.store.transaction() as tx:
             _model(tx, model)
@@ -414,13 +452,14 @@ class Registry:
             return tx.audit_events(model, since)
 
     def audit_verify(self) -> ChainReport:
-        self.authorize(access.READ, None)
-        with self.store.transaction() as tx:
-            return verify_chain(tx.audit_events(), tx.audit_head())
+        """The chain recomputed and compared with the signed checkpoints."""
+        return audit_service.verify(self)
 
     def _audit(
         self, tx: Transaction, action: str, subject: str, details: dict[str, Any], at: datetime
     ) -> AuditEvent:
+        if self.request_id is not None:
+            details = {**details, "request_id": self.request_id}
         return tx.append_audit(self.actor, action, subject, details, at)
 
 
@@ -434,6 +473,17 @@ def _push_details(version: Version) -> dict[str, Any]:
         "size": version.size,
         "metadata_digest": version.metadata_digest,
     }
+
+
+def _check_expected(model: str, alias: str, current: VersionKey | None, expect: int | None) -> None:
+    """Compare-and-set: refuse a move made against a state that has changed since."""
+    now = current.number if current else 0
+    if expect is not None and now != expect:
+        where = f"{model}@{now}" if now else "nothing"
+        raise AliasMoved(
+            f"{alias} of {model} points at {where} now, not at "
+            f"{f'{model}@{expect}' if expect else 'nothing'} as expected"
+        )
 
 
 def _check_stage(stage: str) -> None:

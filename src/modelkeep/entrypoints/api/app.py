@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from modelkeep import __version__
-from modelkeep.entrypoints.api import errors, routes
+from modelkeep.entrypoints.api import admin_routes, audit_routes, errors, routes
 from modelkeep.errors import InvalidInput, ModelkeepError
 from modelkeep.services.registry import Registry
 
@@ -45,6 +45,8 @@ def create_app(state: ServerState) -> FastAPI:
     app.middleware("http")(_limits_and_request_id)
     app.include_router(routes.health)
     app.include_router(routes.api, prefix="/api/v1")
+    app.include_router(admin_routes.router, prefix="/api/v1")
+    app.include_router(audit_routes.router, prefix="/api/v1")
     return app
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, BinaryIO, cast
 
 import anyio
@@ -17,7 +17,7 @@ from modelkeep.entrypoints.api import schemas
 from modelkeep.entrypoints.api.errors import error_response
 from modelkeep.entrypoints.api.paging import page
 from modelkeep.entrypoints.api.streams import BodyReader
-from modelkeep.errors import DigestMismatch, StoreUnavailable
+from modelkeep.errors import DigestMismatch, InvalidInput, StoreUnavailable
 from modelkeep.services import maintenance
 from modelkeep.services.registry import PushRequest, Registry
 
@@ -33,7 +33,8 @@ def registry(request: Request) -> Registry:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    return request.app.state.modelkeep.authenticate(given)  # type: ignore[no-any-return]
+    acting: Registry = request.app.state.modelkeep.authenticate(given)
+    return acting.for_request(getattr(request.state, "request_id", None))  # audit events
 
 
 Reg = Annotated[Registry, Depends(registry)]
@@ -60,7 +61,8 @@ def readyz(request: Request) -> JSONResponse:
 
 @api.get("/models", tags=["models"])
 def list_models(reg: Reg, limit: Limit = 100, after: str | None = None) -> dict[str, Any]:
-    return page(((m.name, m.to_dict()) for m in reg.list_models()), limit, after)
+    models = sorted(reg.list_models(), key=lambda m: m.name)  # the cursor compares in Python
+    return page(((m.name, m.to_dict()) for m in models), limit, after)
 
 
 @api.post("/models", status_code=201, tags=["models"])
@@ -123,7 +125,8 @@ def diff(reg: Reg, old: str, new: str) -> dict[str, Any]:
 
 @api.put("/models/{name}/aliases/{alias}", tags=["aliases"])
 def set_alias(reg: Reg, name: str, alias: str, body: schemas.SetAlias) -> dict[str, Any]:
-    return reg.set_alias(f"{check_model_name(name)}@{body.version}", alias, body.reason).to_dict()
+    ref = f"{check_model_name(name)}@{body.version}"
+    return reg.set_alias(ref, alias, body.reason, body.expect).to_dict()
 
 
 @api.delete("/models/{name}/aliases/{alias}", tags=["aliases"])
@@ -142,7 +145,9 @@ def alias_history(
 
 @api.post("/models/{name}/promote", tags=["aliases"])
 def promote(reg: Reg, name: str, body: schemas.Promote) -> dict[str, Any]:
-    return reg.promote(f"{check_model_name(name)}@{body.version}", body.to, body.reason).to_dict()
+    return reg.promote(
+        f"{check_model_name(name)}@{body.version}", body.to, body.reason, body.expect
+    ).to_dict()
 
 
 @api.post("/models/{name}/rollback", tags=["aliases"])
@@ -237,4 +242,12 @@ def audit_verify(reg: Reg) -> dict[str, Any]:
 
 
 def _aware(when: datetime | None) -> datetime | None:
-    return when.astimezone() if when is not None else None
+    """The time in UTC; one without a time zone is the server's local time."""
+    if when is None:
+        return None
+    try:
+        return when.astimezone(UTC) if when.tzinfo else when.astimezone().astimezone(UTC)
+    except (OverflowError, ValueError):  # within a day of year 1 or year 9999
+        raise InvalidInput(
+            f"the time {when.isoformat()} is out of range", "give a time between years 2 and 9998"
+        ) from None

@@ -3,9 +3,11 @@ refused (422), so a typo never silently drops a value."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from modelkeep.domain.access import ROLES
 
 Scalar = str | int | float | bool | None
 
@@ -82,3 +84,43 @@ class Verify(Body):
 
 class Gc(Body):
     dry_run: bool = False
+
+
+# users and tokens -------------------------------------------------------------------------
+
+MAX_EXPIRES_IN = 36_500 * 86_400
+"""A token lives at most 100 years (``--expires-in`` takes at most 36,500 days)."""
+
+_ROLE: dict[str, Any] = {"enum": list(ROLES), "description": "The role"}
+
+
+class GrantIn(Body):
+    role: str = Field(max_length=32, json_schema_extra=_ROLE)
+    model: str | None = Field(
+        default=None, max_length=128, description="Only on this model (default: every model)"
+    )
+
+
+class CreateUser(GrantIn):
+    name: str = Field(max_length=128)
+    expires_in: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_EXPIRES_IN,
+        description="The first token stops working after this many seconds (default: never)",
+    )
+
+
+class CreateToken(Body):
+    user: str = Field(max_length=128)
+    label: str | None = Field(default=None, max_length=256)
+    expires_in: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_EXPIRES_IN,
+        description="The token stops working after this many seconds (default: never)",
+    )
+
+
+class RevokeToken(Body):
+    token: str = Field(max_length=256, description="A token's id, or the token itself (mk_…)")

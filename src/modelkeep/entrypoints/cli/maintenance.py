@@ -1,12 +1,16 @@
-"""``verify``, ``gc``, ``audit log | verify``."""
+"""``verify``, ``gc``, ``audit log | verify | checkpoint | key``."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 from rich.table import Table
 
+from modelkeep.domain.audit import ChainReport
 from modelkeep.entrypoints.cli import parsing
 from modelkeep.entrypoints.cli.context import (
+    CliState,
     console,
     emit,
     human_size,
@@ -15,6 +19,7 @@ from modelkeep.entrypoints.cli.context import (
     state,
 )
 from modelkeep.errors import AuditChainBroken, DigestMismatch
+from modelkeep.services import audit as audit_service
 from modelkeep.services.maintenance import VerifyReport
 
 
@@ -74,38 +79,97 @@ def audit() -> None:
     """Read and check the tamper-evident audit log."""
 
 
+def _set_json_lines(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(CliState).json = True
+
+
 @audit.command("log")
 @click.option("--model", metavar="NAME", help="Only events about this model.")
 @click.option("--since", metavar="TIME", help="Only events at or after this ISO-8601 time.")
-@json_option
+@click.option(
+    "--json",
+    "json_output",
+    is_flag=True,
+    expose_value=False,
+    callback=_set_json_lines,
+    is_eager=True,
+    help="Print JSON Lines: one event per line, not one JSON document (so does "
+    "'modelkeep --json audit log'). Every field the hash covers is there, so the full "
+    "log can be re-verified without modelkeep (docs/design.md).",
+)
 def audit_log(model: str | None, since: str | None) -> None:
     """List audit events, oldest first."""
     when = parsing.timestamp(since, "--since") if since else None
     events = state().client.audit_log(model=model, since=when)
-
-    def human() -> None:
-        table = Table("seq", "at (UTC)", "actor", "action", "subject", box=None)
-        for e in events:
-            table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject)
-        console.print(table if events else "no events")
-
-    emit([e.to_dict() for e in events], human)
+    current = state()
+    if current.json:
+        current.emitted = True
+        for line in audit_service.json_lines(events):
+            sys.stdout.write(line + "\n")
+        return
+    table = Table("seq", "at (UTC)", "actor", "action", "subject", box=None)
+    for e in events:
+        table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject)
+    console.print(table if events else "no events")
 
 
 @audit.command("verify")
 @json_option
 def audit_verify() -> None:
-    """Recompute the hash chain; exit 3 and name the first bad seq if it was changed."""
+    """Recompute the chain and check it against the signed checkpoints; exit 3 if bad.
+
+    Names the first bad seq when events were edited, deleted or reordered, or the log
+    was truncated or rewritten below a checkpoint; and any forged checkpoint."""
     report = state().client.audit_verify()
+    emit(report.to_dict(), lambda: _print_chain(report))
+    if not report.ok:
+        where = f" at seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+        raise AuditChainBroken(f"the audit log is broken{where}: {report.problem}")
+
+
+def _print_chain(report: ChainReport) -> None:
+    checked = plural(len(report.checkpoints), "signed checkpoint")
+    if report.ok:
+        matched = (
+            f"; {checked} match, newest {report.checkpoints[-1]}" if report.checkpoints else ""
+        )
+        console.print(f"audit chain intact: {report.checked} events{matched}")
+        return
+    where = f" at seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+    console.print(f"audit chain broken{where}: {report.problem}")
+    if report.checkpoint is not None:
+        console.print(f"found by checkpoint {report.checkpoint} ({checked} checked)")
+
+
+@audit.command("checkpoint")
+@json_option
+def audit_checkpoint() -> None:
+    """Sign the audit head and store it outside the database (a global admin).
+
+    The checkpoint (seq, hash, time, signed with the store's Ed25519 key) is written to
+    the blob store as checkpoints/SEQ-HASH.json, so 'audit verify' catches a later
+    truncation or rewrite of the log up to it."""
+    result = state().client.audit_checkpoint()
     emit(
-        report.to_dict(),
+        result.to_dict(),
         lambda: console.print(
-            f"audit chain intact: {report.checked} events"
-            if report.ok
-            else f"audit chain broken at seq {report.first_bad_seq}: {report.problem}"
+            f"checkpoint {result.name}: seq {result.seq}, hash {result.hash}, blob {result.digest}"
         ),
     )
-    if not report.ok:
-        raise AuditChainBroken(
-            f"the audit log is broken at seq {report.first_bad_seq}: {report.problem}"
-        )
+
+
+@audit.command("key")
+@click.option("--hex", "as_hex", is_flag=True, help="Print the raw 32-byte key in hex.")
+@json_option
+def audit_key(as_hex: bool) -> None:
+    """Print the store's audit public key (PEM; raw hex with --hex).
+
+    The Ed25519 key that checks the checkpoints; made on first use. Keep a copy where
+    the store's writers cannot change it."""
+    key = state().client.audit_key()
+
+    def human() -> None:
+        sys.stdout.write(key.hex + "\n" if as_hex else key.pem)
+
+    emit(key.to_dict(), human)

@@ -3,6 +3,8 @@ any blob store through MODELKEEP_DATABASE_URL and MODELKEEP_BLOB_URL)."""
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from modelkeep.entrypoints.cli.context import err_console, state
@@ -17,7 +19,14 @@ from modelkeep.entrypoints.cli.context import err_console, state
     type=click.IntRange(0, 65535),
     help="Port to listen on.",
 )
-def server(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes; more than one uses more cores.",
+)
+def server(host: str, port: int, workers: int) -> None:
     """Serve the registry over HTTP until interrupted. Every endpoint but /healthz and
     /readyz needs a bearer token: make one with 'modelkeep users create'."""
     import uvicorn  # the server's own dependency: loaded only when serving
@@ -26,8 +35,21 @@ def server(host: str, port: int) -> None:
     from modelkeep.entrypoints.api.app import create_app
 
     settings = state().settings
-    server_state, close = open_server(settings)
+    server_state, close = open_server(settings)  # also migrates once, before any worker
     err_console.print(f"modelkeep server on http://{host}:{port} (store {settings.uri})")
+    if workers > 1:
+        close()
+        os.environ["MODELKEEP_URI"] = settings.uri  # the workers read their settings anew
+        uvicorn.run(
+            "modelkeep.entrypoints.api.factory:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+        return
     try:
         uvicorn.run(
             create_app(server_state), host=host, port=port, log_level="warning", access_log=False

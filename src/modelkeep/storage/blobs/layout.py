@@ -1,17 +1,22 @@
-"""One layout on every backend: ``blobs/sha256/ab/cdef…`` and a format file at the root."""
+"""One layout on every backend: ``blobs/sha256/ab/cdef…``, a format file at the root, and
+named write-once documents such as ``checkpoints/<seq>-<hash12>.json``."""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 
 from modelkeep.domain.manifest import DIGEST, check_digest
-from modelkeep.errors import UnknownStoreFormat
+from modelkeep.errors import InvalidInput, UnknownStoreFormat
 
 STORE_FORMAT = 1
 FORMAT_FILE = "modelkeep-store.json"
 BLOB_PREFIX = "blobs/sha256/"
+NAMED_PREFIXES = ("checkpoints/",)
+"""The prefixes of named objects (``put_named``): never blobs, never temporary files."""
+_NAMED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 def blob_key(digest: str) -> str:
@@ -26,6 +31,25 @@ def digest_of_key(key: str) -> str | None:
     fan, _, rest = key.removeprefix(BLOB_PREFIX).partition("/")
     candidate = "sha256:" + fan + rest
     return candidate if len(fan) == 2 and DIGEST.fullmatch(candidate) else None
+
+
+def check_named_prefix(prefix: str) -> str:
+    if prefix not in NAMED_PREFIXES:
+        raise InvalidInput(
+            f"{prefix!r} is not a prefix of named objects", f"use one of {NAMED_PREFIXES}"
+        )
+    return prefix
+
+
+def check_named_key(key: str) -> str:
+    """``PREFIX/NAME`` with a known prefix and a plain file name (no ``..``, no ``/``)."""
+    prefix, _, name = key.partition("/")
+    if prefix + "/" not in NAMED_PREFIXES or not _NAMED_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"{key!r} is not the key of a named object",
+            f"use PREFIX/NAME with a prefix in {NAMED_PREFIXES}",
+        )
+    return key
 
 
 @dataclass(frozen=True)

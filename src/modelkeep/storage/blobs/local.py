@@ -2,6 +2,7 @@
 
 Writes go to ``tmp/``, are hashed while they stream, fsynced, made read-only and linked
 into place with ``os.link`` (which never overwrites: put-if-absent). Reads re-hash.
+Named objects (``checkpoints/…``) are written the same way, under ``<root>/checkpoints/``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modelkeep import copying
-from modelkeep.errors import BlobNotFound, DigestMismatch, StoreUnavailable
+from modelkeep.errors import BlobNotFound, Conflict, DigestMismatch, StoreUnavailable
 from modelkeep.ports import BlobInfo, Progress, StoredBlob
-from modelkeep.storage.blobs.layout import FORMAT_FILE, StoreFormat, blob_key, digest_of_key
+from modelkeep.storage.blobs.layout import (
+    FORMAT_FILE,
+    StoreFormat,
+    blob_key,
+    check_named_key,
+    check_named_prefix,
+    digest_of_key,
+)
 
 BUFFER = 4 * 1024 * 1024
 
@@ -135,6 +143,44 @@ class LocalBlobStore:
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
         return count, size
+
+    # named objects --------------------------------------------------------------------
+
+    def put_named(self, key: str, data: bytes) -> None:
+        target = self.root / check_named_key(key)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="named-")
+        try:
+            with open(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp_name, 0o444)
+            try:
+                _link(Path(tmp_name), target)
+            except FileExistsError:
+                if target.read_bytes() != data:
+                    raise Conflict(
+                        f"{key} already exists in the store with other content",
+                        "named objects are write-once",
+                    ) from None
+                return
+            _fsync_dir(target.parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+
+    def get_named(self, key: str) -> bytes | None:
+        try:
+            return (self.root / check_named_key(key)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def list_named(self, prefix: str) -> list[str]:
+        folder = self.root / check_named_prefix(prefix)
+        try:
+            return sorted(prefix + entry.name for entry in folder.iterdir() if entry.is_file())
+        except FileNotFoundError:
+            return []
 
 
 class VerifyingReader(io.RawIOBase):

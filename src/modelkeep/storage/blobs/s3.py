@@ -23,6 +23,10 @@ server keeps ``LastModified``. Listings carry no metadata, so ``iter_blobs`` may
 touched blob as older than ``stat`` does; gc re-checks each candidate with ``stat`` under
 its lock before deleting, so that errs on the safe side.
 
+Named objects (``put_named``: audit checkpoints) are small documents under
+``checkpoints/``, written once with ``If-None-Match: *`` (or, on servers without
+conditional writes, after a GET that finds no object).
+
 Every botocore error is translated here into ``modelkeep.errors``; none escapes.
 """
 
@@ -54,6 +58,7 @@ from botocore.exceptions import (
 
 from modelkeep.errors import (
     BlobNotFound,
+    Conflict,
     DigestMismatch,
     InvalidInput,
     StoreUnavailable,
@@ -65,6 +70,8 @@ from modelkeep.storage.blobs.layout import (
     FORMAT_FILE,
     StoreFormat,
     blob_key,
+    check_named_key,
+    check_named_prefix,
     digest_of_key,
 )
 from modelkeep.storage.blobs.local import BUFFER, VerifyingReader
@@ -483,6 +490,43 @@ class S3BlobStore:
         if isinstance(page, _Refusal):
             return 0  # completed or aborted meanwhile
         return sum(int(p["Size"]) for p in page.get("Parts", []))
+
+    # named objects --------------------------------------------------------------------
+
+    def put_named(self, key: str, data: bytes) -> None:
+        full = self._key(check_named_key(key))
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+        def write(cond: dict[str, str]) -> _Refusal | None:
+            body = _Body(memoryview(data))
+            return self._refused("put_object", Key=full, Body=body, ChecksumSHA256=checksum, **cond)
+
+        if self._conditional:
+            refusal = write({"IfNoneMatch": "*"})
+            if refusal is None:
+                return
+            if refusal.status == 501:
+                self._conditional = False  # the server does not do conditional writes
+            elif refusal.status not in (409, 412):
+                raise refusal.error()
+        existing = self._get_bytes(full)
+        if existing is None and not self._conditional:
+            if refusal := write({}):
+                raise refusal.error()
+            return
+        if existing != data:
+            raise Conflict(
+                f"{key} already exists in {self.url} with other content",
+                "named objects are write-once",
+            )
+
+    def get_named(self, key: str) -> bytes | None:
+        return self._get_bytes(self._key(check_named_key(key)))
+
+    def list_named(self, prefix: str) -> list[str]:
+        listed = self._list(self._key(check_named_prefix(prefix)))
+        keys = (item["Key"].removeprefix(self.prefix) for item in listed)
+        return sorted(k for k in keys if "/" not in k.removeprefix(prefix))
 
     # plumbing -------------------------------------------------------------------------
 

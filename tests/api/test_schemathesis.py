@@ -1,0 +1,114 @@
+"""Schemathesis against /openapi.json: every operation, valid and invalid inputs generated
+from the schema, as an admin. No input may cause a server error (500); answers carry the
+content type the schema documents.
+
+The app is built at import (schemathesis reads its schema then) on a store opened by a
+module fixture; an admin whose token a generated request revoked, or who lost its role
+or was disabled, is replaced before the next case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import content_type_conformance
+
+from modelkeep.bootstrap import open_server
+from modelkeep.config import Settings
+from modelkeep.domain.access import ADMIN, Grant
+from modelkeep.entrypoints.api.app import ServerState, create_app
+from modelkeep.errors import Unauthenticated
+from modelkeep.services import admin
+from modelkeep.services.registry import Registry
+
+MAX_EXAMPLES = 15
+
+
+class Store:
+    """The store the app serves, opened by the fixture below (the app exists before it)."""
+
+    state: ServerState | None = None
+
+    def authenticate(self, token: str | None) -> Registry:
+        assert self.state is not None, "the store fixture opens the store"
+        return self.state.authenticate(token)
+
+    def ready(self) -> None:
+        assert self.state is not None, "the store fixture opens the store"
+        self.state.ready()
+
+
+STORE = Store()
+APP = create_app(ServerState(STORE.authenticate, STORE.ready, gc_grace_seconds=3600))
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+class Admin:
+    """A global admin's token, replaced when a generated request took it away."""
+
+    def __init__(self, operator: Registry) -> None:
+        self.operator = operator
+        self.count = 0
+        self.secret = ""
+
+    def token(self) -> str:
+        try:
+            actor = admin.authenticate(self.operator, self.secret)
+        except Unauthenticated:
+            actor = None
+        if actor is None or Grant(ADMIN) not in actor.grants:
+            self.count += 1
+            name = f"fuzz-admin-{self.count}"
+            self.secret = admin.create_user(self.operator, name, ADMIN)[1].secret
+        return self.secret
+
+
+@pytest.fixture(scope="module")
+def fuzz_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
+    """A store in a temporary directory (SQLite) with a model and two versions in it."""
+    from modelkeep.bootstrap import open_registry
+
+    root: Path = tmp_path_factory.mktemp("fuzz") / "store"
+    store_settings = Settings(uri=str(root))
+    operator = open_registry(store_settings)
+    state, close = open_server(store_settings)
+    STORE.state = state
+    seed(operator)
+    yield Admin(operator)
+    STORE.state = None
+    close()
+    operator.close()
+
+
+def seed(operator: Registry) -> None:
+    import io
+
+    from modelkeep.domain.manifest import FileEntry
+    from modelkeep.services.registry import PushRequest
+
+    operator.create_model("m", "a model to find")
+    for n in range(2):
+        info = operator.put_blob(io.BytesIO(f"weights {n}".encode()))
+        operator.register_version("m", [FileEntry("w.bin", info.size, info.digest)], PushRequest())
+    operator.set_alias("m@1", "champion")
+    admin.create_user(operator, "alice", "viewer", "m", timedelta(days=1))
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)
+def test_no_input_makes_the_server_fail(case: schemathesis.Case[Any], fuzz_admin: Admin) -> None:
+    headers = {"authorization": f"Bearer {fuzz_admin.token()}"}
+    case.call_and_validate(headers=headers, checks=[not_a_server_error, content_type_conformance])

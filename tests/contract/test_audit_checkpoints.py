@@ -1,0 +1,357 @@
+"""Signed audit checkpoints against someone who can write the database, on SQLite and
+PostgreSQL: truncation and consistent rewrites are caught, forged checkpoints are named,
+the JSON Lines export re-verifies with the program of docs/design.md, and events written
+through the API carry their request id."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine, text
+
+import modelkeep
+from modelkeep.bootstrap import open_registry
+from modelkeep.config import Settings
+from modelkeep.domain.access import Actor
+from modelkeep.domain.audit import GENESIS, AuditEvent, Checkpoint, SignedCheckpoint
+from modelkeep.errors import Forbidden, InvalidInput
+from modelkeep.services import audit, maintenance
+from modelkeep.services.registry import Registry
+from tests.conftest import served_app
+from tests.test_docs import marked, read
+
+
+def changes(registry: Registry, count: int) -> None:
+    """``count`` more audited changes (one event each)."""
+    for _ in range(count):
+        n = len(registry.list_models())
+        registry.create_model(f"m{n}", description=f"model {n}")
+
+
+def execute(settings: Settings, *statements: tuple[str, dict[str, object]]) -> None:
+    """Run SQL on the store's database as someone with write access to it would."""
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            for statement, params in statements:
+                conn.execute(text(statement), params)
+    finally:
+        engine.dispose()
+
+
+def truncate(settings: Settings, registry: Registry, keep: int) -> None:
+    """Delete every event after seq ``keep`` and move audit_head to match: consistent."""
+    kept = registry.audit_log()[keep - 1]
+    execute(
+        settings,
+        ("DELETE FROM audit_events WHERE seq > :keep", {"keep": keep}),
+        ("UPDATE audit_head SET seq = :seq, hash = :hash", {"seq": kept.seq, "hash": kept.hash}),
+    )
+
+
+def rewrite(settings: Settings, registry: Registry, seq: int, actor: str) -> None:
+    """Edit one event's actor and recompute every hash after it, and the head."""
+    prev_hash, statements = GENESIS, []
+    for event in registry.audit_log():
+        edited = dataclasses.replace(
+            event, actor=actor if event.seq == seq else event.actor, prev_hash=prev_hash
+        )
+        new_hash = edited.compute_hash()
+        statements.append(
+            (
+                "UPDATE audit_events SET actor = :actor, prev_hash = :prev, hash = :hash "
+                "WHERE seq = :seq",
+                {"actor": edited.actor, "prev": prev_hash, "hash": new_hash, "seq": event.seq},
+            )
+        )
+        prev_hash = new_hash
+    statements.append(("UPDATE audit_head SET hash = :hash", {"hash": prev_hash}))
+    execute(settings, *statements)
+
+
+# the key ----------------------------------------------------------------------------------
+
+
+def test_the_key_is_made_on_first_use_outside_the_database(
+    registry: Registry, store_dir: Path
+) -> None:
+    keys = store_dir / "keys"
+    changes(registry, 1)
+    assert registry.audit_verify().ok
+    assert not keys.exists()  # verify never makes a key
+    made = audit.checkpoint(registry)
+    assert (keys / "audit-ed25519.pem").stat().st_mode & 0o777 == 0o600
+    assert (keys / "audit-ed25519.pub.pem").stat().st_mode & 0o777 == 0o644
+    public = audit.public_key(registry)
+    assert public.hex == made.public_key
+    pem = serialization.load_pem_public_key((keys / "audit-ed25519.pub.pem").read_bytes())
+    assert (
+        pem.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+        == public.pem
+    )
+
+
+def test_a_checkpoint_signs_the_head_and_is_stored_twice(
+    registry: Registry, store_dir: Path
+) -> None:
+    changes(registry, 3)
+    made = audit.checkpoint(registry)
+    assert (made.seq, made.hash) == (3, registry.audit_log()[-2].hash)
+    assert made.name == f"checkpoints/{3:020d}-{made.hash[:12]}.json"
+    named = registry.blobs.get_named(made.name)
+    assert named is not None and registry.blobs.read_bytes(made.digest) == named
+    assert (store_dir / made.name).read_bytes() == named
+    signed = SignedCheckpoint.parse(named)
+    assert signed.checkpoint == Checkpoint(registry.blobs.store_id, 3, made.hash, made.at)
+    assert audit.signature_ok(bytes.fromhex(made.public_key), signed)
+    event = registry.audit_log()[-1]
+    assert (event.seq, event.action, event.subject) == (4, "audit.checkpoint", "audit")
+    assert event.details == {"seq": 3, "hash": made.hash, "name": made.name, "digest": made.digest}
+    report = registry.audit_verify()
+    assert report.ok and report.checkpoints == (made.name,) and report.checked == 4
+
+
+def test_gc_keeps_checkpoint_blobs(registry: Registry) -> None:
+    changes(registry, 1)
+    made = audit.checkpoint(registry)
+    maintenance.gc(registry, grace_seconds=0)
+    assert registry.blobs.has(made.digest)
+    assert registry.audit_verify().ok
+
+
+def test_checkpoints_need_a_global_admin(registry: Registry) -> None:
+    viewer = registry.for_actor(Actor("vera", ()))
+    with pytest.raises(Forbidden, match="checkpoint needs"):
+        audit.checkpoint(viewer)
+
+
+# tampering ----------------------------------------------------------------------------------
+
+
+def test_truncation_below_a_checkpoint_is_caught(registry: Registry, settings: Settings) -> None:
+    changes(registry, 3)
+    made = audit.checkpoint(registry)  # vouches for seq 3
+    changes(registry, 2)  # seq 4 is the checkpoint's event; 5 and 6
+    truncate(settings, registry, keep=2)
+    report = registry.audit_verify()
+    assert (report.ok, report.first_bad_seq, report.checkpoint) == (False, 3, made.name)
+    assert "ends at seq 2" in (report.problem or "") and "deleted" in (report.problem or "")
+    assert report.checkpoints == (made.name,)
+
+
+def test_without_a_checkpoint_the_same_truncation_passes(
+    registry: Registry, settings: Settings
+) -> None:
+    """What the checkpoint adds: a consistent truncation is invisible to the chain alone."""
+    changes(registry, 5)
+    truncate(settings, registry, keep=2)
+    assert registry.audit_verify().ok
+
+
+def test_truncation_after_the_last_checkpoint_is_not_caught(
+    registry: Registry, settings: Settings
+) -> None:
+    """The documented limit: a checkpoint vouches for events up to its seq only."""
+    changes(registry, 2)
+    audit.checkpoint(registry)  # vouches for seq 2; its event is seq 3
+    changes(registry, 2)
+    truncate(settings, registry, keep=3)
+    assert registry.audit_verify().ok
+
+
+def test_a_consistent_rewrite_is_caught_by_the_checkpoint(
+    registry: Registry, settings: Settings
+) -> None:
+    changes(registry, 2)
+    first = audit.checkpoint(registry)  # seq 2
+    changes(registry, 2)  # seq 4, 5
+    second = audit.checkpoint(registry)  # seq 5
+    changes(registry, 1)
+    rewrite(settings, registry, seq=4, actor="local:mallory")
+    report = registry.audit_verify()
+    assert (report.ok, report.first_bad_seq, report.checkpoint) == (False, 5, second.name)
+    assert "rewritten between seq 3 and seq 5" in (report.problem or "")
+    assert report.checkpoints == (first.name, second.name)
+
+
+def test_a_rewrite_of_the_first_event_is_caught(registry: Registry, settings: Settings) -> None:
+    changes(registry, 2)
+    made = audit.checkpoint(registry)
+    rewrite(settings, registry, seq=1, actor="local:mallory")
+    report = registry.audit_verify()
+    assert (report.ok, report.first_bad_seq, report.checkpoint) == (False, 2, made.name)
+
+
+def test_a_forged_checkpoint_is_reported(registry: Registry) -> None:
+    changes(registry, 2)
+    audit.checkpoint(registry)
+    changes(registry, 1)
+    head = registry.audit_log()[-1]
+    other = Ed25519PrivateKey.generate()
+    body = Checkpoint(registry.blobs.store_id, head.seq, head.hash, head.at.isoformat())
+    public = other.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    forged = SignedCheckpoint(body, other.sign(body.signed_bytes()).hex(), public.hex())
+    registry.blobs.put_named(body.name, forged.to_bytes())
+    report = registry.audit_verify()
+    assert (report.ok, report.first_bad_seq, report.checkpoint) == (False, None, body.name)
+    assert "signature does not verify" in (report.problem or "")
+
+
+def test_a_checkpoint_of_another_store_is_reported(registry: Registry) -> None:
+    changes(registry, 1)
+    audit.checkpoint(registry)
+    head = registry.audit_log()[-1]
+    body = Checkpoint("another-store", head.seq, head.hash, head.at.isoformat())
+    assert registry.signer is not None
+    signed = SignedCheckpoint(body, registry.signer.sign(body.signed_bytes()).hex(), "")
+    registry.blobs.put_named(body.name, signed.to_bytes())
+    report = registry.audit_verify()
+    assert (report.ok, report.checkpoint) == (False, body.name)
+    assert "belongs to store another-store" in (report.problem or "")
+
+
+def test_a_deleted_checkpoint_file_is_reported(registry: Registry, store_dir: Path) -> None:
+    changes(registry, 1)
+    made = audit.checkpoint(registry)
+    (store_dir / made.name).unlink()
+    report = registry.audit_verify()
+    assert not report.ok and f"recorded checkpoint {made.name}" in (report.problem or "")
+
+
+def test_a_shared_signing_key_from_the_settings(settings: Settings, tmp_path: Path) -> None:
+    key = tmp_path / "shared.pem"
+    key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    shared = settings.replace(signing_key=str(key))
+    first = open_registry(shared)
+    try:
+        changes(first, 1)
+        made = audit.checkpoint(first)
+    finally:
+        first.close()
+    replica = open_registry(shared)
+    try:
+        assert replica.audit_verify().ok
+    finally:
+        replica.close()
+    own_key = open_registry(settings)  # the store's own key is another key
+    try:
+        own_key.signer.public_key(create=True)  # type: ignore[union-attr]
+        report = own_key.audit_verify()
+        assert (report.ok, report.checkpoint) == (False, made.name)
+    finally:
+        own_key.close()
+    missing = open_registry(settings.replace(signing_key=str(tmp_path / "absent.pem")))
+    try:
+        with pytest.raises(InvalidInput, match="does not exist"):
+            audit.checkpoint(missing)
+        assert "no audit key" in (missing.audit_verify().problem or "")
+    finally:
+        missing.close()
+
+
+# the export ----------------------------------------------------------------------------------
+
+
+def test_the_json_lines_export_re_verifies_with_the_documented_program(
+    registry: Registry, store_dir: Path, tmp_path: Path
+) -> None:
+    registry.create_model("fraud", description="Ünïcode survives")
+    audit.checkpoint(registry)
+    changes(registry, 2)
+    audit.checkpoint(registry)
+    events = registry.audit_log()
+    lines = list(audit.json_lines(events))
+    assert [json.loads(line) for line in lines] == [e.to_dict() for e in events]
+    assert all("\n" not in line for line in lines)
+    log = tmp_path / "audit.jsonl"
+    log.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    key = tmp_path / "key.pem"
+    key.write_text(audit.public_key(registry).pem)
+    program = tmp_path / "verify_checkpoints.py"
+    program.write_text(marked(read("design.md"), "audit-checkpoint-verifier"), encoding="utf-8")
+    checkpoints = sorted(str(p) for p in (store_dir / "checkpoints").iterdir())
+    done = subprocess.run(
+        [sys.executable, str(program), str(log), str(key), *checkpoints],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == f"intact: 5 events, 2 checkpoints, head {events[-1].hash}"
+    stdlib_only = tmp_path / "verify_audit.py"
+    stdlib_only.write_text(marked(read("design.md"), "audit-verifier"), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(stdlib_only)],
+        input=log.read_text(encoding="utf-8"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == f"intact: 5 events, head {events[-1].hash}"
+
+
+# over the SDK and the API ----------------------------------------------------------------------
+
+
+def test_the_sdk_checkpoints_and_verifies(mk: modelkeep.Client) -> None:
+    mk.create_model("fraud")
+    made = mk.audit_checkpoint()
+    assert made.seq == mk.audit_log()[-2].seq and made.name.startswith("checkpoints/")
+    assert mk.audit_key().hex == made.public_key
+    report = mk.audit_verify()
+    assert report.ok and report.checkpoints == (made.name,)
+
+
+def test_events_written_through_the_api_carry_the_request_id(settings: Settings) -> None:
+    with served_app(settings) as (http, token):
+        auth = {"authorization": f"Bearer {token}"}
+        created = http.post(
+            "/api/v1/models",
+            json={"name": "fraud"},
+            headers={**auth, "x-request-id": "req-model-1"},
+        )
+        assert created.status_code == 201, created.text
+        checkpoint = http.post("/api/v1/audit/checkpoints", headers=auth)
+        assert checkpoint.status_code == 201, checkpoint.text
+        given = checkpoint.headers["x-request-id"]
+        events = http.get("/api/v1/audit", headers=auth).json()["items"]
+    by_action = {e["action"]: e for e in events}
+    assert by_action["model.create"]["details"]["request_id"] == "req-model-1"
+    assert by_action["audit.checkpoint"]["details"]["request_id"] == given
+    assert by_action["user.create"]["details"].get("request_id") is None  # not via the API
+    registry = open_registry(settings)
+    try:
+        assert registry.audit_verify().ok
+    finally:
+        registry.close()
+
+
+def test_a_viewer_may_not_checkpoint_over_the_api(settings: Settings) -> None:
+    with served_app(settings, role="viewer") as (http, token):
+        refused = http.post(
+            "/api/v1/audit/checkpoints", headers={"authorization": f"Bearer {token}"}
+        )
+    assert refused.status_code == 403
+    assert "checkpoint needs a global admin" in refused.json()["error"]["message"]
+
+
+def test_audit_events_without_a_request_keep_their_details(registry: Registry) -> None:
+    changes(registry, 1)
+    event: AuditEvent = registry.audit_log()[-1]
+    assert "request_id" not in event.details

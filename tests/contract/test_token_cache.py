@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import pytest
+
+from modelkeep.errors import Unauthenticated
+from modelkeep.services import admin
+from modelkeep.services.registry import Registry
+
+
+def test_a_cached_token_is_checked_again_after_its_time(registry: Registry) -> None:
+    _, issued = admin.create_user(registry, "alice", "viewer")
+    remembering = admin.TokenCache(registry, ttl=3600)
+    checking = admin.TokenCache(registry, ttl=0)
+    assert remembering.registry_for(issued.secret).actor == "alice"
+    assert checking.registry_for(issued.secret).actor == "alice"
+    admin.revoke_token(registry, issued.info.id)
+    assert remembering.registry_for(issued.secret).actor == "alice"  # within its time
+    with pytest.raises(Unauthenticated):
+        checking.registry_for(issued.secret)
+    with pytest.raises(Unauthenticated):
+        admin.TokenCache(registry, ttl=3600).registry_for(issued.secret)
+    with pytest.raises(Unauthenticated):
+        remembering.registry_for(None)
