@@ -123,16 +123,9 @@ def live_server(settings: Settings, role: str = "admin") -> Iterator[tuple[str, 
 
     import uvicorn
 
-    from modelkeep.bootstrap import open_registry, open_server
-    from modelkeep.entrypoints.api.app import create_app
-    from modelkeep.services import admin
-
-    operator = open_registry(settings)
-    _, issued = admin.create_user(operator, f"live-{role}", role)
-    operator.close()
-    state, close = open_server(settings)
+    app, token, close = _app_and_token(settings, f"live-{role}", role)
     config = uvicorn.Config(
-        create_app(state),
+        app,
         host="127.0.0.1",
         port=0,
         log_level="warning",
@@ -148,7 +141,7 @@ def live_server(settings: Settings, role: str = "admin") -> Iterator[tuple[str, 
         threading.Event().wait(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}", issued.secret
+        yield f"http://127.0.0.1:{port}", token
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -158,7 +151,6 @@ def live_server(settings: Settings, role: str = "admin") -> Iterator[tuple[str, 
 @contextlib.contextmanager
 def served_client(settings: Settings) -> Iterator[modelkeep.Client]:
     """The SDK over HTTP, as an admin, against the API app running in this process."""
-
     from modelkeep.client.client import Client
     from modelkeep.client.http import HttpBackend
 
@@ -172,17 +164,23 @@ def served_app(settings: Settings, role: str = "admin") -> Iterator[tuple[Any, s
     """The API app served in process (starlette's TestClient) and a token of ``role``."""
     from starlette.testclient import TestClient
 
+    app, token, close = _app_and_token(settings, f"test-{role}", role)
+    with TestClient(app, base_url="http://testserver") as http:
+        yield http, token
+    close()
+
+
+def _app_and_token(settings: Settings, user: str, role: str) -> tuple[Any, str, Any]:
+    """The API app on the test store, a new user's token, and how to close the app."""
     from modelkeep.bootstrap import open_registry, open_server
     from modelkeep.entrypoints.api.app import create_app
     from modelkeep.services import admin
 
     operator = open_registry(settings)
-    _, issued = admin.create_user(operator, f"test-{role}", role)
+    _, issued = admin.create_user(operator, user, role)
     operator.close()
     state, close = open_server(settings)
-    with TestClient(create_app(state), base_url="http://testserver") as http:
-        yield http, issued.secret
-    close()
+    return create_app(state), issued.secret, close
 
 
 @pytest.fixture

@@ -145,19 +145,16 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+_NUMBERS: dict[type, str] = {int: "a whole number", float: "a number"}
+
+
 def _cast(setting: Setting, raw: str) -> Any:
-    if setting.type is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise InvalidInput(
-                f"{setting.env_var} is {raw!r}, not a number", "set it to a number"
-            ) from None
-    if setting.type is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise InvalidInput(
-                f"{setting.env_var} is {raw!r}, not a whole number", "set it to an integer"
-            ) from None
-    return raw
+    if setting.type not in _NUMBERS:
+        return raw
+    try:
+        return setting.type(raw)
+    except ValueError:
+        kind = _NUMBERS[setting.type]
+        raise InvalidInput(
+            f"{setting.env_var} is {raw!r}, not {kind}", f"set it to {kind}"
+        ) from None
