@@ -11,16 +11,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from modelkeep import __version__
-from modelkeep.entrypoints.api import admin_routes, audit_routes, errors, routes
+from modelkeep.entrypoints.api import admin_routes, audit_routes, errors, routes, schemas
 from modelkeep.errors import InvalidInput, ModelkeepError
 from modelkeep.services.registry import Registry
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": schemas.ErrorBody, "description": meaning}
+    for status, meaning in (
+        (400, "bad input"),
+        (401, "no valid bearer token"),
+        (403, "the token's user may not do this; the message says why"),
+        (404, "no such model, version, alias, blob or endpoint"),
+        (409, "conflict with the current state"),
+        (413, "request body too large"),
+        (422, "the request body does not match its schema"),
+        (503, "the database or blob store is unavailable"),
+    )
+}
+"""Documented for every API route: they all answer errors in the one shape."""
 
 Authenticate = Callable[[str | None], Registry]
 """Turns a request's bearer token into a Registry acting for its user (or raises)."""
@@ -44,9 +60,8 @@ def create_app(state: ServerState) -> FastAPI:
     errors.install(app)
     app.middleware("http")(_limits_and_request_id)
     app.include_router(routes.health)
-    app.include_router(routes.api, prefix="/api/v1")
-    app.include_router(admin_routes.router, prefix="/api/v1")
-    app.include_router(audit_routes.router, prefix="/api/v1")
+    for router in (routes.api, admin_routes.router, audit_routes.router):
+        app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app
 
 

@@ -124,3 +124,15 @@ class CreateToken(Body):
 
 class RevokeToken(Body):
     token: str = Field(max_length=256, description="A token's id, or the token itself (mk_…)")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="A stable error code (docs/errors.md)")
+    message: str = Field(description="What is wrong")
+    hint: str = Field(description="How to fix it")
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error the API answers."""
+
+    error: ErrorDetail
