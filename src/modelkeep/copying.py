@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import operator
 import os
 import threading
 from collections.abc import Callable
@@ -47,6 +48,8 @@ def sha256_of(stream: BinaryIO) -> tuple[str, int]:
 def _size_hint(stream: BinaryIO) -> int:
     if isinstance(stream, io.BytesIO):
         return stream.getbuffer().nbytes
+    if hasattr(stream, "__length_hint__"):  # a stream that knows its length, not a file
+        return operator.length_hint(stream, BLOCK)
     try:
         return os.fstat(stream.fileno()).st_size
     except (AttributeError, OSError, io.UnsupportedOperation):

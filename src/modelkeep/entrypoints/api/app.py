@@ -9,12 +9,14 @@ pass for the following page, or null on the last one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelkeep import __version__
 from modelkeep.entrypoints.api import admin_routes, audit_routes, errors, routes, schemas
@@ -22,6 +24,7 @@ from modelkeep.errors import InvalidInput, ModelkeepError
 from modelkeep.services.registry import Registry
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
+BLOBS = "/api/v1/blobs/"  # blob bodies are streamed, so no size limit applies
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorBody, "description": meaning}
@@ -58,33 +61,55 @@ def create_app(state: ServerState) -> FastAPI:
     )
     app.state.modelkeep = state
     errors.install(app)
-    app.middleware("http")(_limits_and_request_id)
+    app.add_middleware(LimitsAndRequestId)
     app.include_router(routes.health)
     for router in (routes.api, admin_routes.router, audit_routes.router):
         app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app
 
 
-async def _limits_and_request_id(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    length = request.headers.get("content-length")
-    is_blob = request.url.path.startswith("/api/v1/blobs/")
+class LimitsAndRequestId:
+    """Pure ASGI middleware: a request id on every request and response, and the size
+    limit for JSON bodies. (Starlette's BaseHTTPMiddleware would wrap every body message
+    of a blob upload in a task group of its own, which costs more than the upload.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        refused = _refused(headers.get("content-length"), scope["path"])
+        if refused is not None:
+            refused.headers["x-request-id"] = request_id
+            await refused(scope, receive, send)
+            return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _refused(length: str | None, path: str) -> JSONResponse | None:
     try:
         declared = int(length) if length is not None else None
     except ValueError:
         return _error(InvalidInput(f"Content-Length {length!r} is not a number"), 400)
-    if declared is not None and declared > MAX_JSON_BYTES and not is_blob:
+    if declared is not None and declared > MAX_JSON_BYTES and not path.startswith(BLOBS):
         return _error(
             InvalidInput(
                 f"the request body is over {MAX_JSON_BYTES} bytes", "send less per request"
             ),
             413,
         )
-    response = await call_next(request)
-    response.headers["x-request-id"] = request.state.request_id
-    return response
+    return None
 
 
 def _error(exc: ModelkeepError, status: int) -> JSONResponse:

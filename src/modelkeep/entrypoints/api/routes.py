@@ -16,7 +16,7 @@ from modelkeep.domain.versions import VersionMetadata
 from modelkeep.entrypoints.api import schemas
 from modelkeep.entrypoints.api.errors import error_response
 from modelkeep.entrypoints.api.paging import page
-from modelkeep.entrypoints.api.streams import BodyReader
+from modelkeep.entrypoints.api.streams import read_body_in_thread
 from modelkeep.errors import DigestMismatch, InvalidInput, StoreUnavailable
 from modelkeep.services import maintenance
 from modelkeep.services.registry import PushRequest, Registry
@@ -184,10 +184,13 @@ async def put_blob(request: Request, digest: str) -> JSONResponse:
     reg = await anyio.to_thread.run_sync(registry, request)
     check_digest(digest)
     length = request.headers.get("content-length")
-    reader = BodyReader(request.stream().__aiter__(), int(length) if length else None)
-    stream = cast(BinaryIO, reader)
+    expected = int(length) if length else None
     try:
-        info = await anyio.to_thread.run_sync(lambda: reg.put_blob(stream, expected=digest))
+        info = await read_body_in_thread(
+            request.stream().__aiter__(),
+            expected,
+            lambda reader: reg.put_blob(cast(BinaryIO, reader), expected=digest),
+        )
     except DigestMismatch as exc:  # the sender's bytes are wrong, not the store's
         return error_response(exc, 422)
     return JSONResponse({"digest": info.digest, "size": info.size}, status_code=201)
