@@ -38,6 +38,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("MODELKEEP_") and name != "MODELKEEP_TEST_PG_URL":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("MODELKEEP_CACHE_DIR", "off")  # tests that want it turn it on
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +98,9 @@ def store_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(store_dir: Path, database_url: str) -> Settings:
     # token_cache_seconds=0: a revoked token fails on the very next request in tests
-    return Settings(uri=str(store_dir), database_url=database_url, token_cache_seconds=0)
+    return Settings(
+        uri=str(store_dir), database_url=database_url, token_cache_seconds=0, cache_dir="off"
+    )
 
 
 @pytest.fixture(params=["local", "http", "live"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from modelkeep.errors import InvalidInput
@@ -94,6 +95,13 @@ SETTINGS: tuple[Setting, ...] = (
         "grant takes effect within this time; 0 checks the database on every request.",
     ),
     Setting(
+        "cache_dir",
+        str,
+        "~/.cache/modelkeep",
+        "Where the client remembers the digests of files it pushed (by path, size and "
+        "times), so pushing an unchanged file again reads nothing. 'off' disables it.",
+    ),
+    Setting(
         "progress",
         str,
         "auto",
@@ -116,6 +124,7 @@ class Settings:
     gc_grace_seconds: int = 3600
     token_cache_seconds: float = 2.0
     signing_key: str = ""
+    cache_dir: str = "~/.cache/modelkeep"
     progress: str = "auto"
 
     @classmethod
@@ -140,6 +149,13 @@ class Settings:
         for name in ("sqlite_busy_timeout_ms", "gc_grace_seconds", "token_cache_seconds"):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{PREFIX}{name.upper()} is negative", "give 0 or more")
+
+    @property
+    def hash_cache_dir(self) -> Path | None:
+        """The client's hash cache directory; None when it is off."""
+        if self.cache_dir.strip().lower() in ("", "off"):
+            return None
+        return Path(self.cache_dir).expanduser()
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

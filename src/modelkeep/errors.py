@@ -32,6 +32,7 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── ProtectedAlias
     │   ├── VersionArchived
     │   ├── VersionInStage
+    │   ├── VersionPurged                HTTP 410
     │   ├── NothingToRollBack
     │   ├── DestinationConflict
     │   ├── FileChanged
@@ -213,6 +214,17 @@ class VersionInStage(Conflict):
     default_hint = "promote another version to that stage, or roll it back, first"
 
 
+class VersionPurged(Conflict):
+    """Retention released the version's files: it can be shown, never pulled."""
+
+    code = "version_purged"
+    http_status = 410
+    default_hint = (
+        "pull a version that is kept ('modelkeep versions NAME'); "
+        "its metadata stays ('modelkeep show')"
+    )
+
+
 class NothingToRollBack(Conflict):
     code = "nothing_to_roll_back"
     default_hint = "promote a version explicitly with 'modelkeep promote'"
@@ -291,6 +303,13 @@ class IntegrityError(ModelkeepError):
 
 class DigestMismatch(IntegrityError):
     code = "digest_mismatch"
+
+
+class MissingChunk(IntegrityError):
+    code = "missing_chunk"
+    default_hint = (
+        "run 'modelkeep verify --all'; restore the chunk from a backup or push the file again"
+    )
 
 
 class AuditChainBroken(IntegrityError):

@@ -13,6 +13,8 @@ from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasAction, AliasEvent
 from modelkeep.domain.audit import AuditEvent
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.recipes import Recipe
+from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.users import Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 
@@ -49,6 +51,10 @@ class BlobStore(Protocol):
     ) -> BlobInfo: ...
 
     def put_bytes(self, data: bytes) -> BlobInfo: ...
+
+    def put_hashed(self, data: bytes, digest: str) -> BlobInfo:
+        """Store ``data`` whose sha256 the caller just computed from this very buffer."""
+        ...
 
     def open(self, digest: str) -> BinaryIO:
         """A reader that raises DigestMismatch at end of stream if the bytes are damaged."""
@@ -219,9 +225,50 @@ class Transaction(Protocol):
     def list_tokens(self, user: str | None = None) -> list[Token]: ...
     def revoke_token(self, token_id: int, at: datetime) -> None: ...
 
-    # blob references
+    # recipes of chunked files, and the blobs versions need
+    def get_recipe(self, file_digest: str) -> Recipe | None: ...
+    def recipe_digests(self, file_digests: Iterable[str]) -> dict[str, str]:
+        """File digest -> recipe blob digest, for those files that have a recipe."""
+        ...
+
+    def add_recipe(self, recipe: Recipe, at: datetime) -> bool:
+        """Record a verified recipe; False if the file had one already."""
+        ...
+
+    def recipe_blobs_since(self, since: datetime) -> set[str]:
+        """The recipe and chunk blobs of recipes recorded since ``since``."""
+        ...
+
+    def delete_unused_recipes(self, before: datetime, dry_run: bool = False) -> int:
+        """Forget recipes older than ``before`` that no live version uses; how many."""
+        ...
+
     def blob_users(self, digests: Iterable[str] | None = None) -> dict[str, list[str]]:
-        """Digest -> the versions (``NAME@N``) whose manifest or files use it."""
+        """Digest -> the versions (``NAME@N``) whose manifest, files or chunks use it."""
+        ...
+
+    def stored_files(self) -> list[Any]:
+        """Every live version's file blobs (whole or chunks), oldest version first: rows
+        with ``name``, ``number``, ``path``, ``digest``, ``size`` (the file), ``blob``,
+        ``blob_size`` (one blob it is stored in), ``id`` and ``version_digest``."""
+        ...
+
+    # retention
+    def get_retention(self, model: str) -> RetentionPolicy | None: ...
+    def retention_policies(self) -> list[RetentionPolicy]:
+        """Every model's policy, by model name."""
+        ...
+
+    def set_retention(self, policy: RetentionPolicy) -> None:
+        """Replace the model's policy."""
+        ...
+
+    def clear_retention(self, model: str) -> bool:
+        """Remove the model's policy; False if it had none."""
+        ...
+
+    def purge_version(self, model: str, number: int, at: datetime) -> None:
+        """Mark the version purged at ``at``: its files are no longer gc roots."""
         ...
 
 

@@ -27,7 +27,6 @@ from tests.conftest import CliRunnerInProcess
 from tests.e2e.support import (
     assert_error_line,
     blob_files,
-    blob_path,
     ok,
     ok_json,
     ok_json_lines,
@@ -122,16 +121,22 @@ def kill(proc: subprocess.Popen[bytes], moment: str) -> None:
 
 
 def uploads(store: Path) -> set[str]:
-    return {p.name for p in (store / "tmp").iterdir() if p.name.startswith("upload-")}
+    """Temporary files of uploads in progress: a whole blob's or a chunk's."""
+    return {p.name for p in (store / "tmp").iterdir() if p.name.startswith(("upload-", "chunk-"))}
 
 
-def uploaded_bytes(store: Path, old: set[str]) -> int:
-    """Bytes written so far to upload files not in ``old``."""
+def uploaded_bytes(store: Path, old: set[Path]) -> int:
+    """Bytes a push stored so far: its chunks (blob files not in ``old``), whole or not."""
     total = 0
-    for name in uploads(store) - old:
-        with contextlib.suppress(FileNotFoundError):
-            total += (store / "tmp" / name).stat().st_size
+    for path in [*(store / "blobs").rglob("*"), *(store / "tmp").iterdir()]:
+        if path not in old:
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size if path.is_file() else 0
     return total
+
+
+def stored_paths(store: Path) -> set[Path]:
+    return {p for p in (store / "blobs").rglob("*") if p.is_file()}
 
 
 @contextmanager
@@ -186,7 +191,7 @@ def test_a_killed_push_leaves_no_version_and_gc_cleans_up(
 
     # 2. at a random point of the upload (by bytes written: timing varies with the disk)
     # (the write lock only guarantees a slow poll never lets it register first)
-    seen = uploads(store)
+    seen = stored_paths(store)
     fraction = random.uniform(0.02, 0.9)
     with write_lock(settings):
         proc = pushes.start()
@@ -198,21 +203,26 @@ def test_a_killed_push_leaves_no_version_and_gc_cleans_up(
         kill(proc, f"{fraction:.0%} into the upload")
     assert_nothing_registered(cli, f"killed {fraction:.0%} into the upload")
 
-    # 3. just after the upload, while registering waits for the database's write lock
+    # 3. just after the upload (every chunk stored), while recording the file's recipe
+    # and registering wait for the database's write lock
     with write_lock(settings):
         proc = pushes.start()
-        wait_for(blob_path(store, big_file.digest).is_file, proc, "the uploaded blob")
+        wait_for(
+            lambda: sum(p.stat().st_size for p in stored_paths(store)) >= SIZE,
+            proc,
+            "every chunk of the upload",
+        )
         time.sleep(0.2)
         kill(proc, "while it waited to register")
     assert_nothing_registered(cli, "killed after the upload")
     assert_error_line(cli("show", "m@1"), "version_not_found")
 
     # gc reclaims what the killed pushes left behind: partial uploads and the orphan blob
-    assert len(uploads(store)) >= 2
-    assert blob_path(store, big_file.digest).is_file()
+    assert uploads(store)  # the temporary file of a chunk being written when killed
+    assert sum(p.stat().st_size for p in stored_paths(store)) >= SIZE  # orphan chunks
     monkeypatch.setenv("MODELKEEP_GC_GRACE_SECONDS", "0")
     collected = ok_json(cli, "gc")
-    assert collected["temporary_files"] >= 2
+    assert collected["temporary_files"] >= 1
     assert collected["blobs"] >= 1
     assert collected["bytes"] >= SIZE
     assert list((store / "tmp").iterdir()) == []
@@ -239,4 +249,4 @@ def test_a_killed_push_leaves_no_version_and_gc_cleans_up(
     assert ok_json(cli, "audit", "verify")["ok"] is True
     again = ok_json(cli, "gc")
     assert (again["blobs"], again["temporary_files"]) == (0, 0)
-    assert blob_path(store, big_file.digest).is_file()
+    assert ok(cli("pull", "m@1", str(big_file.path.parent / "pulled")))

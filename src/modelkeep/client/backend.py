@@ -11,17 +11,28 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
-from modelkeep.client.files import LocalFile, upload
+from modelkeep.client.files import LocalFile, is_chunked, upload, upload_chunked
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.recipes import Recipe
+from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.versions import Model, Version
 from modelkeep.ports import Progress
+from modelkeep.scanning import Piece
 from modelkeep.services import audit, maintenance
+from modelkeep.services import files as file_service
+from modelkeep.services import retention as retention_service
+from modelkeep.services import storage as storage_service
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest, Registry
+from modelkeep.services.storage import StorageReport
+
+LOCAL_WRITERS = 4
+"""Chunks hashed and written at once: each write waits on its fsync, so more threads
+than cores keep the disk busy."""
 
 
 class Backend(Protocol):
@@ -31,6 +42,10 @@ class Backend(Protocol):
     def get_model(self, name: str) -> Model: ...
     def check_push(self, model: str, request: PushRequest) -> None: ...
     def upload(self, files: Sequence[LocalFile], progress: Progress | None) -> list[FileEntry]: ...
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        """Which of these files or blobs the store lacks."""
+        ...
+
     def register_version(
         self, model: str, files: Sequence[FileEntry], request: PushRequest
     ) -> Version: ...
@@ -48,6 +63,7 @@ class Backend(Protocol):
         self, ref: str, to: str, reason: str | None = None, expect: int | None = None
     ) -> AliasEvent: ...
     def rollback(self, model: str, stage: str, reason: str | None = None) -> AliasEvent: ...
+    def file_recipe(self, digest: str) -> Recipe: ...
     def open_blob(self, digest: str) -> BinaryIO: ...
     def verify(self, ref: str | None = None) -> VerifyReport: ...
     def gc(self, dry_run: bool = False) -> GcReport: ...
@@ -57,6 +73,12 @@ class Backend(Protocol):
     def audit_verify(self) -> ChainReport: ...
     def audit_checkpoint(self) -> CheckpointResult: ...
     def audit_key(self) -> PublicKey: ...
+    def storage(self, model: str | None = None) -> StorageReport: ...
+    def retention(self, model: str) -> RetentionPolicy | None: ...
+    def set_retention(
+        self, model: str, keep_last: int | None, keep_days: int | None
+    ) -> RetentionPolicy: ...
+    def clear_retention(self, model: str) -> RetentionPolicy | None: ...
 
 
 class LocalBackend:
@@ -81,10 +103,26 @@ class LocalBackend:
     def check_push(self, model: str, request: PushRequest) -> None:
         self.registry.check_push(model, request)
 
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        return self.registry.missing_blobs(digests)
+
     def upload(self, files: Sequence[LocalFile], progress: Progress | None) -> list[FileEntry]:
-        """One pass per file: hashed while it streams into the store."""
-        put = self.registry.put_blob
-        return [upload(f, lambda stream, p: put(stream, progress=p), progress) for f in files]
+        """One pass per file: hashed while it streams (or its chunks go) into the store."""
+        return [self._upload(f, progress) for f in files]
+
+    def _upload(self, file: LocalFile, progress: Progress | None) -> FileEntry:
+        if is_chunked(file):
+            return upload_chunked(
+                file, self._store_chunk, self._record, progress, workers=LOCAL_WRITERS
+            )
+        return upload(file, lambda s, p: self.registry.put_blob(s, progress=p), progress)
+
+    def _store_chunk(self, piece: Piece) -> None:
+        file_service.store_chunk(self.registry, piece.data, piece.digest)
+
+    def _record(self, recipe: Recipe) -> None:
+        # this process hashed the chunks and the file from the same bytes it stored
+        file_service.put_recipe(self.registry, recipe, hashed_by_caller=True)
 
     def register_version(
         self, model: str, files: Sequence[FileEntry], request: PushRequest
@@ -125,6 +163,9 @@ class LocalBackend:
     def rollback(self, model: str, stage: str, reason: str | None = None) -> AliasEvent:
         return self.registry.rollback(model, stage, reason)
 
+    def file_recipe(self, digest: str) -> Recipe:
+        return file_service.file_recipe(self.registry, digest)
+
     def open_blob(self, digest: str) -> BinaryIO:
         return self.registry.open_blob(digest)
 
@@ -147,3 +188,17 @@ class LocalBackend:
 
     def audit_key(self) -> PublicKey:
         return audit.public_key(self.registry)
+
+    def storage(self, model: str | None = None) -> StorageReport:
+        return storage_service.report(self.registry, model)
+
+    def retention(self, model: str) -> RetentionPolicy | None:
+        return retention_service.get_policy(self.registry, model)
+
+    def set_retention(
+        self, model: str, keep_last: int | None, keep_days: int | None
+    ) -> RetentionPolicy:
+        return retention_service.set_policy(self.registry, model, keep_last, keep_days)
+
+    def clear_retention(self, model: str) -> RetentionPolicy | None:
+        return retention_service.clear_policy(self.registry, model)

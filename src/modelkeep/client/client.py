@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from modelkeep.bootstrap import open_registry
-from modelkeep.client import files
+from modelkeep.client import files, hashcache
 from modelkeep.client.backend import Backend, LocalBackend
 from modelkeep.client.http import HttpBackend
 from modelkeep.client.users import user_admin
@@ -19,6 +19,8 @@ from modelkeep.config import Settings
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.semver import Bump
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
@@ -27,6 +29,7 @@ from modelkeep.ports import Progress
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest
+from modelkeep.services.storage import StorageReport
 
 EARLY_CHECK_BYTES = 32 * 1024 * 1024
 """Pushes this large are checked before upload; registration checks every push again."""
@@ -72,6 +75,7 @@ class Client:
     def __init__(self, backend: Backend, settings: Settings) -> None:
         self._backend = backend
         self.settings = settings
+        self._hashes = hashcache.HashCache(settings.hash_cache_dir)
 
     def close(self) -> None:
         self._backend.close()
@@ -127,7 +131,7 @@ class Client:
         local = files.collect(paths)
         if sum(f.size for f in local) >= EARLY_CHECK_BYTES:
             self._backend.check_push(model, request)  # fail before uploading gigabytes
-        entries = self._backend.upload(local, progress)
+        entries = self._upload(local, progress)
         try:
             return self._backend.register_version(model, entries, request)
         except BlobNotFound:
@@ -135,6 +139,27 @@ class Client:
             # grace period): upload again, once; a second failure is reported.
             entries = self._backend.upload(local, None)
             return self._backend.register_version(model, entries, request)
+
+    def _upload(
+        self, local: Sequence[files.LocalFile], progress: Progress | None
+    ) -> list[FileEntry]:
+        """Files this machine pushed before and that did not change are not read again,
+        if the store still has them; the others are uploaded and remembered."""
+        known = {f.path: digest for f in local if (digest := self._hashes.lookup(f.source))}
+        if known:
+            gone = self._backend.missing(set(known.values()))
+            known = {path: d for path, d in known.items() if d not in gone}
+        todo = [f for f in local if f.path not in known]
+        keys = {f.path: hashcache.stat_key(f.source) for f in todo}
+        uploaded = {e.path: e for e in self._backend.upload(todo, progress)}
+        for f in todo:
+            self._hashes.remember(f.source, keys[f.path], uploaded[f.path].digest)
+        reused = {
+            f.path: FileEntry(f.path, f.size, known[f.path]) for f in local if f.path in known
+        }
+        if progress is not None and reused:
+            progress(sum(e.size for e in reused.values()))
+        return [uploaded.get(f.path) or reused[f.path] for f in local]
 
     def versions(self, model: str) -> list[Version]:
         return self._backend.list_versions(model)
@@ -155,9 +180,10 @@ class Client:
     ) -> PullResult:
         """Write the version's files into ``dest``, each verified against its digest."""
         version = self._backend.get_version(ref)
+        version.check_files_kept()  # a purged version keeps its metadata, not its files
         target = Path(dest)
         plan = files.plan_pull(version.files, target, force=force)
-        files.write_files(plan, target, self._backend.open_blob, progress, version.ref)
+        files.write_files(plan, target, self._backend, progress, version.ref)
         return PullResult(
             version,
             str(target),
@@ -262,3 +288,27 @@ class Client:
     def revoke_token(self, token: int | str) -> Token:
         """Revoke a token by its id (as listed) or by its secret."""
         return user_admin(self._backend).revoke_token(token)
+
+    # storage report and retention
+
+    def storage(self, model: str | None = None) -> StorageReport:
+        """Logical bytes (the live versions' files) against physical bytes (the blobs and
+        chunks they need, each once), per model and version: of ``model``, or of every
+        model you may read."""
+        return self._backend.storage(model)
+
+    def set_retention(
+        self, model: str, *, keep_last: int | None = None, keep_days: int | None = None
+    ) -> RetentionPolicy:
+        """Replace the model's retention policy (a global admin): keep its last
+        ``keep_last`` versions and what was registered or named by an alias within
+        ``keep_days`` days; ``gc`` purges the rest (never what an alias names now)."""
+        return self._backend.set_retention(model, keep_last, keep_days)
+
+    def retention(self, model: str) -> RetentionPolicy | None:
+        """The model's retention policy; None if it has none (every version is kept)."""
+        return self._backend.retention(model)
+
+    def clear_retention(self, model: str) -> RetentionPolicy | None:
+        """Remove the model's policy (a global admin): the one removed, or None."""
+        return self._backend.clear_retention(model)

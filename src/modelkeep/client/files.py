@@ -1,13 +1,17 @@
 """The user's files: what a push reads and what a pull writes.
 
-A pushed file is streamed once into the store while it is hashed; a file that changes
-meanwhile is refused. A pull writes every file into a staging directory inside DEST,
-verifies it, and only then moves the files into place: a damaged blob never lands.
+A pushed file is read once: a small one streams into the store while it is hashed, a
+large one is cut into chunks that are hashed and stored (or sent) as they are read, and
+only the chunks the store lacks are written. A file that changes meanwhile is refused.
+A pull writes every file into a staging directory inside DEST, verifies it, and only
+then moves the files into place: a damaged blob never lands.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
 import shutil
 import stat
@@ -15,10 +19,11 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-from modelkeep import copying
-from modelkeep.domain.manifest import FileEntry, check_path
+from modelkeep import chunking, copying, scanning
+from modelkeep.domain.manifest import FileEntry, check_path, sha256_digest
+from modelkeep.domain.recipes import Recipe
 from modelkeep.errors import (
     BlobNotFound,
     DestinationConflict,
@@ -26,12 +31,16 @@ from modelkeep.errors import (
     EmptyPush,
     FileChanged,
     InvalidInput,
+    MissingChunk,
     UnsafePath,
 )
 from modelkeep.ports import BlobInfo, Progress
+from modelkeep.scanning import Sink
+from modelkeep.services import files as file_service
 
 Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
 Opener = Callable[[str], BinaryIO]
+log = logging.getLogger("modelkeep")
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,32 @@ def upload(file: LocalFile, put: Uploader, progress: Progress | None) -> FileEnt
     return FileEntry(file.path, info.size, info.digest)
 
 
+def upload_chunked(
+    file: LocalFile,
+    sink: Sink,
+    record: Callable[[Recipe], object],
+    progress: Progress | None,
+    workers: int = scanning.WORKERS,
+) -> FileEntry:
+    """A large file in chunks: each chunk to ``sink`` as it is hashed, then its recipe
+    to ``record``. Chunks sent before an interruption stay stored, so a retry sends
+    only the rest."""
+    before = file_state(file.source)
+    recipe = scanning.scan_file(file.source, sink, warn=_warn, progress=progress, workers=workers)
+    if recipe.size != before[1] or changed_since(file.source, before):
+        raise FileChanged(f"{str(file.source)!r} changed while it was being pushed")
+    record(recipe)
+    return FileEntry(file.path, recipe.size, recipe.digest)
+
+
+def _warn(message: str) -> None:
+    log.warning("%s", message)
+
+
+def is_chunked(file: LocalFile) -> bool:
+    return file.size >= chunking.WHOLE_BELOW
+
+
 def file_state(path: Path) -> tuple[int, int, int]:
     """What tells a file changed: inode, size, modification time."""
     return _state(os.stat(path))
@@ -168,15 +203,27 @@ def _same_content(path: Path, entry: FileEntry) -> bool:
         return copying.sha256_of(stream)[0] == entry.digest
 
 
+class FileSource(Protocol):
+    """Where a pull reads files from: a backend."""
+
+    def file_recipe(self, digest: str) -> Recipe: ...
+    def open_blob(self, digest: str) -> BinaryIO: ...
+
+
+PARTIAL = ".modelkeep-partial"
+"""Chunked files being pulled into DEST live here until complete: a pull that was
+interrupted finds the chunks it already wrote and fetches only the rest."""
+
+
 def write_files(
-    plan: PullPlan, dest: Path, open_blob: Opener, progress: Progress | None, context: str
+    plan: PullPlan, dest: Path, source: FileSource, progress: Progress | None, context: str
 ) -> None:
     """Write ``plan.write`` into ``dest``: all verified in staging first, then moved."""
     dest.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".modelkeep-pull-", dir=dest))
     try:
         staged = [
-            (_stage(entry, staging, i, open_blob, progress, context), entry)
+            (_stage(entry, staging, i, source, progress, context), entry)
             for i, entry in enumerate(plan.write)
         ]
         for temp, entry in staged:
@@ -186,6 +233,8 @@ def write_files(
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             os.replace(temp, target)
+        with contextlib.suppress(OSError):
+            (dest / PARTIAL).rmdir()  # only if empty: other pulls may be under way
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -194,17 +243,60 @@ def _stage(
     entry: FileEntry,
     staging: Path,
     index: int,
-    open_blob: Opener,
+    source: FileSource,
     progress: Progress | None,
     context: str,
 ) -> Path:
     temp = staging / str(index)
     try:
-        with open_blob(entry.digest) as source, open(temp, "wb", buffering=0) as out:
-            copying.copy(source, out, progress=progress)  # the reader verifies as it reads
-            os.fsync(out.fileno())
-    except (DigestMismatch, BlobNotFound) as exc:
+        recipe = source.file_recipe(entry.digest)
+        if recipe.is_whole:
+            with source.open_blob(entry.digest) as stream, open(temp, "wb", buffering=0) as out:
+                copying.copy(stream, out, progress=progress)  # the reader verifies as it reads
+                os.fsync(out.fileno())
+        else:
+            partial = staging.parent / PARTIAL / recipe.digest.removeprefix("sha256:")
+            rebuild(partial, recipe, source.open_blob, progress)
+            os.replace(partial, temp)
+    except (DigestMismatch, BlobNotFound, MissingChunk) as exc:
         raise type(exc)(f"file {entry.path!r} of {context}: {exc.message}", exc.hint) from None
     with contextlib.suppress(OSError):
         os.chmod(temp, 0o644)
     return temp
+
+
+def rebuild(path: Path, recipe: Recipe, open_blob: Opener, progress: Progress | None) -> None:
+    """Write a chunked file at ``path``: chunks fetched and verified in parallel, each
+    written at its offset as it arrives, the whole file hashed in order here. Chunks a
+    previous, interrupted try already wrote there are kept, not fetched again."""
+    path.parent.mkdir(exist_ok=True)
+    offsets = recipe.offsets()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        have = os.fstat(fd).st_size
+        os.ftruncate(fd, recipe.size)
+
+        def fetch(i: int) -> bytes:
+            chunk = recipe.chunks[i]
+            if offsets[i] + chunk.size <= have:
+                kept = os.pread(fd, chunk.size, offsets[i])
+                if sha256_digest(kept) == chunk.digest:
+                    return kept
+            data = file_service.read_chunk(open_blob, chunk.digest, chunk.size)
+            os.pwrite(fd, data, offsets[i])
+            return data
+
+        whole = hashlib.sha256()
+        for data in file_service.in_order(fetch, len(recipe.chunks)):
+            whole.update(data)
+            if progress is not None:
+                progress(len(data))
+        if "sha256:" + whole.hexdigest() != recipe.digest:
+            os.ftruncate(fd, 0)  # nothing of it can be trusted for a retry
+            raise DigestMismatch(
+                f"the file rebuilt from its chunks does not hash to {recipe.digest}",
+                "run 'modelkeep verify' to find the damaged chunk",
+            )
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
@@ -18,12 +19,19 @@ import httpx
 
 from modelkeep import copying
 from modelkeep.client import wire
-from modelkeep.client.files import LocalFile, changed_since, file_state
+from modelkeep.client.files import (
+    LocalFile,
+    changed_since,
+    file_state,
+    is_chunked,
+    upload_chunked,
+)
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import parse_ref
+from modelkeep.domain.recipes import Recipe
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Version
 from modelkeep.errors import (
@@ -36,12 +44,15 @@ from modelkeep.errors import (
     all_error_classes,
 )
 from modelkeep.ports import Progress
+from modelkeep.scanning import Piece
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest
 
 API = "/api/v1"
 BLOCK = 1024 * 1024
+UPLOAD_STREAMS = 3  # packs in flight: each waits on the server's writes and fsyncs
+PACK_BYTES = 16 * 1024 * 1024
 ERRORS = {cls.code: cls for cls in all_error_classes()}
 BY_STATUS: dict[int, type[ModelkeepError]] = {404: NotFound, 409: Conflict}
 
@@ -110,7 +121,47 @@ class HttpBackend:
         del body["files"]
         self._call("POST", f"/models/{_seg(model)}/versions/check", json=body)
 
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        wanted = sorted(set(digests))
+        return set(self._call("POST", "/blobs/missing", json={"digests": wanted})["missing"])
+
     def upload(self, files: Sequence[LocalFile], progress: Progress | None) -> list[FileEntry]:
+        big = [f for f in files if is_chunked(f)]
+        entries = {f.path: self._upload_chunked(f, progress) for f in big}
+        small = [f for f in files if not is_chunked(f)]
+        entries.update({e.path: e for e in self._upload_whole(small, progress)})
+        return [entries[f.path] for f in files]
+
+    def _upload_chunked(self, file: LocalFile, progress: Progress | None) -> FileEntry:
+        """Chunks are gathered into packs as they are hashed; each pack asks which of its
+        chunks the server lacks and sends only those, in one request, from the scan's
+        worker threads: several packs travel at once."""
+        packer = _Packer(self._send_pack)
+
+        def record(recipe: Recipe) -> None:
+            packer.flush()
+            self._send_recipe(recipe)
+
+        return upload_chunked(file, packer.add, record, progress, workers=UPLOAD_STREAMS)
+
+    def _send_pack(self, pieces: list[Piece]) -> None:
+        digests = [p.digest for p in pieces]
+        missing = set(self._call("POST", "/blobs/missing", json={"digests": digests})["missing"])
+        sent = [p for p in pieces if p.digest in missing]
+        if not sent:
+            return
+        headers = {
+            "content-type": "application/octet-stream",
+            "x-modelkeep-chunks": ",".join(f"{p.digest}:{len(p.data)}" for p in sent),
+        }
+        self._call("PUT", "/chunks", headers=headers, content=b"".join(p.data for p in sent))
+
+    def _send_recipe(self, recipe: Recipe) -> None:
+        self._call("PUT", f"/files/{recipe.digest}/recipe", json=recipe.to_dict())
+
+    def _upload_whole(
+        self, files: Sequence[LocalFile], progress: Progress | None
+    ) -> list[FileEntry]:
         hashed = [(f, *_hash(f)) for f in files]
         digests = sorted({entry.digest for _, entry, _ in hashed})
         missing = set(self._call("POST", "/blobs/missing", json={"digests": digests})["missing"])
@@ -205,6 +256,13 @@ class HttpBackend:
 
     # blobs, maintenance, audit --------------------------------------------------------
 
+    def file_recipe(self, digest: str) -> Recipe:
+        """How to read a file: its chunks (each then fetched and verified on its own)."""
+        recipe = Recipe.from_dict(self._call("GET", f"/files/{digest}/recipe"))
+        if recipe.digest != digest:
+            raise DigestMismatch(f"the server sent the recipe of {recipe.digest}, not {digest}")
+        return recipe
+
     def open_blob(self, digest: str) -> BinaryIO:
         request = self._http.build_request("GET", f"{API}/blobs/{digest}")
         try:
@@ -277,6 +335,25 @@ class HttpBackend:
             return wire.token(self._call("DELETE", f"/tokens/{token}"))
         return wire.token(self._call("POST", "/tokens/revoke", json={"token": token}))
 
+    # storage report and retention ------------------------------------------------------
+
+    def storage(self, model: str | None = None) -> wire.StorageReport:
+        params = {"model": model} if model is not None else {}
+        return wire.storage_report(self._call("GET", "/storage", params=params))
+
+    def retention(self, model: str) -> wire.RetentionPolicy | None:
+        return wire.retention_policy(self._call("GET", f"/models/{_seg(model)}/retention"))
+
+    def set_retention(
+        self, model: str, keep_last: int | None, keep_days: int | None
+    ) -> wire.RetentionPolicy:
+        body = {"keep_last": keep_last, "keep_days": keep_days}
+        path = f"/models/{_seg(model)}/retention"
+        return wire.new_retention_policy(self._call("PUT", path, json=body))
+
+    def clear_retention(self, model: str) -> wire.RetentionPolicy | None:
+        return wire.retention_policy(self._call("DELETE", f"/models/{_seg(model)}/retention"))
+
 
 def _seg(text: str) -> str:
     """One path segment, escaped (names are validated on the server)."""
@@ -331,7 +408,7 @@ class _VerifiedDownload(io.RawIOBase):
     def __init__(self, response: httpx.Response, digest: str) -> None:
         self._response = response
         self._chunks = response.iter_raw(BLOCK)
-        self._pending = b""
+        self._pending = memoryview(b"")
         self._digest = digest
         self._hash = hashlib.sha256()
         self._done = False
@@ -342,7 +419,7 @@ class _VerifiedDownload(io.RawIOBase):
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending and not self._done:
             try:
-                self._pending = next(self._chunks)
+                self._pending = memoryview(next(self._chunks))
             except StopIteration:
                 self._done = True
                 self._check()
@@ -354,7 +431,7 @@ class _VerifiedDownload(io.RawIOBase):
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._hash.update(self._pending[:n])
-        self._pending = self._pending[n:]
+        self._pending = self._pending[n:]  # a view: no copy of the rest
         return n
 
     def _check(self) -> None:
@@ -372,3 +449,29 @@ def _seconds(duration: timedelta | None) -> int | None:
     if duration is None:
         return None
     return math.ceil(duration.total_seconds())
+
+
+class _Packer:
+    """Collects pieces from the scan's threads; a full pack is sent by the thread that
+    filled it, so packs travel in parallel and memory stays a few packs."""
+
+    def __init__(self, send: Callable[[list[Piece]], None]) -> None:
+        self._send = send
+        self._lock = threading.Lock()
+        self._pieces: list[Piece] = []
+        self._size = 0
+
+    def add(self, piece: Piece) -> None:
+        with self._lock:
+            self._pieces.append(piece)
+            self._size += len(piece.data)
+            if self._size < PACK_BYTES:
+                return
+            full, self._pieces, self._size = self._pieces, [], 0
+        self._send(full)
+
+    def flush(self) -> None:
+        with self._lock:
+            rest, self._pieces, self._size = self._pieces, [], 0
+        if rest:
+            self._send(rest)

@@ -1,4 +1,6 @@
-"""JSON documents of the API back into the SDK's frozen objects (the reverse of to_dict)."""
+"""JSON documents of the API back into the SDK's frozen objects (the reverse of to_dict).
+
+``StorageReport`` and ``RetentionPolicy`` are re-exported for client/http.py."""
 
 from __future__ import annotations
 
@@ -10,10 +12,14 @@ from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import Change, VersionDiff
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.retention import RetentionPolicy as RetentionPolicy
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
+from modelkeep.errors import InternalError
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import DamagedBlob, GcReport, VerifyReport
+from modelkeep.services.storage import ModelStorage, VersionStorage
+from modelkeep.services.storage import StorageReport as StorageReport
 
 
 def _time(text: str | None) -> datetime | None:
@@ -50,6 +56,7 @@ def version(d: dict[str, Any]) -> Version:
         message=d["message"],
         aliases=tuple(d["aliases"]),
         archived_at=_time(d["archived_at"]),
+        purged_at=_time(d.get("purged_at")),
     )
 
 
@@ -128,6 +135,7 @@ def gc_report(d: dict[str, Any]) -> GcReport:
         d["temporary_files"],
         d["temporary_bytes"],
         d["kept_in_grace"],
+        tuple(d.get("purged", ())),
     )
 
 
@@ -157,3 +165,35 @@ def token(d: dict[str, Any]) -> Token:
 def issued_token(d: dict[str, Any]) -> IssuedToken:
     """A new token: its secret under ``token``, beside what the store keeps of it."""
     return IssuedToken(d["token"], token(d))
+
+
+def storage_report(d: dict[str, Any]) -> StorageReport:
+    models = tuple(
+        ModelStorage(
+            m["model"],
+            m["logical_bytes"],
+            m["physical_bytes"],
+            tuple(
+                VersionStorage(v["number"], v["digest"], v["logical_bytes"], v["new_bytes"])
+                for v in m["versions"]
+            ),
+        )
+        for m in d["models"]
+    )
+    return StorageReport(d["logical_bytes"], d["physical_bytes"], models)
+
+
+def retention_policy(d: dict[str, Any]) -> RetentionPolicy | None:
+    """A model's policy; None for the absence of one (both rules null)."""
+    policy = RetentionPolicy(
+        d["model"], d["keep_last"], d["keep_days"], _time(d["updated_at"]), d["updated_by"]
+    )
+    return policy if policy.is_set else None
+
+
+def new_retention_policy(d: dict[str, Any]) -> RetentionPolicy:
+    """The policy a server just set: it sets one or refuses, never answers none."""
+    policy = retention_policy(d)
+    if policy is None:
+        raise InternalError(f"the server answered no retention policy for {d['model']}")
+    return policy

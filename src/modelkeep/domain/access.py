@@ -115,7 +115,7 @@ VERIFY = Action(
 )
 GC = Action(
     name="gc",
-    description="delete blobs no version uses",
+    description="delete blobs no version uses; set and clear retention policies",
     per_model=False,
     roles=(ADMIN,),
 )

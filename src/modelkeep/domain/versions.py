@@ -14,7 +14,7 @@ from typing import Any
 from modelkeep.domain.manifest import FileEntry, sha256_digest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.text import check_text
-from modelkeep.errors import InvalidMetadata, MissingMetadata
+from modelkeep.errors import InvalidMetadata, MissingMetadata, VersionPurged
 
 Scalar = str | int | float | bool | None
 METADATA_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,249}")
@@ -212,10 +212,21 @@ class Version:
     message: str | None = None
     aliases: tuple[str, ...] = ()
     archived_at: datetime | None = None
+    purged_at: datetime | None = None
+    """When retention released its files: its manifest and metadata stay, its files
+    may be gone (``gc`` deletes the blobs no other version needs)."""
 
     @property
     def ref(self) -> str:
         return f"{self.model}@{self.number}"
+
+    def check_files_kept(self) -> None:
+        """Raise VersionPurged if retention released the version's files."""
+        if self.purged_at is not None:
+            raise VersionPurged(
+                f"{self.ref} was purged at {self.purged_at.isoformat()} by the retention "
+                f"policy of {self.model}; its files are no longer kept"
+            )
 
     @property
     def size(self) -> int:
@@ -250,4 +261,5 @@ class Version:
             "metadata": self.metadata.to_dict(),
             "aliases": list(self.aliases),
             "archived_at": self.archived_at.isoformat() if self.archived_at else None,
+            "purged_at": self.purged_at.isoformat() if self.purged_at else None,
         }

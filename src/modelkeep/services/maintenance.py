@@ -1,9 +1,11 @@
 """Keeping the store honest: ``verify`` re-hashes what versions need, ``gc`` sweeps the rest.
 
-gc is mark and sweep: every blob named by a version (its manifest and its files) and
-every signed audit checkpoint is kept; any other blob is deleted only when older than
-the grace period, so the blobs of a push that has not registered its version yet
-survive. A put of a blob that already exists refreshes its age for the same reason.
+gc first applies every model's retention policy (services/retention.py): the versions
+it releases are purged, so their files stop being roots. Then mark and sweep: every blob
+named by a version (its manifest, and a live version's files) and every signed audit
+checkpoint is kept; any other blob is deleted only when older than the grace period, so
+the blobs of a push that has not registered its version yet survive. A put of a blob
+that already exists refreshes its age for the same reason.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from modelkeep.domain.manifest import Manifest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.versions import Version
 from modelkeep.ports import BlobStore, StoredBlob
-from modelkeep.services import audit
+from modelkeep.services import audit, retention
 from modelkeep.services.registry import Registry
 
 
@@ -69,6 +71,8 @@ class GcReport:
     temporary_files: int
     temporary_bytes: int
     kept_in_grace: int
+    purged: tuple[str, ...] = ()
+    """The versions retention purged (or, with dry_run, would purge) first."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +82,7 @@ class GcReport:
             "temporary_files": self.temporary_files,
             "temporary_bytes": self.temporary_bytes,
             "kept_in_grace": self.kept_in_grace,
+            "purged": list(self.purged),
         }
 
 
@@ -93,7 +98,8 @@ def verify(registry: Registry, ref: str | None = None) -> VerifyReport:
         else:
             version = registry.get_version(ref)
             versions = [version]
-            users = {d: [version.ref] for d in (version.digest, *(f.digest for f in version.files))}
+            # its manifest and, unless purged, its files' blobs (or recipes and chunks)
+            users = {d: [version.ref] for d, refs in tx.blob_users().items() if version.ref in refs}
         registered = _registered_metadata(tx.audit_events(ref.partition("@")[0] if ref else None))
     inconsistent = tuple(v.ref for v in versions if _inconsistent(v, registered))
     problems = _check_all(registry, sorted(users))
@@ -127,20 +133,43 @@ def _check_all(registry: Registry, digests: list[str]) -> list[tuple[str, str | 
 
 
 def gc(registry: Registry, *, grace_seconds: int, dry_run: bool = False) -> GcReport:
+    """Apply the retention policies, then mark and sweep (needs a global admin).
+
+    With ``dry_run`` nothing changes: the report names the versions retention would
+    purge and counts the blobs that would be freed as if they were purged already."""
     registry.authorize(access.GC, None)
-    cutoff = registry.clock() - timedelta(seconds=grace_seconds)
+    purged = () if dry_run else retention.apply(registry)
+    now = registry.clock()
+    cutoff = now - timedelta(seconds=grace_seconds)
     with registry.store.transaction() as tx:
-        reachable = set(tx.blob_users())
+        if dry_run:
+            purging = retention.plan(tx, now)
+            purged = tuple(v.ref for _, v in purging)
+            reachable = _marked(tx.blob_users(), {v.digest for _, v in purging}, set(purged))
+        else:
+            reachable = set(tx.blob_users())
+        reachable |= tx.recipe_blobs_since(cutoff)
     reachable |= audit.checkpoint_blobs(registry.blobs)  # signed audit checkpoints
     candidates, young = unused(registry.blobs, reachable, cutoff)
     if dry_run:
         temp = registry.blobs.sweep_temporary(cutoff, dry_run=True)
-        return GcReport(True, len(candidates), sum(b.size for b in candidates), *temp, young)
-    return sweep(registry, candidates, young, cutoff)
+        freed = sum(b.size for b in candidates)
+        return GcReport(True, len(candidates), freed, *temp, young, purged)
+    return sweep(registry, candidates, young, cutoff, purged)
+
+
+def _marked(users: dict[str, list[str]], manifests: set[str], purging: set[str]) -> set[str]:
+    """The blobs still used once the ``purging`` versions are purged: whatever another
+    version uses, and every manifest (a purged version keeps its manifest)."""
+    return {d for d, refs in users.items() if not set(refs) <= purging} | manifests
 
 
 def sweep(
-    registry: Registry, candidates: list[StoredBlob], young: int, cutoff: datetime
+    registry: Registry,
+    candidates: list[StoredBlob],
+    young: int,
+    cutoff: datetime,
+    purged: tuple[str, ...] = (),
 ) -> GcReport:
     """Delete the candidates no version uses now and that are still old (needs admin).
 
@@ -149,7 +178,9 @@ def sweep(
     """
     registry.authorize(access.GC, None)
     with registry.store.transaction(write=True) as tx:
+        tx.delete_unused_recipes(cutoff)  # their chunks are candidates unless used elsewhere
         used_now = set(tx.blob_users(b.digest for b in candidates))
+        used_now |= tx.recipe_blobs_since(cutoff)
         freed = [
             b
             for b in candidates
@@ -164,6 +195,7 @@ def sweep(
             sum(b.size for b in freed),
             *temp,
             young + len(candidates) - len(freed),
+            purged,
         )
         registry._audit(tx, "store.gc", "store", report.to_dict(), registry.clock())
         tx.commit()

@@ -203,8 +203,13 @@ class Registry:
         return self.blobs.put(stream, expected=expected, progress=progress)
 
     def missing_blobs(self, digests: Iterable[str]) -> set[str]:
+        """Which of these the store lacks: blobs, or files (stored whole or chunked)."""
         self.authorize(access.PUSH, access.ANY_MODEL)
-        return {d for d in set(digests) if not self.blobs.has(d)}
+        absent = {d for d in set(digests) if not self.blobs.has(d)}
+        if absent:
+            with self.store.transaction() as tx:
+                absent -= set(tx.recipe_digests(absent))
+        return absent
 
     def open_blob(self, digest: str) -> BinaryIO:
         """Read a blob by digest: needs read on some model (a digest is learnt by reading
@@ -227,7 +232,7 @@ class Registry:
             raise EmptyPush("a version needs at least one file")
         manifest = Manifest.of(files)
         with self.store.transaction(write=True) as tx:
-            self._check_blobs(manifest)
+            self._check_files(tx, manifest)
             metadata, semver = self._prepare(tx, model, request)
             self.blobs.put_bytes(manifest.canonical_bytes())
             at = self.clock()
@@ -265,10 +270,16 @@ class Registry:
             SemVer.parse(semver)
         return metadata, semver
 
-    def _check_blobs(self, manifest: Manifest) -> None:
+    def _check_files(self, tx: Transaction, manifest: Manifest) -> None:
+        """Every file is stored: chunked (a recorded recipe) or as one blob."""
+        chunked = tx.recipe_digests(e.digest for e in manifest.files)
         for entry in manifest.files:
-            stored = self.blobs.stat(entry.digest)
-            size = stored.size if stored else None
+            if entry.digest in chunked:
+                recipe = tx.get_recipe(entry.digest)
+                size = recipe.size if recipe else None
+            else:
+                stored = self.blobs.stat(entry.digest)
+                size = stored.size if stored else None
             if size is None:
                 raise BlobNotFound(
                     f"file {entry.path!r} ({entry.digest}) was not uploaded",

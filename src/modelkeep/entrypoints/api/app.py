@@ -19,12 +19,19 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelkeep import __version__
-from modelkeep.entrypoints.api import admin_routes, audit_routes, errors, routes, schemas
+from modelkeep.entrypoints.api import (
+    admin_routes,
+    audit_routes,
+    errors,
+    routes,
+    schemas,
+    storage_routes,
+)
 from modelkeep.errors import InvalidInput, ModelkeepError
 from modelkeep.services.registry import Registry
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
-BLOBS = "/api/v1/blobs/"  # blob bodies are streamed, so no size limit applies
+STREAMED = ("/api/v1/blobs/", "/api/v1/chunks")  # bodies streamed to the store: no limit
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorBody, "description": meaning}
@@ -63,7 +70,7 @@ def create_app(state: ServerState) -> FastAPI:
     errors.install(app)
     app.add_middleware(LimitsAndRequestId)
     app.include_router(routes.health)
-    for router in (routes.api, admin_routes.router, audit_routes.router):
+    for router in (routes.api, admin_routes.router, audit_routes.router, storage_routes.router):
         app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app
 
@@ -102,7 +109,7 @@ def _refused(length: str | None, path: str) -> JSONResponse | None:
         declared = int(length) if length is not None else None
     except ValueError:
         return _error(InvalidInput(f"Content-Length {length!r} is not a number"), 400)
-    if declared is not None and declared > MAX_JSON_BYTES and not path.startswith(BLOBS):
+    if declared is not None and declared > MAX_JSON_BYTES and not path.startswith(STREAMED):
         return _error(
             InvalidInput(
                 f"the request body is over {MAX_JSON_BYTES} bytes", "send less per request"

@@ -12,12 +12,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from modelkeep.domain.manifest import FileEntry, check_digest
 from modelkeep.domain.names import check_model_name
+from modelkeep.domain.recipes import Recipe
 from modelkeep.domain.versions import VersionMetadata
 from modelkeep.entrypoints.api import schemas
 from modelkeep.entrypoints.api.errors import error_response
 from modelkeep.entrypoints.api.paging import page
 from modelkeep.entrypoints.api.streams import read_body_in_thread
 from modelkeep.errors import DigestMismatch, InvalidInput, StoreUnavailable
+from modelkeep.services import files as file_service
 from modelkeep.services import maintenance
 from modelkeep.services.registry import PushRequest, Registry
 
@@ -211,6 +213,83 @@ def _chunks(stream: Any) -> Iterator[bytes]:
     with stream:
         while chunk := stream.read(READ_BLOCK):
             yield chunk
+
+
+# files: whole or chunked ----------------------------------------------------------------
+
+
+@api.put(
+    "/chunks",
+    status_code=201,
+    tags=["blobs"],
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "x-modelkeep-chunks",
+                "in": "header",
+                "required": True,
+                "description": "the chunks in the body, in order: digest:size,...",
+                "schema": {"type": "string", "maxLength": 200_000},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+    },
+)
+async def put_chunks(request: Request) -> JSONResponse:
+    """Upload several chunks in one body, back to back, as listed in the
+    ``X-Modelkeep-Chunks`` header (``digest:size,…``); each is refused (422) unless it
+    hashes to its digest."""
+    reg = await anyio.to_thread.run_sync(registry, request)  # the token first
+    refs = file_service.parse_pack(request.headers.get("x-modelkeep-chunks", ""))
+    length = request.headers.get("content-length")
+    expected = int(length) if length else None
+    if expected is not None and expected != sum(c.size for c in refs):
+        raise InvalidInput(f"Content-Length {expected} is not the listed chunks' total size")
+    try:
+        stored = await read_body_in_thread(
+            request.stream().__aiter__(),
+            expected,
+            lambda reader: file_service.put_pack(reg, cast(BinaryIO, reader), refs),
+        )
+    except DigestMismatch as exc:  # the sender's bytes are wrong, not the store's
+        return error_response(exc, 422)
+    return JSONResponse({"chunks": len(refs), "stored": stored}, status_code=201)
+
+
+@api.get("/files/{digest}/recipe", tags=["blobs"])
+def get_recipe(reg: Reg, digest: str) -> dict[str, Any]:
+    """How to rebuild a file: its chunks in order (a file kept whole is its own chunk)."""
+    return file_service.file_recipe(reg, digest).to_dict()
+
+
+@api.put("/files/{digest}/recipe", status_code=201, tags=["blobs"], response_model=None)
+def put_recipe(reg: Reg, digest: str, body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
+    """Record a chunked file's recipe once its chunks are uploaded; the server re-reads
+    the chunks and refuses the recipe (422) unless they hash to ``digest``."""
+    recipe = Recipe.from_dict(body)
+    if recipe.digest != check_digest(digest):
+        raise InvalidInput(f"the recipe is for {recipe.digest}, not {digest}")
+    try:
+        file_service.put_recipe(reg, recipe)
+    except DigestMismatch as exc:  # the sender's recipe is wrong, not the store
+        return error_response(exc, 422)
+    return {"digest": recipe.digest, "size": recipe.size, "chunks": len(recipe.chunks)}
+
+
+@api.get(
+    "/files/{digest}",
+    tags=["blobs"],
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_file(reg: Reg, digest: str) -> StreamingResponse:
+    """A file's bytes, rebuilt from its chunks if it has any, verified as they are read."""
+    stream = file_service.open_file(reg, digest)
+    return StreamingResponse(_chunks(stream), media_type="application/octet-stream")
 
 
 # maintenance and audit ------------------------------------------------------------------

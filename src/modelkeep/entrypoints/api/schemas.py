@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelkeep.domain.access import ROLES
+from modelkeep.domain.retention import MAX_KEEP_DAYS, MAX_KEEP_LAST
 
 Scalar = str | int | float | bool | None
 
@@ -84,6 +85,18 @@ class Verify(Body):
 
 class Gc(Body):
     dry_run: bool = False
+
+
+class Retention(Body):
+    keep_last: int | None = Field(
+        default=None, ge=1, le=MAX_KEEP_LAST, description="Keep the last N versions by number"
+    )
+    keep_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_KEEP_DAYS,
+        description="Keep what was registered or named by an alias within D days",
+    )
 
 
 # users and tokens -------------------------------------------------------------------------

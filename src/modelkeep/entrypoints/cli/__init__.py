@@ -10,7 +10,15 @@ from typing import Any
 import click
 
 from modelkeep import __version__
-from modelkeep.entrypoints.cli import aliases, maintenance, models, server, users, versions
+from modelkeep.entrypoints.cli import (
+    aliases,
+    maintenance,
+    models,
+    server,
+    storage,
+    users,
+    versions,
+)
 from modelkeep.entrypoints.cli.context import CliState
 from modelkeep.errors import InternalError, IOFailure, ModelkeepError, UsageError
 
@@ -48,6 +56,8 @@ for command in (
     versions.archive,
     maintenance.verify,
     maintenance.gc,
+    storage.storage,
+    storage.retention,
     maintenance.audit,
     users.users,
     users.tokens,

@@ -20,7 +20,7 @@ from modelkeep.entrypoints.cli.context import (
 )
 from modelkeep.errors import AuditChainBroken, DigestMismatch
 from modelkeep.services import audit as audit_service
-from modelkeep.services.maintenance import VerifyReport
+from modelkeep.services.maintenance import GcReport, VerifyReport
 
 
 @click.command()
@@ -58,19 +58,26 @@ def _print_verify(report: VerifyReport) -> None:
 
 
 @click.command()
-@click.option("--dry-run", is_flag=True, help="Report what would be freed; delete nothing.")
+@click.option("--dry-run", is_flag=True, help="Report what would be freed; change nothing.")
 @json_option
 def gc(dry_run: bool) -> None:
-    """Delete blobs no version uses (older than the grace period)."""
+    """Delete blobs no version uses (older than the grace period).
+
+    First applies every model's retention policy ('modelkeep retention'): the versions
+    it does not keep are purged, and the blobs only they used are deleted too."""
     report = state().client.gc(dry_run=dry_run)
-    verb = "would free" if dry_run else "freed"
-    emit(
-        report.to_dict(),
-        lambda: console.print(
-            f"{verb} {human_size(report.bytes)} in {report.blobs} blobs and "
-            f"{human_size(report.temporary_bytes)} in {report.temporary_files} abandoned uploads"
-            f"; {report.kept_in_grace} unused blobs kept (younger than the grace period)"
-        ),
+    emit(report.to_dict(), lambda: _print_gc(report))
+
+
+def _print_gc(report: GcReport) -> None:
+    if report.purged:
+        verb = "would purge" if report.dry_run else "purged"
+        console.print(f"{verb} {', '.join(report.purged)} (retention)")
+    verb = "would free" if report.dry_run else "freed"
+    console.print(
+        f"{verb} {human_size(report.bytes)} in {report.blobs} blobs and "
+        f"{human_size(report.temporary_bytes)} in {report.temporary_files} abandoned uploads"
+        f"; {report.kept_in_grace} unused blobs kept (younger than the grace period)"
     )
 
 

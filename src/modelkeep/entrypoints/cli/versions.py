@@ -143,6 +143,7 @@ def _print_version(v: Version) -> None:
         ("version", f"{v.ref}{_semver(v)}"),
         ("digest", v.digest),
         ("status", v.status),
+        *_purged(v),
         ("aliases", ", ".join(v.aliases) or "-"),
         ("created", f"{v.created_at:%Y-%m-%d %H:%M:%S} UTC by {v.created_by}"),
         ("message", v.message or "-"),
@@ -161,6 +162,12 @@ def _print_version(v: Version) -> None:
     for f in v.files:
         files_table.add_row(f.path, human_size(f.size), f.digest)
     console.print(files_table)
+
+
+def _purged(v: Version) -> list[tuple[str, str]]:
+    if v.purged_at is None:
+        return []
+    return [("purged", f"{v.purged_at:%Y-%m-%d %H:%M:%S} UTC (retention; files not kept)")]
 
 
 @click.command()

@@ -91,6 +91,8 @@ versions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(256), nullable=False),
     Column("archived_at", UTCDateTime),
+    # set when retention released the version's files: gc may then delete its chunks
+    Column("purged_at", UTCDateTime),
     UniqueConstraint("model_id", "number"),
     UniqueConstraint("model_id", "semver"),
     UniqueConstraint("model_id", "digest"),
@@ -187,4 +189,40 @@ grants = Table(
     Column("role", String(16), nullable=False),
     Column("model", String(128)),
     UniqueConstraint("user_id", "role", "model"),
+)
+
+
+# A large file's recipe, verified against the whole-file digest before it is recorded:
+# one per file digest, so any version holding that file can be rebuilt from its chunks.
+recipes = Table(
+    "recipes",
+    metadata,
+    Column("file_digest", String(71), primary_key=True),
+    Column("recipe_digest", String(71), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("chunker", String(32), nullable=False),
+    Column("chunk_count", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+recipe_chunks = Table(
+    "recipe_chunks",
+    metadata,
+    Column("file_digest", String(71), ForeignKey("recipes.file_digest"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("digest", String(71), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index(None, "digest"),
+)
+
+# Per model: keep the last ``keep_last`` versions and whatever an alias or stage pointed
+# at within ``keep_days`` days; NULL means no limit of that kind.
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("model_id", Id, ForeignKey("models.id"), primary_key=True),
+    Column("keep_last", Integer),
+    Column("keep_days", Integer),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(256), nullable=False),
 )

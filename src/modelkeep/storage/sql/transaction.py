@@ -3,7 +3,7 @@ decide, this module only reads and writes what they decided."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,8 @@ from modelkeep.domain.users import Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import Conflict, DuplicateVersion, ModelExists, SemverExists
 from modelkeep.ports import NewVersion, VersionKey
+from modelkeep.storage.sql.recipes import RecipeRows
+from modelkeep.storage.sql.retention import RetentionRows
 from modelkeep.storage.sql.tables import (
     alias_events,
     aliases,
@@ -52,6 +54,7 @@ _VERSION_COLUMNS = (
     versions.c.created_at,
     versions.c.created_by,
     versions.c.archived_at,
+    versions.c.purged_at,
 )
 
 
@@ -113,7 +116,7 @@ _TOKENS = select(
 _TOKEN_BY_HASH = _TOKENS.where(tokens.c.token_hash == bindparam("token_hash"))
 
 
-class SqlTransaction:
+class SqlTransaction(RecipeRows, RetentionRows):
     def __init__(self, conn: Connection, trans: RootTransaction, *, write: bool) -> None:
         self._conn = conn
         self._trans = trans
@@ -605,28 +608,6 @@ class SqlTransaction:
     def revoke_token(self, token_id: int, at: datetime) -> None:
         self._conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=at))
 
-    # blob references ------------------------------------------------------------------
-
-    def blob_users(self, digests: Iterable[str] | None = None) -> dict[str, list[str]]:
-        wanted = set(digests) if digests is not None else None
-        files = (
-            select(version_files.c.digest, models.c.name, versions.c.number)
-            .join(versions, versions.c.id == version_files.c.version_id)
-            .join(models, models.c.id == versions.c.model_id)
-        )
-        manifests = select(versions.c.digest, models.c.name, versions.c.number).join(
-            models, models.c.id == versions.c.model_id
-        )
-        users: dict[str, list[str]] = {}
-        for query in (manifests, files):
-            for digest, name, number in self._conn.execute(query):
-                if wanted is None or digest in wanted:
-                    refs = users.setdefault(digest, [])
-                    ref = f"{name}@{number}"
-                    if ref not in refs:
-                        refs.append(ref)
-        return users
-
 
 def _version(model: str, row: Any, files: tuple[FileEntry, ...], names: tuple[str, ...]) -> Version:
     return Version(
@@ -642,6 +623,7 @@ def _version(model: str, row: Any, files: tuple[FileEntry, ...], names: tuple[st
         message=row.message,
         aliases=names,
         archived_at=row.archived_at,
+        purged_at=row.purged_at,
     )
 
 

@@ -1,0 +1,238 @@
+"""Files of any size: stored whole (one blob) or chunked (a recipe and its chunks).
+
+A chunked file's recipe is recorded only once it is known to rebuild the file: chunks
+present with their sizes, and (unless the caller read and hashed the file itself, as the
+embedded store's client does) the chunks re-read in order to hash to the file's digest.
+One recipe per file digest, verified, so nobody can make another user's file
+unreadable by recording a false recipe for it first.
+
+Reads rebuild a file from its chunks with a few chunks fetched ahead in parallel, each
+chunk verified by its own digest and the whole file by the file's digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO, TypeVar
+
+from modelkeep.domain import access
+from modelkeep.domain.manifest import check_digest, sha256_digest
+from modelkeep.domain.recipes import MAX_CHUNK_BYTES, ChunkRef, Recipe
+from modelkeep.errors import BlobNotFound, DigestMismatch, InvalidInput, MissingChunk
+from modelkeep.services.registry import Registry
+
+AHEAD = 4
+"""Chunks fetched ahead of the one being read: parallel downloads, bounded memory."""
+
+Opener = Callable[[str], BinaryIO]
+T = TypeVar("T")
+
+
+def put_recipe(registry: Registry, recipe: Recipe, *, hashed_by_caller: bool = False) -> Recipe:
+    """Record ``recipe`` for its file after checking it rebuilds the file.
+
+    ``hashed_by_caller``: the caller computed the chunk and file digests from the same
+    bytes it stored (the in-process client); a remote client's recipe is re-hashed."""
+    registry.authorize(access.PUSH, access.ANY_MODEL)
+    with registry.store.transaction() as tx:
+        known = tx.get_recipe(recipe.digest)
+    if known is not None:
+        return known
+    _check_chunks(registry, recipe)
+    if not hashed_by_caller:
+        _check_rebuilds(registry, recipe)
+    registry.blobs.put_bytes(recipe.canonical_bytes())
+    with registry.store.transaction(write=True) as tx:
+        _check_chunks(registry, recipe)  # under the lock gc deletes under: none vanished
+        tx.add_recipe(recipe, registry.clock())
+        tx.commit()
+    return recipe
+
+
+def store_chunk(registry: Registry, data: bytes, digest: str) -> None:
+    """Store a chunk this process just read and hashed, unless the store has it."""
+    registry.authorize(access.PUSH, access.ANY_MODEL)
+    if not registry.blobs.has(digest):
+        registry.blobs.put_hashed(data, digest)
+
+
+MAX_PACK_CHUNKS = 256
+
+
+def parse_pack(listing: str) -> list[ChunkRef]:
+    """``digest:size,digest:size,…``: the chunks a pack upload holds, in order."""
+    refs = []
+    for item in filter(None, listing.split(",")):
+        digest, _, size = item.strip().rpartition(":")
+        if not size.isdigit() or not 0 < int(size) <= MAX_CHUNK_BYTES:
+            raise InvalidInput(f"{item!r} is not digest:size with a size of 1 to {MAX_CHUNK_BYTES}")
+        refs.append(ChunkRef(check_digest(digest), int(size)))
+    if not 0 < len(refs) <= MAX_PACK_CHUNKS:
+        raise InvalidInput(f"a pack holds 1 to {MAX_PACK_CHUNKS} chunks, not {len(refs)}")
+    return refs
+
+
+def put_pack(registry: Registry, stream: BinaryIO, chunks: list[ChunkRef]) -> int:
+    """Store chunks sent back to back in one body; each must hash to its digest.
+    Chunks before a bad one stay stored (a retry skips them); returns how many were new."""
+    registry.authorize(access.PUSH, access.ANY_MODEL)
+    stored = 0
+    for chunk in chunks:
+        data = _read_exactly(stream, chunk.size)
+        actual = sha256_digest(data)
+        if actual != chunk.digest:
+            raise DigestMismatch(f"the uploaded chunk {chunk.digest} hashes to {actual}")
+        if not registry.blobs.has(chunk.digest):
+            registry.blobs.put_hashed(data, chunk.digest)
+            stored += 1
+    if stream.read(1):
+        raise InvalidInput("the body is longer than its chunks", "send exactly the listed chunks")
+    return stored
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            raise InvalidInput(f"the body ended {size - got} bytes short of its chunks")
+        got += n
+    return bytes(buffer)
+
+
+def _check_chunks(registry: Registry, recipe: Recipe) -> None:
+    for chunk in recipe.chunks:
+        stored = registry.blobs.stat(chunk.digest)
+        if stored is None:
+            raise BlobNotFound(
+                f"chunk {chunk.digest} of file {recipe.digest} was not uploaded",
+                "upload every chunk before the recipe",
+            )
+        if stored.size != chunk.size:
+            raise InvalidInput(
+                f"chunk {chunk.digest} is {stored.size} bytes in the store, not {chunk.size}"
+            )
+
+
+def _check_rebuilds(registry: Registry, recipe: Recipe) -> None:
+    hasher = hashlib.sha256()
+    for data in chunk_bytes(registry.blobs.open, recipe):
+        hasher.update(data)
+    actual = "sha256:" + hasher.hexdigest()
+    if actual != recipe.digest:
+        raise DigestMismatch(
+            f"the recipe's chunks rebuild a file that hashes to {actual}, not {recipe.digest}",
+            "push the file again",
+        )
+
+
+def file_recipe(registry: Registry, digest: str) -> Recipe:
+    """How to read the file ``digest``: its recipe, or one whole blob."""
+    check_digest(digest)
+    registry.authorize(access.READ, access.ANY_MODEL)
+    with registry.store.transaction() as tx:
+        recipe = tx.get_recipe(digest)
+    if recipe is not None:
+        return recipe
+    stored = registry.blobs.stat(digest)
+    if stored is None:
+        raise BlobNotFound(f"file {digest} is not in the store")
+    return Recipe.whole(digest, stored.size)
+
+
+def open_file(registry: Registry, digest: str) -> BinaryIO:
+    """The file's bytes, rebuilt from its chunks if it has any, verified as read."""
+    recipe = file_recipe(registry, digest)
+    return open_recipe(registry.blobs.open, recipe)
+
+
+def open_recipe(opener: Opener, recipe: Recipe) -> BinaryIO:
+    if recipe.is_whole:
+        return opener(recipe.digest)
+    return io.BufferedReader(RebuiltFile(opener, recipe), 1024 * 1024)
+
+
+def chunk_bytes(opener: Opener, recipe: Recipe, ahead: int = AHEAD) -> Iterator[bytes]:
+    """Each chunk's bytes in order, verified; ``ahead`` chunks are fetched in parallel."""
+    chunks = recipe.chunks
+    return in_order(
+        lambda i: read_chunk(opener, chunks[i].digest, chunks[i].size), len(chunks), ahead
+    )
+
+
+def in_order(fetch: Callable[[int], T], count: int, ahead: int = AHEAD) -> Iterator[T]:
+    """``fetch(0) … fetch(count - 1)`` run by a pool, ``ahead`` at a time, yielded in order."""
+    with ThreadPoolExecutor(ahead, "modelkeep-fetch") as pool:
+        pending: deque[Future[T]] = deque()
+        try:
+            for index in range(count):
+                pending.append(pool.submit(fetch, index))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def read_chunk(opener: Opener, digest: str, size: int) -> bytes:
+    """One chunk's bytes, verified by the reader against ``digest``."""
+    try:
+        with opener(digest) as stream:
+            data = stream.read(size)  # one big read, not readall's 8 KiB steps
+            extra = stream.read(1)  # end of stream: the reader checks the digest here
+    except BlobNotFound:
+        raise MissingChunk(f"chunk {digest} is missing from the store") from None
+    if len(data) != size or extra:
+        raise DigestMismatch(f"chunk {digest} is not {size} bytes long")
+    return data
+
+
+class RebuiltFile(io.RawIOBase):
+    """A chunked file read in order; DigestMismatch at the end if it is not the file."""
+
+    def __init__(self, opener: Opener, recipe: Recipe) -> None:
+        self._recipe = recipe
+        self._chunks = chunk_bytes(opener, recipe)
+        self._hash = hashlib.sha256()
+        self._pending = memoryview(b"")
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending and not self._done:
+            data = next(self._chunks, None)
+            if data is None:
+                self._done = True
+                self._check()
+            else:
+                self._hash.update(data)
+                self._pending = memoryview(data)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _check(self) -> None:
+        actual = "sha256:" + self._hash.hexdigest()
+        if actual != self._recipe.digest:
+            raise DigestMismatch(
+                f"file {self._recipe.digest} rebuilt from its chunks hashes to {actual}",
+                "run 'modelkeep verify' to find the damaged chunk",
+            )
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        super().close()

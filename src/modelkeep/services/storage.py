@@ -1,0 +1,154 @@
+"""The storage report: what the live versions hold against what the store keeps for them.
+
+**Logical** bytes are the sum of the file sizes of every live (not purged) version: what
+pulling each of them would write. **Physical** bytes are the blobs those versions need,
+each counted once: whole files and chunks (manifests and recipes, a few KB, are left
+out). A version's **new** bytes are those of its blobs that no version registered before
+it (in the whole store, whichever model) needed: what pushing it added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelkeep.domain import access
+from modelkeep.domain.names import check_model_name
+from modelkeep.errors import ModelNotFound
+from modelkeep.services.registry import Registry
+
+
+@dataclass(frozen=True)
+class VersionStorage:
+    number: int
+    digest: str
+    logical_bytes: int
+    new_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "digest": self.digest,
+            "logical_bytes": self.logical_bytes,
+            "new_bytes": self.new_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class ModelStorage:
+    model: str
+    logical_bytes: int
+    physical_bytes: int
+    versions: tuple[VersionStorage, ...] = ()
+
+    @property
+    def saved_bytes(self) -> int:
+        return self.logical_bytes - self.physical_bytes
+
+    @property
+    def saving_ratio(self) -> float:
+        """The share of the logical bytes that sharing saves (0 when there are none)."""
+        return _ratio(self.saved_bytes, self.logical_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "logical_bytes": self.logical_bytes,
+            "physical_bytes": self.physical_bytes,
+            "versions": [v.to_dict() for v in self.versions],
+        }
+
+
+@dataclass(frozen=True)
+class StorageReport:
+    logical_bytes: int
+    physical_bytes: int
+    models: tuple[ModelStorage, ...] = ()
+
+    @property
+    def saved_bytes(self) -> int:
+        return self.logical_bytes - self.physical_bytes
+
+    @property
+    def saving_ratio(self) -> float:
+        return _ratio(self.saved_bytes, self.logical_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "logical_bytes": self.logical_bytes,
+            "physical_bytes": self.physical_bytes,
+            "saved_bytes": self.saved_bytes,
+            "models": [m.to_dict() for m in self.models],
+        }
+
+
+@dataclass
+class _Version:
+    model: str
+    number: int
+    digest: str
+    files: dict[str, int]  # path -> size
+    blobs: dict[str, int]  # blob -> size
+
+
+def report(registry: Registry, model: str | None = None) -> StorageReport:
+    """One model (needs read on it), or every model the actor may read."""
+    if model is not None:
+        check_model_name(model)
+        registry.authorize(access.READ, model)
+    else:
+        registry.authorize(access.READ, access.ANY_MODEL)
+    with registry.store.transaction() as tx:
+        if model is not None:
+            if tx.get_model(model) is None:
+                raise ModelNotFound(f"model {model!r} does not exist")
+            names = [model]
+        else:
+            names = [m.name for m in tx.list_models() if registry.can(access.READ, m.name)]
+        rows = tx.stored_files()
+    versions: dict[int, _Version] = {}
+    for row in rows:
+        found = versions.get(row.id)
+        if found is None:
+            found = versions[row.id] = _Version(row.name, row.number, row.version_digest, {}, {})
+        found.files[row.path] = int(row.size)
+        found.blobs[row.blob] = int(row.blob_size)
+    new_bytes = _new_bytes(versions)
+    wanted = set(names)
+    per_model: dict[str, list[tuple[_Version, int]]] = {name: [] for name in names}
+    for version_id, version in versions.items():
+        if version.model in wanted:
+            per_model[version.model].append((version, new_bytes[version_id]))
+    models = tuple(_model(name, per_model[name]) for name in sorted(names))
+    every: dict[str, int] = {}
+    for version in versions.values():
+        if version.model in wanted:
+            every.update(version.blobs)
+    logical = sum(m.logical_bytes for m in models)
+    return StorageReport(logical, sum(every.values()), models)
+
+
+def _new_bytes(versions: dict[int, _Version]) -> dict[int, int]:
+    """Version id -> the bytes of its blobs that no version created before it needed."""
+    seen: set[str] = set()
+    found: dict[int, int] = {}
+    for version_id in sorted(versions):  # ids grow with creation, across models
+        blobs = versions[version_id].blobs
+        found[version_id] = sum(size for blob, size in blobs.items() if blob not in seen)
+        seen.update(blobs)
+    return found
+
+
+def _model(name: str, versions: list[tuple[_Version, int]]) -> ModelStorage:
+    versions.sort(key=lambda pair: pair[0].number)
+    blobs: dict[str, int] = {}
+    for version, _ in versions:
+        blobs.update(version.blobs)
+    entries = tuple(
+        VersionStorage(v.number, v.digest, sum(v.files.values()), new) for v, new in versions
+    )
+    return ModelStorage(name, sum(e.logical_bytes for e in entries), sum(blobs.values()), entries)
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0

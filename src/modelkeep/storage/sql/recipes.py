@@ -1,0 +1,188 @@
+"""Recipe rows and what the blob store must keep: the SQL half of chunked files.
+
+``blob_users`` is the root of gc's mark phase and of verify: it names every blob that
+a live version needs (its manifest; each file's blob, or for a chunked file its recipe
+blob and every chunk) with the versions that need it. Purged versions (retention
+released them) keep their manifest but no longer hold their files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, exists, insert, select
+
+from modelkeep.domain.recipes import ChunkRef, Recipe
+from modelkeep.storage.sql.tables import models, recipe_chunks, recipes, version_files, versions
+
+_RECIPE = select(recipes).where(recipes.c.file_digest == bindparam("digest"))
+_CHUNKS = (
+    select(recipe_chunks.c.digest, recipe_chunks.c.size)
+    .where(recipe_chunks.c.file_digest == bindparam("digest"))
+    .order_by(recipe_chunks.c.position)
+)
+
+
+def _live_files(*columns: Any) -> Any:
+    """``columns`` (with the version's model and number) of every live version's files."""
+    return (
+        select(*columns, models.c.name, versions.c.number)
+        .select_from(version_files)
+        .join(versions, versions.c.id == version_files.c.version_id)
+        .join(models, models.c.id == versions.c.model_id)
+        .where(versions.c.purged_at.is_(None))
+    )
+
+
+_HAS_RECIPE = exists(
+    select(recipes.c.file_digest).where(recipes.c.file_digest == version_files.c.digest)
+)
+_WHOLE_FILES = _live_files(version_files.c.digest).where(~_HAS_RECIPE)
+_RECIPE_BLOBS = _live_files(recipes.c.recipe_digest).join(
+    recipes, recipes.c.file_digest == version_files.c.digest
+)
+_CHUNK_BLOBS = _live_files(recipe_chunks.c.digest).join(
+    recipe_chunks, recipe_chunks.c.file_digest == version_files.c.digest
+)
+_MANIFESTS = select(versions.c.digest, models.c.name, versions.c.number).join(
+    models, models.c.id == versions.c.model_id
+)
+
+
+class RecipeRows:
+    _conn: Connection
+
+    def get_recipe(self, file_digest: str) -> Recipe | None:
+        row = self._conn.execute(_RECIPE, {"digest": file_digest}).one_or_none()
+        if row is None:
+            return None
+        rows = self._conn.execute(_CHUNKS, {"digest": file_digest})
+        chunks = [ChunkRef(d, int(size)) for d, size in rows]
+        return Recipe(row.file_digest, int(row.size), row.chunker, tuple(chunks))
+
+    def recipe_digests(self, file_digests: Iterable[str]) -> dict[str, str]:
+        """File digest -> recipe blob digest, for the files that have a recipe."""
+        wanted = sorted(set(file_digests))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            query = select(recipes.c.file_digest, recipes.c.recipe_digest).where(
+                recipes.c.file_digest.in_(wanted[start : start + 500])
+            )
+            found.update({f: r for f, r in self._conn.execute(query)})
+        return found
+
+    def add_recipe(self, recipe: Recipe, at: datetime) -> bool:
+        """Record a verified recipe; False if the file had one already."""
+        if self._conn.execute(_RECIPE, {"digest": recipe.digest}).first() is not None:
+            return False
+        self._conn.execute(
+            insert(recipes).values(
+                file_digest=recipe.digest,
+                recipe_digest=recipe.recipe_digest,
+                size=recipe.size,
+                chunker=recipe.chunker,
+                chunk_count=len(recipe.chunks),
+                created_at=at,
+            )
+        )
+        self._conn.execute(
+            insert(recipe_chunks),
+            [
+                {"file_digest": recipe.digest, "position": i, "digest": c.digest, "size": c.size}
+                for i, c in enumerate(recipe.chunks)
+            ],
+        )
+        return True
+
+    def recipe_blobs_since(self, since: datetime) -> set[str]:
+        """Recipe and chunk blobs of recipes recorded since ``since``: a push in flight
+        (recipe recorded, version not yet) needs them, so gc keeps them like young blobs."""
+        young = select(recipes.c.file_digest, recipes.c.recipe_digest).where(
+            recipes.c.created_at >= since
+        )
+        kept: set[str] = set()
+        for file_digest, recipe_digest in self._conn.execute(young).all():
+            kept.add(recipe_digest)
+            kept.update(d for d, _ in self._conn.execute(_CHUNKS, {"digest": file_digest}))
+        return kept
+
+    def delete_unused_recipes(self, before: datetime, dry_run: bool = False) -> int:
+        """Forget recipes older than ``before`` that no live version's file uses."""
+        used = (
+            select(version_files.c.digest)
+            .join(versions, versions.c.id == version_files.c.version_id)
+            .where(versions.c.purged_at.is_(None), version_files.c.digest == recipes.c.file_digest)
+        )
+        stale = [
+            row.file_digest
+            for row in self._conn.execute(
+                select(recipes.c.file_digest).where(recipes.c.created_at < before, ~exists(used))
+            )
+        ]
+        if not dry_run:
+            for start in range(0, len(stale), 500):
+                part = stale[start : start + 500]
+                self._conn.execute(
+                    delete(recipe_chunks).where(recipe_chunks.c.file_digest.in_(part))
+                )
+                self._conn.execute(delete(recipes).where(recipes.c.file_digest.in_(part)))
+        return len(stale)
+
+    def blob_users(self, digests: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """Blob digest -> the versions (``model@N``) that need it; only ``digests`` if given."""
+        wanted = set(digests) if digests is not None else None
+        users: dict[str, list[str]] = {}
+        for digest, ref in self._needed_blobs():
+            if wanted is None or digest in wanted:
+                refs = users.setdefault(digest, [])
+                if ref not in refs:
+                    refs.append(ref)
+        return users
+
+    def _needed_blobs(self) -> Iterator[tuple[str, str]]:
+        for query in (_MANIFESTS, _WHOLE_FILES, _RECIPE_BLOBS, _CHUNK_BLOBS):
+            for digest, name, number in self._conn.execute(query):
+                yield digest, f"{name}@{number}"
+
+    def stored_files(self) -> list[Any]:
+        """Every live version's files with their chunk sizes, oldest version first: rows
+        of (name, number, path, digest, size, blob, blob_size, id, version_digest), where
+        ``digest``/``size`` are the file's, ``blob``/``blob_size`` one blob it is stored in
+        (the file itself, or one row per chunk) and ``id`` orders versions by creation."""
+        whole = (
+            select(
+                models.c.name,
+                versions.c.number,
+                version_files.c.path,
+                version_files.c.digest,
+                version_files.c.size,
+                version_files.c.digest.label("blob"),
+                version_files.c.size.label("blob_size"),
+                versions.c.id,
+                versions.c.digest.label("version_digest"),
+            )
+            .join(versions, versions.c.id == version_files.c.version_id)
+            .join(models, models.c.id == versions.c.model_id)
+            .where(versions.c.purged_at.is_(None), ~_HAS_RECIPE)
+        )
+        chunked = (
+            select(
+                models.c.name,
+                versions.c.number,
+                version_files.c.path,
+                version_files.c.digest,
+                version_files.c.size,
+                recipe_chunks.c.digest.label("blob"),
+                recipe_chunks.c.size.label("blob_size"),
+                versions.c.id,
+                versions.c.digest.label("version_digest"),
+            )
+            .join(versions, versions.c.id == version_files.c.version_id)
+            .join(models, models.c.id == versions.c.model_id)
+            .join(recipe_chunks, recipe_chunks.c.file_digest == version_files.c.digest)
+            .where(versions.c.purged_at.is_(None))
+        )
+        rows = [*self._conn.execute(whole), *self._conn.execute(chunked)]
+        return sorted(rows, key=lambda r: (r.id, r.path))
