@@ -52,7 +52,7 @@ class BlobStore(Protocol):
 
     def put_bytes(self, data: bytes) -> BlobInfo: ...
 
-    def put_hashed(self, data: bytes, digest: str) -> BlobInfo:
+    def put_hashed(self, data: bytes | bytearray, digest: str) -> BlobInfo:
         """Store ``data`` whose sha256 the caller just computed from this very buffer."""
         ...
 
@@ -61,6 +61,11 @@ class BlobStore(Protocol):
         ...
 
     def read_bytes(self, digest: str) -> bytes: ...
+
+    def read_unchecked(self, digest: str) -> bytes:
+        """A blob's bytes without re-hashing them: only for a caller that checks them
+        another way (a chunk read to hash a whole file against its digest)."""
+        ...
 
     def check(self, digest: str) -> str | None:
         """Re-hash one blob: None when intact, else what is wrong."""

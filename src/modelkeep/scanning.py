@@ -34,6 +34,23 @@ class Piece:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Scan:
+    """What a scan found: the chunks, and the whole file's digest if it was asked for."""
+
+    chunker: str
+    chunks: tuple[ChunkRef, ...]
+    digest: str | None
+
+    @property
+    def size(self) -> int:
+        return sum(c.size for c in self.chunks)
+
+    def recipe(self) -> Recipe:
+        assert self.digest is not None, "scanned without the whole-file digest"
+        return Recipe(self.digest, self.size, self.chunker, self.chunks)
+
+
 Sink = Callable[[Piece], None]
 """Stores or sends a piece; called from pool threads, possibly out of order."""
 
@@ -45,9 +62,11 @@ def scan_file(
     warn: Callable[[str], None] | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = WORKERS,
-) -> Recipe:
-    """Chunk ``path``, hash every chunk and the whole file, hand each chunk to ``sink``."""
-    whole = hashlib.sha256()
+    whole_digest: bool = True,
+) -> Scan:
+    """Chunk ``path``, hash every chunk (and, with ``whole_digest``, the whole file), and
+    hand each chunk to ``sink``."""
+    whole = hashlib.sha256() if whole_digest else None
     budget = threading.BoundedSemaphore(max(IN_FLIGHT, 2 * workers))
     futures: list[Future[ChunkRef]] = []
     with open(path, "rb") as stream, ThreadPoolExecutor(workers, "modelkeep-chunk") as pool:
@@ -57,7 +76,8 @@ def scan_file(
             for index, data in enumerate(chunks.chunks):
                 budget.acquire()
                 futures.append(pool.submit(_handle, index, offset, data, sink, budget))
-                whole.update(data)
+                if whole is not None:
+                    whole.update(data)
                 offset += len(data)
                 if progress is not None:
                     progress(len(data))
@@ -67,7 +87,8 @@ def scan_file(
                 future.cancel()
             raise
         refs = [future.result() for future in futures]
-    return Recipe.of("sha256:" + whole.hexdigest(), chunks.chunker, refs)
+    digest = "sha256:" + whole.hexdigest() if whole is not None else None
+    return Scan(chunks.chunker, tuple(refs), digest)
 
 
 def _raise_first_failure(futures: list[Future[ChunkRef]]) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ from safetensors.numpy import save_file
 import modelkeep
 from modelkeep import chunking
 from modelkeep.config import Settings
-from modelkeep.domain.recipes import ChunkRef, Recipe
 from modelkeep.errors import DigestMismatch, MissingChunk
 from modelkeep.services import files as file_service
 from modelkeep.services import maintenance
@@ -161,21 +161,32 @@ def test_a_pull_interrupted_midway_fetches_only_the_rest_next_time(
         assert not (tmp_path / "out" / ".modelkeep-partial").exists()
 
 
-def test_a_recipe_that_does_not_rebuild_its_file_is_refused(
-    settings: Settings, registry: Registry, tmp_path: Path
+def test_the_server_names_a_file_by_hashing_the_chunks_it_holds(
+    settings: Settings, registry: Registry
 ) -> None:
-    chunk = random_bytes(MIB, 7)
-    digest = "sha256:" + hashlib.sha256(chunk).hexdigest()
-    registry.blobs.put_bytes(chunk)
-    claimed = "sha256:" + hashlib.sha256(b"some other file").hexdigest()
-    recipe = Recipe.of(claimed, chunking.FASTCDC, [ChunkRef(digest, MIB)])
+    parts = [random_bytes(MIB, 7), random_bytes(MIB // 2, 8)]
+    listed: list[list[object]] = []
+    for part in parts:
+        registry.blobs.put_bytes(part)
+        listed.append(["sha256:" + hashlib.sha256(part).hexdigest(), len(part)])
+    whole = "sha256:" + hashlib.sha256(b"".join(parts)).hexdigest()
+    absent = "sha256:" + hashlib.sha256(b"never uploaded").hexdigest()
     with served_app(settings, "contributor") as (http, token):
         auth = {"authorization": f"Bearer {token}"}
-        answer = http.put(f"/api/v1/files/{claimed}/recipe", json=recipe.to_dict(), headers=auth)
-        assert answer.status_code == 422
-        assert answer.json()["error"]["code"] == "digest_mismatch"
-        missing = http.post("/api/v1/blobs/missing", json={"digests": [claimed]}, headers=auth)
-        assert missing.json()["missing"] == [claimed]  # nothing was recorded
+
+        def assemble(chunks: list[list[object]]) -> tuple[int, Any]:
+            body = {"chunker": "fastcdc-1", "chunks": chunks}
+            answer = http.post("/api/v1/files", json=body, headers=auth)
+            return answer.status_code, answer.json()
+
+        assert assemble(listed) == (201, {"digest": whole, "size": 3 * MIB // 2, "chunks": 2})
+        missing = http.post("/api/v1/blobs/missing", json={"digests": [whole]}, headers=auth)
+        assert missing.json() == {"missing": []}
+        status, body = assemble([[listed[0][0], 5], listed[1]])
+        assert (status, body["error"]["code"]) == (400, "invalid_input")
+        status, body = assemble([*listed, [absent, 10]])
+        assert (status, body["error"]["code"]) == (404, "blob_not_found")
+        assert absent in body["error"]["message"]
 
 
 def test_a_pack_whose_bytes_do_not_match_is_refused_and_stores_nothing_bad(
@@ -232,8 +243,8 @@ def test_gc_keeps_the_chunks_of_a_push_in_flight_and_reclaims_abandoned_ones(
     source = write(tmp_path / "model.bin", data)
     from modelkeep.scanning import scan_file
 
-    recipe = scan_file(source, lambda p: file_service.store_chunk(registry, p.data, p.digest))
-    file_service.put_recipe(registry, recipe, hashed_by_caller=True)
+    scan = scan_file(source, lambda p: file_service.store_chunk(registry, p.data, p.digest))
+    recipe = file_service.put_recipe(registry, scan.recipe())
     report = maintenance.gc(registry, grace_seconds=3600)
     assert report.blobs == 0  # recorded recently: a push is about to register it
     assert registry.missing_blobs([recipe.digest]) == set()

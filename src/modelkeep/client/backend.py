@@ -20,7 +20,7 @@ from modelkeep.domain.recipes import Recipe
 from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.versions import Model, Version
 from modelkeep.ports import Progress
-from modelkeep.scanning import Piece
+from modelkeep.scanning import Piece, Scan
 from modelkeep.services import audit, maintenance
 from modelkeep.services import files as file_service
 from modelkeep.services import retention as retention_service
@@ -65,6 +65,7 @@ class Backend(Protocol):
     def rollback(self, model: str, stage: str, reason: str | None = None) -> AliasEvent: ...
     def file_recipe(self, digest: str) -> Recipe: ...
     def open_blob(self, digest: str) -> BinaryIO: ...
+    def fetch_chunk(self, digest: str, size: int) -> bytes: ...
     def verify(self, ref: str | None = None) -> VerifyReport: ...
     def gc(self, dry_run: bool = False) -> GcReport: ...
     def audit_log(
@@ -120,9 +121,9 @@ class LocalBackend:
     def _store_chunk(self, piece: Piece) -> None:
         file_service.store_chunk(self.registry, piece.data, piece.digest)
 
-    def _record(self, recipe: Recipe) -> None:
+    def _record(self, scan: Scan) -> str:
         # this process hashed the chunks and the file from the same bytes it stored
-        file_service.put_recipe(self.registry, recipe, hashed_by_caller=True)
+        return file_service.put_recipe(self.registry, scan.recipe()).digest
 
     def register_version(
         self, model: str, files: Sequence[FileEntry], request: PushRequest
@@ -168,6 +169,9 @@ class LocalBackend:
 
     def open_blob(self, digest: str) -> BinaryIO:
         return self.registry.open_blob(digest)
+
+    def fetch_chunk(self, digest: str, size: int) -> bytes:
+        return file_service.read_chunk(self.registry.open_blob, digest, size)
 
     def verify(self, ref: str | None = None) -> VerifyReport:
         return maintenance.verify(self.registry, ref)

@@ -35,7 +35,7 @@ from modelkeep.errors import (
     UnsafePath,
 )
 from modelkeep.ports import BlobInfo, Progress
-from modelkeep.scanning import Sink
+from modelkeep.scanning import Scan, Sink
 from modelkeep.services import files as file_service
 
 Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
@@ -114,19 +114,26 @@ def upload(file: LocalFile, put: Uploader, progress: Progress | None) -> FileEnt
 def upload_chunked(
     file: LocalFile,
     sink: Sink,
-    record: Callable[[Recipe], object],
+    record: Callable[[Scan], str],
     progress: Progress | None,
     workers: int = scanning.WORKERS,
+    whole_digest: bool = True,
 ) -> FileEntry:
-    """A large file in chunks: each chunk to ``sink`` as it is hashed, then its recipe
-    to ``record``. Chunks sent before an interruption stay stored, so a retry sends
-    only the rest."""
+    """A large file in chunks: each chunk to ``sink`` as it is hashed, then the list of
+    chunks to ``record``, which stores it and returns the file's digest. Chunks sent
+    before an interruption stay stored, so a retry sends only the rest."""
     before = file_state(file.source)
-    recipe = scanning.scan_file(file.source, sink, warn=_warn, progress=progress, workers=workers)
-    if recipe.size != before[1] or changed_since(file.source, before):
+    scan = scanning.scan_file(
+        file.source,
+        sink,
+        warn=_warn,
+        progress=progress,
+        workers=workers,
+        whole_digest=whole_digest,
+    )
+    if scan.size != before[1] or changed_since(file.source, before):
         raise FileChanged(f"{str(file.source)!r} changed while it was being pushed")
-    record(recipe)
-    return FileEntry(file.path, recipe.size, recipe.digest)
+    return FileEntry(file.path, scan.size, record(scan))
 
 
 def _warn(message: str) -> None:
@@ -208,6 +215,9 @@ class FileSource(Protocol):
 
     def file_recipe(self, digest: str) -> Recipe: ...
     def open_blob(self, digest: str) -> BinaryIO: ...
+    def fetch_chunk(self, digest: str, size: int) -> bytes:
+        """A chunk's bytes; the caller checks them by the whole file's digest."""
+        ...
 
 
 PARTIAL = ".modelkeep-partial"
@@ -256,7 +266,7 @@ def _stage(
                 os.fsync(out.fileno())
         else:
             partial = staging.parent / PARTIAL / recipe.digest.removeprefix("sha256:")
-            rebuild(partial, recipe, source.open_blob, progress)
+            rebuild(partial, recipe, source.fetch_chunk, progress)
             os.replace(partial, temp)
     except (DigestMismatch, BlobNotFound, MissingChunk) as exc:
         raise type(exc)(f"file {entry.path!r} of {context}: {exc.message}", exc.hint) from None
@@ -265,10 +275,14 @@ def _stage(
     return temp
 
 
-def rebuild(path: Path, recipe: Recipe, open_blob: Opener, progress: Progress | None) -> None:
-    """Write a chunked file at ``path``: chunks fetched and verified in parallel, each
-    written at its offset as it arrives, the whole file hashed in order here. Chunks a
-    previous, interrupted try already wrote there are kept, not fetched again."""
+Fetch = Callable[[str, int], bytes]
+
+
+def rebuild(path: Path, recipe: Recipe, fetch_chunk: Fetch, progress: Progress | None) -> None:
+    """Write a chunked file at ``path``: chunks fetched in parallel, each written at its
+    offset as it arrives, the whole file hashed in order here against its digest (which
+    checks every chunk at once). Chunks a previous, interrupted try already wrote there
+    are kept, not fetched again."""
     path.parent.mkdir(exist_ok=True)
     offsets = recipe.offsets()
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -282,7 +296,12 @@ def rebuild(path: Path, recipe: Recipe, open_blob: Opener, progress: Progress | 
                 kept = os.pread(fd, chunk.size, offsets[i])
                 if sha256_digest(kept) == chunk.digest:
                     return kept
-            data = file_service.read_chunk(open_blob, chunk.digest, chunk.size)
+            try:
+                data = fetch_chunk(chunk.digest, chunk.size)
+            except BlobNotFound:
+                raise MissingChunk(f"chunk {chunk.digest} is missing from the store") from None
+            if len(data) != chunk.size:
+                raise DigestMismatch(f"chunk {chunk.digest} arrived with {len(data)} bytes")
             os.pwrite(fd, data, offsets[i])
             return data
 
@@ -292,11 +311,17 @@ def rebuild(path: Path, recipe: Recipe, open_blob: Opener, progress: Progress | 
             if progress is not None:
                 progress(len(data))
         if "sha256:" + whole.hexdigest() != recipe.digest:
-            os.ftruncate(fd, 0)  # nothing of it can be trusted for a retry
-            raise DigestMismatch(
-                f"the file rebuilt from its chunks does not hash to {recipe.digest}",
-                "run 'modelkeep verify' to find the damaged chunk",
-            )
+            raise DigestMismatch(f"{_bad_chunks(fd, recipe)} did not arrive intact")
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _bad_chunks(fd: int, recipe: Recipe) -> str:
+    """Which chunks the file at ``fd`` holds wrong (a retry fetches just those again)."""
+    bad = [
+        c.digest
+        for c, at in zip(recipe.chunks, recipe.offsets(), strict=True)
+        if sha256_digest(os.pread(fd, c.size, at)) != c.digest
+    ]
+    return "chunk " + ", ".join(bad) if bad else f"the chunks of {recipe.digest}"

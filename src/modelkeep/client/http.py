@@ -29,7 +29,7 @@ from modelkeep.client.files import (
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
-from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.manifest import FileEntry, check_digest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.recipes import Recipe
 from modelkeep.domain.users import IssuedToken, Token, User
@@ -44,7 +44,7 @@ from modelkeep.errors import (
     all_error_classes,
 )
 from modelkeep.ports import Progress
-from modelkeep.scanning import Piece
+from modelkeep.scanning import Piece, Scan
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest
@@ -138,11 +138,15 @@ class HttpBackend:
         worker threads: several packs travel at once."""
         packer = _Packer(self._send_pack)
 
-        def record(recipe: Recipe) -> None:
+        def record(scan: Scan) -> str:
             packer.flush()
-            self._send_recipe(recipe)
+            return self._assemble(scan)
 
-        return upload_chunked(file, packer.add, record, progress, workers=UPLOAD_STREAMS)
+        # The server hashes the whole file from the chunks it verified and stored, so
+        # this side hashes only the chunks: the file's digest costs one pass, not two.
+        return upload_chunked(
+            file, packer.add, record, progress, workers=UPLOAD_STREAMS, whole_digest=False
+        )
 
     def _send_pack(self, pieces: list[Piece]) -> None:
         digests = [p.digest for p in pieces]
@@ -156,8 +160,10 @@ class HttpBackend:
         }
         self._call("PUT", "/chunks", headers=headers, content=b"".join(p.data for p in sent))
 
-    def _send_recipe(self, recipe: Recipe) -> None:
-        self._call("PUT", f"/files/{recipe.digest}/recipe", json=recipe.to_dict())
+    def _assemble(self, scan: Scan) -> str:
+        body = {"chunker": scan.chunker, "chunks": [[c.digest, c.size] for c in scan.chunks]}
+        digest = str(self._call("POST", "/files", json=body)["digest"])
+        return check_digest(digest)
 
     def _upload_whole(
         self, files: Sequence[LocalFile], progress: Progress | None
@@ -262,6 +268,22 @@ class HttpBackend:
         if recipe.digest != digest:
             raise DigestMismatch(f"the server sent the recipe of {recipe.digest}, not {digest}")
         return recipe
+
+    def fetch_chunk(self, digest: str, size: int) -> bytes:
+        """A chunk's bytes, not hashed here: the pull checks the whole file's digest,
+        which covers every chunk (and then names any chunk that arrived wrong)."""
+        try:
+            response = self._http.get(f"{API}/blobs/{digest}")
+        except httpx.RemoteProtocolError:  # the server cut the stream: it found damage
+            raise DigestMismatch(
+                f"chunk {digest} ended early: the server found it damaged",
+                "run 'modelkeep verify' on the server",
+            ) from None
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(f"cannot reach the server at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.content
 
     def open_blob(self, digest: str) -> BinaryIO:
         request = self._http.build_request("GET", f"{API}/blobs/{digest}")

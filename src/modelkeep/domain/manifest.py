@@ -29,7 +29,7 @@ def check_digest(digest: str) -> str:
     return digest
 
 
-def sha256_digest(data: bytes) -> str:
+def sha256_digest(data: bytes | bytearray) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

@@ -115,6 +115,19 @@ class Recipe:
         return recipe
 
 
+def parse_chunk_list(doc: Any) -> tuple[str, tuple[ChunkRef, ...]]:
+    """``{"chunker": …, "chunks": [[digest, size], …]}``: a file to assemble from chunks."""
+    if not isinstance(doc, dict):
+        raise InvalidInput("the body is a JSON object with chunker and chunks")
+    unknown = set(doc) - {"chunker", "chunks"}
+    if unknown:
+        raise InvalidInput(f"the body has unknown fields {sorted(unknown)}")
+    chunker = _chunker(doc.get("chunker"))
+    if chunker == WHOLE:
+        raise InvalidInput(f"{WHOLE!r} is not a chunker a file is assembled with")
+    return chunker, _chunks(doc.get("chunks"), smallest=1)
+
+
 def _digest(value: Any) -> str:
     if not isinstance(value, str) or not DIGEST.fullmatch(value):
         raise InvalidInput(f"{value!r} in the recipe is not a digest", "write sha256:<64 hex>")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, TypeVar
 
@@ -32,25 +32,33 @@ Opener = Callable[[str], BinaryIO]
 T = TypeVar("T")
 
 
-def put_recipe(registry: Registry, recipe: Recipe, *, hashed_by_caller: bool = False) -> Recipe:
-    """Record ``recipe`` for its file after checking it rebuilds the file.
-
-    ``hashed_by_caller``: the caller computed the chunk and file digests from the same
-    bytes it stored (the in-process client); a remote client's recipe is re-hashed."""
+def put_recipe(registry: Registry, recipe: Recipe) -> Recipe:
+    """Record ``recipe``, whose file digest the caller computed from the very bytes it
+    stored as chunks (the in-process client). A remote client calls ``assemble``."""
     registry.authorize(access.PUSH, access.ANY_MODEL)
     with registry.store.transaction() as tx:
         known = tx.get_recipe(recipe.digest)
     if known is not None:
         return known
-    _check_chunks(registry, recipe)
-    if not hashed_by_caller:
-        _check_rebuilds(registry, recipe)
+    _check_chunks(registry, recipe.chunks)
     registry.blobs.put_bytes(recipe.canonical_bytes())
     with registry.store.transaction(write=True) as tx:
-        _check_chunks(registry, recipe)  # under the lock gc deletes under: none vanished
+        _check_chunks(registry, recipe.chunks)  # under the lock gc deletes under
         tx.add_recipe(recipe, registry.clock())
         tx.commit()
     return recipe
+
+
+def assemble(registry: Registry, chunker: str, chunks: Sequence[ChunkRef]) -> Recipe:
+    """The file that these stored chunks make, in this order: hashed here from the
+    chunks themselves (each verified when it was stored), recorded, returned. So a
+    recipe always rebuilds its file, whoever sent it."""
+    registry.authorize(access.PUSH, access.ANY_MODEL)
+    _check_chunks(registry, chunks)
+    hasher = hashlib.sha256()
+    for data in in_order(lambda i: registry.blobs.read_unchecked(chunks[i].digest), len(chunks)):
+        hasher.update(data)
+    return put_recipe(registry, Recipe.of("sha256:" + hasher.hexdigest(), chunker, chunks))
 
 
 def store_chunk(registry: Registry, data: bytes, digest: str) -> None:
@@ -94,7 +102,7 @@ def put_pack(registry: Registry, stream: BinaryIO, chunks: list[ChunkRef]) -> in
     return stored
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+def _read_exactly(stream: BinaryIO, size: int) -> bytearray:
     buffer = bytearray(size)
     view, got = memoryview(buffer), 0
     while got < size:
@@ -102,33 +110,20 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes:
         if not n:
             raise InvalidInput(f"the body ended {size - got} bytes short of its chunks")
         got += n
-    return bytes(buffer)
+    return buffer
 
 
-def _check_chunks(registry: Registry, recipe: Recipe) -> None:
-    for chunk in recipe.chunks:
+def _check_chunks(registry: Registry, chunks: Sequence[ChunkRef]) -> None:
+    for chunk in chunks:
         stored = registry.blobs.stat(chunk.digest)
         if stored is None:
             raise BlobNotFound(
-                f"chunk {chunk.digest} of file {recipe.digest} was not uploaded",
-                "upload every chunk before the recipe",
+                f"chunk {chunk.digest} was not uploaded", "upload every chunk of the file first"
             )
         if stored.size != chunk.size:
             raise InvalidInput(
                 f"chunk {chunk.digest} is {stored.size} bytes in the store, not {chunk.size}"
             )
-
-
-def _check_rebuilds(registry: Registry, recipe: Recipe) -> None:
-    hasher = hashlib.sha256()
-    for data in chunk_bytes(registry.blobs.open, recipe):
-        hasher.update(data)
-    actual = "sha256:" + hasher.hexdigest()
-    if actual != recipe.digest:
-        raise DigestMismatch(
-            f"the recipe's chunks rebuild a file that hashes to {actual}, not {recipe.digest}",
-            "push the file again",
-        )
 
 
 def file_recipe(registry: Registry, digest: str) -> Recipe:

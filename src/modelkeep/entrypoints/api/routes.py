@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from modelkeep.domain.manifest import FileEntry, check_digest
 from modelkeep.domain.names import check_model_name
-from modelkeep.domain.recipes import Recipe
+from modelkeep.domain.recipes import parse_chunk_list
 from modelkeep.domain.versions import VersionMetadata
 from modelkeep.entrypoints.api import schemas
 from modelkeep.entrypoints.api.errors import error_response
@@ -267,17 +267,13 @@ def get_recipe(reg: Reg, digest: str) -> dict[str, Any]:
     return file_service.file_recipe(reg, digest).to_dict()
 
 
-@api.put("/files/{digest}/recipe", status_code=201, tags=["blobs"], response_model=None)
-def put_recipe(reg: Reg, digest: str, body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
-    """Record a chunked file's recipe once its chunks are uploaded; the server re-reads
-    the chunks and refuses the recipe (422) unless they hash to ``digest``."""
-    recipe = Recipe.from_dict(body)
-    if recipe.digest != check_digest(digest):
-        raise InvalidInput(f"the recipe is for {recipe.digest}, not {digest}")
-    try:
-        file_service.put_recipe(reg, recipe)
-    except DigestMismatch as exc:  # the sender's recipe is wrong, not the store
-        return error_response(exc, 422)
+@api.post("/files", status_code=201, tags=["blobs"])
+def assemble_file(reg: Reg, body: dict[str, Any]) -> dict[str, Any]:
+    """A file made of uploaded chunks, in order (``{"chunker", "chunks": [[digest,
+    size], …]}``): the server hashes them into the file's digest and records the
+    recipe; register versions with that digest."""
+    chunker, chunks = parse_chunk_list(body)
+    recipe = file_service.assemble(reg, chunker, chunks)
     return {"digest": recipe.digest, "size": recipe.size, "chunks": len(recipe.chunks)}
 
 
