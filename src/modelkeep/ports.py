@@ -19,7 +19,16 @@ from modelkeep.domain.users import Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 
 Progress = Callable[[int], None]
-"""Called with the number of bytes just transferred."""
+"""Called with the number of bytes just transferred (or read and found already stored).
+A progress object may also have a ``skipped(n)`` method: it is told, besides, how many
+of those bytes were not sent because the store already had them (``report_skipped``)."""
+
+
+def report_skipped(progress: Progress | None, size: int) -> None:
+    """Tell ``progress`` that ``size`` bytes were already stored, if it wants to know."""
+    skipped = getattr(progress, "skipped", None)
+    if callable(skipped) and size:
+        skipped(size)
 
 
 @dataclass(frozen=True)
@@ -250,6 +259,10 @@ class Transaction(Protocol):
 
     def blob_users(self, digests: Iterable[str] | None = None) -> dict[str, list[str]]:
         """Digest -> the versions (``NAME@N``) whose manifest, files or chunks use it."""
+        ...
+
+    def blob_files(self, digests: Iterable[str]) -> dict[str, list[str]]:
+        """Digest -> the files (``NAME@N:PATH``) of live versions whose bytes it holds."""
         ...
 
     def stored_files(self) -> list[Any]:

@@ -16,7 +16,7 @@ from safetensors.numpy import save_file
 import modelkeep
 from modelkeep import chunking
 from modelkeep.config import Settings
-from modelkeep.errors import DigestMismatch, MissingChunk
+from modelkeep.errors import DigestMismatch, InvalidInput, MissingChunk
 from modelkeep.services import files as file_service
 from modelkeep.services import maintenance
 from modelkeep.services.registry import Registry
@@ -285,3 +285,27 @@ def test_a_push_interrupted_midway_stores_only_the_rest_next_time(
         version = mk.push("m", [source])
     recipe = file_service.file_recipe(registry, version.files[0].digest)
     assert set(written) == {c.digest for c in recipe.chunks} - set(first_try)
+
+
+def test_verify_names_the_files_a_damaged_chunk_breaks_and_can_sample(
+    mk: modelkeep.Client, registry: Registry, store_dir: Path, tmp_path: Path
+) -> None:
+    data = random_bytes(SIZE, 13)
+    mk.create_model("m")
+    mk.push("m", [write(tmp_path / "a.bin", data)])
+    mk.push("m", [write(tmp_path / "a.bin", data), write(tmp_path / "b.bin", b"small")])
+    recipe = file_service.file_recipe(registry, mk.show("m@1").files[0].digest)
+    chunk = recipe.chunks[-1]
+    _chunk_path(store_dir, chunk.digest).chmod(0o644)
+    _chunk_path(store_dir, chunk.digest).write_bytes(b"y" * chunk.size)
+    report = mk.verify()
+    assert [(d.digest, d.versions, d.files) for d in report.damaged] == [
+        (chunk.digest, ("m@1", "m@2"), ("m@1:a.bin", "m@2:a.bin"))
+    ]
+    every = report.checked_blobs
+    assert every == len(recipe.chunks) + 1 + 1 + 2  # chunks, recipe, b.bin, two manifests
+    sampled = mk.verify(sample=10)
+    assert sampled.sample == 10
+    assert sampled.checked_blobs == -(-every * 10 // 100)
+    with pytest.raises(InvalidInput, match="percentage"):
+        maintenance.verify(registry, sample=0)

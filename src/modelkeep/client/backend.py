@@ -19,7 +19,7 @@ from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.recipes import Recipe
 from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.versions import Model, Version
-from modelkeep.ports import Progress
+from modelkeep.ports import Progress, report_skipped
 from modelkeep.scanning import Piece, Scan
 from modelkeep.services import audit, maintenance
 from modelkeep.services import files as file_service
@@ -66,7 +66,7 @@ class Backend(Protocol):
     def file_recipe(self, digest: str) -> Recipe: ...
     def open_blob(self, digest: str) -> BinaryIO: ...
     def fetch_chunk(self, digest: str, size: int) -> bytes: ...
-    def verify(self, ref: str | None = None) -> VerifyReport: ...
+    def verify(self, ref: str | None = None, sample: float | None = None) -> VerifyReport: ...
     def gc(self, dry_run: bool = False) -> GcReport: ...
     def audit_log(
         self, model: str | None = None, since: datetime | None = None
@@ -114,12 +114,17 @@ class LocalBackend:
     def _upload(self, file: LocalFile, progress: Progress | None) -> FileEntry:
         if is_chunked(file):
             return upload_chunked(
-                file, self._store_chunk, self._record, progress, workers=LOCAL_WRITERS
+                file,
+                lambda piece: self._store_chunk(piece, progress),
+                self._record,
+                progress,
+                workers=LOCAL_WRITERS,
             )
         return upload(file, lambda s, p: self.registry.put_blob(s, progress=p), progress)
 
-    def _store_chunk(self, piece: Piece) -> None:
-        file_service.store_chunk(self.registry, piece.data, piece.digest)
+    def _store_chunk(self, piece: Piece, progress: Progress | None) -> None:
+        if not file_service.store_chunk(self.registry, piece.data, piece.digest):
+            report_skipped(progress, len(piece.data))
 
     def _record(self, scan: Scan) -> str:
         # this process hashed the chunks and the file from the same bytes it stored
@@ -173,8 +178,8 @@ class LocalBackend:
     def fetch_chunk(self, digest: str, size: int) -> bytes:
         return file_service.read_chunk(self.registry.open_blob, digest, size)
 
-    def verify(self, ref: str | None = None) -> VerifyReport:
-        return maintenance.verify(self.registry, ref)
+    def verify(self, ref: str | None = None, sample: float | None = None) -> VerifyReport:
+        return maintenance.verify(self.registry, ref, sample)
 
     def gc(self, dry_run: bool = False) -> GcReport:
         return maintenance.gc(self.registry, grace_seconds=self._grace, dry_run=dry_run)

@@ -25,7 +25,7 @@ from modelkeep.domain.semver import Bump
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
 from modelkeep.errors import BlobNotFound
-from modelkeep.ports import Progress
+from modelkeep.ports import Progress, report_skipped
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest
@@ -159,6 +159,7 @@ class Client:
         }
         if progress is not None and reused:
             progress(sum(e.size for e in reused.values()))
+            report_skipped(progress, sum(e.size for e in reused.values()))
         return [uploaded.get(f.path) or reused[f.path] for f in local]
 
     def versions(self, model: str) -> list[Version]:
@@ -222,8 +223,10 @@ class Client:
 
     # maintenance and audit
 
-    def verify(self, ref: str | None = None) -> VerifyReport:
-        return self._backend.verify(ref)
+    def verify(self, ref: str | None = None, *, sample: float | None = None) -> VerifyReport:
+        """Re-hash what ``ref`` (or every version) needs; ``sample``: only that
+        percentage of the blobs, chosen at random (a routine check)."""
+        return self._backend.verify(ref, sample)
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         return self._backend.gc(dry_run)

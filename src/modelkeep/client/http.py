@@ -43,7 +43,7 @@ from modelkeep.errors import (
     StoreUnavailable,
     all_error_classes,
 )
-from modelkeep.ports import Progress
+from modelkeep.ports import Progress, report_skipped
 from modelkeep.scanning import Piece, Scan
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.maintenance import GcReport, VerifyReport
@@ -136,7 +136,7 @@ class HttpBackend:
         """Chunks are gathered into packs as they are hashed; each pack asks which of its
         chunks the server lacks and sends only those, in one request, from the scan's
         worker threads: several packs travel at once."""
-        packer = _Packer(self._send_pack)
+        packer = _Packer(lambda pieces: self._send_pack(pieces, progress))
 
         def record(scan: Scan) -> str:
             packer.flush()
@@ -148,17 +148,19 @@ class HttpBackend:
             file, packer.add, record, progress, workers=UPLOAD_STREAMS, whole_digest=False
         )
 
-    def _send_pack(self, pieces: list[Piece]) -> None:
-        digests = [p.digest for p in pieces]
-        missing = set(self._call("POST", "/blobs/missing", json={"digests": digests})["missing"])
+    def _send_pack(self, pieces: list[Piece], progress: Progress | None) -> None:
+        missing = self.missing(p.digest for p in pieces)
         sent = [p for p in pieces if p.digest in missing]
+        report_skipped(progress, sum(len(p.data) for p in pieces if p.digest not in missing))
         if not sent:
             return
         headers = {
             "content-type": "application/octet-stream",
+            "content-length": str(sum(len(p.data) for p in sent)),
             "x-modelkeep-chunks": ",".join(f"{p.digest}:{len(p.data)}" for p in sent),
         }
-        self._call("PUT", "/chunks", headers=headers, content=b"".join(p.data for p in sent))
+        # the pieces go out one after the other, not copied into one buffer first
+        self._call("PUT", "/chunks", headers=headers, content=iter([p.data for p in sent]))
 
     def _assemble(self, scan: Scan) -> str:
         body = {"chunker": scan.chunker, "chunks": [[c.digest, c.size] for c in scan.chunks]}
@@ -177,6 +179,7 @@ class HttpBackend:
                 missing.discard(entry.digest)
             elif progress is not None:
                 progress(entry.size)
+                report_skipped(progress, entry.size)
         return [entry for _, entry, _ in hashed]
 
     def _put(
@@ -297,8 +300,9 @@ class HttpBackend:
             raise _error(response)
         return io.BufferedReader(_VerifiedDownload(response, digest), BLOCK)
 
-    def verify(self, ref: str | None = None) -> VerifyReport:
-        return wire.verify_report(self._call("POST", "/verify", json={"ref": ref}))
+    def verify(self, ref: str | None = None, sample: float | None = None) -> VerifyReport:
+        body = {"ref": ref, "sample": sample}
+        return wire.verify_report(self._call("POST", "/verify", json=body))
 
     def gc(self, dry_run: bool = False) -> GcReport:
         return wire.gc_report(self._call("POST", "/gc", json={"dry_run": dry_run}))

@@ -120,10 +120,15 @@ def version_diff(d: dict[str, Any]) -> VersionDiff:
 
 def verify_report(d: dict[str, Any]) -> VerifyReport:
     damaged = tuple(
-        DamagedBlob(b["digest"], b["problem"], tuple(b["versions"])) for b in d["damaged"]
+        DamagedBlob(b["digest"], b["problem"], tuple(b["versions"]), tuple(b.get("files", ())))
+        for b in d["damaged"]
     )
     return VerifyReport(
-        d["checked_blobs"], d["checked_versions"], damaged, tuple(d["inconsistent_versions"])
+        d["checked_blobs"],
+        d["checked_versions"],
+        damaged,
+        tuple(d["inconsistent_versions"]),
+        d.get("sample"),
     )
 
 

@@ -61,11 +61,14 @@ def assemble(registry: Registry, chunker: str, chunks: Sequence[ChunkRef]) -> Re
     return put_recipe(registry, Recipe.of("sha256:" + hasher.hexdigest(), chunker, chunks))
 
 
-def store_chunk(registry: Registry, data: bytes, digest: str) -> None:
-    """Store a chunk this process just read and hashed, unless the store has it."""
+def store_chunk(registry: Registry, data: bytes, digest: str) -> bool:
+    """Store a chunk this process just read and hashed, unless the store has it; True
+    if it was new."""
     registry.authorize(access.PUSH, access.ANY_MODEL)
-    if not registry.blobs.has(digest):
-        registry.blobs.put_hashed(data, digest)
+    if registry.blobs.has(digest):
+        return False
+    registry.blobs.put_hashed(data, digest)
+    return True
 
 
 MAX_PACK_CHUNKS = 256

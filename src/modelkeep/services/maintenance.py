@@ -10,7 +10,9 @@ that already exists refreshes its age for the same reason.
 
 from __future__ import annotations
 
+import math
 import os
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +23,7 @@ from modelkeep.domain.audit import AuditEvent
 from modelkeep.domain.manifest import Manifest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.versions import Version
+from modelkeep.errors import InvalidInput
 from modelkeep.ports import BlobStore, StoredBlob
 from modelkeep.services import audit, retention
 from modelkeep.services.registry import Registry
@@ -31,9 +34,16 @@ class DamagedBlob:
     digest: str
     problem: str
     versions: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    """``NAME@N:PATH`` of every file whose bytes the blob holds (whole, or a chunk)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"digest": self.digest, "problem": self.problem, "versions": list(self.versions)}
+        return {
+            "digest": self.digest,
+            "problem": self.problem,
+            "versions": list(self.versions),
+            "files": list(self.files),
+        }
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class VerifyReport:
     checked_versions: int
     damaged: tuple[DamagedBlob, ...] = ()
     inconsistent_versions: tuple[str, ...] = field(default=())
+    sample: float | None = None
+    """The percentage of blobs checked at random; None: all of them."""
 
     @property
     def ok(self) -> bool:
@@ -56,6 +68,7 @@ class VerifyReport:
         return {
             "ok": self.ok,
             "checked_blobs": self.checked_blobs,
+            "sample": self.sample,
             "checked_versions": self.checked_versions,
             "damaged": [d.to_dict() for d in self.damaged],
             "inconsistent_versions": list(self.inconsistent_versions),
@@ -86,11 +99,14 @@ class GcReport:
         }
 
 
-def verify(registry: Registry, ref: str | None = None) -> VerifyReport:
-    """Re-hash every blob that ``ref`` (or, with None, any version) needs.
+def verify(registry: Registry, ref: str | None = None, sample: float | None = None) -> VerifyReport:
+    """Re-hash every blob that ``ref`` (or, with None, any version) needs; with
+    ``sample`` (a percentage), a random share of them, for routine runs.
 
     Needs admin of the version's model, or a global admin for every version."""
     registry.authorize(access.VERIFY, parse_ref(ref, default_latest=True).model if ref else None)
+    if sample is not None and not 0 < sample <= 100:
+        raise InvalidInput(f"--sample {sample} is not a percentage", "give more than 0, up to 100")
     with registry.store.transaction() as tx:
         if ref is None:
             users = tx.blob_users()
@@ -102,11 +118,21 @@ def verify(registry: Registry, ref: str | None = None) -> VerifyReport:
             users = {d: [version.ref] for d, refs in tx.blob_users().items() if version.ref in refs}
         registered = _registered_metadata(tx.audit_events(ref.partition("@")[0] if ref else None))
     inconsistent = tuple(v.ref for v in versions if _inconsistent(v, registered))
-    problems = _check_all(registry, sorted(users))
+    chosen = _sampled(sorted(users), sample)
+    problems = [(d, p) for d, p in _check_all(registry, chosen) if p is not None]
+    with registry.store.transaction() as tx:
+        where = tx.blob_files(d for d, _ in problems)
     damaged = tuple(
-        DamagedBlob(d, problem, tuple(users[d])) for d, problem in problems if problem is not None
+        DamagedBlob(d, problem, tuple(users[d]), tuple(where.get(d, ()))) for d, problem in problems
     )
-    return VerifyReport(len(users), len(versions), damaged, inconsistent)
+    return VerifyReport(len(chosen), len(versions), damaged, inconsistent, sample)
+
+
+def _sampled(digests: list[str], percent: float | None) -> list[str]:
+    if percent is None or percent >= 100 or not digests:
+        return digests
+    count = max(1, math.ceil(len(digests) * percent / 100))
+    return sorted(random.SystemRandom().sample(digests, count))
 
 
 def _registered_metadata(events: list[AuditEvent]) -> dict[str, str]:

@@ -293,7 +293,7 @@ def get_file(reg: Reg, digest: str) -> StreamingResponse:
 
 @api.post("/verify", tags=["maintenance"])
 def verify(reg: Reg, body: schemas.Verify) -> dict[str, Any]:
-    return maintenance.verify(reg, body.ref).to_dict()
+    return maintenance.verify(reg, body.ref, body.sample).to_dict()
 
 
 @api.post("/gc", tags=["maintenance"])

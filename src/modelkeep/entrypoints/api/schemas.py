@@ -81,6 +81,7 @@ class Reason(Body):
 
 class Verify(Body):
     ref: str | None = Field(default=None, max_length=200)
+    sample: float | None = Field(default=None, gt=0, le=100)
 
 
 class Gc(Body):

@@ -16,6 +16,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -134,7 +135,24 @@ def transfer_progress(description: str, total: int) -> Iterator[Callable[[int], 
         transient=True,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        yield _Bar(bar, task, description)
+
+
+class _Bar:
+    """Advances the bar by bytes done; ``skipped`` bytes (already stored, not sent) are
+    counted in the bar too, and shown beside it."""
+
+    def __init__(self, bar: Progress, task: TaskID, description: str) -> None:
+        self._bar, self._task, self._description = bar, task, description
+        self._skipped = 0
+
+    def __call__(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+
+    def skipped(self, n: int) -> None:
+        self._skipped += n
+        label = f"{self._description} ({human_size(self._skipped)} already stored)"
+        self._bar.update(self._task, description=label)
 
 
 def short(digest: str) -> str:

@@ -26,12 +26,18 @@ from modelkeep.services.maintenance import GcReport, VerifyReport
 @click.command()
 @click.argument("ref", metavar="[NAME@REF]", required=False)
 @click.option("--all", "everything", is_flag=True, help="Every version (the default).")
+@click.option(
+    "--sample",
+    type=click.FloatRange(0, 100, min_open=True),
+    metavar="PERCENT",
+    help="Check only this share of the blobs (chunks), chosen at random: a routine run.",
+)
 @json_option
-def verify(ref: str | None, everything: bool) -> None:
+def verify(ref: str | None, everything: bool, sample: float | None) -> None:
     """Re-hash the blobs of one version, or of every version; exit 3 if any is damaged."""
     if ref and everything:
         raise click.UsageError("give NAME@REF or --all, not both")
-    report = state().client.verify(ref)
+    report = state().client.verify(ref, sample=sample)
     emit(report.to_dict(), lambda: _print_verify(report))
     if not report.ok:
         raise DigestMismatch(
@@ -42,16 +48,17 @@ def verify(ref: str | None, everything: bool) -> None:
 
 
 def _print_verify(report: VerifyReport) -> None:
+    share = f" (a random {report.sample:g}%)" if report.sample is not None else ""
     console.print(
-        f"checked {plural(report.checked_blobs, 'blob')} of "
+        f"checked {plural(report.checked_blobs, 'blob')}{share} of "
         f"{plural(report.checked_versions, 'version')}"
     )
     if report.ok:
         console.print("no damage found")
         return
-    table = Table("blob", "problem", "breaks", box=None)
+    table = Table("blob", "problem", "breaks", "files", box=None)
     for blob in report.damaged:
-        table.add_row(blob.digest, blob.problem, ", ".join(blob.versions))
+        table.add_row(blob.digest, blob.problem, ", ".join(blob.versions), ", ".join(blob.files))
     console.print(table)
     for ref in report.inconsistent_versions:
         console.print(f"{ref}: its files or metadata no longer match what was registered")

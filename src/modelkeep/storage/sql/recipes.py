@@ -141,6 +141,31 @@ class RecipeRows:
                     refs.append(ref)
         return users
 
+    def blob_files(self, digests: Iterable[str]) -> dict[str, list[str]]:
+        """Blob digest -> the files (``model@N:path``) of live versions that need it:
+        whole files with that digest, and chunked files whose recipe or chunks it is."""
+        wanted = sorted(set(digests))
+        files: dict[str, list[str]] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            queries = (
+                _live_files(version_files.c.digest, version_files.c.path).where(
+                    version_files.c.digest.in_(part), ~_HAS_RECIPE
+                ),
+                _live_files(recipes.c.recipe_digest, version_files.c.path)
+                .join(recipes, recipes.c.file_digest == version_files.c.digest)
+                .where(recipes.c.recipe_digest.in_(part)),
+                _live_files(recipe_chunks.c.digest, version_files.c.path)
+                .join(recipe_chunks, recipe_chunks.c.file_digest == version_files.c.digest)
+                .where(recipe_chunks.c.digest.in_(part)),
+            )
+            for query in queries:
+                for digest, path, name, number in self._conn.execute(query):
+                    where = files.setdefault(digest, [])
+                    if f"{name}@{number}:{path}" not in where:
+                        where.append(f"{name}@{number}:{path}")
+        return files
+
     def _needed_blobs(self) -> Iterator[tuple[str, str]]:
         for query in (_MANIFESTS, _WHOLE_FILES, _RECIPE_BLOBS, _CHUNK_BLOBS):
             for digest, name, number in self._conn.execute(query):
