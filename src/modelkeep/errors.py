@@ -168,6 +168,16 @@ class GrantNotFound(NotFound):
     default_hint = "list users and their roles with 'modelkeep users list'"
 
 
+class DatasetNotFound(NotFound):
+    code = "dataset_not_found"
+    default_hint = "list datasets with 'modelkeep datasets list'"
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+    default_hint = "list runs with 'modelkeep runs list'"
+
+
 class Conflict(ModelkeepError):
     code = "conflict"
     http_status = 409
@@ -243,6 +253,11 @@ class FileChanged(Conflict):
 class UserExists(Conflict):
     code = "user_exists"
     default_hint = "choose another name, or give the user a new token with 'tokens create'"
+
+
+class RunEnded(Conflict):
+    code = "run_ended"
+    default_hint = "start a new run"
 
 
 class Unauthenticated(ModelkeepError):

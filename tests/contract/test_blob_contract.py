@@ -230,6 +230,75 @@ def read_in_small_pieces(blobs: BlobStore, digest: str) -> None:
             pass
 
 
+@pytest.mark.parametrize("size", [1000, SMALL_PART + 1], ids=["whole", "in-parts"])
+def test_put_hashed_stores_bytes_under_their_digest(backend: Backend, size: int) -> None:
+    """A chunk the caller read and hashed itself: stored as is, verified on every read."""
+    blobs = backend.open(small_parts=True)
+    data = random.Random(size).randbytes(size)
+    digest = digest_of(data)
+    assert blobs.put_hashed(bytearray(data), digest) == BlobInfo(digest, size)
+    hexpart = digest.removeprefix("sha256:")
+    assert backend.raw(f"blobs/sha256/{hexpart[:2]}/{hexpart[2:]}") == data
+    assert blobs.read_bytes(digest) == data  # read back verified
+    assert blobs.check(digest) is None
+    assert [(b.digest, b.size) for b in blobs.iter_blobs()] == [(digest, size)]
+    assert backend.temporary() == []
+
+
+def test_put_hashed_of_a_stored_blob_is_idempotent_and_refreshes_its_age(
+    backend: Backend, blobs: BlobStore
+) -> None:
+    data = b"a chunk stored twice"
+    digest = digest_of(data)
+    assert blobs.put_bytes(data) == BlobInfo(digest, len(data))
+    cutoff = backend.age()
+    assert blobs.put_hashed(data, digest) == BlobInfo(digest, len(data))
+    assert blobs.put_hashed(data, digest) == BlobInfo(digest, len(data))
+    stored = blobs.stat(digest)
+    assert stored is not None and stored.modified >= cutoff  # gc spares a push's chunks
+    assert [(b.digest, b.size) for b in blobs.iter_blobs()] == [(digest, len(data))]
+    assert blobs.read_bytes(digest) == data
+    assert backend.temporary() == []
+
+
+def test_put_hashed_replaces_a_stored_copy_of_the_wrong_size(
+    backend: Backend, blobs: BlobStore
+) -> None:
+    data = b"0123456789"
+    digest = blobs.put_hashed(data, digest_of(data)).digest
+    backend.damage(digest, b"01234")
+    blobs.put_hashed(data, digest)
+    assert blobs.check(digest) is None and blobs.read_bytes(digest) == data
+
+
+@pytest.mark.parametrize("size", [14, SMALL_PART + 1], ids=["whole", "in-parts"])
+def test_read_unchecked_returns_the_raw_bytes_even_when_damaged(
+    backend: Backend, size: int
+) -> None:
+    """For callers that check another way (a file rebuilt from its chunks and hashed)."""
+    blobs = backend.open(small_parts=True)
+    data = random.Random(size).randbytes(size)
+    digest = blobs.put(Stream(data)).digest
+    assert blobs.read_unchecked(digest) == data
+    damaged = bytes([data[0] ^ 1]) + data[1:]
+    backend.damage(digest, damaged)
+    assert blobs.read_unchecked(digest) == damaged  # no DigestMismatch here
+    with pytest.raises(DigestMismatch, match=digest):
+        blobs.read_bytes(digest)
+    backend.damage(digest, data[:3])  # a truncated copy too, as it is
+    assert blobs.read_unchecked(digest) == data[:3]
+
+
+def test_read_unchecked_of_a_missing_blob_is_blob_not_found(blobs: BlobStore) -> None:
+    digest = digest_of(b"never stored")
+    with pytest.raises(BlobNotFound, match=digest):
+        blobs.read_unchecked(digest)
+    stored = blobs.put_bytes(b"deleted")
+    blobs.delete(stored.digest)
+    with pytest.raises(BlobNotFound, match=stored.digest):
+        blobs.read_unchecked(stored.digest)
+
+
 def test_missing_blobs_are_reported(blobs: BlobStore) -> None:
     digest = digest_of(b"never stored")
     with pytest.raises(BlobNotFound, match=digest):

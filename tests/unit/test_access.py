@@ -28,7 +28,7 @@ from modelkeep.errors import InvalidInput, InvalidName
 # What each role allows, written out independently of the code's tables.
 ALLOWS = {
     "viewer": {"read"},
-    "contributor": {"read", "create-model", "push", "set-alias", "archive"},
+    "contributor": {"read", "create-model", "push", "set-alias", "archive", "track"},
     "approver": {"read", "approve"},
     "releaser": {"read", "promote", "rollback"},
     "admin": {
@@ -40,6 +40,7 @@ ALLOWS = {
         "approve",
         "promote",
         "rollback",
+        "track",
         "verify",
         "gc",
         "manage-users",

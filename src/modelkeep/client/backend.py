@@ -7,22 +7,27 @@ runs the SDK over both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import io
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from modelkeep.client.files import LocalFile, is_chunked, upload, upload_chunked
+from modelkeep.client.metrics_buffer import MetricPoint
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.lineage import Lineage
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.recipes import Recipe
 from modelkeep.domain.retention import RetentionPolicy
-from modelkeep.domain.versions import Model, Version
+from modelkeep.domain.runs import NewRun, Run
+from modelkeep.domain.versions import Model, Scalar, Version
 from modelkeep.ports import Progress, report_skipped
 from modelkeep.scanning import Piece, Scan
-from modelkeep.services import audit, maintenance
+from modelkeep.services import audit, datasets, maintenance, tracking
 from modelkeep.services import files as file_service
+from modelkeep.services import lineage as lineage_service
 from modelkeep.services import retention as retention_service
 from modelkeep.services import storage as storage_service
 from modelkeep.services.audit import CheckpointResult, PublicKey
@@ -80,6 +85,30 @@ class Backend(Protocol):
         self, model: str, keep_last: int | None, keep_days: int | None
     ) -> RetentionPolicy: ...
     def clear_retention(self, model: str) -> RetentionPolicy | None: ...
+
+    # runs
+    def put_bytes(self, data: bytes) -> str: ...
+    def start_run(self, new: NewRun) -> Run: ...
+    def get_run(self, run_id: str) -> Run: ...
+    def list_runs(
+        self, experiment: str | None = None, run_ids: Sequence[str] | None = None
+    ) -> list[Run]: ...
+    def log_params(self, run_id: str, params: Mapping[str, Scalar]) -> Run: ...
+    def log_points(self, run_id: str, points: Sequence[MetricPoint]) -> None: ...
+    def use_dataset(self, run_id: str, ref: str) -> Run: ...
+    def log_artifact(self, run_id: str, entry: FileEntry) -> None: ...
+    def end_run(self, run_id: str, status: str, error: str | None) -> Run: ...
+    def metric_series(
+        self, name: str, run_ids: Sequence[str], max_points: int
+    ) -> list[tracking.Series]: ...
+    # datasets and lineage
+    def push_dataset(
+        self, name: str, files: Sequence[FileEntry], request: datasets.DatasetPush
+    ) -> datasets.DatasetVersion: ...
+    def get_dataset_version(self, ref: str) -> datasets.DatasetVersion: ...
+    def list_datasets(self) -> list[dict[str, Any]]: ...
+    def list_dataset_versions(self, name: str) -> list[datasets.DatasetVersion]: ...
+    def lineage(self, ref: str, direction: str) -> Lineage: ...
 
 
 class LocalBackend:
@@ -211,3 +240,59 @@ class LocalBackend:
 
     def clear_retention(self, model: str) -> RetentionPolicy | None:
         return retention_service.clear_policy(self.registry, model)
+
+    # runs -------------------------------------------------------------------------------
+
+    def put_bytes(self, data: bytes) -> str:
+        return self.registry.put_blob(io.BytesIO(data)).digest
+
+    def start_run(self, new: NewRun) -> Run:
+        return tracking.start_run(self.registry, new)
+
+    def get_run(self, run_id: str) -> Run:
+        return tracking.get_run(self.registry, run_id)
+
+    def list_runs(
+        self, experiment: str | None = None, run_ids: Sequence[str] | None = None
+    ) -> list[Run]:
+        return tracking.list_runs(self.registry, experiment, run_ids)
+
+    def log_params(self, run_id: str, params: Mapping[str, Scalar]) -> Run:
+        return tracking.log_params(self.registry, run_id, params)
+
+    def log_points(self, run_id: str, points: Sequence[MetricPoint]) -> None:
+        batch = [tracking.Point(p.name, p.step, p.value, p.at) for p in points]
+        tracking.log_points(self.registry, run_id, batch)
+
+    def use_dataset(self, run_id: str, ref: str) -> Run:
+        return tracking.use_dataset(self.registry, run_id, ref)
+
+    def log_artifact(self, run_id: str, entry: FileEntry) -> None:
+        tracking.log_artifact(self.registry, run_id, entry)
+
+    def end_run(self, run_id: str, status: str, error: str | None) -> Run:
+        return tracking.end_run(self.registry, run_id, status, error)
+
+    def metric_series(
+        self, name: str, run_ids: Sequence[str], max_points: int
+    ) -> list[tracking.Series]:
+        return tracking.metric_series(self.registry, name, run_ids, max_points)
+
+    # datasets and lineage -----------------------------------------------------------------
+
+    def push_dataset(
+        self, name: str, files: Sequence[FileEntry], request: datasets.DatasetPush
+    ) -> datasets.DatasetVersion:
+        return datasets.push(self.registry, name, files, request)
+
+    def get_dataset_version(self, ref: str) -> datasets.DatasetVersion:
+        return datasets.get_version(self.registry, ref)
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        return datasets.list_datasets(self.registry)
+
+    def list_dataset_versions(self, name: str) -> list[datasets.DatasetVersion]:
+        return datasets.list_versions(self.registry, name)
+
+    def lineage(self, ref: str, direction: str) -> Lineage:
+        return lineage_service.lineage(self.registry, ref, direction)

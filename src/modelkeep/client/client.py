@@ -8,28 +8,33 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 from modelkeep.bootstrap import open_registry
-from modelkeep.client import files, hashcache
+from modelkeep.client import files, hashcache, runs
 from modelkeep.client.backend import Backend, LocalBackend
 from modelkeep.client.http import HttpBackend
+from modelkeep.client.metrics_buffer import check_metric
 from modelkeep.client.users import user_admin
 from modelkeep.config import Settings
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.lineage import Lineage
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.retention import RetentionPolicy
+from modelkeep.domain.runs import Run
 from modelkeep.domain.semver import Bump
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
 from modelkeep.errors import BlobNotFound
 from modelkeep.ports import Progress, report_skipped
 from modelkeep.services.audit import CheckpointResult, PublicKey
+from modelkeep.services.datasets import DatasetPush, DatasetVersion
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest
 from modelkeep.services.storage import StorageReport
+from modelkeep.services.tracking import Series
 
 EARLY_CHECK_BYTES = 32 * 1024 * 1024
 """Pushes this large are checked before upload; registration checks every push again."""
@@ -131,12 +136,13 @@ class Client:
         local = files.collect(paths)
         if sum(f.size for f in local) >= EARLY_CHECK_BYTES:
             self._backend.check_push(model, request)  # fail before uploading gigabytes
-        entries = self._upload(local, progress)
         try:
+            entries = self._upload(local, progress)
             return self._backend.register_version(model, entries, request)
         except BlobNotFound:
-            # A gc swept a blob between upload and registration (a push slower than the
-            # grace period): upload again, once; a second failure is reported.
+            # A gc swept a blob or chunk the push relied on (one it found stored, or one
+            # it uploaded longer ago than the grace period): everything the store lacks
+            # now is uploaded again, once; a second failure is reported.
             entries = self._backend.upload(local, None)
             return self._backend.register_version(model, entries, request)
 
@@ -315,3 +321,105 @@ class Client:
     def clear_retention(self, model: str) -> RetentionPolicy | None:
         """Remove the model's policy (a global admin): the one removed, or None."""
         return self._backend.clear_retention(model)
+
+    # runs -------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        experiment: str,
+        *,
+        params: Mapping[str, Scalar] | None = None,
+        seed: int | None = None,
+        name: str | None = None,
+    ) -> runs.ActiveRun:
+        """Start a run, capturing its code (git commit, branch, dirty diff) and
+        environment (Python, installed packages, host, command line); use it in a
+        ``with`` block so it ends as finished, or failed with the exception."""
+        new = runs.captured_run(
+            self._backend, experiment, params=params, seed=seed, name=name, environ=os.environ
+        )
+        return runs.ActiveRun(self, self._backend, self._backend.start_run(new))
+
+    def run(self, run_id: str) -> Run:
+        return self._backend.get_run(run_id)
+
+    def runs(self, experiment: str | None = None, ids: Sequence[str] | None = None) -> list[Run]:
+        return self._backend.list_runs(experiment, ids)
+
+    def end_run(self, run_id: str, status: str = "finished", error: str | None = None) -> Run:
+        return self._backend.end_run(run_id, status, error)
+
+    def log_run_params(self, run_id: str, params: Mapping[str, Scalar]) -> Run:
+        return self._backend.log_params(run_id, params)
+
+    def log_run_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Log points to a run from outside its process (the CLI's ``runs log``)."""
+        points = [check_metric(n, v, step) for n, v in metrics.items()]
+        self._backend.log_points(run_id, points)
+
+    def use_run_dataset(self, run_id: str, ref: str) -> Run:
+        """Record, from outside the run's process, that it read a dataset version."""
+        return self._backend.use_dataset(run_id, ref)
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """A stored blob by digest (a run's dirty diff or package lock), verified as read."""
+        return self._backend.open_blob(digest)
+
+    def metric_series(
+        self, name: str, run_ids: Sequence[str], *, max_points: int = 1000
+    ) -> list[Series]:
+        """One metric of several runs, each reduced to at most ``max_points`` points."""
+        return self._backend.metric_series(name, run_ids, max_points)
+
+    # datasets ---------------------------------------------------------------------------
+
+    def push_dataset(
+        self,
+        name: str,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        version: str | None = None,
+        source: str | None = None,
+        steps: Sequence[str] = (),
+        sampling: str | None = None,
+        message: str | None = None,
+        progress: Progress | None = None,
+    ) -> DatasetVersion:
+        """Store data files (deduplicated like model files) as the dataset's next version,
+        with a schema and profile of each CSV and Parquet file."""
+        from modelkeep import profiling  # pyarrow: imported only when a dataset is pushed
+
+        local = files.collect(paths)
+        profiles = {f.path: profiling.profile_file(f.source).to_dict() for f in local}
+        entries = self._upload(local, progress)
+        request = DatasetPush(source, tuple(steps), sampling, version, message, profiles)
+        return self._backend.push_dataset(name, entries, request)
+
+    def dataset(self, ref: str) -> DatasetVersion:
+        return self._backend.get_dataset_version(ref)
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return self._backend.list_datasets()
+
+    def dataset_versions(self, name: str) -> list[DatasetVersion]:
+        return self._backend.list_dataset_versions(name)
+
+    def pull_dataset(
+        self,
+        ref: str,
+        dest: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """Write the dataset version's files into ``dest``, each verified; the paths written."""
+        version = self._backend.get_dataset_version(ref)
+        target = Path(dest)
+        plan = files.plan_pull(version.files, target, force=force)
+        files.write_files(plan, target, self._backend, progress, f"dataset {version.ref}")
+        return [f.path for f in plan.write]
+
+    def lineage(self, ref: str, *, direction: str = "upstream") -> Lineage:
+        """What went into ``ref`` (upstream) or was made from it (downstream): ``NAME@REF``
+        for a model version, ``dataset:NAME@REF`` or ``run:ID``."""
+        return self._backend.lineage(ref, direction)

@@ -11,7 +11,7 @@ import hashlib
 import io
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
@@ -26,14 +26,17 @@ from modelkeep.client.files import (
     is_chunked,
     upload_chunked,
 )
+from modelkeep.client.metrics_buffer import MetricPoint
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
-from modelkeep.domain.manifest import FileEntry, check_digest
+from modelkeep.domain.lineage import Lineage
+from modelkeep.domain.manifest import FileEntry, check_digest, sha256_digest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.recipes import Recipe
+from modelkeep.domain.runs import NewRun, Run, metric_to_json
 from modelkeep.domain.users import IssuedToken, Token, User
-from modelkeep.domain.versions import Model, Version
+from modelkeep.domain.versions import Model, Scalar, Version
 from modelkeep.errors import (
     Conflict,
     DigestMismatch,
@@ -46,8 +49,10 @@ from modelkeep.errors import (
 from modelkeep.ports import Progress, report_skipped
 from modelkeep.scanning import Piece, Scan
 from modelkeep.services.audit import CheckpointResult, PublicKey
+from modelkeep.services.datasets import DatasetPush, DatasetVersion
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest
+from modelkeep.services.tracking import Series
 
 API = "/api/v1"
 BLOCK = 1024 * 1024
@@ -379,6 +384,98 @@ class HttpBackend:
 
     def clear_retention(self, model: str) -> wire.RetentionPolicy | None:
         return wire.retention_policy(self._call("DELETE", f"/models/{_seg(model)}/retention"))
+
+    # runs -------------------------------------------------------------------------------
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = sha256_digest(data)
+        if self.missing([digest]):
+            headers = {"content-type": "application/octet-stream"}
+            self._call("PUT", f"/blobs/{digest}", headers=headers, content=data)
+        return digest
+
+    def start_run(self, new: NewRun) -> Run:
+        body = {
+            "experiment": new.experiment,
+            "name": new.name,
+            "seed": new.seed,
+            "params": dict(new.params),
+            "code": new.code.to_dict(),
+            "environment": new.environment.to_dict(),
+            "notes": list(new.notes),
+        }
+        return wire.run(self._call("POST", "/runs", json=body))
+
+    def get_run(self, run_id: str) -> Run:
+        return wire.run(self._call("GET", f"/runs/{_seg(run_id)}"))
+
+    def list_runs(
+        self, experiment: str | None = None, run_ids: Sequence[str] | None = None
+    ) -> list[Run]:
+        ids = ",".join(run_ids) if run_ids is not None else None
+        return [wire.run(d) for d in self._items("/runs", {"experiment": experiment, "ids": ids})]
+
+    def log_params(self, run_id: str, params: Mapping[str, Scalar]) -> Run:
+        body = {"params": dict(params)}
+        return wire.run(self._call("POST", f"/runs/{_seg(run_id)}/params", json=body))
+
+    def log_points(self, run_id: str, points: Sequence[MetricPoint]) -> None:
+        body = {
+            "names": [p.name for p in points],
+            "steps": [p.step for p in points],
+            "values": [metric_to_json(p.value) for p in points],
+            "at": [p.at.timestamp() for p in points],
+        }
+        self._call("POST", f"/runs/{_seg(run_id)}/metrics", json=body)
+
+    def use_dataset(self, run_id: str, ref: str) -> Run:
+        body = {"ref": ref}
+        return wire.run(self._call("POST", f"/runs/{_seg(run_id)}/datasets", json=body))
+
+    def log_artifact(self, run_id: str, entry: FileEntry) -> None:
+        self._call("POST", f"/runs/{_seg(run_id)}/artifacts", json=entry.to_dict())
+
+    def end_run(self, run_id: str, status: str, error: str | None) -> Run:
+        body = {"status": status, "error": error}
+        return wire.run(self._call("POST", f"/runs/{_seg(run_id)}/end", json=body))
+
+    def metric_series(self, name: str, run_ids: Sequence[str], max_points: int) -> list[Series]:
+        query = {"runs": ",".join(run_ids), "max_points": max_points}
+        found = self._call("GET", f"/metrics/{_seg(name)}", params=query)
+        return [wire.series(d) for d in found["series"]]
+
+    # datasets and lineage ---------------------------------------------------------------
+
+    def push_dataset(
+        self, name: str, files: Sequence[FileEntry], request: DatasetPush
+    ) -> DatasetVersion:
+        body = {
+            "files": [f.to_dict() for f in files],
+            "source": request.source,
+            "steps": list(request.steps),
+            "sampling": request.sampling,
+            "semver": request.semver,
+            "message": request.message,
+            "profiles": dict(request.profiles),
+        }
+        path = f"/datasets/{_seg(name)}/versions"
+        return wire.dataset_version(self._call("POST", path, json=body))
+
+    def get_dataset_version(self, ref: str) -> DatasetVersion:
+        parsed = parse_ref(ref, default_latest=True)
+        path = f"/datasets/{_seg(parsed.model)}/versions/{_seg(parsed.value)}"
+        return wire.dataset_version(self._call("GET", path))
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/datasets")["items"])
+
+    def list_dataset_versions(self, name: str) -> list[DatasetVersion]:
+        items = self._items(f"/datasets/{_seg(name)}/versions")
+        return [wire.dataset_version(d) for d in items]
+
+    def lineage(self, ref: str, direction: str) -> Lineage:
+        query = {"ref": ref, "direction": direction}
+        return wire.lineage(self._call("GET", "/lineage", params=query))
 
 
 def _seg(text: str) -> str:

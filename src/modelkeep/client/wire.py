@@ -11,15 +11,19 @@ from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import Change, VersionDiff
+from modelkeep.domain.lineage import Lineage
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.retention import RetentionPolicy as RetentionPolicy
+from modelkeep.domain.runs import Code, Environment, Run, metric_from_json
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import InternalError
 from modelkeep.services.audit import CheckpointResult, PublicKey
+from modelkeep.services.datasets import DatasetVersion
 from modelkeep.services.maintenance import DamagedBlob, GcReport, VerifyReport
 from modelkeep.services.storage import ModelStorage, VersionStorage
 from modelkeep.services.storage import StorageReport as StorageReport
+from modelkeep.services.tracking import Series
 
 
 def _time(text: str | None) -> datetime | None:
@@ -202,3 +206,62 @@ def new_retention_policy(d: dict[str, Any]) -> RetentionPolicy:
     if policy is None:
         raise InternalError(f"the server answered no retention policy for {d['model']}")
     return policy
+
+
+def run(d: dict[str, Any]) -> Run:
+    code, env = d["code"], d["environment"]
+    return Run(
+        id=d["id"],
+        experiment=d["experiment"],
+        name=d["name"],
+        status=d["status"],
+        error=d["error"],
+        seed=d["seed"],
+        params=d["params"],
+        code=Code(code["commit"], code["branch"], code["dirty"], code["diff_digest"]),
+        environment=Environment(
+            env["python"],
+            env["packages_digest"],
+            env["hostname"],
+            env["platform"],
+            tuple(env["command"]),
+        ),
+        notes=tuple(d["notes"]),
+        started_at=_required_time(d["started_at"]),
+        ended_at=_time(d["ended_at"]),
+        created_by=d["created_by"],
+        metrics={k: metric_from_json(v) for k, v in d["metrics"].items()},
+        datasets=tuple(d["datasets"]),
+        artifacts=tuple((a["path"], a["size"], a["digest"]) for a in d["artifacts"]),
+    )
+
+
+def series(d: dict[str, Any]) -> Series:
+    values = [metric_from_json(v) for v in d["values"]]
+    return Series(d["run"], tuple(zip(d["steps"], values, strict=True)), d["total"])
+
+
+def dataset_version(d: dict[str, Any]) -> DatasetVersion:
+    return DatasetVersion(
+        dataset=d["dataset"],
+        number=d["number"],
+        semver=d["semver"],
+        digest=d["digest"],
+        source=d["source"],
+        steps=tuple(d["steps"]),
+        sampling=d["sampling"],
+        profiles=d["profiles"],
+        message=d["message"],
+        created_at=_required_time(d["created_at"]),
+        created_by=d["created_by"],
+        files=tuple(FileEntry(f["path"], f["size"], f["digest"]) for f in d["files"]),
+    )
+
+
+def lineage(d: dict[str, Any]) -> Lineage:
+    return Lineage(
+        d["root"],
+        d["direction"],
+        tuple(n["id"] for n in d["nodes"]),
+        tuple((e["from"], e["to"]) for e in d["edges"]),
+    )

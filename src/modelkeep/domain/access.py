@@ -107,6 +107,12 @@ ROLLBACK = Action(
     per_model=True,
     roles=(RELEASER, ADMIN),
 )
+TRACK = Action(
+    name="track",
+    description="start and end runs, log their params, metrics and files; push datasets",
+    per_model=True,
+    roles=(CONTRIBUTOR, ADMIN),
+)
 VERIFY = Action(
     name="verify",
     description="re-hash the stored bytes of versions",
@@ -143,6 +149,7 @@ ACTIONS: dict[str, Action] = {
         APPROVE,
         PROMOTE,
         ROLLBACK,
+        TRACK,
         VERIFY,
         GC,
         MANAGE_USERS,

@@ -100,6 +100,11 @@ class VersionMetadata:
         return bool(getattr(self, top)) or (top == "seed" and self.seed == 0)
 
 
+def check_params(kind: str, values: Mapping[str, Any]) -> None:
+    """Keys and scalar values of params (or free fields): InvalidMetadata if not."""
+    _check_scalars(kind, values)
+
+
 def _check_scalars(kind: str, values: Mapping[str, Any]) -> None:
     _check_keys(kind, values)
     for key, value in values.items():

@@ -41,9 +41,10 @@ def put_recipe(registry: Registry, recipe: Recipe) -> Recipe:
     if known is not None:
         return known
     _check_chunks(registry, recipe.chunks)
-    registry.blobs.put_bytes(recipe.canonical_bytes())
     with registry.store.transaction(write=True) as tx:
-        _check_chunks(registry, recipe.chunks)  # under the lock gc deletes under
+        # under the lock gc deletes under: the chunks are there, the recipe blob too
+        _check_chunks(registry, recipe.chunks)
+        registry.blobs.put_bytes(recipe.canonical_bytes())
         tx.add_recipe(recipe, registry.clock())
         tx.commit()
     return recipe
@@ -65,7 +66,7 @@ def store_chunk(registry: Registry, data: bytes, digest: str) -> bool:
     """Store a chunk this process just read and hashed, unless the store has it; True
     if it was new."""
     registry.authorize(access.PUSH, access.ANY_MODEL)
-    if registry.blobs.has(digest):
+    if registry.blobs.touch(digest):  # reused: young again, so gc spares it meanwhile
         return False
     registry.blobs.put_hashed(data, digest)
     return True

@@ -17,6 +17,7 @@ from modelkeep.domain import access
 from modelkeep.domain import aliases as alias_rules
 from modelkeep.domain.access import Action, Actor, Decision
 from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.datasets import match_version
 from modelkeep.domain.diff import VersionDiff, diff_versions
 from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.domain.names import (
@@ -27,6 +28,7 @@ from modelkeep.domain.names import (
     check_model_name,
     parse_ref,
 )
+from modelkeep.domain.runs import RUN_ID, through_run
 from modelkeep.domain.semver import Bump, SemVer, next_semver
 from modelkeep.domain.text import check_text
 from modelkeep.domain.versions import (
@@ -47,6 +49,7 @@ from modelkeep.errors import (
     InvalidInput,
     ModelNotFound,
     ProtectedAlias,
+    RunNotFound,
     VersionArchived,
     VersionInStage,
     VersionNotFound,
@@ -247,6 +250,7 @@ class Registry:
                 at,
             )
             version = tx.add_version(new)
+            self._link_inputs(tx, version)
             self._audit(tx, "version.push", version.ref, _push_details(version), at)
             tx.commit()
         return version
@@ -260,7 +264,7 @@ class Registry:
             raise _no_model(model)
         metadata = request.metadata.validated()
         check_text("the message", request.message)
-        require_fields(model, required, metadata, request.message)
+        require_fields(model, required, self._through_run(tx, metadata), request.message)
         if request.semver is not None and request.bump is not None:
             raise InvalidInput("both a version and --bump were given", "give one of them")
         semver = request.semver
@@ -269,6 +273,30 @@ class Registry:
         if semver is not None:
             SemVer.parse(semver)
         return metadata, semver
+
+    def _through_run(self, tx: Transaction, metadata: VersionMetadata) -> VersionMetadata:
+        """The metadata with what its run recorded (a required field may be met there)."""
+        if metadata.run is None or not RUN_ID.fullmatch(metadata.run):
+            return metadata  # another tracker's run id: recorded as text, not linked
+        run = tx.get_run(metadata.run)
+        if run is None:
+            raise RunNotFound(f"there is no run {metadata.run}")
+        return through_run(metadata, run)
+
+    def _link_inputs(self, tx: Transaction, version: Version) -> None:
+        """Lineage edges: the run that made the version, the registered datasets it names."""
+        run_pk = None
+        if version.metadata.run is not None and RUN_ID.fullmatch(version.metadata.run):
+            state = tx.run_state(version.metadata.run)
+            run_pk = state[0] if state else None
+        dataset_ids = []
+        for ref in version.metadata.datasets:
+            parsed = parse_ref(ref, default_latest=True)
+            rows = tx.dataset_versions(parsed.model)
+            found = match_version(rows, parsed.kind, parsed.value)
+            if found is not None:
+                dataset_ids.append(found.id)
+        tx.link_version_inputs(version.model, version.number, run_pk, dataset_ids)
 
     def _check_files(self, tx: Transaction, manifest: Manifest) -> None:
         """Every file is stored: chunked (a recorded recipe) or as one blob."""

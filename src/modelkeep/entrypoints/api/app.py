@@ -26,6 +26,7 @@ from modelkeep.entrypoints.api import (
     routes,
     schemas,
     storage_routes,
+    tracking_routes,
 )
 from modelkeep.errors import InvalidInput, ModelkeepError
 from modelkeep.services.registry import Registry
@@ -70,7 +71,13 @@ def create_app(state: ServerState) -> FastAPI:
     errors.install(app)
     app.add_middleware(LimitsAndRequestId)
     app.include_router(routes.health)
-    for router in (routes.api, admin_routes.router, audit_routes.router, storage_routes.router):
+    for router in (
+        routes.api,
+        admin_routes.router,
+        audit_routes.router,
+        storage_routes.router,
+        tracking_routes.router,
+    ):
         app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app
 

@@ -150,3 +150,66 @@ class ErrorBody(BaseModel):
     """The one shape of every error the API answers."""
 
     error: ErrorDetail
+
+
+# tracking -------------------------------------------------------------------------------
+
+MetricValue = float | Literal["NaN", "Infinity", "-Infinity"]
+
+
+class CodeIn(Body):
+    commit: str | None = Field(default=None, max_length=64)
+    branch: str | None = Field(default=None, max_length=256)
+    dirty: bool | None = None
+    diff_digest: str | None = Field(default=None, max_length=71)
+
+
+class EnvironmentIn(Body):
+    python: str | None = Field(default=None, max_length=64)
+    packages_digest: str | None = Field(default=None, max_length=71)
+    hostname: str | None = Field(default=None, max_length=256)
+    platform: str | None = Field(default=None, max_length=256)
+    command: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class StartRun(Body):
+    experiment: str = Field(max_length=128)
+    name: str | None = Field(default=None, max_length=256)
+    seed: int | None = None
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    code: CodeIn = Field(default_factory=CodeIn)
+    environment: EnvironmentIn = Field(default_factory=EnvironmentIn)
+    notes: list[str] = Field(default_factory=list, max_length=100)
+
+
+class RunParams(Body):
+    params: dict[str, Scalar]
+
+
+class MetricBatch(Body):
+    """Columns of points: the i-th point is (names[i], steps[i], values[i], at[i]);
+    ``at`` in seconds since the epoch (UTC)."""
+
+    names: list[str] = Field(max_length=100_000)
+    steps: list[int] = Field(max_length=100_000)
+    values: list[MetricValue] = Field(max_length=100_000)
+    at: list[float] = Field(max_length=100_000)
+
+
+class UseDataset(Body):
+    ref: str = Field(max_length=300)
+
+
+class EndRun(Body):
+    status: Literal["finished", "failed", "killed"] = "finished"
+    error: str | None = Field(default=None, max_length=10_000)
+
+
+class PushDataset(Body):
+    files: list[FileEntryIn] = Field(max_length=100_000)
+    source: str | None = Field(default=None, max_length=10_000)
+    steps: list[str] = Field(default_factory=list, max_length=100)
+    sampling: str | None = Field(default=None, max_length=10_000)
+    semver: str | None = Field(default=None, max_length=128)
+    message: str | None = Field(default=None, max_length=10_000)
+    profiles: dict[str, Any] = Field(default_factory=dict)

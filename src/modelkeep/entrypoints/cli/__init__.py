@@ -12,8 +12,11 @@ import click
 from modelkeep import __version__
 from modelkeep.entrypoints.cli import (
     aliases,
+    datasets,
+    lineage,
     maintenance,
     models,
+    runs,
     server,
     storage,
     users,
@@ -61,6 +64,9 @@ for command in (
     maintenance.audit,
     users.users,
     users.tokens,
+    runs.runs,
+    datasets.datasets,
+    lineage.lineage,
     server.server,
 ):
     cli.add_command(command)

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from modelkeep.client import files
 from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.runs import RUN_ID, Run
 from modelkeep.domain.semver import BUMPS
 from modelkeep.domain.versions import Version
 from modelkeep.entrypoints.cli import parsing
@@ -132,9 +133,37 @@ def list_versions(name: str) -> None:
 @click.argument("ref", metavar="NAME@REF")
 @json_option
 def show(ref: str) -> None:
-    """Show one version: files, metadata, aliases."""
-    version = state().client.show(ref)
-    emit(version.to_dict(), lambda: _print_version(version))
+    """Show one version: files, metadata, aliases, and what its run recorded."""
+    client = state().client
+    version = client.show(ref)
+    linked = version.metadata.run and RUN_ID.fullmatch(version.metadata.run)
+    run = client.run(version.metadata.run) if linked and version.metadata.run else None
+    document = version.to_dict()
+    if run is not None:
+        document["run_record"] = run.to_dict()  # seen through the link, not copied
+
+    def human() -> None:
+        _print_version(version)
+        if run is not None:
+            _print_run_link(run)
+
+    emit(document, human)
+
+
+def _print_run_link(run: Run) -> None:
+    """The run's record as the version sees it through ``--run``."""
+    table = Table(show_header=False, box=None, title=f"through run {run.id}")
+    table.add_row("experiment", f"{run.experiment} ({run.status})")
+    table.add_row("commit", f"{run.code.commit or '-'}{' (dirty)' if run.code.dirty else ''}")
+    table.add_row("python", run.environment.python or "-")
+    table.add_row("packages", run.environment.packages_digest or "-")
+    table.add_row("datasets", ", ".join(run.datasets) or "-")
+    table.add_row("seed", "-" if run.seed is None else str(run.seed))
+    for key, value in sorted(run.params.items()):
+        table.add_row(f"param {key}", str(value))
+    for key, metric in sorted(run.metrics.items()):
+        table.add_row(f"metric {key}", "-" if metric is None else f"{metric:g}")
+    console.print(table)
 
 
 def _print_version(v: Version) -> None:

@@ -58,6 +58,13 @@ class LocalBlobStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
+    def touch(self, digest: str) -> bool:
+        try:
+            os.utime(self.path(digest))
+        except FileNotFoundError:
+            return False
+        return True
+
     def stat(self, digest: str) -> StoredBlob | None:
         try:
             st = self.path(digest).stat()
@@ -103,9 +110,17 @@ class LocalBlobStore:
 
     def _install(self, tmp: Path, info: BlobInfo) -> None:
         final = self.path(info.digest)
-        os.chmod(tmp, 0o444)
         try:
+            os.chmod(tmp, 0o444)
             _link(tmp, final)
+        except FileNotFoundError:  # tmp/ swept under us: a gc with too short a grace
+            if not tmp.exists():
+                raise BlobNotFound(
+                    f"the upload of {info.digest} was deleted from tmp/ by a gc before it "
+                    "was stored",
+                    "push again; keep MODELKEEP_GC_GRACE_SECONDS longer than a push takes",
+                ) from None
+            raise
         except FileExistsError:
             if final.stat().st_size == info.size:
                 os.utime(final)  # already stored; now young again, so gc spares it
@@ -155,7 +170,10 @@ class LocalBlobStore:
     def sweep_temporary(self, older_than: datetime, dry_run: bool) -> tuple[int, int]:
         count = size = 0
         for entry in self.tmp.iterdir():
-            st = entry.stat()
+            try:
+                st = entry.stat()
+            except FileNotFoundError:  # an upload finished (or gave up) meanwhile
+                continue
             if datetime.fromtimestamp(st.st_mtime, UTC) >= older_than:
                 continue
             count, size = count + 1, size + st.st_size

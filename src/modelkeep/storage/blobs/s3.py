@@ -215,6 +215,10 @@ class S3BlobStore:
     def has(self, digest: str) -> bool:
         return self._head(self._key(blob_key(digest))) is not None
 
+    def touch(self, digest: str) -> bool:
+        stored = self.stat(digest)
+        return stored is not None and self._touch(self._key(blob_key(digest)), stored.size)
+
     def stat(self, digest: str) -> StoredBlob | None:
         head = self._head(self._key(blob_key(digest)))
         return None if head is None else StoredBlob(digest, head.size, head.modified)

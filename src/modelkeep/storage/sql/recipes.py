@@ -15,7 +15,18 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, exists, insert, select
 
 from modelkeep.domain.recipes import ChunkRef, Recipe
-from modelkeep.storage.sql.tables import models, recipe_chunks, recipes, version_files, versions
+from modelkeep.storage.sql.tables import (
+    dataset_files,
+    dataset_versions,
+    datasets,
+    models,
+    recipe_chunks,
+    recipes,
+    run_artifacts,
+    runs,
+    version_files,
+    versions,
+)
 
 _RECIPE = select(recipes).where(recipes.c.file_digest == bindparam("digest"))
 _CHUNKS = (
@@ -109,18 +120,23 @@ class RecipeRows:
         return kept
 
     def delete_unused_recipes(self, before: datetime, dry_run: bool = False) -> int:
-        """Forget recipes older than ``before`` that no live version's file uses."""
+        """Forget recipes older than ``before`` that no live version's, dataset's or
+        run's file uses."""
         used = (
             select(version_files.c.digest)
             .join(versions, versions.c.id == version_files.c.version_id)
             .where(versions.c.purged_at.is_(None), version_files.c.digest == recipes.c.file_digest)
         )
-        stale = [
-            row.file_digest
-            for row in self._conn.execute(
-                select(recipes.c.file_digest).where(recipes.c.created_at < before, ~exists(used))
-            )
-        ]
+        in_dataset = select(dataset_files.c.digest).where(
+            dataset_files.c.digest == recipes.c.file_digest
+        )
+        in_run = select(run_artifacts.c.digest).where(
+            run_artifacts.c.digest == recipes.c.file_digest
+        )
+        query = select(recipes.c.file_digest).where(
+            recipes.c.created_at < before, ~exists(used), ~exists(in_dataset), ~exists(in_run)
+        )
+        stale = [row.file_digest for row in self._conn.execute(query)]
         if not dry_run:
             for start in range(0, len(stale), 500):
                 part = stale[start : start + 500]
@@ -170,6 +186,49 @@ class RecipeRows:
         for query in (_MANIFESTS, _WHOLE_FILES, _RECIPE_BLOBS, _CHUNK_BLOBS):
             for digest, name, number in self._conn.execute(query):
                 yield digest, f"{name}@{number}"
+        yield from self._tracking_blobs()
+
+    def _tracking_blobs(self) -> Iterator[tuple[str, str]]:
+        """What datasets and runs need: dataset manifests, dataset files and run files
+        (whole, or recipe and chunks), and each run's dirty diff and package lock."""
+        files: list[tuple[str, str]] = []
+        query = select(dataset_versions.c.digest, datasets.c.name, dataset_versions.c.number)
+        for digest, name, number in self._conn.execute(query.join(datasets)):
+            yield digest, f"dataset:{name}@{number}"
+        query = (
+            select(dataset_files.c.digest, datasets.c.name, dataset_versions.c.number)
+            .join(dataset_versions, dataset_versions.c.id == dataset_files.c.dataset_version_id)
+            .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
+        )
+        files += [(d, f"dataset:{n}@{v}") for d, n, v in self._conn.execute(query)]
+        artifacts = select(run_artifacts.c.digest, runs.c.run_id).join(runs)
+        files += [(d, f"run:{r}") for d, r in self._conn.execute(artifacts)]
+        for run_id, code, env in self._conn.execute(
+            select(runs.c.run_id, runs.c.code, runs.c.environment)
+        ):
+            for digest in ((code or {}).get("diff_digest"), (env or {}).get("packages_digest")):
+                if digest:
+                    yield digest, f"run:{run_id}"
+        yield from self._file_blobs(files)
+
+    def _file_blobs(self, files: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+        """The blobs of files (digest, user): the file itself, or its recipe and chunks."""
+        chunked = self.recipe_digests(d for d, _ in files)
+        chunks: dict[str, list[str]] = {}
+        wanted = sorted(chunked)
+        for start in range(0, len(wanted), 500):
+            query = select(recipe_chunks.c.file_digest, recipe_chunks.c.digest).where(
+                recipe_chunks.c.file_digest.in_(wanted[start : start + 500])
+            )
+            for file_digest, digest in self._conn.execute(query):
+                chunks.setdefault(file_digest, []).append(digest)
+        for digest, user in files:
+            if digest not in chunked:
+                yield digest, user
+                continue
+            yield chunked[digest], user
+            for chunk in chunks.get(digest, ()):
+                yield chunk, user
 
     def stored_files(self) -> list[Any]:
         """Every live version's files with their chunk sizes, oldest version first: rows

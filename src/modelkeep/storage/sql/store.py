@@ -38,14 +38,14 @@ class SqlMetadataStore:
         return cls(engine, blob_store_id)
 
     @contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[SqlTransaction]:
+    def transaction(self, *, write: bool = False, ordered: bool = True) -> Iterator[SqlTransaction]:
         try:
             with self.engine.connect() as conn:
                 if write:
                     conn.execution_options(**{WRITE_OPTION: True})
                 trans = conn.begin()
                 try:
-                    yield SqlTransaction(conn, trans, write=write)
+                    yield SqlTransaction(conn, trans, write=write and ordered)
                 finally:
                     if trans.is_active:
                         trans.rollback()

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -225,4 +226,109 @@ retention_policies = Table(
     Column("keep_days", Integer),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("updated_by", String(256), nullable=False),
+)
+
+# Experiment tracking (schema 0004). ``run_id`` is the public id (12 hex digits).
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(12), nullable=False, unique=True),
+    Column("experiment", String(128), nullable=False),
+    Column("name", String(256)),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("seed", BigInteger),
+    Column("params", Json, nullable=False),
+    Column("code", Json, nullable=False),
+    Column("environment", Json, nullable=False),
+    Column("notes", Json, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("created_by", String(256), nullable=False),
+    Index(None, "experiment", "id"),
+)
+
+# One row per logged point; ``value`` NULL is NaN (SQLite cannot keep a NaN).
+run_metrics = Table(
+    "run_metrics",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_pk", Id, ForeignKey("runs.id"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Float),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "run_pk", "name", "step"),
+    Index(None, "name", "run_pk"),
+)
+
+run_datasets = Table(
+    "run_datasets",
+    metadata,
+    Column("run_pk", Id, ForeignKey("runs.id"), primary_key=True),
+    Column("dataset_version_id", Id, ForeignKey("dataset_versions.id"), primary_key=True),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_pk", Id, ForeignKey("runs.id"), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("digest", String(71), nullable=False),
+    Index(None, "digest"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("last_number", Integer, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset_id", Id, ForeignKey("datasets.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("semver", String(128)),
+    Column("digest", String(71), nullable=False),
+    Column("source", Text),
+    Column("steps", Json, nullable=False),
+    Column("sampling", Text),
+    Column("profiles", Json, nullable=False),
+    Column("message", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    UniqueConstraint("dataset_id", "number"),
+    UniqueConstraint("dataset_id", "semver"),
+)
+
+dataset_files = Table(
+    "dataset_files",
+    metadata,
+    Column("dataset_version_id", Id, ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("digest", String(71), nullable=False),
+    Index(None, "digest"),
+)
+
+# Lineage edges into a model version: the run that made it, the datasets it was made from.
+version_inputs = Table(
+    "version_inputs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version_id", Id, ForeignKey("versions.id"), nullable=False),
+    Column("run_pk", Id, ForeignKey("runs.id")),
+    Column("dataset_version_id", Id, ForeignKey("dataset_versions.id")),
+    Index(None, "version_id"),
+    Index(None, "run_pk"),
+    Index(None, "dataset_version_id"),
 )

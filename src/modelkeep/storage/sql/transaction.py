@@ -28,6 +28,7 @@ from modelkeep.domain.users import Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import Conflict, DuplicateVersion, ModelExists, SemverExists
 from modelkeep.ports import NewVersion, VersionKey
+from modelkeep.storage.sql.datasets import DatasetRows
 from modelkeep.storage.sql.recipes import RecipeRows
 from modelkeep.storage.sql.retention import RetentionRows
 from modelkeep.storage.sql.tables import (
@@ -42,6 +43,7 @@ from modelkeep.storage.sql.tables import (
     version_files,
     versions,
 )
+from modelkeep.storage.sql.tracking import TrackingRows
 
 _VERSION_COLUMNS = (
     versions.c.id,
@@ -116,7 +118,7 @@ _TOKENS = select(
 _TOKEN_BY_HASH = _TOKENS.where(tokens.c.token_hash == bindparam("token_hash"))
 
 
-class SqlTransaction(RecipeRows, RetentionRows):
+class SqlTransaction(RecipeRows, RetentionRows, TrackingRows, DatasetRows):
     def __init__(self, conn: Connection, trans: RootTransaction, *, write: bool) -> None:
         self._conn = conn
         self._trans = trans

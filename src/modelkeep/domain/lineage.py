@@ -1,0 +1,77 @@
+"""The lineage graph: dataset versions -> runs -> model versions. Nodes are named
+``dataset:NAME@N``, ``run:ID`` and ``model:NAME@N``; an edge points from an input to
+what was made from it."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+UPSTREAM, DOWNSTREAM, BOTH = "upstream", "downstream", "both"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    root: str
+    direction: str
+    nodes: tuple[str, ...]
+    edges: tuple[tuple[str, str], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "direction": self.direction,
+            "nodes": [{"id": n, "kind": n.partition(":")[0]} for n in self.nodes],
+            "edges": [{"from": a, "to": b} for a, b in self.edges],
+        }
+
+    def to_dot(self) -> str:
+        """Graphviz: datasets as cylinders, runs as boxes, model versions as ellipses."""
+        shapes = {"dataset": "cylinder", "run": "box", "model": "ellipse"}
+        lines = ["digraph lineage {", "  rankdir=LR;"]
+        for node in self.nodes:
+            kind = node.partition(":")[0]
+            style = ", style=bold" if node == self.root else ""
+            lines.append(f'  "{node}" [shape={shapes.get(kind, "ellipse")}{style}];')
+        lines += [f'  "{a}" -> "{b}";' for a, b in self.edges]
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
+def walk(edges: Iterable[tuple[str, str]], root: str, direction: str) -> Lineage:
+    """Everything reachable from ``root`` against the edges (upstream: what went into
+    it), along them (downstream: what was made from it), or both."""
+    forward: dict[str, set[str]] = defaultdict(set)
+    backward: dict[str, set[str]] = defaultdict(set)
+    for a, b in edges:
+        forward[a].add(b)
+        backward[b].add(a)
+    seen = {root}
+    kept: set[tuple[str, str]] = set()
+    if direction in (UPSTREAM, BOTH):
+        _visit(root, backward, seen, kept, reverse=True)
+    if direction in (DOWNSTREAM, BOTH):
+        _visit(root, forward, seen, kept, reverse=False)
+    return Lineage(root, direction, tuple(sorted(seen)), tuple(sorted(kept)))
+
+
+def _visit(
+    root: str,
+    neighbours: dict[str, set[str]],
+    seen: set[str],
+    kept: set[tuple[str, str]],
+    *,
+    reverse: bool,
+) -> None:
+    queue = deque([root])
+    visited = {root}
+    while queue:
+        node = queue.popleft()
+        for other in sorted(neighbours.get(node, ())):
+            kept.add((other, node) if reverse else (node, other))
+            if other not in visited:
+                visited.add(other)
+                seen.add(other)
+                queue.append(other)

@@ -1,0 +1,147 @@
+"""Runs, metric points, datasets and lineage over HTTP.
+
+Metric points travel as columns (``names``, ``steps``, ``values``, ``at``), so a batch of
+thousands costs one small JSON document; non-finite values are the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.runs import Code, Environment, NewRun, metric_from_json
+from modelkeep.entrypoints.api import schemas
+from modelkeep.entrypoints.api.paging import page
+from modelkeep.entrypoints.api.routes import Limit, Reg
+from modelkeep.errors import InvalidInput
+from modelkeep.services import datasets, lineage, tracking
+
+router = APIRouter(tags=["tracking"])
+
+
+@router.post("/runs", status_code=201)
+def start_run(reg: Reg, body: schemas.StartRun) -> dict[str, Any]:
+    new = NewRun(
+        experiment=body.experiment,
+        params=body.params,
+        seed=body.seed,
+        name=body.name,
+        code=Code(**body.code.model_dump()),
+        environment=Environment(
+            **{**body.environment.model_dump(), "command": tuple(body.environment.command)}
+        ),
+        notes=tuple(body.notes),
+    )
+    return tracking.start_run(reg, new).to_dict()
+
+
+@router.get("/runs")
+def list_runs(
+    reg: Reg,
+    experiment: str | None = None,
+    ids: Annotated[str | None, Query(max_length=100_000)] = None,
+    limit: Limit = 1000,
+    after: int | None = None,
+) -> dict[str, Any]:
+    """Runs oldest first (of one experiment, or the ``ids`` given comma-separated)."""
+    wanted = [i for i in ids.split(",") if i] if ids is not None else None
+    found = tracking.list_runs(reg, experiment, wanted)
+    return page(enumerate((r.to_dict() for r in found), start=1), limit, after)
+
+
+@router.get("/runs/{run_id}")
+def get_run(reg: Reg, run_id: str) -> dict[str, Any]:
+    return tracking.get_run(reg, run_id).to_dict()
+
+
+@router.post("/runs/{run_id}/params")
+def log_params(reg: Reg, run_id: str, body: schemas.RunParams) -> dict[str, Any]:
+    return tracking.log_params(reg, run_id, body.params).to_dict()
+
+
+@router.post("/runs/{run_id}/metrics")
+def log_metrics(reg: Reg, run_id: str, body: schemas.MetricBatch) -> dict[str, int]:
+    """Append a batch of points in one statement; refused once the run has ended."""
+    count = len(body.names)
+    if not len(body.steps) == len(body.values) == len(body.at) == count:
+        raise InvalidInput("names, steps, values and at must be lists of the same length")
+    points = [
+        tracking.Point(name, step, metric_from_json(value), _time(at))
+        for name, step, value, at in zip(body.names, body.steps, body.values, body.at, strict=True)
+    ]
+    return {"stored": tracking.log_points(reg, run_id, points)}
+
+
+def _time(seconds: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidInput(f"{seconds!r} is not a time in seconds since 1970") from None
+
+
+@router.post("/runs/{run_id}/datasets")
+def use_dataset(reg: Reg, run_id: str, body: schemas.UseDataset) -> dict[str, Any]:
+    return tracking.use_dataset(reg, run_id, body.ref).to_dict()
+
+
+@router.post("/runs/{run_id}/artifacts", status_code=201)
+def log_artifact(reg: Reg, run_id: str, body: schemas.FileEntryIn) -> dict[str, Any]:
+    tracking.log_artifact(reg, run_id, FileEntry(body.path, body.size, body.digest))
+    return body.model_dump()
+
+
+@router.post("/runs/{run_id}/end")
+def end_run(reg: Reg, run_id: str, body: schemas.EndRun) -> dict[str, Any]:
+    return tracking.end_run(reg, run_id, body.status, body.error).to_dict()
+
+
+@router.get("/metrics/{name}")
+def metric_series(
+    reg: Reg,
+    name: str,
+    runs: Annotated[str, Query(max_length=100_000)],
+    max_points: Annotated[int, Query(ge=2, le=tracking.MAX_SERIES_POINTS)] = 1000,
+) -> dict[str, Any]:
+    """One metric of several runs (``runs`` comma-separated), each downsampled."""
+    ids = [i for i in runs.split(",") if i]
+    return {"series": [s.to_dict() for s in tracking.metric_series(reg, name, ids, max_points)]}
+
+
+@router.get("/datasets")
+def list_datasets(reg: Reg) -> dict[str, Any]:
+    return {"items": datasets.list_datasets(reg)}
+
+
+@router.post("/datasets/{name}/versions", status_code=201)
+def push_dataset(reg: Reg, name: str, body: schemas.PushDataset) -> dict[str, Any]:
+    files = [FileEntry(f.path, f.size, f.digest) for f in body.files]
+    request = datasets.DatasetPush(
+        body.source, tuple(body.steps), body.sampling, body.semver, body.message, body.profiles
+    )
+    return datasets.push(reg, name, files, request).to_dict()
+
+
+@router.get("/datasets/{name}/versions")
+def dataset_versions(
+    reg: Reg, name: str, limit: Limit = 1000, after: int | None = None
+) -> dict[str, Any]:
+    found = datasets.list_versions(reg, name)
+    return page(((v.number, v.to_dict()) for v in found), limit, after)
+
+
+@router.get("/datasets/{name}/versions/{ref}")
+def dataset_version(reg: Reg, name: str, ref: str) -> dict[str, Any]:
+    return datasets.get_version(reg, f"{name}@{ref}").to_dict()
+
+
+@router.get("/lineage")
+def get_lineage(
+    reg: Reg,
+    ref: Annotated[str, Query(max_length=300)],
+    direction: str = "upstream",
+) -> dict[str, Any]:
+    return lineage.lineage(reg, ref, direction).to_dict()

@@ -1,0 +1,43 @@
+"""``lineage NAME@REF``: what went into a model version (upstream) or what was made from a
+dataset version or run (downstream)."""
+
+from __future__ import annotations
+
+from modelkeep.domain import access
+from modelkeep.domain.datasets import match_version
+from modelkeep.domain.lineage import UPSTREAM, Lineage, walk
+from modelkeep.domain.names import parse_ref
+from modelkeep.domain.runs import check_run_id
+from modelkeep.errors import DatasetNotFound, InvalidInput, RunNotFound
+from modelkeep.services.registry import Registry
+
+
+def lineage(registry: Registry, ref: str, direction: str = UPSTREAM) -> Lineage:
+    """``ref`` is ``NAME@REF`` (a model version, or with ``dataset:`` a dataset version)
+    or ``run:ID``."""
+    if direction not in ("upstream", "downstream", "both"):
+        raise InvalidInput(f"{direction!r} is not a direction", "upstream, downstream or both")
+    registry.authorize(access.READ, access.ANY_MODEL)
+    root = _node(registry, ref)
+    with registry.store.transaction() as tx:
+        edges = tx.lineage_edges()
+    return walk(edges, root, direction)
+
+
+def _node(registry: Registry, ref: str) -> str:
+    kind, sep, rest = ref.partition(":")
+    if sep and kind == "run":
+        run_id = check_run_id(rest)
+        with registry.store.transaction() as tx:
+            if tx.run_state(run_id) is None:
+                raise RunNotFound(f"there is no run {run_id}")
+        return f"run:{run_id}"
+    if sep and kind == "dataset":
+        parsed = parse_ref(rest, default_latest=True)
+        with registry.store.transaction() as tx:
+            found = match_version(tx.dataset_versions(parsed.model), parsed.kind, parsed.value)
+        if found is None:
+            raise DatasetNotFound(f"there is no dataset version {rest}")
+        return f"dataset:{parsed.model}@{found.number}"
+    version = registry.get_version(rest if sep and kind == "model" else ref)
+    return f"model:{version.model}@{version.number}"

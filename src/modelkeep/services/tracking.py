@@ -1,0 +1,230 @@
+"""Runs: start one (with its code and environment, stored as blobs), log metric points in
+batches, attach files, end it; read runs, compare them, query metric series.
+
+Starting and ending a run are audited; metric points are not, one by one (a run may log
+millions): they are written without the audit head's lock, in one statement per batch,
+and refused once the run has ended.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from modelkeep.domain import access
+from modelkeep.domain.datasets import match_version
+from modelkeep.domain.manifest import FileEntry, check_digest, check_path
+from modelkeep.domain.names import Ref, parse_ref
+from modelkeep.domain.runs import (
+    ENDED,
+    FAILED,
+    FINISHED,
+    KILLED,
+    MAX_ERROR_CHARS,
+    NewRun,
+    Run,
+    check_experiment,
+    check_run_id,
+    metric_to_json,
+)
+from modelkeep.domain.versions import Scalar, check_params
+from modelkeep.errors import DatasetNotFound, InvalidInput, RunEnded, RunNotFound
+from modelkeep.services.registry import Registry
+
+MAX_POINTS_PER_BATCH = 100_000
+MAX_SERIES_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str
+    step: int
+    value: float
+    at: datetime
+
+
+def start_run(registry: Registry, new: NewRun) -> Run:
+    """Record a new running run. Its dirty diff and package lock, if any, are blobs
+    uploaded first (``put_blob``), named by their digests in ``new``."""
+    registry.authorize(access.TRACK, access.ANY_MODEL)
+    new = new.validated()
+    for digest in (new.code.diff_digest, new.environment.packages_digest):
+        if digest is not None and not registry.blobs.has(check_digest(digest)):
+            raise InvalidInput(f"blob {digest} was not uploaded", "upload it before the run")
+    run_id = secrets.token_hex(6)
+    at = registry.clock()
+    with registry.store.transaction(write=True) as tx:
+        tx.add_run(run_id, new, registry.actor, at)
+        registry._audit(tx, "run.start", f"run:{run_id}", {"experiment": new.experiment}, at)
+        tx.commit()
+    return get_run(registry, run_id)
+
+
+def get_run(registry: Registry, run_id: str) -> Run:
+    registry.authorize(access.READ, access.ANY_MODEL)
+    with registry.store.transaction() as tx:
+        run = tx.get_run(check_run_id(run_id))
+    if run is None:
+        raise RunNotFound(f"there is no run {run_id}", "list runs with 'modelkeep runs list'")
+    return run
+
+
+def list_runs(
+    registry: Registry, experiment: str | None = None, run_ids: Sequence[str] | None = None
+) -> list[Run]:
+    registry.authorize(access.READ, access.ANY_MODEL)
+    if experiment is not None:
+        check_experiment(experiment)
+    ids = [check_run_id(r) for r in run_ids] if run_ids is not None else None
+    with registry.store.transaction() as tx:
+        found = tx.list_runs(experiment, ids)
+    if ids is not None:
+        missing = sorted(set(ids) - {r.id for r in found})
+        if missing:
+            raise RunNotFound(f"there is no run {', '.join(missing)}")
+        order = {r: i for i, r in enumerate(ids)}
+        found.sort(key=lambda r: order[r.id])
+    return found
+
+
+def log_params(registry: Registry, run_id: str, params: Mapping[str, Scalar]) -> Run:
+    """Add params to a running run; a param, once logged, keeps its value."""
+    registry.authorize(access.TRACK, access.ANY_MODEL)
+    check_params("param", params)
+    with registry.store.transaction(write=True, ordered=False) as tx:
+        run_pk = _running(tx, run_id)
+        current = tx.run_params(run_pk)
+        changed = sorted(k for k, v in params.items() if k in current and current[k] != v)
+        if changed:
+            raise InvalidInput(
+                f"param {changed[0]!r} of run {run_id} is {current[changed[0]]!r} already",
+                "a run's params do not change; log another name or start a new run",
+            )
+        tx.set_run_params(run_pk, {**current, **params})
+        tx.commit()
+    return get_run(registry, run_id)
+
+
+def log_points(registry: Registry, run_id: str, points: Sequence[Point]) -> int:
+    """Append metric points to a running run, in one statement."""
+    registry.authorize(access.TRACK, access.ANY_MODEL)
+    if len(points) > MAX_POINTS_PER_BATCH:
+        raise InvalidInput(f"a batch holds at most {MAX_POINTS_PER_BATCH} points")
+    with registry.store.transaction(write=True, ordered=False) as tx:
+        run_pk = _running(tx, run_id)
+        count = tx.add_metric_points(run_pk, ((p.name, p.step, p.value, p.at) for p in points))
+        tx.commit()
+    return count
+
+
+def use_dataset(registry: Registry, run_id: str, ref: str) -> Run:
+    """Record that a running run read a dataset version (a lineage edge)."""
+    registry.authorize(access.TRACK, access.ANY_MODEL)
+    parsed = parse_ref(ref, default_latest=True)
+    with registry.store.transaction(write=True, ordered=False) as tx:
+        run_pk = _running(tx, run_id)
+        version = dataset_version_row(tx, parsed)
+        tx.link_run_dataset(run_pk, version.id)
+        tx.commit()
+    return get_run(registry, run_id)
+
+
+def dataset_version_row(tx: Any, parsed: Ref) -> Any:
+    rows = tx.dataset_versions(parsed.model)
+    if not rows:
+        raise DatasetNotFound(f"there is no dataset {parsed.model!r}")
+    found = match_version(rows, parsed.kind, parsed.value)
+    if found is None:
+        raise DatasetNotFound(f"dataset {parsed.model!r} has no version {parsed.value!r}")
+    return found
+
+
+def log_artifact(registry: Registry, run_id: str, entry: FileEntry) -> None:
+    """Attach an uploaded file (its blob must exist) to a running run."""
+    registry.authorize(access.TRACK, access.ANY_MODEL)
+    check_path(entry.path)
+    stored = registry.blobs.stat(entry.digest)
+    if stored is None or stored.size != entry.size:
+        raise InvalidInput(f"file {entry.path!r} ({entry.digest}) was not uploaded")
+    with registry.store.transaction(write=True, ordered=False) as tx:
+        tx.add_run_artifact(_running(tx, run_id), entry.path, entry.size, entry.digest)
+        tx.commit()
+
+
+def end_run(
+    registry: Registry, run_id: str, status: str = FINISHED, error: str | None = None
+) -> Run:
+    """End a running run as finished, failed (with the error's message) or killed."""
+    registry.authorize(access.TRACK, access.ANY_MODEL)
+    if status not in ENDED:
+        raise InvalidInput(f"{status!r} is not how a run ends", f"use one of {', '.join(ENDED)}")
+    if error is not None:
+        error = error[:MAX_ERROR_CHARS]
+    at = registry.clock()
+    with registry.store.transaction(write=True) as tx:
+        run_pk = _running(tx, run_id)
+        tx.end_run(run_pk, status, error if status in (FAILED, KILLED) else None, at)
+        details: dict[str, Any] = {"status": status}
+        registry._audit(tx, "run.end", f"run:{run_id}", details, at)
+        tx.commit()
+    return get_run(registry, run_id)
+
+
+def _running(tx: Any, run_id: str) -> int:
+    state = tx.run_state(check_run_id(run_id), lock=True)
+    if state is None:
+        raise RunNotFound(f"there is no run {run_id}")
+    run_pk, status = state
+    if status in ENDED:
+        raise RunEnded(
+            f"run {run_id} has ended ({status}): nothing more can be logged to it",
+            "start a new run",
+        )
+    return int(run_pk)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric of one run, possibly downsampled: (step, value) pairs in step order."""
+
+    run: str
+    points: tuple[tuple[int, float], ...]
+    total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "total": self.total,
+            "steps": [s for s, _ in self.points],
+            "values": [metric_to_json(v) for _, v in self.points],
+        }
+
+
+def metric_series(
+    registry: Registry, name: str, run_ids: Sequence[str], max_points: int = 1000
+) -> list[Series]:
+    """One metric across runs, each run's series reduced to at most ``max_points``
+    (evenly spaced points, always keeping the first and the last)."""
+    registry.authorize(access.READ, access.ANY_MODEL)
+    if not 2 <= max_points <= MAX_SERIES_POINTS:
+        raise InvalidInput(f"max_points is 2 to {MAX_SERIES_POINTS}")
+    ids = [check_run_id(r) for r in run_ids]
+    with registry.store.transaction() as tx:
+        pks = tx.run_pks(ids)
+        missing = sorted(set(ids) - set(pks))
+        if missing:
+            raise RunNotFound(f"there is no run {', '.join(missing)}")
+        found = tx.metric_points(name, [pks[r] for r in ids])
+    return [
+        Series(r, tuple(_downsample(found[pks[r]], max_points)), len(found[pks[r]])) for r in ids
+    ]
+
+
+def _downsample(points: list[tuple[int, float]], limit: int) -> Iterable[tuple[int, float]]:
+    if len(points) <= limit:
+        return points
+    stride = (len(points) - 1) / (limit - 1)
+    return [points[round(i * stride)] for i in range(limit)]

@@ -1,0 +1,224 @@
+"""Rows of runs, metric points, datasets and lineage edges (the SQL half of tracking)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+
+from modelkeep.domain.runs import Code, Environment, NewRun, Run
+from modelkeep.storage.sql.tables import (
+    dataset_versions,
+    datasets,
+    run_artifacts,
+    run_datasets,
+    run_metrics,
+    runs,
+)
+
+_RUN = select(runs).where(runs.c.run_id == bindparam("run_id"))
+_INSERT_POINT = insert(run_metrics)
+
+
+class TrackingRows:
+    _conn: Connection
+
+    # runs -----------------------------------------------------------------------------
+
+    def add_run(self, run_id: str, new: NewRun, actor: str, at: datetime) -> None:
+        self._conn.execute(
+            insert(runs).values(
+                run_id=run_id,
+                experiment=new.experiment,
+                name=new.name,
+                status="running",
+                seed=new.seed,
+                params=dict(new.params),
+                code=new.code.to_dict(),
+                environment=new.environment.to_dict(),
+                notes=list(new.notes),
+                started_at=at,
+                created_by=actor,
+            )
+        )
+
+    def run_state(self, run_id: str, *, lock: bool = False) -> tuple[int, str] | None:
+        """(row id, status) of a run; with ``lock``, held until the transaction ends."""
+        query = select(runs.c.id, runs.c.status).where(runs.c.run_id == run_id)
+        if lock and self._conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = self._conn.execute(query).one_or_none()
+        return None if row is None else (int(row.id), str(row.status))
+
+    def run_params(self, run_pk: int) -> dict[str, Any]:
+        found = self._conn.execute(select(runs.c.params).where(runs.c.id == run_pk)).scalar()
+        return dict(found or {})
+
+    def set_run_params(self, run_pk: int, params: dict[str, Any]) -> None:
+        self._conn.execute(update(runs).where(runs.c.id == run_pk).values(params=params))
+
+    def end_run(self, run_pk: int, status: str, error: str | None, at: datetime) -> None:
+        self._conn.execute(
+            update(runs).where(runs.c.id == run_pk).values(status=status, error=error, ended_at=at)
+        )
+
+    def get_run(self, run_id: str) -> Run | None:
+        row = self._conn.execute(_RUN, {"run_id": run_id}).one_or_none()
+        if row is None:
+            return None
+        return self._runs([row])[0]
+
+    def list_runs(
+        self, experiment: str | None = None, run_ids: Sequence[str] | None = None
+    ) -> list[Run]:
+        query = select(runs).order_by(runs.c.id)
+        if experiment is not None:
+            query = query.where(runs.c.experiment == experiment)
+        if run_ids is not None:
+            query = query.where(runs.c.run_id.in_(list(run_ids)))
+        return self._runs(self._conn.execute(query).all())
+
+    def _runs(self, rows: Sequence[Any]) -> list[Run]:
+        pks = [int(r.id) for r in rows]
+        finals = self._final_metrics(pks)
+        used = self._datasets_of(pks)
+        files = self._artifacts_of(pks)
+        return [
+            _run(r, finals.get(int(r.id), {}), used.get(int(r.id), ()), files.get(int(r.id), ()))
+            for r in rows
+        ]
+
+    def _final_metrics(self, pks: list[int]) -> dict[int, dict[str, float | None]]:
+        """Each run's metrics as last logged."""
+        found: dict[int, dict[str, float | None]] = {}
+        for start in range(0, len(pks), 500):
+            part = pks[start : start + 500]
+            last = (
+                select(
+                    run_metrics.c.run_pk,
+                    run_metrics.c.name,
+                    func.max(run_metrics.c.id).label("id"),
+                )
+                .where(run_metrics.c.run_pk.in_(part))
+                .group_by(run_metrics.c.run_pk, run_metrics.c.name)
+                .subquery()
+            )
+            query = select(run_metrics.c.run_pk, run_metrics.c.name, run_metrics.c.value).join(
+                last, run_metrics.c.id == last.c.id
+            )
+            for pk, name, value in self._conn.execute(query):
+                found.setdefault(int(pk), {})[name] = _value(value)
+        return found
+
+    def _datasets_of(self, pks: list[int]) -> dict[int, tuple[str, ...]]:
+        query = (
+            select(run_datasets.c.run_pk, datasets.c.name, dataset_versions.c.number)
+            .join(dataset_versions, dataset_versions.c.id == run_datasets.c.dataset_version_id)
+            .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
+            .where(run_datasets.c.run_pk.in_(pks))
+            .order_by(datasets.c.name, dataset_versions.c.number)
+        )
+        found: dict[int, list[str]] = {}
+        for pk, name, number in self._conn.execute(query):
+            found.setdefault(int(pk), []).append(f"{name}@{number}")
+        return {pk: tuple(refs) for pk, refs in found.items()}
+
+    def _artifacts_of(self, pks: list[int]) -> dict[int, tuple[tuple[str, int, str], ...]]:
+        query = (
+            select(run_artifacts)
+            .where(run_artifacts.c.run_pk.in_(pks))
+            .order_by(run_artifacts.c.path)
+        )
+        found: dict[int, list[tuple[str, int, str]]] = {}
+        for row in self._conn.execute(query):
+            found.setdefault(int(row.run_pk), []).append((row.path, int(row.size), row.digest))
+        return {pk: tuple(files) for pk, files in found.items()}
+
+    # metric points ----------------------------------------------------------------------
+
+    def add_metric_points(
+        self, run_pk: int, points: Iterable[tuple[str, int, float, datetime]]
+    ) -> int:
+        """Insert points (name, step, value, time) in one statement; NaN is kept as NULL."""
+        rows = [
+            {"run_pk": run_pk, "name": n, "step": s, "value": None if math.isnan(v) else v, "at": t}
+            for n, s, v, t in points
+        ]
+        if rows:
+            self._conn.execute(_INSERT_POINT, rows)
+        return len(rows)
+
+    def metric_points(
+        self, name: str, run_pks: Sequence[int]
+    ) -> dict[int, list[tuple[int, float]]]:
+        """(step, value) of one metric for some runs, in step order (NaN for NULL)."""
+        query = (
+            select(run_metrics.c.run_pk, run_metrics.c.step, run_metrics.c.value)
+            .where(run_metrics.c.name == name, run_metrics.c.run_pk.in_(list(run_pks)))
+            .order_by(run_metrics.c.run_pk, run_metrics.c.step, run_metrics.c.id)
+        )
+        found: dict[int, list[tuple[int, float]]] = {pk: [] for pk in run_pks}
+        for pk, step, value in self._conn.execute(query):
+            found[int(pk)].append((int(step), math.nan if value is None else float(value)))
+        return found
+
+    def run_pks(self, run_ids: Sequence[str]) -> dict[str, int]:
+        query = select(runs.c.run_id, runs.c.id).where(runs.c.run_id.in_(list(run_ids)))
+        return {rid: int(pk) for rid, pk in self._conn.execute(query)}
+
+    def add_run_artifact(self, run_pk: int, path: str, size: int, digest: str) -> None:
+        existing = select(run_artifacts.c.path).where(
+            and_(run_artifacts.c.run_pk == run_pk, run_artifacts.c.path == path)
+        )
+        if self._conn.execute(existing).first() is None:
+            self._conn.execute(
+                insert(run_artifacts).values(run_pk=run_pk, path=path, size=size, digest=digest)
+            )
+        else:
+            self._conn.execute(
+                update(run_artifacts)
+                .where(run_artifacts.c.run_pk == run_pk, run_artifacts.c.path == path)
+                .values(size=size, digest=digest)
+            )
+
+
+def _value(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _run(
+    row: Any,
+    metrics: dict[str, float | None],
+    used: tuple[str, ...],
+    files: tuple[tuple[str, int, str], ...],
+) -> Run:
+    code, env = row.code or {}, row.environment or {}
+    return Run(
+        id=row.run_id,
+        experiment=row.experiment,
+        name=row.name,
+        status=row.status,
+        error=row.error,
+        seed=row.seed,
+        params=dict(row.params or {}),
+        code=Code(
+            code.get("commit"), code.get("branch"), code.get("dirty"), code.get("diff_digest")
+        ),
+        environment=Environment(
+            env.get("python"),
+            env.get("packages_digest"),
+            env.get("hostname"),
+            env.get("platform"),
+            tuple(env.get("command") or ()),
+        ),
+        notes=tuple(row.notes or ()),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        created_by=row.created_by,
+        metrics=metrics,
+        datasets=used,
+        artifacts=files,
+    )
