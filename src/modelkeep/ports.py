@@ -281,7 +281,7 @@ class Transaction(Protocol):
         self, experiment: str | None = None, run_ids: Sequence[str] | None = None
     ) -> list[Run]: ...
     def add_metric_points(
-        self, run_pk: int, points: Iterable[tuple[str, int, float, datetime]]
+        self, run_pk: int, points: Iterable[tuple[str, int, float, float]]
     ) -> int: ...
     def metric_points(
         self, name: str, run_pks: Sequence[int]

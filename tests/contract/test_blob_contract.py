@@ -748,3 +748,52 @@ def test_other_blob_urls_are_refused(tmp_path: Path) -> None:
     settings = Settings(uri=str(tmp_path / "store"), blob_url="gs://bucket/prefix")
     with pytest.raises(UnsupportedUri, match="MODELKEEP_BLOB_URL"):
         modelkeep.connect(settings=settings)
+
+
+def test_chunked_files_on_s3_dedup_and_two_pushes_of_the_same_chunks_store_one_copy(
+    s3_bucket: S3Bucket, database_url: str, tmp_path: Path
+) -> None:
+    """A large file is stored as chunks in S3; two clients pushing the same new chunks at
+    once both succeed with one copy; a one-region edit adds only the chunks around it."""
+    from modelkeep import chunking
+
+    settings = Settings(
+        uri=str(tmp_path / "store"),
+        database_url=database_url,
+        blob_url=s3_bucket.url("registry"),
+        s3_endpoint_url=s3_bucket.endpoint_url,
+        cache_dir="off",
+    )
+    data = bytearray(random.Random(5).randbytes(chunking.WHOLE_BELOW + 8 * MiB))
+    source = tmp_path / "model.bin"
+    source.write_bytes(data)
+    with modelkeep.connect(settings=settings) as mk:
+        mk.create_model("a")
+        mk.create_model("b")
+    errors: list[BaseException] = []
+
+    def push(model: str) -> None:
+        try:
+            with modelkeep.connect(settings=settings) as mk:
+                mk.push(model, [source])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=(m,)) for m in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    blobs = S3BlobStore(settings.blob_url, endpoint_url=settings.s3_endpoint_url)
+    stored = sum(b.size for b in blobs.iter_blobs())
+    assert len(data) <= stored < len(data) + MiB  # the chunks once, plus recipe and manifests
+    data[len(data) // 2 : len(data) // 2 + 100] = b"x" * 100
+    source.write_bytes(data)
+    with modelkeep.connect(settings=settings) as mk:
+        mk.push("a", [source])
+        added = sum(b.size for b in blobs.iter_blobs()) - stored
+        assert 0 < added < len(data) // 4
+        mk.pull("a@2", tmp_path / "out")
+        assert (tmp_path / "out" / "model.bin").read_bytes() == bytes(data)
+        assert mk.verify().ok

@@ -109,9 +109,9 @@ def test_bad_steps_are_refused(step: object) -> None:
 
 
 def test_times_are_aware_utc() -> None:
-    assert check_metric("loss", 1.0, 0).at.tzinfo is UTC
+    assert check_metric("loss", 1.0, 0).time.tzinfo is UTC
     paris = datetime(2024, 5, 1, 12, tzinfo=timezone(timedelta(hours=2)))
-    assert check_metric("loss", 1.0, 0, at=paris).at == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert check_metric("loss", 1.0, 0, at=paris).time == datetime(2024, 5, 1, 10, tzinfo=UTC)
     with pytest.raises(InvalidInput, match="time zone"):
         check_metric("loss", 1.0, 0, at=datetime(2024, 5, 1))  # noqa: DTZ001
 

@@ -261,7 +261,7 @@ class LocalBackend:
         return tracking.log_params(self.registry, run_id, params)
 
     def log_points(self, run_id: str, points: Sequence[MetricPoint]) -> None:
-        batch = [tracking.Point(p.name, p.step, p.value, p.at) for p in points]
+        batch = [tracking.Point(*p) for p in points]  # the same fields, in the same order
         tracking.log_points(self.registry, run_id, batch)
 
     def use_dataset(self, run_id: str, ref: str) -> Run:

@@ -14,7 +14,9 @@ installed, so equal environments have equal digests.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import os
 import platform
 import re
 import shutil
@@ -140,6 +142,9 @@ def capture_git(cwd: Path, *, environ: Mapping[str, str] | None = None) -> GitSt
         return _outside("git not installed: the code version was not recorded")
     if not _is_dir(cwd):
         return _outside(f"{cwd} is not a directory: the code version was not recorded")
+    if not _inside_git(cwd) and not (environ or {}).get("GIT_DIR"):
+        # no .git above: say so without starting git (a sweep starts many runs)
+        return _outside("not a git repository: the code version was not recorded")
     env = {**environ, "LC_ALL": "C"} if environ is not None else None
     git = _Git(exe, cwd, env)
     top = _work_tree_top(git)
@@ -147,6 +152,15 @@ def capture_git(cwd: Path, *, environ: Mapping[str, str] | None = None) -> GitSt
         return _outside(*git.notes)
     git.cwd = top  # diff and ls-files paths are then relative to the top, as `git apply` wants
     return _capture_work_tree(git)
+
+
+def _inside_git(cwd: Path) -> bool:
+    """Whether ``cwd`` or a parent holds ``.git`` (a directory, or a worktree's file)."""
+    try:
+        here = cwd.resolve()
+    except OSError:
+        return True  # cannot tell: let git decide
+    return any((folder / ".git").exists() for folder in (here, *here.parents))
 
 
 def _work_tree_top(git: _Git) -> Path | None:
@@ -225,11 +239,16 @@ def capture_environment() -> Environment:
     return Environment(
         python=platform.python_version(),
         implementation=platform.python_implementation(),
-        platform=platform.platform(),
+        platform=_platform(),
         hostname=socket.gethostname(),
         packages=installed_packages(),
         command=tuple(sys.argv),
     )
+
+
+@functools.cache
+def _platform() -> str:
+    return platform.platform()  # reads /etc/os-release and more: once per process
 
 
 def normalise_package_name(name: str) -> str:
@@ -241,8 +260,26 @@ def installed_packages() -> bytes:
     """Every installed distribution as sorted ``name==version`` lines.
 
     A name installed twice (in two ``sys.path`` entries) appears once, with the version
-    found first on ``sys.path``: that is the one ``import`` uses.
+    found first on ``sys.path``: that is the one ``import`` uses. Parsing every
+    package's metadata takes tens of milliseconds, so the result is kept until
+    ``sys.path`` or one of its directories changes (an install or removal touches it).
     """
+    return _packages_for(_path_state())
+
+
+def _path_state() -> tuple[tuple[str, int], ...]:
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            state.append((entry, -1))
+    return tuple(state)
+
+
+@functools.lru_cache(maxsize=4)
+def _packages_for(path_state: tuple[tuple[str, int], ...]) -> bytes:
+    del path_state  # the cache key only
     found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name, version = dist.metadata["Name"], dist.version

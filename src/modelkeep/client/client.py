@@ -21,13 +21,13 @@ from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.lineage import Lineage
-from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.manifest import FileEntry, sha256_digest
 from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.runs import Run
 from modelkeep.domain.semver import Bump
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
-from modelkeep.errors import BlobNotFound
+from modelkeep.errors import BlobNotFound, InvalidInput
 from modelkeep.ports import Progress, report_skipped
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.datasets import DatasetPush, DatasetVersion
@@ -81,6 +81,7 @@ class Client:
         self._backend = backend
         self.settings = settings
         self._hashes = hashcache.HashCache(settings.hash_cache_dir)
+        self._run_blobs: set[str] = set()
 
     def close(self) -> None:
         self._backend.close()
@@ -335,10 +336,28 @@ class Client:
         """Start a run, capturing its code (git commit, branch, dirty diff) and
         environment (Python, installed packages, host, command line); use it in a
         ``with`` block so it ends as finished, or failed with the exception."""
-        new = runs.captured_run(
-            self._backend, experiment, params=params, seed=seed, name=name, environ=os.environ
-        )
-        return runs.ActiveRun(self, self._backend, self._backend.start_run(new))
+
+        def start() -> Run:
+            new = runs.captured_run(
+                self._put_once, experiment, params=params, seed=seed, name=name, environ=os.environ
+            )
+            return self._backend.start_run(new)
+
+        try:
+            run = start()
+        except InvalidInput:
+            self._run_blobs.clear()  # a blob this client uploaded for an earlier run is gone
+            run = start()
+        return runs.ActiveRun(self, self._backend, run)
+
+    def _put_once(self, data: bytes) -> str:
+        """Upload a blob a run names (its package lock is the same run after run), once
+        per client; a started run then keeps it from gc."""
+        digest = sha256_digest(data)
+        if digest not in self._run_blobs:
+            self._backend.put_bytes(data)
+            self._run_blobs.add(digest)
+        return digest
 
     def run(self, run_id: str) -> Run:
         return self._backend.get_run(run_id)

@@ -424,7 +424,7 @@ class HttpBackend:
             "names": [p.name for p in points],
             "steps": [p.step for p in points],
             "values": [metric_to_json(p.value) for p in points],
-            "at": [p.at.timestamp() for p in points],
+            "at": [p.at for p in points],
         }
         self._call("POST", f"/runs/{_seg(run_id)}/metrics", json=body)
 

@@ -23,9 +23,9 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import NamedTuple
 
 from modelkeep.errors import InvalidInput
 
@@ -44,22 +44,39 @@ JOIN_TIMEOUT = 10.0
 Send = Callable[[list["MetricPoint"]], None]
 
 
-@dataclass(frozen=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):
+    """One point (a tuple: a training loop makes millions, and a frozen dataclass costs
+    several times more to build)."""
+
     name: str
+    step: int
     value: float
     """NaN and ±inf are allowed and kept as such."""
-    step: int
-    at: datetime
-    """Aware, in UTC."""
+    at: float
+    """When it was logged, in seconds since 1970 (UTC), as ``time.time()`` gives it."""
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.at, UTC)
 
 
 def check_metric(
     name: str, value: object, step: object, *, at: datetime | None = None
 ) -> MetricPoint:
     """A valid point, or InvalidInput saying what is wrong and what the limit is."""
-    when = datetime.now(UTC) if at is None else _utc(at)
-    return MetricPoint(_check_name(name), _check_value(name, value), _check_step(name, step), when)
+    when = time.time() if at is None else _utc(at).timestamp()
+    # fast paths: a training loop logs the same few names with plain floats and ints
+    if name not in _KNOWN_NAMES:
+        _check_name(name)
+        if len(_KNOWN_NAMES) < 10_000:
+            _KNOWN_NAMES.add(name)
+    number = value if type(value) is float else _check_value(name, value)
+    whole = step if type(step) is int and 0 <= step <= MAX_STEP else _check_step(name, step)
+    return MetricPoint(name, whole, number, when)
+
+
+_KNOWN_NAMES: set[str] = set()
+"""Names already checked (bounded): checking one costs more than the rest of a point."""
 
 
 def _check_name(name: object) -> str:
@@ -120,6 +137,13 @@ def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
+def _ended() -> InvalidInput:
+    return InvalidInput(
+        "the run has ended: no more metric points can be logged to it",
+        "start a new run to log more metrics",
+    )
+
+
 class _Core:
     """The queue and its sending thread. Kept apart from ``MetricBuffer`` so that the
     thread, which must reference the queue, does not keep the user's buffer alive."""
@@ -146,21 +170,32 @@ class _Core:
 
     # -- called by the user's threads ---------------------------------------------------
 
+    def add_one(self, point: MetricPoint) -> None:
+        """``add_many`` for one point, without its generator: the hot path of a loop."""
+        now = time.monotonic()
+        with self._cond:
+            if self._closed:
+                raise _ended()
+            self._pending.append((now, point))
+            self._added += 1
+            size = len(self._pending)
+            if size == 1 or size == self._max_points:
+                self._start_thread()
+                self._cond.notify_all()
+
     def add_many(self, points: Iterable[MetricPoint]) -> None:
         # Read the points before locking: a generator (the user's code) may be slow or raise.
         batch = list(points)
         now = time.monotonic()
         with self._cond:
             if self._closed:
-                raise InvalidInput(
-                    "the run has ended: no more metric points can be logged to it",
-                    "start a new run to log more metrics",
-                )
-            was_empty = not self._pending
+                raise _ended()
+            before = len(self._pending)
             self._pending.extend((now, point) for point in batch)
             self._added += len(batch)
-            # Wake the thread only when its timer must start or a batch is full.
-            if was_empty or len(self._pending) >= self._max_points:
+            # Wake the thread only when its timer must start or a batch just filled (not
+            # on every point while it is busy sending a full one).
+            if before == 0 or before < self._max_points <= len(self._pending):
                 self._start_thread()
                 self._cond.notify_all()
 
@@ -324,7 +359,7 @@ class MetricBuffer:
 
     def add(self, point: MetricPoint) -> None:
         """Queue one point; never waits for I/O. InvalidInput once the buffer is closed."""
-        self._core.add_many((point,))
+        self._core.add_one(point)
 
     def add_many(self, points: Iterable[MetricPoint]) -> None:
         self._core.add_many(points)

@@ -11,7 +11,7 @@ what is left and ends the run: ``finished``, or ``failed`` with the exception's 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,7 +41,7 @@ class RunBackend(Protocol):
 
 
 def captured_run(
-    backend: RunBackend,
+    put_bytes: Callable[[bytes], str],
     experiment: str,
     *,
     params: Mapping[str, Scalar] | None = None,
@@ -53,7 +53,7 @@ def captured_run(
     """What a run starting now, here, records about its code and environment."""
     git = capture.capture_git(cwd or Path.cwd(), environ=environ)
     env = capture.capture_environment()
-    diff_digest = backend.put_bytes(git.diff) if git.dirty and git.diff else None
+    diff_digest = put_bytes(git.diff) if git.dirty and git.diff else None
     return NewRun(
         experiment=experiment,
         params=dict(params or {}),
@@ -62,7 +62,7 @@ def captured_run(
         code=Code(git.commit, git.branch, git.dirty if git.commit else None, diff_digest),
         environment=Environment(
             python=env.python,
-            packages_digest=backend.put_bytes(env.packages),
+            packages_digest=put_bytes(env.packages),
             hostname=env.hostname,
             platform=env.platform,
             command=env.command,

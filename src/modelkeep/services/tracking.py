@@ -11,8 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelkeep.domain import access
 from modelkeep.domain.datasets import match_version
@@ -24,6 +23,7 @@ from modelkeep.domain.runs import (
     FINISHED,
     KILLED,
     MAX_ERROR_CHARS,
+    RUNNING,
     NewRun,
     Run,
     check_experiment,
@@ -38,12 +38,14 @@ MAX_POINTS_PER_BATCH = 100_000
 MAX_SERIES_POINTS = 10_000
 
 
-@dataclass(frozen=True)
-class Point:
+class Point(NamedTuple):
+    """A metric point to store (a tuple: batches hold thousands)."""
+
     name: str
     step: int
     value: float
-    at: datetime
+    at: float
+    """When it was logged, in seconds since 1970 (UTC)."""
 
 
 def start_run(registry: Registry, new: NewRun) -> Run:
@@ -60,7 +62,21 @@ def start_run(registry: Registry, new: NewRun) -> Run:
         tx.add_run(run_id, new, registry.actor, at)
         registry._audit(tx, "run.start", f"run:{run_id}", {"experiment": new.experiment}, at)
         tx.commit()
-    return get_run(registry, run_id)
+    return Run(
+        run_id,
+        new.experiment,
+        new.name,
+        RUNNING,
+        None,
+        new.seed,
+        dict(new.params),
+        new.code,
+        new.environment,
+        new.notes,
+        at,
+        None,
+        registry.actor,
+    )
 
 
 def get_run(registry: Registry, run_id: str) -> Run:

@@ -249,7 +249,8 @@ runs = Table(
     Index(None, "experiment", "id"),
 )
 
-# One row per logged point; ``value`` NULL is NaN (SQLite cannot keep a NaN).
+# One row per logged point; ``value`` NULL is NaN (SQLite cannot keep a NaN); ``at`` is
+# seconds since 1970 (UTC): points arrive by the hundred thousand, as numbers.
 run_metrics = Table(
     "run_metrics",
     metadata,
@@ -258,9 +259,9 @@ run_metrics = Table(
     Column("name", String(250), nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("value", Float),
-    Column("at", UTCDateTime, nullable=False),
+    Column("at", Float, nullable=False),
+    # one index: it serves a run's series and one metric across runs (run_pk IN ...)
     Index(None, "run_pk", "name", "step"),
-    Index(None, "name", "run_pk"),
 )
 
 run_datasets = Table(

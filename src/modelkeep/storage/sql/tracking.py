@@ -20,7 +20,27 @@ from modelkeep.storage.sql.tables import (
 )
 
 _RUN = select(runs).where(runs.c.run_id == bindparam("run_id"))
-_INSERT_POINT = insert(run_metrics)
+# Built once with expanding IN parameters, so SQLAlchemy compiles each only once.
+_PKS: Any = bindparam("pks", expanding=True)
+_LAST_POINT = (
+    select(run_metrics.c.run_pk, run_metrics.c.name, func.max(run_metrics.c.id).label("id"))
+    .where(run_metrics.c.run_pk.in_(_PKS))
+    .group_by(run_metrics.c.run_pk, run_metrics.c.name)
+    .subquery()
+)
+_FINAL_METRICS = select(run_metrics.c.run_pk, run_metrics.c.name, run_metrics.c.value).join(
+    _LAST_POINT, run_metrics.c.id == _LAST_POINT.c.id
+)
+_DATASETS_OF = (
+    select(run_datasets.c.run_pk, datasets.c.name, dataset_versions.c.number)
+    .join(dataset_versions, dataset_versions.c.id == run_datasets.c.dataset_version_id)
+    .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
+    .where(run_datasets.c.run_pk.in_(_PKS))
+    .order_by(datasets.c.name, dataset_versions.c.number)
+)
+_ARTIFACTS_OF = (
+    select(run_artifacts).where(run_artifacts.c.run_pk.in_(_PKS)).order_by(run_artifacts.c.path)
+)
 
 
 class TrackingRows:
@@ -95,60 +115,39 @@ class TrackingRows:
         """Each run's metrics as last logged."""
         found: dict[int, dict[str, float | None]] = {}
         for start in range(0, len(pks), 500):
-            part = pks[start : start + 500]
-            last = (
-                select(
-                    run_metrics.c.run_pk,
-                    run_metrics.c.name,
-                    func.max(run_metrics.c.id).label("id"),
-                )
-                .where(run_metrics.c.run_pk.in_(part))
-                .group_by(run_metrics.c.run_pk, run_metrics.c.name)
-                .subquery()
-            )
-            query = select(run_metrics.c.run_pk, run_metrics.c.name, run_metrics.c.value).join(
-                last, run_metrics.c.id == last.c.id
-            )
-            for pk, name, value in self._conn.execute(query):
+            rows = self._conn.execute(_FINAL_METRICS, {"pks": pks[start : start + 500]})
+            for pk, name, value in rows:
                 found.setdefault(int(pk), {})[name] = _value(value)
         return found
 
     def _datasets_of(self, pks: list[int]) -> dict[int, tuple[str, ...]]:
-        query = (
-            select(run_datasets.c.run_pk, datasets.c.name, dataset_versions.c.number)
-            .join(dataset_versions, dataset_versions.c.id == run_datasets.c.dataset_version_id)
-            .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
-            .where(run_datasets.c.run_pk.in_(pks))
-            .order_by(datasets.c.name, dataset_versions.c.number)
-        )
         found: dict[int, list[str]] = {}
-        for pk, name, number in self._conn.execute(query):
+        for pk, name, number in self._conn.execute(_DATASETS_OF, {"pks": pks}):
             found.setdefault(int(pk), []).append(f"{name}@{number}")
         return {pk: tuple(refs) for pk, refs in found.items()}
 
     def _artifacts_of(self, pks: list[int]) -> dict[int, tuple[tuple[str, int, str], ...]]:
-        query = (
-            select(run_artifacts)
-            .where(run_artifacts.c.run_pk.in_(pks))
-            .order_by(run_artifacts.c.path)
-        )
         found: dict[int, list[tuple[str, int, str]]] = {}
-        for row in self._conn.execute(query):
+        for row in self._conn.execute(_ARTIFACTS_OF, {"pks": pks}):
             found.setdefault(int(row.run_pk), []).append((row.path, int(row.size), row.digest))
         return {pk: tuple(files) for pk, files in found.items()}
 
     # metric points ----------------------------------------------------------------------
 
     def add_metric_points(
-        self, run_pk: int, points: Iterable[tuple[str, int, float, datetime]]
+        self, run_pk: int, points: Iterable[tuple[str, int, float, float]]
     ) -> int:
-        """Insert points (name, step, value, time) in one statement; NaN is kept as NULL."""
-        rows = [
-            {"run_pk": run_pk, "name": n, "step": s, "value": None if math.isnan(v) else v, "at": t}
-            for n, s, v, t in points
-        ]
+        """Insert points (name, step, value, seconds since 1970) in one statement; NaN is
+        kept as NULL. A batch goes straight to the driver's executemany: SQLAlchemy's
+        per-row processing would cost more than the insert itself."""
+        rows = [(run_pk, n, s, None if v != v else v, t) for n, s, v, t in points]  # v != v: NaN
         if rows:
-            self._conn.execute(_INSERT_POINT, rows)
+            mark = "?" if self._conn.dialect.name == "sqlite" else "%s"
+            self._conn.exec_driver_sql(
+                "INSERT INTO run_metrics (run_pk, name, step, value, at) "
+                f"VALUES ({', '.join([mark] * 5)})",
+                rows,
+            )
         return len(rows)
 
     def metric_points(

@@ -96,10 +96,9 @@ def _runs() -> None:
         sa.Column("name", sa.String(250), nullable=False),
         sa.Column("step", sa.BigInteger, nullable=False),
         sa.Column("value", sa.Float),
-        sa.Column("at", UTCDateTime, nullable=False),
+        sa.Column("at", sa.Float, nullable=False),
     )
     op.create_index("ix_run_metrics_run_pk_name_step", "run_metrics", ["run_pk", "name", "step"])
-    op.create_index("ix_run_metrics_name_run_pk", "run_metrics", ["name", "run_pk"])
     op.create_table(
         "run_datasets",
         sa.Column("run_pk", Id, sa.ForeignKey("runs.id"), primary_key=True),
