@@ -23,6 +23,7 @@ from modelkeep.errors import (
 )
 from modelkeep.services import maintenance
 from modelkeep.services.registry import Registry
+from tests.conftest import served_app
 
 MIB = 1024 * 1024
 
@@ -199,3 +200,22 @@ def test_gc_keeps_what_runs_and_datasets_need(
         mk.pull_dataset("data@1", tmp_path / "out")
         assert (tmp_path / "out" / "big.parquet").read_bytes() == big
         assert maintenance.verify(registry).ok
+
+
+def test_a_bad_metric_batch_is_refused_whole(settings: Settings) -> None:
+    with served_app(settings, "contributor") as (http, token):
+        auth = {"authorization": f"Bearer {token}"}
+        started = http.post("/api/v1/runs", json={"experiment": "e"}, headers=auth)
+        assert started.status_code == 201
+        url = f"/api/v1/runs/{started.json()['id']}/metrics"
+        good = {"names": ["a", "a"], "steps": [0, 1], "values": [1.0, "NaN"], "at": [1e9, 1e9]}
+        assert http.post(url, json=good, headers=auth).json() == {"stored": 2}
+        for bad in (
+            {**good, "values": [1.0, "one"]},
+            {**good, "steps": [0]},
+            {**good, "at": [1e9, -5.0]},
+        ):
+            answer = http.post(url, json=bad, headers=auth)
+            assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_input")
+        series = http.get("/api/v1/metrics/a", params={"runs": started.json()["id"]}, headers=auth)
+        assert series.json()["series"][0]["values"] == [1.0, "NaN"]

@@ -154,8 +154,6 @@ class ErrorBody(BaseModel):
 
 # tracking -------------------------------------------------------------------------------
 
-MetricValue = float | Literal["NaN", "Infinity", "-Infinity"]
-
 
 class CodeIn(Body):
     commit: str | None = Field(default=None, max_length=64)
@@ -192,7 +190,9 @@ class MetricBatch(Body):
 
     names: list[str] = Field(max_length=100_000)
     steps: list[int] = Field(max_length=100_000)
-    values: list[MetricValue] = Field(max_length=100_000)
+    values: list[float | str] = Field(max_length=100_000)
+    """Numbers, or "NaN", "Infinity", "-Infinity" (checked by the route, which is faster
+    than a union with literals for thousands of points)."""
     at: list[float] = Field(max_length=100_000)
 
 

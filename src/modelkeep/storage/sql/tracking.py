@@ -20,6 +20,13 @@ from modelkeep.storage.sql.tables import (
 )
 
 _RUN = select(runs).where(runs.c.run_id == bindparam("run_id"))
+_RUN_STATE = select(runs.c.id, runs.c.status).where(runs.c.run_id == bindparam("run_id"))
+_RUN_STATE_FOR_UPDATE = _RUN_STATE.with_for_update()
+_END_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("pk"))
+    .values(status=bindparam("status"), error=bindparam("error"), ended_at=bindparam("at"))
+)
 # Built once with expanding IN parameters, so SQLAlchemy compiles each only once.
 _PKS: Any = bindparam("pks", expanding=True)
 _LAST_POINT = (
@@ -67,10 +74,9 @@ class TrackingRows:
 
     def run_state(self, run_id: str, *, lock: bool = False) -> tuple[int, str] | None:
         """(row id, status) of a run; with ``lock``, held until the transaction ends."""
-        query = select(runs.c.id, runs.c.status).where(runs.c.run_id == run_id)
-        if lock and self._conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = self._conn.execute(query).one_or_none()
+        locking = lock and self._conn.dialect.name == "postgresql"
+        query = _RUN_STATE_FOR_UPDATE if locking else _RUN_STATE
+        row = self._conn.execute(query, {"run_id": run_id}).one_or_none()
         return None if row is None else (int(row.id), str(row.status))
 
     def run_params(self, run_pk: int) -> dict[str, Any]:
@@ -81,9 +87,7 @@ class TrackingRows:
         self._conn.execute(update(runs).where(runs.c.id == run_pk).values(params=params))
 
     def end_run(self, run_pk: int, status: str, error: str | None, at: datetime) -> None:
-        self._conn.execute(
-            update(runs).where(runs.c.id == run_pk).values(status=status, error=error, ended_at=at)
-        )
+        self._conn.execute(_END_RUN, {"pk": run_pk, "status": status, "error": error, "at": at})
 
     def get_run(self, run_id: str) -> Run | None:
         row = self._conn.execute(_RUN, {"run_id": run_id}).one_or_none()
