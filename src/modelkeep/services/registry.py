@@ -211,7 +211,14 @@ class Registry:
         absent = {d for d in set(digests) if not self.blobs.has(d)}
         if absent:
             with self.store.transaction() as tx:
-                absent -= set(tx.recipe_digests(absent))
+                chunked = {d: tx.get_recipe(d) for d in tx.recipe_digests(absent)}
+            # a chunked file counts as stored only with every chunk there: a chunk lost
+            # behind modelkeep's back is then pushed again, and the store is whole again
+            absent -= {
+                d
+                for d, recipe in chunked.items()
+                if recipe is not None and all(self.blobs.has(c.digest) for c in recipe.chunks)
+            }
         return absent
 
     def open_blob(self, digest: str) -> BinaryIO:
