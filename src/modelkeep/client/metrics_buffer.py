@@ -15,6 +15,7 @@ drained by its thread, which then ends.
 from __future__ import annotations
 
 import atexit
+import functools
 import itertools
 import logging
 import numbers
@@ -323,7 +324,18 @@ class _Core:
 _open: weakref.WeakSet[_Core] = weakref.WeakSet()
 
 
-@atexit.register
+def _track(core: _Core) -> None:
+    """Remember an open buffer, for the exit hook (registered with the first buffer, not
+    at import time)."""
+    _register_exit_hook()
+    _open.add(core)
+
+
+@functools.cache
+def _register_exit_hook() -> None:
+    atexit.register(_close_open_buffers)
+
+
 def _close_open_buffers() -> None:
     """On interpreter exit, send what every open buffer still holds."""
     for core in list(_open):
@@ -353,7 +365,7 @@ class MetricBuffer:
                 "a metric buffer needs max_points >= 1, max_delay > 0 and a retry delay"
             )
         self._core = _Core(send, max_points, max_delay, retry_delays)
-        _open.add(self._core)
+        _track(self._core)
         # Called when this buffer is garbage collected, never at exit (the hook does that).
         weakref.finalize(self, self._core.drain).atexit = False
 

@@ -12,17 +12,17 @@ from typing import Any
 from modelkeep.domain import access
 from modelkeep.domain.datasets import match_version
 from modelkeep.domain.manifest import FileEntry, Manifest
-from modelkeep.domain.names import check_model_name, parse_ref
+from modelkeep.domain.names import Ref, check_model_name, parse_ref
 from modelkeep.domain.semver import SemVer
 from modelkeep.domain.text import check_text
 from modelkeep.errors import (
-    BlobNotFound,
     DatasetNotFound,
     DuplicateVersion,
     EmptyPush,
     InvalidInput,
     SemverExists,
 )
+from modelkeep.ports import Transaction
 from modelkeep.services.registry import Registry
 
 MAX_STEPS = 100
@@ -94,7 +94,7 @@ def push(
     manifest = Manifest.of(files)
     at = registry.clock()
     with registry.store.transaction(write=True) as tx:
-        _check_stored(registry, tx, manifest)
+        registry.check_files_stored(tx, manifest)
         dataset_id = tx.dataset_id(name)
         if dataset_id is None:
             dataset_id = tx.add_dataset(name, "", registry.actor, at)
@@ -137,19 +137,6 @@ def _check_request(request: DatasetPush) -> None:
         SemVer.parse(request.semver)
 
 
-def _check_stored(registry: Registry, tx: Any, manifest: Manifest) -> None:
-    chunked = tx.recipe_digests(e.digest for e in manifest.files)
-    for entry in manifest.files:
-        if entry.digest in chunked:
-            continue
-        stored = registry.blobs.stat(entry.digest)
-        if stored is None or stored.size != entry.size:
-            raise BlobNotFound(
-                f"file {entry.path!r} ({entry.digest}) was not uploaded",
-                "upload every file before registering the version",
-            )
-
-
 def _check_unique(tx: Any, name: str, digest: str, semver: str | None) -> None:
     for row in tx.dataset_versions(name):
         if row.digest == digest:
@@ -166,13 +153,18 @@ def get_version(registry: Registry, ref: str) -> DatasetVersion:
     parsed = parse_ref(ref, default_latest=True)
     registry.authorize(access.READ, access.ANY_MODEL)
     with registry.store.transaction() as tx:
-        rows = tx.dataset_versions(parsed.model)
+        return _version(version_row(tx, parsed))
+
+
+def version_row(tx: Transaction, parsed: Ref) -> Any:
+    """The row of the dataset version ``parsed`` names; DatasetNotFound if none."""
+    rows = tx.dataset_versions(parsed.model)
     if not rows:
         raise DatasetNotFound(f"there is no dataset {parsed.model!r}")
-    match = match_version(rows, parsed.kind, parsed.value)
-    if match is None:
+    found = match_version(rows, parsed.kind, parsed.value)
+    if found is None:
         raise DatasetNotFound(f"dataset {parsed.model!r} has no version {parsed.value!r}")
-    return _version(match)
+    return found
 
 
 def list_versions(registry: Registry, name: str) -> list[DatasetVersion]:

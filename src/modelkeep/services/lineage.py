@@ -4,11 +4,11 @@ dataset version or run (downstream)."""
 from __future__ import annotations
 
 from modelkeep.domain import access
-from modelkeep.domain.datasets import match_version
 from modelkeep.domain.lineage import UPSTREAM, Lineage, walk
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import check_run_id
-from modelkeep.errors import DatasetNotFound, InvalidInput, RunNotFound
+from modelkeep.errors import InvalidInput, RunNotFound
+from modelkeep.services import datasets
 from modelkeep.services.registry import Registry
 
 
@@ -35,9 +35,7 @@ def _node(registry: Registry, ref: str) -> str:
     if sep and kind == "dataset":
         parsed = parse_ref(rest, default_latest=True)
         with registry.store.transaction() as tx:
-            found = match_version(tx.dataset_versions(parsed.model), parsed.kind, parsed.value)
-        if found is None:
-            raise DatasetNotFound(f"there is no dataset version {rest}")
+            found = datasets.version_row(tx, parsed)
         return f"dataset:{parsed.model}@{found.number}"
     version = registry.get_version(rest if sep and kind == "model" else ref)
     return f"model:{version.model}@{version.number}"

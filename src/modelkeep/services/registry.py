@@ -242,7 +242,7 @@ class Registry:
             raise EmptyPush("a version needs at least one file")
         manifest = Manifest.of(files)
         with self.store.transaction(write=True) as tx:
-            self._check_files(tx, manifest)
+            self.check_files_stored(tx, manifest)
             metadata, semver = self._prepare(tx, model, request)
             self.blobs.put_bytes(manifest.canonical_bytes())
             at = self.clock()
@@ -305,7 +305,7 @@ class Registry:
                 dataset_ids.append(found.id)
         tx.link_version_inputs(version.model, version.number, run_pk, dataset_ids)
 
-    def _check_files(self, tx: Transaction, manifest: Manifest) -> None:
+    def check_files_stored(self, tx: Transaction, manifest: Manifest) -> None:
         """Every file is stored: chunked (a recorded recipe) or as one blob."""
         chunked = tx.recipe_digests(e.digest for e in manifest.files)
         for entry in manifest.files:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from modelkeep.domain import access
-from modelkeep.domain.datasets import match_version
 from modelkeep.domain.manifest import FileEntry, check_digest, check_path
-from modelkeep.domain.names import Ref, parse_ref
+from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import (
     ENDED,
     FAILED,
@@ -31,7 +30,8 @@ from modelkeep.domain.runs import (
     metric_to_json,
 )
 from modelkeep.domain.versions import Scalar, check_params
-from modelkeep.errors import DatasetNotFound, InvalidInput, RunEnded, RunNotFound
+from modelkeep.errors import InvalidInput, RunEnded, RunNotFound
+from modelkeep.services import datasets
 from modelkeep.services.registry import Registry
 
 MAX_POINTS_PER_BATCH = 100_000
@@ -142,20 +142,10 @@ def use_dataset(registry: Registry, run_id: str, ref: str) -> Run:
     parsed = parse_ref(ref, default_latest=True)
     with registry.store.transaction(write=True, ordered=False) as tx:
         run_pk = _running(tx, run_id)
-        version = dataset_version_row(tx, parsed)
+        version = datasets.version_row(tx, parsed)
         tx.link_run_dataset(run_pk, version.id)
         tx.commit()
     return get_run(registry, run_id)
-
-
-def dataset_version_row(tx: Any, parsed: Ref) -> Any:
-    rows = tx.dataset_versions(parsed.model)
-    if not rows:
-        raise DatasetNotFound(f"there is no dataset {parsed.model!r}")
-    found = match_version(rows, parsed.kind, parsed.value)
-    if found is None:
-        raise DatasetNotFound(f"dataset {parsed.model!r} has no version {parsed.value!r}")
-    return found
 
 
 def log_artifact(registry: Registry, run_id: str, entry: FileEntry) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -75,21 +75,16 @@ class LocalBlobStore:
     def put(
         self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
     ) -> BlobInfo:
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
-        try:
-            with open(fd, "wb", buffering=0) as out:
-                info = _copy_hashing(stream, out, progress)
-                os.fsync(out.fileno())
+        def write(out: BinaryIO) -> BlobInfo:
+            info = _copy_hashing(stream, out, progress)
             if expected is not None and info.digest != expected:
                 raise DigestMismatch(
                     f"the uploaded bytes hash to {info.digest}, not {expected}",
                     "upload the file again",
                 )
-            self._install(Path(tmp_name), info)
             return info
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
+
+        return self._store("upload-", write)
 
     def put_bytes(self, data: bytes) -> BlobInfo:
         return self.put(io.BytesIO(data))
@@ -97,13 +92,22 @@ class LocalBlobStore:
     def put_hashed(self, data: bytes | bytearray, digest: str) -> BlobInfo:
         """Store bytes this process hashed itself (a chunk it just read), without
         hashing them again; reads still verify them."""
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="chunk-")
+
+        def write(out: BinaryIO) -> BlobInfo:
+            out.write(data)
+            return BlobInfo(digest, len(data))
+
+        return self._store("chunk-", write)
+
+    def _store(self, prefix: str, write: Callable[[BinaryIO], BlobInfo]) -> BlobInfo:
+        """A temporary file in tmp/ that ``write`` fills, fsynced, then linked into place."""
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix=prefix)
         try:
             with open(fd, "wb", buffering=0) as out:
-                out.write(data)
+                info = write(out)
                 os.fsync(out.fileno())
-            self._install(Path(tmp_name), BlobInfo(digest, len(data)))
-            return BlobInfo(digest, len(data))
+            self._install(Path(tmp_name), info)
+            return info
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
