@@ -14,7 +14,10 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── MissingMetadata
     │   ├── EmptyPush
     │   ├── UnsafePath
-    │   └── UnsupportedUri
+    │   ├── UnsupportedUri
+    │   ├── InvalidPolicy                a policy or check suite file is refused
+    │   ├── UnsafeModelFormat            a model file cannot be loaded without running its code
+    │   └── ColumnNotFound               a dataset lacks a column a check needs
     ├── NotFound                         exit 1
     │   ├── ModelNotFound
     │   ├── VersionNotFound
@@ -22,7 +25,9 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── BlobNotFound
     │   ├── UserNotFound
     │   ├── TokenNotFound
-    │   └── GrantNotFound
+    │   ├── GrantNotFound
+    │   ├── DatasetNotFound
+    │   └── RunNotFound
     ├── Conflict                         exit 1
     │   ├── ModelExists
     │   ├── AliasMoved
@@ -36,9 +41,14 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── NothingToRollBack
     │   ├── DestinationConflict
     │   ├── FileChanged
-    │   └── UserExists
+    │   ├── UserExists
+    │   ├── RunEnded
+    │   └── PolicyNotMet                 a promotion lacks what the policy requires
+    ├── CheckFailed                      exit 1   a check could not run to its end
+    │   └── CheckTimeout
     ├── Unauthenticated                  exit 1   no valid token (HTTP 401)
     ├── Forbidden                        exit 1   the actor's roles do not allow it (HTTP 403)
+    │   └── SeparationOfDuties           the policy keeps this person from this step
     ├── StoreError                       exit 1   the store cannot be used as it is
     │   ├── UnknownStoreFormat
     │   ├── StoreMismatch
@@ -47,7 +57,9 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     ├── InternalError                    exit 1   a bug in modelkeep
     └── IntegrityError                   exit 3   bytes do not match their digest
         ├── DigestMismatch
-        └── AuditChainBroken
+        ├── MissingChunk
+        ├── AuditChainBroken
+        └── AttestationInvalid
 """
 
 from __future__ import annotations
@@ -124,6 +136,31 @@ class UnsafePath(InvalidInput):
 class UnsupportedUri(InvalidInput):
     code = "unsupported_uri"
     default_hint = "use a directory path for the embedded store"
+
+
+class InvalidPolicy(InvalidInput):
+    """A policy (or check suite) file that does not parse, or names unknown things."""
+
+    code = "invalid_policy"
+    http_status = 422
+    default_hint = "fix the file at the line named (see docs/governance.md for the format)"
+
+
+class UnsafeModelFormat(InvalidInput):
+    """Loading this model would run code from its bytes (pickle and friends)."""
+
+    code = "unsafe_model_format"
+    http_status = 422
+    default_hint = (
+        "save scikit-learn models with skops (.skops) or export to ONNX (.onnx); "
+        "or check with a command suite"
+    )
+
+
+class ColumnNotFound(InvalidInput):
+    code = "column_not_found"
+    http_status = 422
+    default_hint = "name a column the dataset has ('modelkeep datasets show DATASET@REF')"
 
 
 class NotFound(ModelkeepError):
@@ -260,6 +297,26 @@ class RunEnded(Conflict):
     default_hint = "start a new run"
 
 
+class PolicyNotMet(Conflict):
+    """The message lists every unmet rule of the policy."""
+
+    code = "policy_not_met"
+    default_hint = "see what is missing with 'modelkeep policy test NAME@REF --to STAGE'"
+
+
+class CheckFailed(ModelkeepError):
+    """A check could not run to its end (its command failed, its output was not metrics)."""
+
+    code = "check_failed"
+    http_status = 422
+    default_hint = "fix the check and run it again; nothing was recorded"
+
+
+class CheckTimeout(CheckFailed):
+    code = "check_timeout"
+    default_hint = "raise the check's timeout in the suite file, or make the command faster"
+
+
 class Unauthenticated(ModelkeepError):
     """No valid credentials: the token is missing, unknown, revoked or expired."""
 
@@ -274,6 +331,13 @@ class Forbidden(ModelkeepError):
     code = "forbidden"
     http_status = 403
     default_hint = "ask an admin for a role that allows it ('modelkeep users grant')"
+
+
+class SeparationOfDuties(Forbidden):
+    """The policy keeps one person from doing two steps of one promotion."""
+
+    code = "separation_of_duties"
+    default_hint = "ask another person with the role to do it"
 
 
 class StoreError(ModelkeepError):
@@ -330,6 +394,13 @@ class MissingChunk(IntegrityError):
 class AuditChainBroken(IntegrityError):
     code = "audit_chain_broken"
     default_hint = "the audit log was changed outside modelkeep; restore the database from a backup"
+
+
+class AttestationInvalid(IntegrityError):
+    """A signed attestation does not verify: signature, evidence or files."""
+
+    code = "attestation_invalid"
+    default_hint = "do not trust this version's promotion record; see the named problem"
 
 
 def all_error_classes() -> list[type[ModelkeepError]]:

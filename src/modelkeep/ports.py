@@ -12,6 +12,13 @@ from typing import Any, BinaryIO, Protocol
 from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasAction, AliasEvent
 from modelkeep.domain.audit import AuditEvent
+from modelkeep.domain.governance import (
+    Approval,
+    Attestation,
+    CheckResult,
+    NewCheckResult,
+    PolicyRecord,
+)
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.recipes import Recipe
 from modelkeep.domain.retention import RetentionPolicy
@@ -274,6 +281,9 @@ class Transaction(Protocol):
     def add_run(self, run_id: str, new: NewRun, actor: str, at: datetime) -> None: ...
     def run_state(self, run_id: str, *, lock: bool = False) -> tuple[int, str] | None: ...
     def end_run(self, run_pk: int, status: str, error: str | None, at: datetime) -> None: ...
+    def end_running_run(
+        self, run_id: str, status: str, error: str | None, at: datetime
+    ) -> int | None: ...
     def run_params(self, run_pk: int) -> dict[str, Any]: ...
     def set_run_params(self, run_pk: int, params: dict[str, Any]) -> None: ...
     def get_run(self, run_id: str) -> Run | None: ...
@@ -332,6 +342,56 @@ class Transaction(Protocol):
     def purge_version(self, model: str, number: int, at: datetime) -> None:
         """Mark the version purged at ``at``: its files are no longer gc roots."""
         ...
+
+    # governance: written once, never changed
+    def add_policy(self, digest: str, document: str, actor: str, at: datetime) -> PolicyRecord:
+        """Record the next version of the registry's policy document."""
+        ...
+
+    def current_policy(self) -> PolicyRecord | None: ...
+    def policies(self) -> list[PolicyRecord]: ...
+    def add_check_result(
+        self,
+        model: str,
+        number: int,
+        new: NewCheckResult,
+        dataset: tuple[int, str, str] | None,
+        report_digest: str,
+        actor: str,
+        at: datetime,
+    ) -> CheckResult:
+        """``dataset``: (dataset version id, ``NAME@N``, digest) the check ran on."""
+        ...
+
+    def check_results(self, model: str, number: int | None = None) -> list[CheckResult]: ...
+    def add_approval(
+        self,
+        model: str,
+        number: int,
+        *,
+        stage: str,
+        decision: str,
+        user: str,
+        roles: Sequence[str],
+        comment: str | None,
+        check_ids: Sequence[int],
+        policy_digest: str | None,
+        at: datetime,
+    ) -> Approval: ...
+    def approvals(self, model: str, number: int | None = None) -> list[Approval]: ...
+    def add_attestation(
+        self,
+        model: str,
+        number: int,
+        *,
+        stage: str,
+        envelope_digest: str,
+        policy_digest: str | None,
+        override_reason: str | None,
+        actor: str,
+        at: datetime,
+    ) -> Attestation: ...
+    def attestations(self, model: str, number: int | None = None) -> list[Attestation]: ...
 
 
 class MetadataStore(Protocol):

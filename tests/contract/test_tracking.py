@@ -3,9 +3,13 @@ served in process, and against a live server."""
 
 from __future__ import annotations
 
+import array
+import base64
 import math
 import random
 import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +17,7 @@ import pytest
 
 import modelkeep
 from modelkeep import chunking
+from modelkeep.client.metrics_buffer import check_metric, pack_points
 from modelkeep.config import Settings
 from modelkeep.errors import (
     DatasetNotFound,
@@ -200,6 +205,71 @@ def test_gc_keeps_what_runs_and_datasets_need(
         mk.pull_dataset("data@1", tmp_path / "out")
         assert (tmp_path / "out" / "big.parquet").read_bytes() == big
         assert maintenance.verify(registry).ok
+
+
+def test_the_points_left_at_the_end_are_stored_with_the_end(mk: modelkeep.Client) -> None:
+    with mk.start_run("fraud") as run:
+        run.log_metrics({"a": 1.0, "b": -math.inf}, step=0)
+        run.log_metric("a", math.nan, step=1)
+        run.log_metric("é" * 250, 2.5)
+    done = mk.run(run.id)
+    assert done.status == "finished"
+    (a,) = mk.metric_series("a", [run.id])
+    assert a.total == 2 and a.points[0] == (0, 1.0) and math.isnan(a.points[1][1])
+    assert mk.metric_series("b", [run.id])[0].points == ((0, -math.inf),)
+    assert mk.metric_series("é" * 250, [run.id])[0].points == ((0, 2.5),)
+    with pytest.raises(InvalidInput, match="the run has ended"):
+        run.log_metric("a", 1.0)
+
+
+def test_end_answers_the_stored_run_and_a_second_end_changes_nothing(
+    mk: modelkeep.Client,
+) -> None:
+    run = mk.start_run("fraud")
+    run.log_metric("loss", 0.5)
+    ended = run.end("failed", "diverged")
+    assert (ended.status, ended.error, ended.metrics) == ("failed", "diverged", {"loss": 0.5})
+    assert run.end().status == "failed"
+
+
+def packed(code: str, items: Iterable[float]) -> str:
+    """A column as ``pack_points`` writes it (this machine is little-endian)."""
+    assert sys.byteorder == "little"
+    return base64.b64encode(array.array(code, items).tobytes()).decode()
+
+
+def test_packed_points_are_checked_and_stored_whole(settings: Settings) -> None:
+
+    with served_app(settings, "contributor") as (http, token):
+        auth = {"authorization": f"Bearer {token}"}
+        run_id = http.post("/api/v1/runs", json={"experiment": "e"}, headers=auth).json()["id"]
+        url = f"/api/v1/runs/{run_id}/metrics/packed"
+        values = [1.5, math.nan, math.inf, -0.0, 1e-300]
+        names = "abaab"
+        good = pack_points([check_metric(names[s], v, s) for s, v in enumerate(values)])
+        assert good["names"] == ["a", "b"]
+        assert http.post(url, json=good, headers=auth).json() == {"stored": 5}
+        one = pack_points([check_metric("a", 1.0, 0)])
+        for bad in (
+            {**good, "values": "not base64!"},
+            {**good, "steps": packed("i", range(5))},  # 20 bytes: not whole int64 items
+            {**good, "index": one["index"]},  # one point where the others have five
+            {**good, "names": ["a"]},  # index 1 has no name
+            {**good, "names": ["a", "x" * 251]},
+            {**good, "names": ["a", "tab\there"]},
+            {**good, "steps": packed("q", [0, 1, -1, 3, 4])},
+            {**good, "at": packed("d", [1e9] * 4 + [math.nan])},
+        ):
+            answer = http.post(url, json=bad, headers=auth)
+            assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_input")
+        series = http.get("/api/v1/metrics/a", params={"runs": run_id}, headers=auth).json()
+        assert series["series"][0]["values"] == [1.5, "Infinity", -0.0]
+        finish = {"status": "killed", "error": "stop", "points": one}
+        finished = http.post(f"/api/v1/runs/{run_id}/finish", json=finish, headers=auth)
+        assert finished.json() == {"stored": 1}
+        assert http.post(url, json=one, headers=auth).json()["error"]["code"] == "run_ended"
+        run = http.get(f"/api/v1/runs/{run_id}", headers=auth).json()
+        assert (run["status"], run["error"]) == ("killed", "stop")
 
 
 def test_a_bad_metric_batch_is_refused_whole(settings: Settings) -> None:

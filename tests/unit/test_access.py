@@ -28,9 +28,9 @@ from modelkeep.errors import InvalidInput, InvalidName
 # What each role allows, written out independently of the code's tables.
 ALLOWS = {
     "viewer": {"read"},
-    "contributor": {"read", "create-model", "push", "set-alias", "archive", "track"},
-    "approver": {"read", "approve"},
-    "releaser": {"read", "promote", "rollback"},
+    "contributor": {"read", "create-model", "push", "set-alias", "archive", "track", "check"},
+    "approver": {"read", "approve", "check"},
+    "releaser": {"read", "promote", "rollback", "check"},
     "admin": {
         "read",
         "create-model",
@@ -41,13 +41,16 @@ ALLOWS = {
         "promote",
         "rollback",
         "track",
+        "check",
+        "set-policy",
+        "override",
         "verify",
         "gc",
         "manage-users",
         "checkpoint",
     },
 }
-GLOBAL_ONLY = {"create-model", "gc", "manage-users", "checkpoint"}
+GLOBAL_ONLY = {"create-model", "gc", "manage-users", "checkpoint", "set-policy"}
 
 # (grant scope, model asked about, whether the grant can apply there)
 SCOPES = [

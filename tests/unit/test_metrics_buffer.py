@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelkeep.client.metrics_buffer import MAX_NAME, MetricBuffer, MetricPoint, check_metric
+from modelkeep.client.metrics_buffer import (
+    MAX_IDLE_THREADS,
+    MAX_NAME,
+    MetricBuffer,
+    MetricPoint,
+    check_metric,
+    pack_points,
+)
 from modelkeep.errors import InvalidInput
 
 FAST_RETRIES = (0.01, 0.01, 0.01)
@@ -296,3 +303,73 @@ def test_a_script_that_forgets_to_close_loses_nothing_at_exit(tmp_path: Path, en
     assert ("the script failed" in done.stderr) == (ending == "raise")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows == [["loss", s, repr(float(s))] for s in range(1000)] + [["loss", 1000, "nan"]]
+
+
+# -- closing with a last send (a run's end carries its last points) -----------------------
+
+
+def test_close_with_last_sends_full_batches_then_the_rest_through_last() -> None:
+    send, last = Recorder(), Recorder()
+    buffer = MetricBuffer(send, max_points=10, max_delay=60)
+    buffer.add_many(points("loss", 25))
+
+    buffer.close(last)
+
+    assert [len(b) for b in send.batches] == [10, 10]
+    assert [[p.step for p in b] for b in last.batches] == [list(range(20, 25))]
+    assert buffer.pending == []
+
+
+def test_close_with_last_calls_it_once_even_with_nothing_left() -> None:
+    send, last = Recorder(), Recorder()
+    buffer = MetricBuffer(send, max_delay=60)
+    buffer.add_many(points("loss", 3))
+    buffer.flush()
+
+    buffer.close(last)
+
+    assert last.batches == [[]]
+    assert len(send.points) == 3
+
+
+def test_a_last_send_that_fails_keeps_the_points_for_a_later_close() -> None:
+    send, last = Recorder(), Recorder(fail_times=10**9)
+    buffer = MetricBuffer(send, max_delay=60, retry_delays=FAST_RETRIES)
+    logged = points("loss", 4)
+    buffer.add_many(logged)
+
+    with pytest.raises(ConnectionError):
+        buffer.close(last)
+    assert buffer.pending == logged and last.calls == len(FAST_RETRIES) + 1
+
+    buffer.close()  # what the exit hook does
+    assert send.points == logged
+
+
+def test_sending_threads_are_reused_not_one_per_buffer() -> None:
+    senders: list[threading.Thread] = []  # kept alive: each object is a distinct thread
+
+    def send(batch: list[MetricPoint]) -> None:
+        senders.append(threading.current_thread())
+
+    for _ in range(30):
+        with MetricBuffer(send, max_delay=0.001) as buffer:
+            buffer.add(check_metric("loss", 1.0, 0))
+            wait_for(lambda: not buffer.pending)
+    assert len(senders) == 30
+    assert len({id(t) for t in senders}) <= MAX_IDLE_THREADS + 1
+    assert all(t.daemon for t in senders)
+
+
+@pytest.mark.parametrize("value", [1.5, -0.0, 1e-300, math.inf, -math.inf, 2.0**60])
+def test_packed_points_round_trip_exactly(value: float) -> None:
+    from modelkeep.entrypoints.api.tracking_routes import PackedPoints, _unpack
+
+    logged = [check_metric("b", value, 2**62), check_metric("a", math.nan, 0)]
+    packed = PackedPoints.model_validate_json(json.dumps(pack_points(logged)))
+
+    rows = _unpack(packed)
+
+    assert [r[:3] for r in rows[:1]] == [("b", 2**62, value)] and rows[1][:2] == ("a", 0)
+    assert math.isnan(rows[1][2]) and [r[3] for r in rows] == [p.at for p in logged]
+    assert _unpack(PackedPoints.model_validate(pack_points([]))) == []

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
 from modelkeep.client.files import LocalFile, is_chunked, upload, upload_chunked
+from modelkeep.client.governance import GovernanceBackend, LocalGovernance
 from modelkeep.client.metrics_buffer import MetricPoint
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
@@ -40,7 +41,7 @@ LOCAL_WRITERS = 4
 than cores keep the disk busy."""
 
 
-class Backend(Protocol):
+class Backend(GovernanceBackend, Protocol):
     def close(self) -> None: ...
     def create_model(self, name: str, description: str, require: Iterable[str]) -> Model: ...
     def list_models(self) -> list[Model]: ...
@@ -98,6 +99,9 @@ class Backend(Protocol):
     def use_dataset(self, run_id: str, ref: str) -> Run: ...
     def log_artifact(self, run_id: str, entry: FileEntry) -> None: ...
     def end_run(self, run_id: str, status: str, error: str | None) -> Run: ...
+    def finish_run(
+        self, run_id: str, status: str, error: str | None, points: Sequence[MetricPoint]
+    ) -> None: ...
     def metric_series(
         self, name: str, run_ids: Sequence[str], max_points: int
     ) -> list[tracking.Series]: ...
@@ -111,7 +115,7 @@ class Backend(Protocol):
     def lineage(self, ref: str, direction: str) -> Lineage: ...
 
 
-class LocalBackend:
+class LocalBackend(LocalGovernance):
     """The services in this process: an embedded store, or a database an operator reaches."""
 
     def __init__(self, registry: Registry, gc_grace_seconds: int) -> None:
@@ -261,8 +265,7 @@ class LocalBackend:
         return tracking.log_params(self.registry, run_id, params)
 
     def log_points(self, run_id: str, points: Sequence[MetricPoint]) -> None:
-        batch = [tracking.Point(*p) for p in points]  # the same fields, in the same order
-        tracking.log_points(self.registry, run_id, batch)
+        tracking.log_points(self.registry, run_id, points)
 
     def use_dataset(self, run_id: str, ref: str) -> Run:
         return tracking.use_dataset(self.registry, run_id, ref)
@@ -272,6 +275,11 @@ class LocalBackend:
 
     def end_run(self, run_id: str, status: str, error: str | None) -> Run:
         return tracking.end_run(self.registry, run_id, status, error)
+
+    def finish_run(
+        self, run_id: str, status: str, error: str | None, points: Sequence[MetricPoint]
+    ) -> None:
+        tracking.finish_run(self.registry, run_id, status, error, points)
 
     def metric_series(
         self, name: str, run_ids: Sequence[str], max_points: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,9 +11,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from modelkeep.attest_bundle import BundleReport, verify_bundle
 from modelkeep.bootstrap import open_registry
 from modelkeep.client import files, hashcache, runs
 from modelkeep.client.backend import Backend, LocalBackend
+from modelkeep.client.governance import write_bundle
 from modelkeep.client.http import HttpBackend
 from modelkeep.client.metrics_buffer import check_metric
 from modelkeep.client.users import user_admin
@@ -20,6 +23,13 @@ from modelkeep.config import Settings
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.governance import (
+    Approval,
+    Attestation,
+    CheckResult,
+    NewCheckResult,
+    PolicyRecord,
+)
 from modelkeep.domain.lineage import Lineage
 from modelkeep.domain.manifest import FileEntry, sha256_digest
 from modelkeep.domain.retention import RetentionPolicy
@@ -27,10 +37,11 @@ from modelkeep.domain.runs import Run
 from modelkeep.domain.semver import Bump
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
-from modelkeep.errors import BlobNotFound, InvalidInput
+from modelkeep.errors import BlobNotFound, InvalidInput, VersionArchived
 from modelkeep.ports import Progress, report_skipped
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.datasets import DatasetPush, DatasetVersion
+from modelkeep.services.governance import GateResult, Promotion
 from modelkeep.services.maintenance import GcReport, VerifyReport
 from modelkeep.services.registry import PushRequest
 from modelkeep.services.storage import StorageReport
@@ -221,9 +232,17 @@ class Client:
         return self._backend.alias_history(model, alias)
 
     def promote(
-        self, ref: str, *, to: str, reason: str | None = None, expect: int | None = None
+        self,
+        ref: str,
+        *,
+        to: str,
+        reason: str | None = None,
+        expect: int | None = None,
+        override: bool = False,
     ) -> AliasEvent:
-        return self._backend.promote(ref, to, reason, expect)
+        """Move stage ``to`` to ``ref`` if the policy is met (else PolicyNotMet listing
+        every unmet rule); the move is attested (``promotion`` returns the attestation)."""
+        return self.promotion(ref, to=to, reason=reason, expect=expect, override=override).event
 
     def rollback(self, model: str, *, stage: str, reason: str | None = None) -> AliasEvent:
         return self._backend.rollback(model, stage, reason)
@@ -442,3 +461,156 @@ class Client:
         """What went into ``ref`` (upstream) or was made from it (downstream): ``NAME@REF``
         for a model version, ``dataset:NAME@REF`` or ``run:ID``."""
         return self._backend.lineage(ref, direction)
+
+    # governance
+
+    def set_policy(self, document: str | os.PathLike[str]) -> PolicyRecord:
+        """Store a new version of the registry's policy: YAML text, or a path to it."""
+        return self._backend.set_policy(_policy_text(document))
+
+    def policy(self) -> PolicyRecord | None:
+        """The policy in force (None: no policy, every promotion needs only its role)."""
+        return self._backend.policy()
+
+    def policy_history(self) -> list[PolicyRecord]:
+        return self._backend.policy_history()
+
+    def model_policy(self, model: str) -> dict[str, Any]:
+        """The rules that apply to ``model``: the registry's, with its overrides."""
+        return self._backend.model_policy(model)
+
+    def check(
+        self,
+        ref: str,
+        *,
+        dataset: str,
+        target: str,
+        sensitive: str | None = None,
+        suite: str | os.PathLike[str] | None = None,
+    ) -> list[CheckResult]:
+        """Run a validation suite on ``ref`` against a registered dataset version, here,
+        and record each result as evidence (immutable; a re-run is a new result).
+
+        Without ``suite`` (a YAML file): evaluation and robustness, and fairness on
+        ``sensitive`` if given. The model is never unpickled: skops and ONNX only."""
+        from modelkeep.checks.runner import CheckInput, run_checks
+        from modelkeep.checks.suite import default_suite, parse_suite
+
+        version = self.show(ref)
+        if version.status == "archived":
+            raise VersionArchived(f"{version.ref} is archived: it cannot be checked")
+        data = self.dataset(dataset)
+        suite_path = Path(suite) if suite is not None else None
+        plan = parse_suite(_read_text(suite_path)) if suite_path else default_suite(sensitive)
+        with tempfile.TemporaryDirectory(prefix="modelkeep-check-") as work:
+            model_dir, data_dir = Path(work, "model"), Path(work, "data")
+            self.pull(version.ref, model_dir)
+            self.pull_dataset(data.ref, data_dir)
+            workdir = suite_path.resolve().parent if suite_path else Path.cwd()
+            outcomes = run_checks(
+                CheckInput(model_dir, data_dir, target, sensitive, workdir=workdir), plan
+            )
+        return [
+            self.record_check(
+                version.ref,
+                dataset=data.ref,
+                result=NewCheckResult(
+                    o.suite, o.kind, o.metrics, o.passed, tuple(o.failures), o.report
+                ),
+            )
+            for o in outcomes
+        ]
+
+    def record_check(self, ref: str, *, dataset: str | None, result: NewCheckResult) -> CheckResult:
+        """Record a result computed elsewhere (e.g. by your own evaluation harness)."""
+        return self._backend.record_check(ref, dataset, result)
+
+    def checks(self, ref: str) -> list[CheckResult]:
+        return self._backend.checks(ref)
+
+    def approve(
+        self, ref: str, *, to: str, comment: str | None = None, digest: str | None = None
+    ) -> Approval:
+        """Approve ``ref`` for stage ``to``, bound to its digest (``digest``: refuse unless
+        ``ref`` still names it) and to the check results current now."""
+        return self._backend.decide(ref, to, "approve", comment, digest)
+
+    def reject(
+        self, ref: str, *, to: str, comment: str | None = None, digest: str | None = None
+    ) -> Approval:
+        return self._backend.decide(ref, to, "reject", comment, digest)
+
+    def approvals(self, ref: str) -> list[Approval]:
+        return self._backend.approvals(ref)
+
+    def gate(self, ref: str, *, to: str, promoter: str | None = None) -> GateResult:
+        """Would promoting ``ref`` to ``to`` pass the policy? Every rule; changes nothing."""
+        return self._backend.gate(ref, to, promoter)
+
+    def promotion(
+        self,
+        ref: str,
+        *,
+        to: str,
+        reason: str | None = None,
+        expect: int | None = None,
+        override: bool = False,
+    ) -> Promotion:
+        """``promote``, returning the move with the policy's evaluation and the signed
+        attestation. ``override`` (an admin, with a reason) promotes although the policy
+        is not met, and says so in the audit log, the attestation and the card."""
+        return self._backend.promotion(ref, to, reason, expect, override)
+
+    def attestations(self, ref: str) -> list[Attestation]:
+        return self._backend.attestations(ref)
+
+    def export_attestation(
+        self, ref: str, dest: str | os.PathLike[str], *, stage: str | None = None
+    ) -> Path:
+        """Write the newest attestation of ``ref`` and its evidence into ``dest`` (a new
+        or empty directory), for ``attest verify --bundle`` anywhere, offline."""
+        return write_bundle(self._backend.evidence(ref, stage), Path(dest))
+
+    def verify_attestation(
+        self,
+        ref: str,
+        *,
+        stage: str | None = None,
+        public_key: bytes | None = None,
+    ) -> BundleReport:
+        """Check the newest attestation of ``ref``: its signature (with ``public_key``, PEM,
+        if given, else the store's), its evidence, and that the files still match."""
+        with tempfile.TemporaryDirectory(prefix="modelkeep-attest-") as work:
+            bundle = self.export_attestation(ref, Path(work, "bundle"), stage=stage)
+            pulled = Path(work, "files")
+            self.pull(ref, pulled)
+            trusted = public_key or self.audit_key().pem.encode("ascii")
+            return verify_bundle(bundle, pulled, trusted)
+
+    def card(self, ref: str, *, format: str = "md") -> str:
+        """The model card of ``ref`` (Markdown or HTML), from registry facts."""
+        return self._backend.card(ref, format)
+
+    def governance_report(self, model: str | None = None, *, format: str = "md") -> str:
+        """Each model's evidence mapped to the NIST AI RMF functions, with what is missing."""
+        return self._backend.governance_report(model, format)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(
+            f"there is no file {str(path)!r}", "give the path of a YAML file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"cannot read {str(path)!r}: {exc}", "give a readable UTF-8 file"
+        ) from None
+
+
+def _policy_text(document: str | os.PathLike[str]) -> str:
+    """A path (an existing file) or the YAML text itself."""
+    if isinstance(document, os.PathLike) or ("\n" not in document and Path(document).is_file()):
+        return _read_text(Path(document))
+    return document

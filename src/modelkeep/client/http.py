@@ -26,7 +26,8 @@ from modelkeep.client.files import (
     is_chunked,
     upload_chunked,
 )
-from modelkeep.client.metrics_buffer import MetricPoint
+from modelkeep.client.governance import HttpGovernance
+from modelkeep.client.metrics_buffer import MetricPoint, pack_points
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
@@ -34,7 +35,7 @@ from modelkeep.domain.lineage import Lineage
 from modelkeep.domain.manifest import FileEntry, check_digest, sha256_digest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.recipes import Recipe
-from modelkeep.domain.runs import NewRun, Run, metric_to_json
+from modelkeep.domain.runs import NewRun, Run
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Scalar, Version
 from modelkeep.errors import (
@@ -62,7 +63,7 @@ ERRORS = {cls.code: cls for cls in all_error_classes()}
 BY_STATUS: dict[int, type[ModelkeepError]] = {404: NotFound, 409: Conflict}
 
 
-class HttpBackend:
+class HttpBackend(HttpGovernance):
     def __init__(
         self,
         url: str,
@@ -85,6 +86,14 @@ class HttpBackend:
     # plumbing -------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def _text(self, path: str, params: dict[str, Any]) -> str:
+        """A document the server renders (a model card, a report)."""
+        return self._send("GET", path, params=params).text
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, API + path, **kwargs)
         except httpx.TransportError as exc:
@@ -94,7 +103,7 @@ class HttpBackend:
             ) from None
         if response.status_code >= 400:
             raise _error(response)
-        return response.json() if response.content else None
+        return response
 
     def _items(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every item of a paginated list, following the ``next`` cursors."""
@@ -420,13 +429,8 @@ class HttpBackend:
         return wire.run(self._call("POST", f"/runs/{_seg(run_id)}/params", json=body))
 
     def log_points(self, run_id: str, points: Sequence[MetricPoint]) -> None:
-        body = {
-            "names": [p.name for p in points],
-            "steps": [p.step for p in points],
-            "values": [metric_to_json(p.value) for p in points],
-            "at": [p.at for p in points],
-        }
-        self._call("POST", f"/runs/{_seg(run_id)}/metrics", json=body)
+        body = pack_points(points)
+        self._call("POST", f"/runs/{_seg(run_id)}/metrics/packed", json=body)
 
     def use_dataset(self, run_id: str, ref: str) -> Run:
         body = {"ref": ref}
@@ -434,6 +438,12 @@ class HttpBackend:
 
     def log_artifact(self, run_id: str, entry: FileEntry) -> None:
         self._call("POST", f"/runs/{_seg(run_id)}/artifacts", json=entry.to_dict())
+
+    def finish_run(
+        self, run_id: str, status: str, error: str | None, points: Sequence[MetricPoint]
+    ) -> None:
+        body = {"status": status, "error": error, "points": pack_points(points)}
+        self._call("POST", f"/runs/{_seg(run_id)}/finish", json=body)
 
     def end_run(self, run_id: str, status: str, error: str | None) -> Run:
         body = {"status": status, "error": error}

@@ -38,6 +38,9 @@ class RunBackend(Protocol):
     def log_artifact(self, run_id: str, entry: FileEntry) -> None: ...
     def upload(self, files: Sequence[LocalFile], progress: Any) -> list[FileEntry]: ...
     def end_run(self, run_id: str, status: str, error: str | None) -> Run: ...
+    def finish_run(
+        self, run_id: str, status: str, error: str | None, points: Sequence[MetricPoint]
+    ) -> None: ...
 
 
 def captured_run(
@@ -79,8 +82,10 @@ class ActiveRun:
         self._backend = backend
         self.id = run.id
         self._buffer = MetricBuffer(lambda points: backend.log_points(self.id, points))
+        self._add_point = self._buffer.adder()
         self._steps: dict[str, int] = {}
-        self._ended: Run | None = None
+        """The highest step logged per metric name (the next one without ``step``)."""
+        self._ended = False
 
     # logging ----------------------------------------------------------------------------
 
@@ -92,16 +97,25 @@ class ActiveRun:
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """One point; without ``step``, the metric's next step (0, 1, 2, ...)."""
-        self._buffer.add(check_metric(name, value, self._step(name, step)))
+        # The hot path of a training loop: inlined, with no call it can do without.
+        last = self._steps.get(name, -1)
+        point = check_metric(name, value, last + 1 if step is None else step)
+        if point.step > last:
+            self._steps[name] = point.step
+        self._add_point(point)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        self._buffer.add_many([check_metric(n, v, self._step(n, step)) for n, v in metrics.items()])
+        points = [
+            check_metric(n, v, self._next_step(n) if step is None else step)
+            for n, v in metrics.items()
+        ]
+        for point in points:
+            if point.step > self._steps.get(point.name, -1):
+                self._steps[point.name] = point.step
+        self._buffer.add_many(points)
 
-    def _step(self, name: str, step: int | None) -> int:
-        if step is None:
-            step = self._steps.get(name, -1) + 1
-        self._steps[name] = max(step, self._steps.get(name, -1))
-        return step
+    def _next_step(self, name: str) -> int:
+        return self._steps.get(name, -1) + 1
 
     def use_dataset(self, ref: str) -> None:
         """Record that the run read this dataset version (``NAME@REF``)."""
@@ -129,13 +143,27 @@ class ActiveRun:
         self._buffer.flush()
 
     def end(self, status: str = run_rules.FINISHED, error: str | None = None) -> Run:
-        if self._ended is not None:
-            return self._ended
+        """End the run (once: later calls change nothing) and answer it as stored."""
+        self._finish(status, error)
+        return self._backend.get_run(self.id)
+
+    def _finish(self, status: str, error: str | None) -> None:
+        """Send the points still buffered together with the end of the run: one call, one
+        transaction. If that fails the run is ended without them (they stay in the
+        buffer for the exit hook) and the error goes on."""
+        if self._ended:
+            return
+
+        def last(points: Sequence[MetricPoint]) -> None:
+            self._backend.finish_run(self.id, status, error, points)
+
         try:
-            self._buffer.close()
-        finally:
-            self._ended = self._backend.end_run(self.id, status, error)
-        return self._ended
+            self._buffer.close(last)
+        except Exception:
+            self._backend.finish_run(self.id, status, error, ())
+            self._ended = True
+            raise
+        self._ended = True
 
     def info(self) -> Run:
         self._buffer.flush()
@@ -150,9 +178,10 @@ class ActiveRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # No read-back of the run: nobody receives it here.
         if exc is None:
-            self.end()
+            self._finish(run_rules.FINISHED, None)
         elif isinstance(exc, KeyboardInterrupt):
-            self.end(run_rules.KILLED, "interrupted (KeyboardInterrupt)")
+            self._finish(run_rules.KILLED, "interrupted (KeyboardInterrupt)")
         else:
-            self.end(run_rules.FAILED, f"{type(exc).__name__}: {exc}")
+            self._finish(run_rules.FAILED, f"{type(exc).__name__}: {exc}")

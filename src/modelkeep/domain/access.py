@@ -3,10 +3,11 @@
 A user holds **grants**: a role, either global or on one model. Roles:
 
 - ``viewer``: read (models, versions, aliases, audit log, pull);
-- ``contributor``: read; create models (global grant only), push, move free aliases, archive;
-- ``approver``: read; approve or reject promotions;
-- ``releaser``: read; promote and roll back stages;
-- ``admin``: everything, including users, grants, ``verify`` and ``gc``.
+- ``contributor``: read; create models (global grant only), push, runs, checks, free aliases,
+  archive;
+- ``approver``: read; record checks; approve or reject promotions;
+- ``releaser``: read; record checks; promote and roll back stages;
+- ``admin``: everything, including users, grants, policies, overrides, ``verify`` and ``gc``.
 
 A grant on a model applies to that model only. ``decide`` is pure and always says why,
 so a refusal can tell the user exactly which role is missing.
@@ -29,10 +30,10 @@ VIEWER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN = (
 )
 ROLES: dict[str, str] = {
     VIEWER: "read models, versions, aliases and the audit log; pull",
-    CONTRIBUTOR: "read; create models (global grant only), push, move free aliases, archive",
-    APPROVER: "read; approve or reject promotions",
-    RELEASER: "read; promote and roll back stages",
-    ADMIN: "everything: users, grants and tokens, verify, gc",
+    CONTRIBUTOR: "read; create models (global grant), push, runs, checks, free aliases, archive",
+    APPROVER: "read; record checks; approve or reject promotions",
+    RELEASER: "read; record checks; promote and roll back stages",
+    ADMIN: "everything: users, grants and tokens, policies, overrides, verify, gc",
 }
 """Every role, least powerful first, with what it allows."""
 
@@ -131,6 +132,24 @@ MANAGE_USERS = Action(
     per_model=False,
     roles=(ADMIN,),
 )
+CHECK = Action(
+    name="check",
+    description="record check results (evaluation, fairness, robustness evidence) of a version",
+    per_model=True,
+    roles=(CONTRIBUTOR, APPROVER, RELEASER, ADMIN),
+)
+SET_POLICY = Action(
+    name="set-policy",
+    description="replace the registry's promotion policy",
+    per_model=False,
+    roles=(ADMIN,),
+)
+OVERRIDE = Action(
+    name="override",
+    description="promote although the policy is not met (needs a reason; marked loudly)",
+    per_model=True,
+    roles=(ADMIN,),
+)
 CHECKPOINT = Action(
     name="checkpoint",
     description="sign the audit head with the store's key (audit checkpoint)",
@@ -150,6 +169,9 @@ ACTIONS: dict[str, Action] = {
         PROMOTE,
         ROLLBACK,
         TRACK,
+        CHECK,
+        SET_POLICY,
+        OVERRIDE,
         VERIFY,
         GC,
         MANAGE_USERS,

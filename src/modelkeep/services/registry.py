@@ -65,6 +65,7 @@ from modelkeep.ports import (
     VersionKey,
 )
 from modelkeep.services import audit as audit_service
+from modelkeep.services import governance
 
 Clock = Callable[[], datetime]
 
@@ -269,6 +270,8 @@ class Registry:
         required = tx.required_fields(model)
         if required is None:
             raise _no_model(model)
+        policy = governance.model_policy(tx, model)
+        required = tuple(dict.fromkeys((*required, *policy.register_require)))
         metadata = request.metadata.validated()
         check_text("the message", request.message)
         require_fields(model, required, self._through_run(tx, metadata), request.message)
@@ -280,6 +283,18 @@ class Registry:
         if semver is not None:
             SemVer.parse(semver)
         return metadata, semver
+
+    def version_in(self, tx: Transaction, ref: Ref) -> Version:
+        """The version ``ref`` names, read in ``tx``."""
+        return _version(tx, ref.model, _key(tx, ref, None).number)
+
+    def check_expected(
+        self, model: str, alias: str, current: VersionKey | None, expect: int | None
+    ) -> None:
+        _check_expected(model, alias, current, expect)
+
+    def metadata_through_run(self, tx: Transaction, metadata: VersionMetadata) -> VersionMetadata:
+        return self._through_run(tx, metadata)
 
     def _through_run(self, tx: Transaction, metadata: VersionMetadata) -> VersionMetadata:
         """The metadata with what its run recorded (a required field may be met there)."""
@@ -382,33 +397,54 @@ class Registry:
         if alias_rules.is_stage(alias):
             raise ProtectedAlias(f"{alias!r} is a stage, not a free alias")
         parsed = parse_ref(ref)
-        self.authorize(access.SET_ALIAS, parsed.model)
+        self._authorize_alias(parsed.model, alias)
         return self._move(parsed, alias, "set", reason, expect)
+
+    def _authorize_alias(self, model: str, alias: str) -> None:
+        """The usual roles move a free alias, unless the policy names who may move it."""
+        with self.store.transaction() as tx:
+            roles = governance.model_policy(tx, model).alias_roles(alias)
+        if roles is None:
+            self.authorize(access.SET_ALIAS, model)
+            return
+        action = access.Action(
+            name=f"set-alias {alias}",
+            description=f"move the alias {alias} (the policy names who may)",
+            per_model=True,
+            roles=tuple(dict.fromkeys((*roles, access.ADMIN))),
+        )
+        decision = access.decide(self.principal, action, model)
+        if not decision.allowed:
+            raise Forbidden(f"{decision.reason} (policy)")
 
     def remove_alias(
         self, model: str, alias: str, reason: str | None = None
     ) -> alias_rules.AliasEvent:
         check_model_name(model)
-        self.authorize(access.SET_ALIAS, model)
         check_alias_name(alias)
         if alias_rules.is_stage(alias):
             raise ProtectedAlias(f"{alias!r} is a stage; it cannot be removed")
+        self._authorize_alias(model, alias)
         with self.store.transaction(write=True) as tx:
             _model(tx, model)
             current = tx.alias_key(model, alias)
             if current is None:
                 raise AliasNotFound(f"{model} has no alias {alias!r}")
-            event = self._record_move(tx, model, alias, "rm", None, current, reason)
+            event = self.record_move(tx, model, alias, "rm", None, current, reason)
             tx.commit()
         return event
 
     def promote(
-        self, ref: str, to: str, reason: str | None = None, expect: int | None = None
+        self,
+        ref: str,
+        to: str,
+        reason: str | None = None,
+        expect: int | None = None,
+        override: bool = False,
     ) -> alias_rules.AliasEvent:
-        _check_stage(to)
-        parsed = parse_ref(ref)
-        self.authorize(access.PROMOTE, parsed.model)
-        return self._move(parsed, to, "promote", reason, expect)
+        """Move stage ``to`` to ``ref`` if the policy allows it, and sign an attestation
+        (services/governance.py); ``override`` is an admin's, with a reason."""
+        return governance.promote(self, ref, to, reason, expect, override).event
 
     def rollback(self, model: str, stage: str, reason: str | None = None) -> alias_rules.AliasEvent:
         check_model_name(model)
@@ -421,7 +457,7 @@ class Registry:
             if target.status == "archived":
                 raise VersionArchived(f"{stage} would roll back to {target.ref}, which is archived")
             current = tx.alias_key(model, stage)
-            event = self._record_move(tx, model, stage, "rollback", target, current, reason)
+            event = self.record_move(tx, model, stage, "rollback", target, current, reason)
             tx.commit()
         return event
 
@@ -441,11 +477,11 @@ class Registry:
             _check_expected(ref.model, alias, current, expect)
             if current is not None and current.number == target.number:
                 return tx.alias_events(ref.model, alias)[-1]  # already there: nothing to do
-            event = self._record_move(tx, ref.model, alias, action, target, current, reason)
+            event = self.record_move(tx, ref.model, alias, action, target, current, reason)
             tx.commit()
         return event
 
-    def _record_move(
+    def record_move(
         self,
         tx: Transaction,
         model: str,
@@ -454,7 +490,9 @@ class Registry:
         target: Version | None,
         current: VersionKey | None,
         reason: str | None,
+        extra: dict[str, Any] | None = None,
     ) -> alias_rules.AliasEvent:
+        """Move the alias and audit it; ``extra`` adds to the event's details."""
         check_text("the reason", reason)
         at = self.clock()
         event = tx.move_alias(
@@ -471,6 +509,7 @@ class Registry:
                 "new": target.number if target else None,
                 "new_digest": target.digest if target else None,
                 "reason": reason,
+                **(extra or {}),
             },
             at,
         )

@@ -2,7 +2,7 @@
 batches, attach files, end it; read runs, compare them, query metric series.
 
 Starting and ending a run are audited; metric points are not, one by one (a run may log
-millions): they are written without the audit head's lock, in one statement per batch,
+millions): they are written without the audit head's lock, in one transaction per batch,
 and refused once the run has ended.
 """
 
@@ -31,11 +31,17 @@ from modelkeep.domain.runs import (
 )
 from modelkeep.domain.versions import Scalar, check_params
 from modelkeep.errors import InvalidInput, RunEnded, RunNotFound
+from modelkeep.ports import Transaction
 from modelkeep.services import datasets
 from modelkeep.services.registry import Registry
 
 MAX_POINTS_PER_BATCH = 100_000
 MAX_SERIES_POINTS = 10_000
+
+
+PointRow = tuple[str, int, float, float]
+"""(name, step, value, seconds since 1970): ``Point``, or the SDK's ``MetricPoint``, which
+has the same fields in the same order and is stored as it is (no copy per point)."""
 
 
 class Point(NamedTuple):
@@ -124,14 +130,12 @@ def log_params(registry: Registry, run_id: str, params: Mapping[str, Scalar]) ->
     return get_run(registry, run_id)
 
 
-def log_points(registry: Registry, run_id: str, points: Sequence[Point]) -> int:
-    """Append metric points to a running run, in one statement."""
+def log_points(registry: Registry, run_id: str, points: Sequence[PointRow]) -> int:
+    """Append metric points to a running run, in one transaction."""
     registry.authorize(access.TRACK, access.ANY_MODEL)
-    if len(points) > MAX_POINTS_PER_BATCH:
-        raise InvalidInput(f"a batch holds at most {MAX_POINTS_PER_BATCH} points")
+    _check_batch(points)
     with registry.store.transaction(write=True, ordered=False) as tx:
-        run_pk = _running(tx, run_id)
-        count = tx.add_metric_points(run_pk, ((p.name, p.step, p.value, p.at) for p in points))
+        count = _store_points(tx, _running(tx, run_id), points)
         tx.commit()
     return count
 
@@ -164,32 +168,65 @@ def end_run(
     registry: Registry, run_id: str, status: str = FINISHED, error: str | None = None
 ) -> Run:
     """End a running run as finished, failed (with the error's message) or killed."""
-    registry.authorize(access.TRACK, access.ANY_MODEL)
-    if status not in ENDED:
-        raise InvalidInput(f"{status!r} is not how a run ends", f"use one of {', '.join(ENDED)}")
-    if error is not None:
-        error = error[:MAX_ERROR_CHARS]
-    at = registry.clock()
-    with registry.store.transaction(write=True) as tx:
-        run_pk = _running(tx, run_id)
-        tx.end_run(run_pk, status, error if status in (FAILED, KILLED) else None, at)
-        details: dict[str, Any] = {"status": status}
-        registry._audit(tx, "run.end", f"run:{run_id}", details, at)
-        tx.commit()
+    finish_run(registry, run_id, status, error)
     return get_run(registry, run_id)
 
 
-def _running(tx: Any, run_id: str) -> int:
+def finish_run(
+    registry: Registry,
+    run_id: str,
+    status: str = FINISHED,
+    error: str | None = None,
+    points: Sequence[PointRow] = (),
+) -> int:
+    """``end_run`` with the run's last metric points stored in the same transaction (one
+    commit, so one disk sync, where a flush then an end made two), and without reading
+    the run back; the number of points stored."""
+    registry.authorize(access.TRACK, access.ANY_MODEL)
+    if status not in ENDED:
+        raise InvalidInput(f"{status!r} is not how a run ends", f"use one of {', '.join(ENDED)}")
+    _check_batch(points)
+    if error is not None:
+        error = error[:MAX_ERROR_CHARS]
+    at = registry.clock()
+    error = error if status in (FAILED, KILLED) else None
+    with registry.store.transaction(write=True) as tx:
+        run_pk = tx.end_running_run(check_run_id(run_id), status, error, at)
+        if run_pk is None:
+            raise _not_running(tx, run_id)
+        count = _store_points(tx, run_pk, points)
+        registry._audit(tx, "run.end", f"run:{run_id}", {"status": status}, at)
+        tx.commit()
+    return count
+
+
+def _check_batch(points: Sequence[PointRow]) -> None:
+    if len(points) > MAX_POINTS_PER_BATCH:
+        raise InvalidInput(f"a batch holds at most {MAX_POINTS_PER_BATCH} points")
+
+
+def _store_points(tx: Transaction, run_pk: int, points: Sequence[PointRow]) -> int:
+    return tx.add_metric_points(run_pk, points) if points else 0
+
+
+def _running(tx: Transaction, run_id: str) -> int:
     state = tx.run_state(check_run_id(run_id), lock=True)
+    if state is None or state[1] in ENDED:
+        raise _not_running(tx, run_id, state)
+    return int(state[0])
+
+
+def _not_running(
+    tx: Transaction, run_id: str, state: tuple[int, str] | None = None
+) -> RunNotFound | RunEnded:
+    """Why a run takes nothing more: it does not exist, or it has ended."""
+    state = state or tx.run_state(check_run_id(run_id))
     if state is None:
-        raise RunNotFound(f"there is no run {run_id}")
-    run_pk, status = state
-    if status in ENDED:
-        raise RunEnded(
-            f"run {run_id} has ended ({status}): nothing more can be logged to it",
-            "start a new run",
-        )
-    return int(run_pk)
+        return RunNotFound(f"there is no run {run_id}")
+    return RunEnded(
+        f"run {run_id} has ended ({state[1]}): nothing more can be logged to it",
+        "start a new run",
+    )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from modelkeep.entrypoints.api import (
     admin_routes,
     audit_routes,
     errors,
+    governance_routes,
     routes,
     schemas,
     storage_routes,
@@ -75,6 +76,7 @@ def create_app(state: ServerState) -> FastAPI:
         routes.api,
         admin_routes.router,
         audit_routes.router,
+        governance_routes.router,
         storage_routes.router,
         tracking_routes.router,
     ):

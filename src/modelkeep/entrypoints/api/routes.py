@@ -20,7 +20,7 @@ from modelkeep.entrypoints.api.paging import page
 from modelkeep.entrypoints.api.streams import read_body_in_thread
 from modelkeep.errors import DigestMismatch, InvalidInput, StoreUnavailable
 from modelkeep.services import files as file_service
-from modelkeep.services import maintenance
+from modelkeep.services import governance, maintenance
 from modelkeep.services.registry import PushRequest, Registry
 
 health = APIRouter(tags=["health"])
@@ -147,9 +147,10 @@ def alias_history(
 
 @api.post("/models/{name}/promote", tags=["aliases"])
 def promote(reg: Reg, name: str, body: schemas.Promote) -> dict[str, Any]:
-    return reg.promote(
-        f"{check_model_name(name)}@{body.version}", body.to, body.reason, body.expect
-    ).to_dict()
+    """Move a stage if the policy is met (else 409 ``policy_not_met`` listing every unmet
+    rule): the move, the evaluation and the signed attestation."""
+    ref = f"{check_model_name(name)}@{body.version}"
+    return governance.promote(reg, ref, body.to, body.reason, body.expect, body.override).to_dict()
 
 
 @api.post("/models/{name}/rollback", tags=["aliases"])

@@ -68,6 +68,35 @@ class Promote(Body):
     to: Literal["staging", "production"]
     reason: str | None = Field(default=None, max_length=10_000)
     expect: int | None = None
+    override: bool = Field(
+        default=False,
+        description="Promote although the policy is not met (an admin, with a reason).",
+    )
+
+
+class SetPolicy(Body):
+    document: str = Field(max_length=256 * 1024, description="The policy, as YAML text.")
+
+
+class CheckResultIn(Body):
+    dataset: str | None = Field(default=None, max_length=300)
+    suite: str = Field(min_length=1, max_length=128)
+    kind: Literal["evaluation", "fairness", "robustness", "command"]
+    metrics: dict[str, float | None] = Field(max_length=1000)
+    passed: bool
+    failures: list[str] = Field(default_factory=list, max_length=1000)
+    report: dict[str, Any] = Field(default_factory=dict)
+
+
+class Decision(Body):
+    stage: Literal["staging", "production"]
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(default=None, max_length=10_000)
+    expect_digest: str | None = Field(
+        default=None,
+        max_length=71,
+        description="Refuse unless the reference names this digest (what was reviewed).",
+    )
 
 
 class Rollback(Body):

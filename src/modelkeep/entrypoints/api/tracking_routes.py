@@ -2,14 +2,20 @@
 
 Metric points travel as columns (``names``, ``steps``, ``values``, ``at``), so a batch of
 thousands costs one small JSON document; non-finite values are the strings ``"NaN"``,
-``"Infinity"`` and ``"-Infinity"``.
+``"Infinity"`` and ``"-Infinity"``. The SDK packs them tighter still (``/metrics/packed``
+and ``/finish``): the columns as base64 of binary arrays, exact and without writing out
+or parsing one number in decimal.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import array
+import base64
+import sys
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.runs import Code, Environment, NewRun, metric_from_json
@@ -20,6 +26,11 @@ from modelkeep.errors import InvalidInput
 from modelkeep.services import datasets, lineage, tracking
 
 router = APIRouter(tags=["tracking"])
+
+MAX_NAME = 250
+"""Characters in a metric name: the SDK's limit, and the width of ``run_metrics.name``."""
+_B64_LIMIT = 4 * (100_000 * 8 // 3 + 1)
+"""Base64 characters of 100,000 eight-byte items, the most a batch holds."""
 
 
 @router.post("/runs", status_code=201)
@@ -64,17 +75,92 @@ def log_params(reg: Reg, run_id: str, body: schemas.RunParams) -> dict[str, Any]
 
 @router.post("/runs/{run_id}/metrics")
 def log_metrics(reg: Reg, run_id: str, body: schemas.MetricBatch) -> dict[str, int]:
-    """Append a batch of points in one statement; refused once the run has ended."""
+    """Append a batch of points in one transaction; refused once the run has ended."""
+    return {"stored": tracking.log_points(reg, run_id, _points(body))}
+
+
+class PackedPoints(BaseModel):
+    """Points as the SDK packs them (``metrics_buffer.pack_points``): the distinct names,
+    then per point its name's index, step, value and time, as little-endian int32, int64,
+    float64 and float64 arrays in base64."""
+
+    model_config = ConfigDict(extra="forbid")
+    names: list[str] = Field(max_length=100_000)
+    index: str = Field(max_length=_B64_LIMIT)
+    steps: str = Field(max_length=_B64_LIMIT)
+    values: str = Field(max_length=_B64_LIMIT)
+    at: str = Field(max_length=_B64_LIMIT)
+
+
+class FinishRun(BaseModel):
+    """How a run ended, with the points its SDK still held (stored in the same
+    transaction)."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["finished", "failed", "killed"] = "finished"
+    error: str | None = Field(default=None, max_length=10_000)
+    points: PackedPoints | None = None
+
+
+@router.post("/runs/{run_id}/metrics/packed")
+def log_packed_metrics(reg: Reg, run_id: str, body: PackedPoints) -> dict[str, int]:
+    """``/metrics`` for packed points: the SDK's way, several times cheaper for both sides."""
+    return {"stored": tracking.log_points(reg, run_id, _unpack(body))}
+
+
+@router.post("/runs/{run_id}/finish")
+def finish_run(reg: Reg, run_id: str, body: FinishRun) -> dict[str, int]:
+    """End a run with its last points in one transaction, answering only how many points
+    were stored (the SDK's ``with`` block needs no more)."""
+    points = _unpack(body.points) if body.points is not None else []
+    return {"stored": tracking.finish_run(reg, run_id, body.status, body.error, points)}
+
+
+def _unpack(body: PackedPoints) -> list[tracking.PointRow]:
+    """Packed points as rows, checked like the columns of ``/metrics``."""
+    index = _column("i", body.index)
+    steps, values, at = _column("q", body.steps), _column("d", body.values), _column("d", body.at)
+    if not len(steps) == len(values) == len(at) == len(index):
+        raise InvalidInput("index, steps, values and at must hold as many points")
+    if index and (min(index) < 0 or max(index) >= len(body.names)):
+        raise InvalidInput("a point's name index is out of range")
+    if steps and min(steps) < 0:
+        raise InvalidInput("a point's step is negative", "give steps of 0 or more")
+    if not all(0 <= t < 1e11 for t in at):  # math.isfinite is implied
+        raise InvalidInput("a point's time is not in seconds since 1970", "send time.time()")
+    for name in body.names:
+        _check_name(name)
+    names = [body.names[i] for i in index]
+    return list(zip(names, steps.tolist(), values.tolist(), at.tolist(), strict=True))
+
+
+def _column(code: str, text: str) -> array.array[Any]:
+    try:
+        column = array.array(code, base64.b64decode(text, validate=True))
+    except ValueError:  # binascii.Error is one; and a length that is not whole items
+        raise InvalidInput(f"a packed column is not base64 of {code!r} items") from None
+    if sys.byteorder == "big":
+        column.byteswap()
+    return column
+
+
+def _check_name(name: str) -> None:
+    if not 0 < len(name) <= MAX_NAME or not name.strip() or not name.isprintable():
+        raise InvalidInput(
+            f"metric name {name[:40]!r} is empty, longer than {MAX_NAME} characters or "
+            "holds control characters"
+        )
+
+
+def _points(body: schemas.MetricBatch) -> list[tracking.PointRow]:
+    """The columns of a batch as rows, checked."""
     count = len(body.names)
     if not len(body.steps) == len(body.values) == len(body.at) == count:
         raise InvalidInput("names, steps, values and at must be lists of the same length")
     if not all(0 <= t < 1e11 for t in body.at):  # math.isfinite is implied
         raise InvalidInput("a point's time is not in seconds since 1970", "send time.time()")
-    points = [
-        tracking.Point(name, step, value if type(value) is float else metric_from_json(value), at)
-        for name, step, value, at in zip(body.names, body.steps, body.values, body.at, strict=True)
-    ]
-    return {"stored": tracking.log_points(reg, run_id, points)}
+    values = [v if type(v) is float else metric_from_json(v) for v in body.values]
+    return list(zip(body.names, body.steps, values, body.at, strict=True))
 
 
 @router.post("/runs/{run_id}/datasets")

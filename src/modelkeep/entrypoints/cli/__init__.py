@@ -13,6 +13,7 @@ from modelkeep import __version__
 from modelkeep.entrypoints.cli import (
     aliases,
     datasets,
+    governance,
     lineage,
     maintenance,
     models,
@@ -67,6 +68,15 @@ for command in (
     runs.runs,
     datasets.datasets,
     lineage.lineage,
+    governance.policy,
+    governance.check,
+    governance.list_checks,
+    governance.approve,
+    governance.reject,
+    governance.gate,
+    governance.attest,
+    governance.card,
+    governance.report,
     server.server,
 ):
     cli.add_command(command)

@@ -8,6 +8,7 @@ from rich.table import Table
 from modelkeep.domain.aliases import AliasEvent
 from modelkeep.domain.names import STAGES
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state
+from modelkeep.services.governance import Promotion
 
 REASON = click.option("--reason", metavar="TEXT", help="Why, for the history and audit log.")
 
@@ -74,11 +75,29 @@ def history(model: str, name: str | None) -> None:
 @click.argument("ref", metavar="NAME@REF")
 @click.option("--to", "stage", type=click.Choice(STAGES), required=True, help="The stage.")
 @REASON
+@click.option(
+    "--override",
+    is_flag=True,
+    help="Promote although the policy is not met (an admin; needs --reason; marked loudly).",
+)
 @json_option
-def promote(ref: str, stage: str, reason: str | None) -> None:
-    """Move a stage to the version NAME@REF."""
-    event = state().client.promote(ref, to=stage, reason=reason)
-    emit(event.to_dict(), lambda: _moved(event))
+def promote(ref: str, stage: str, reason: str | None, override: bool) -> None:
+    """Move a stage to the version NAME@REF, if the policy is met.
+
+    Otherwise nothing moves and every unmet rule is listed ('modelkeep policy test'
+    explains them). Each promotion writes a signed attestation of its evidence."""
+    done = state().client.promotion(ref, to=stage, reason=reason, override=override)
+    emit(done.to_dict(), lambda: _promoted(done))
+
+
+def _promoted(done: Promotion) -> None:
+    """The move, as for any alias; the attestation's digest is in --json and 'attest list'."""
+    _moved(done.event)
+    for note in done.gate.evaluation.notes:  # e.g. evidence newer than an approval
+        console.print(f"note: {note}", markup=False)
+    if done.attestation is not None and done.attestation.override_reason:
+        unmet = ", ".join(r.rule for r in done.gate.evaluation.unmet)
+        console.print(f"ADMIN OVERRIDE of unmet rules: {unmet}", markup=False)
 
 
 @click.command()

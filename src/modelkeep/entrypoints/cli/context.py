@@ -90,8 +90,9 @@ class _Out:
             console.width = PIPE_WIDTH
         return console
 
-    def print(self, *objects: Any) -> None:
-        self._console().print(*objects)
+    def print(self, *objects: Any, markup: bool = True) -> None:
+        """``markup=False`` for text that may hold brackets (user text, rule lines)."""
+        self._console().print(*objects, markup=markup)
 
     @property
     def is_terminal(self) -> bool:

@@ -65,6 +65,9 @@ _MANIFESTS = select(versions.c.digest, models.c.name, versions.c.number).join(
 class RecipeRows:
     _conn: Connection
 
+    def governance_blobs(self) -> Iterator[tuple[str, str]]:
+        raise NotImplementedError  # GovernanceRows (first base of SqlTransaction) has it
+
     def get_recipe(self, file_digest: str) -> Recipe | None:
         row = self._conn.execute(_RECIPE, {"digest": file_digest}).one_or_none()
         if row is None:
@@ -187,6 +190,7 @@ class RecipeRows:
             for digest, name, number in self._conn.execute(query):
                 yield digest, f"{name}@{number}"
         yield from self._tracking_blobs()
+        yield from self.governance_blobs()
 
     def _tracking_blobs(self) -> Iterator[tuple[str, str]]:
         """What datasets and runs need: dataset manifests, dataset files and run files

@@ -333,3 +333,65 @@ version_inputs = Table(
     Index(None, "run_pk"),
     Index(None, "dataset_version_id"),
 )
+
+# governance: the registry's policy documents, check results, approvals, attestations.
+# Every row is written once and never updated: later facts are new rows.
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("number", Integer, nullable=False, unique=True),
+    Column("digest", String(71), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(256), nullable=False),
+)
+
+check_results = Table(
+    "check_results",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version_id", Id, ForeignKey("versions.id"), nullable=False, index=True),
+    Column("suite", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("metrics", Json, nullable=False),
+    Column("passed", Integer, nullable=False),
+    Column("failures", Json, nullable=False),
+    Column("dataset_version_id", Id, ForeignKey("dataset_versions.id")),
+    Column("dataset", String(200)),
+    Column("dataset_digest", String(71)),
+    Column("report_digest", String(71), nullable=False),
+    Column("digest", String(71), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(256), nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version_id", Id, ForeignKey("versions.id"), nullable=False, index=True),
+    Column("stage", String(32), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("user", String(256), nullable=False),
+    Column("roles", Json, nullable=False),
+    Column("comment", Text),
+    Column("check_ids", Json, nullable=False),
+    Column("policy_digest", String(71)),
+    Column("digest", String(71), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+attestations = Table(
+    "attestations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version_id", Id, ForeignKey("versions.id"), nullable=False, index=True),
+    Column("stage", String(32), nullable=False),
+    Column("envelope_digest", String(71), nullable=False),
+    Column("policy_digest", String(71)),
+    Column("override_reason", Text),
+    Column("actor", String(256), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)

@@ -29,6 +29,7 @@ from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import Conflict, DuplicateVersion, ModelExists, SemverExists
 from modelkeep.ports import NewVersion, VersionKey
 from modelkeep.storage.sql.datasets import DatasetRows
+from modelkeep.storage.sql.governance import GovernanceRows
 from modelkeep.storage.sql.recipes import RecipeRows
 from modelkeep.storage.sql.retention import RetentionRows
 from modelkeep.storage.sql.tables import (
@@ -118,7 +119,7 @@ _TOKENS = select(
 _TOKEN_BY_HASH = _TOKENS.where(tokens.c.token_hash == bindparam("token_hash"))
 
 
-class SqlTransaction(RecipeRows, RetentionRows, TrackingRows, DatasetRows):
+class SqlTransaction(GovernanceRows, RecipeRows, RetentionRows, TrackingRows, DatasetRows):
     def __init__(self, conn: Connection, trans: RootTransaction, *, write: bool) -> None:
         self._conn = conn
         self._trans = trans

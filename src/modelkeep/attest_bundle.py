@@ -1,0 +1,377 @@
+"""Offline verification of an exported attestation bundle: no database, no server.
+
+``modelkeep attest export NAME@REF DIR`` fills a directory with one promotion's
+attestation and every piece of evidence it names::
+
+    DIR/attestation.dsse.json   the DSSE envelope (domain/attestation.py)
+    DIR/public_key.pem          the store's Ed25519 public key (SubjectPublicKeyInfo PEM)
+    DIR/manifest.json           the version's canonical manifest (sha256 = version digest)
+    DIR/policy.yaml             the policy document (sha256 = the statement's policy digest;
+                                absent when the statement names no policy)
+    DIR/checks/<id>.json        each check result record (record digest in the statement)
+    DIR/approvals/<id>.json     each approval record (record digest in the statement)
+    DIR/reports/<hex>.json      each check's report (sha256 = the record's report_digest)
+
+``verify_bundle`` checks all of it and reports every problem, not only the first. The
+bundle's own ``public_key.pem`` proves only that the bundle is intact; a caller that wants
+to know the store signed it passes the key it trusts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelkeep.domain.attestation import (
+    decode_envelope,
+    key_id,
+    parse_statement,
+    public_key_from_pem,
+    record_digest,
+    subject_digest,
+    verify_envelope,
+)
+from modelkeep.domain.manifest import Manifest
+from modelkeep.errors import AttestationInvalid, ModelkeepError
+
+ENVELOPE = "attestation.dsse.json"
+PUBLIC_KEY = "public_key.pem"
+MANIFEST = "manifest.json"
+POLICY = "policy.yaml"
+EVIDENCE_DIRS = ("checks", "approvals", "reports")
+READ_SIZE = 1 << 20
+SHOWN_PROBLEMS = 3
+
+_RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass
+class BundleReport:
+    """What ``verify_bundle`` found: ``ok`` when no problem; ``checked`` says what was
+    verified, in words; ``warnings`` (extra files) do not make it fail."""
+
+    problems: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    statement: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+    """Which key the signature was checked with, and its fingerprint."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "problems": list(self.problems),
+            "checked": list(self.checked),
+            "warnings": list(self.warnings),
+            "key": self.key,
+            "statement": self.statement,
+        }
+
+
+def raise_if_bad(report: BundleReport) -> None:
+    """``AttestationInvalid`` with the first problems, if there are any."""
+    if report.ok:
+        return
+    shown = "; ".join(report.problems[:SHOWN_PROBLEMS])
+    more = len(report.problems) - SHOWN_PROBLEMS
+    raise AttestationInvalid(shown + (f" (and {more} more)" if more > 0 else ""))
+
+
+def verify_bundle(
+    bundle: Path, files: Path | None = None, public_key_pem: bytes | None = None
+) -> BundleReport:
+    """Check an exported bundle; with ``files``, also the model files in that directory."""
+    report = BundleReport()
+    public = _public_key(bundle, public_key_pem, report)
+    statement = _statement(bundle, public, report)
+    if statement is None:
+        return report
+    report.statement = statement
+    predicate = statement["predicate"]
+    manifest = _check_manifest(bundle, subject_digest(statement), report)
+    _check_policy(bundle, predicate.get("policy"), report)
+    named_reports = _check_checks(bundle, _entries(predicate, "checks", report), report)
+    _check_approvals(bundle, _entries(predicate, "approvals", report), report)
+    _check_reports(bundle, named_reports, report)
+    if files is not None and manifest is not None:
+        check_files(files, manifest, report)
+    return report
+
+
+# signature and statement ------------------------------------------------------------------
+
+
+def _public_key(bundle: Path, pem: bytes | None, report: BundleReport) -> bytes | None:
+    source = "the key you passed"
+    if pem is None:
+        source = f"the bundle's own {PUBLIC_KEY} (proves integrity, not who signed)"
+        pem = _read(bundle, PUBLIC_KEY, report)
+        if pem is None:
+            return None
+    try:
+        raw = public_key_from_pem(pem)
+    except AttestationInvalid as exc:
+        report.problems.append(f"{source}: {exc.message}")
+        return None
+    report.key = f"{source}, {key_id(raw)}"
+    return raw
+
+
+def _statement(bundle: Path, public: bytes | None, report: BundleReport) -> dict[str, Any] | None:
+    """The statement, even when its signature fails (so that the evidence is still
+    checked against it and every problem is reported); None if it cannot be read."""
+    data = _read(bundle, ENVELOPE, report)
+    if data is None:
+        return None
+    try:
+        envelope = decode_envelope(data)
+    except AttestationInvalid as exc:
+        report.problems.append(f"{ENVELOPE}: {exc.message}")
+        return None
+    if public is not None:
+        try:
+            verify_envelope(envelope, public)
+            report.checked.append(f"{ENVELOPE}: signature verified with {report.key}")
+        except AttestationInvalid as exc:
+            report.problems.append(f"{ENVELOPE}: {exc.message}")
+    try:
+        statement = parse_statement(envelope)
+    except AttestationInvalid as exc:
+        report.problems.append(f"{ENVELOPE}: {exc.message}")
+        return None
+    predicate = statement["predicate"]
+    report.checked.append(
+        f"{ENVELOPE}: promotion of {statement['subject'][0]['name']} to "
+        f"{predicate.get('stage')} by {predicate.get('actor')} at {predicate.get('at')}"
+    )
+    return statement
+
+
+# manifest, policy -------------------------------------------------------------------------
+
+
+def _check_manifest(bundle: Path, digest: str, report: BundleReport) -> Manifest | None:
+    data = _read(bundle, MANIFEST, report)
+    if data is None:
+        return None
+    found = "sha256:" + hashlib.sha256(data).hexdigest()
+    if found != digest:
+        report.problems.append(
+            f"{MANIFEST}: its sha256 is {found}, not the attested version digest {digest}"
+        )
+    else:
+        report.checked.append(f"{MANIFEST}: sha256 is the attested version digest {digest}")
+    try:
+        manifest = Manifest.parse(data)
+    except (ModelkeepError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        report.problems.append(f"{MANIFEST}: not a manifest ({_reason(exc)})")
+        return None
+    if manifest.canonical_bytes() != data:
+        report.problems.append(f"{MANIFEST}: not in canonical form")
+    report.checked.append(f"{MANIFEST}: {len(manifest.files)} file(s), {manifest.total_size} B")
+    return manifest
+
+
+def _check_policy(bundle: Path, policy: Any, report: BundleReport) -> None:
+    if policy is None:
+        if (bundle / POLICY).exists():
+            report.warnings.append(f"{POLICY}: present, but the statement names no policy")
+        else:
+            report.checked.append("policy: none was in force")
+        return
+    expected = policy.get("digest") if isinstance(policy, dict) else None
+    data = _read(bundle, POLICY, report)
+    if data is None:
+        return
+    found = "sha256:" + hashlib.sha256(data).hexdigest()
+    if found != expected:
+        report.problems.append(f"{POLICY}: its sha256 is {found}, not the attested {expected}")
+    else:
+        report.checked.append(f"{POLICY}: version {policy.get('version')}, digest {found}")
+
+
+# evidence records -------------------------------------------------------------------------
+
+
+def _entries(predicate: Mapping[str, Any], kind: str, report: BundleReport) -> list[dict[str, Any]]:
+    """The statement's ``checks`` or ``approvals`` whose id can name a file."""
+    found: list[dict[str, Any]] = []
+    for entry in predicate.get(kind) or []:
+        record_id = str(entry.get("id")) if isinstance(entry, dict) else ""
+        if not _RECORD_ID.fullmatch(record_id):
+            report.problems.append(f"the statement names a {kind} record with id {record_id!r}")
+            continue
+        found.append(entry)
+    return found
+
+
+def _check_checks(
+    bundle: Path, checks: list[dict[str, Any]], report: BundleReport
+) -> dict[str, str]:
+    """Each check record; returns report digest -> the check that names it."""
+    named: dict[str, str] = {}
+    for check in checks:
+        where = f"checks/{check['id']}.json"
+        record = _check_record(bundle, where, check, report)
+        if record is None:
+            continue
+        report_digest = record.get("report_digest")
+        if check.get("report_digest") not in (None, report_digest):
+            report.problems.append(f"{where}: report_digest differs from the statement's")
+        if isinstance(report_digest, str):
+            named[report_digest] = where
+    _warn_extra(bundle / "checks", {f"{c['id']}.json" for c in checks}, report)
+    return named
+
+
+def _check_approvals(bundle: Path, approvals: list[dict[str, Any]], report: BundleReport) -> None:
+    for approval in approvals:
+        where = f"approvals/{approval['id']}.json"
+        record = _check_record(bundle, where, approval, report)
+        if record is not None and approval.get("user") not in (None, record.get("user")):
+            report.problems.append(f"{where}: its user differs from the statement's")
+    _warn_extra(bundle / "approvals", {f"{a['id']}.json" for a in approvals}, report)
+
+
+def _check_record(
+    bundle: Path, where: str, entry: Mapping[str, Any], report: BundleReport
+) -> dict[str, Any] | None:
+    """The record file, if its record digest is the one the statement names."""
+    data = _read(bundle, where, report)
+    if data is None:
+        return None
+    try:
+        record = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        report.problems.append(f"{where}: not JSON ({exc})")
+        return None
+    if not isinstance(record, dict):
+        report.problems.append(f"{where}: not a JSON object")
+        return None
+    expected = entry.get("digest")
+    found = _record_digest_of(record, expected)
+    if found != expected:
+        report.problems.append(
+            f"{where}: record digest is {found}, not the attested {expected}: it was changed"
+        )
+        return None
+    report.checked.append(f"{where}: record digest {found}")
+    version = record.get("version_digest")
+    if version is not None and version != subject_digest(report.statement):
+        report.problems.append(f"{where}: the record is about version {version}, not this one")
+    return record
+
+
+def _record_digest_of(record: dict[str, Any], expected: Any) -> str:
+    """The record digest; a file exported with its row ``id`` and ``digest`` beside the
+    record's fields is hashed without those two (they are not part of the record)."""
+    found = record_digest(record)
+    if found != expected and ("id" in record or "digest" in record):
+        rest = {k: v for k, v in record.items() if k not in ("id", "digest")}
+        return record_digest(rest)
+    return found
+
+
+def _check_reports(bundle: Path, named: dict[str, str], report: BundleReport) -> None:
+    expected_names = set()
+    for digest, check in sorted(named.items()):
+        if not _DIGEST.fullmatch(digest):
+            report.problems.append(f"{check}: report_digest {digest!r} is not a digest")
+            continue
+        where = f"reports/{digest[7:]}.json"
+        expected_names.add(f"{digest[7:]}.json")
+        path = bundle / where
+        if not path.is_file():
+            report.problems.append(f"{where}: missing (the report of {check})")
+            continue
+        found = file_digest(path)
+        if found != digest:
+            report.problems.append(f"{where}: its sha256 is {found}, not {digest}: it was changed")
+        else:
+            report.checked.append(f"{where}: sha256 matches {check}")
+    _warn_extra(bundle / "reports", expected_names, report)
+
+
+# model files ------------------------------------------------------------------------------
+
+
+def check_files(files: Path, manifest: Manifest, report: BundleReport) -> None:
+    """Every manifest file under ``files`` with its size and sha256; extra files warn."""
+    bad = 0
+    for entry in manifest.files:
+        problem = _file_problem(files / entry.path, entry.size, entry.digest)
+        if problem:
+            report.problems.append(f"{files / entry.path}: {problem}")
+            bad += 1
+    if not bad:
+        report.checked.append(f"{files}: all {len(manifest.files)} file(s) match the manifest")
+    listed = {entry.path for entry in manifest.files}
+    for extra in sorted(set(_relative_files(files)) - listed):
+        report.warnings.append(f"{files / extra}: not in the manifest")
+
+
+def _file_problem(path: Path, size: int, digest: str) -> str:
+    if not path.is_file():
+        return "missing"
+    found_size = path.stat().st_size
+    if found_size != size:
+        return f"{found_size} B, the manifest says {size} B"
+    found = file_digest(path)
+    if found != digest:
+        return f"sha256 is {found}, the manifest says {digest}"
+    return ""
+
+
+def file_digest(path: Path) -> str:
+    """``sha256:<hex>`` of a file, read 1 MiB at a time."""
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(READ_SIZE):
+            hasher.update(chunk)
+    return "sha256:" + hasher.hexdigest()
+
+
+def _relative_files(root: Path) -> Iterator[str]:
+    """Every file under ``root`` as a POSIX relative path (symlinked dirs not entered)."""
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            yield (Path(folder) / name).relative_to(root).as_posix()
+
+
+# helpers ----------------------------------------------------------------------------------
+
+
+def _read(bundle: Path, where: str, report: BundleReport) -> bytes | None:
+    """The bytes of ``bundle/where``, or None with the problem reported."""
+    try:
+        return (bundle / where).read_bytes()
+    except FileNotFoundError:
+        report.problems.append(f"{where}: missing from the bundle")
+    except OSError as exc:
+        report.problems.append(f"{where}: cannot be read ({exc.strerror or exc})")
+    return None
+
+
+def _warn_extra(folder: Path, expected: set[str], report: BundleReport) -> None:
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.iterdir()):
+        if path.name not in expected:
+            report.warnings.append(
+                f"{folder.name}/{path.name}: not named by the statement (ignored)"
+            )
+
+
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, ModelkeepError) else f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,217 @@
+"""The records governance keeps: policy documents, check results, approvals, attestations.
+
+Each is written once and never changed; a later fact is a new record. Check results and
+approvals have a **record digest**: the sha256 of the canonical JSON of ``record()``
+(every field but the row id), which signed attestations name, so that anyone holding the
+exported records can check that the evidence is the one that was signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, Self
+
+from modelkeep.domain.audit import canonical_json
+from modelkeep.domain.policy import ApprovalFact, CheckFact
+
+DECISIONS = ("approve", "reject")
+
+
+def digest_of(document: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` of the canonical JSON of ``document``."""
+    return "sha256:" + hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def _time(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    """One version of the registry's policy document (YAML text, as given)."""
+
+    number: int
+    digest: str
+    document: str
+    created_at: datetime
+    created_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "digest": self.digest,
+            "document": self.document,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PolicyRecord:
+        return cls(
+            int(data["number"]),
+            str(data["digest"]),
+            str(data["document"]),
+            _time(data["created_at"]),
+            str(data["created_by"]),
+        )
+
+
+@dataclass(frozen=True)
+class NewCheckResult:
+    """What a check produced, as the client sends it to be recorded."""
+
+    suite: str
+    kind: str
+    metrics: Mapping[str, float | None]
+    passed: bool
+    failures: Sequence[str] = ()
+    report: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Record:
+    """A written-once record with a row id and a record digest over every other field."""
+
+    id: int
+
+    def record(self) -> dict[str, Any]:
+        """The fields the record digest covers (everything but the row id), as JSON."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "id"}  # type: ignore[arg-type]
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.record())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **self.record(), "digest": self.digest}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            raw: Any = data.get(f.name)
+            if f.name == "created_at":
+                raw = _time(raw)
+            elif str(f.type).startswith("tuple"):
+                raw = tuple(raw)
+            elif str(f.type).startswith("Mapping"):
+                raw = dict(raw)
+            values[f.name] = raw
+        return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+@dataclass(frozen=True)
+class CheckResult(_Record):
+    id: int
+    model: str
+    number: int
+    version_digest: str
+    suite: str
+    kind: str
+    metrics: Mapping[str, float | None]
+    passed: bool
+    failures: tuple[str, ...]
+    dataset: str | None
+    dataset_digest: str | None
+    report_digest: str
+    created_at: datetime
+    created_by: str
+
+    def fact(self) -> CheckFact:
+        return CheckFact(
+            id=self.id,
+            suite=self.suite,
+            metrics=self.metrics,
+            passed=self.passed,
+            dataset=self.dataset,
+            at=self.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class Approval(_Record):
+    """An approval or rejection of a version (by digest) for a stage."""
+
+    id: int
+    model: str
+    number: int
+    version_digest: str
+    stage: str
+    decision: str
+    user: str
+    roles: tuple[str, ...]
+    comment: str | None
+    check_ids: tuple[int, ...]
+    policy_digest: str | None
+    created_at: datetime
+
+    def fact(self) -> ApprovalFact:
+        return ApprovalFact(
+            id=self.id,
+            user=self.user,
+            roles=self.roles,
+            decision=self.decision,
+            stage=self.stage,
+            comment=self.comment,
+            at=self.created_at,
+            check_ids=self.check_ids,
+            policy_digest=self.policy_digest,
+        )
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """A signed promotion record: the DSSE envelope is the blob ``envelope_digest``."""
+
+    id: int
+    model: str
+    number: int
+    version_digest: str
+    stage: str
+    envelope_digest: str
+    policy_digest: str | None
+    override_reason: str | None
+    actor: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "number": self.number,
+            "version_digest": self.version_digest,
+            "stage": self.stage,
+            "envelope_digest": self.envelope_digest,
+            "policy_digest": self.policy_digest,
+            "override": {"reason": self.override_reason} if self.override_reason else None,
+            "actor": self.actor,
+            "at": self.at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Attestation:
+        override = data.get("override")
+        return cls(
+            id=int(data["id"]),
+            model=str(data["model"]),
+            number=int(data["number"]),
+            version_digest=str(data["version_digest"]),
+            stage=str(data["stage"]),
+            envelope_digest=str(data["envelope_digest"]),
+            policy_digest=data.get("policy_digest"),
+            override_reason=override["reason"] if override else None,
+            actor=str(data["actor"]),
+            at=_time(data["at"]),
+        )

@@ -1,0 +1,459 @@
+"""Promotion policy as code: the YAML format (format 1), parsed into rules, and evaluated.
+
+A registry has one versioned policy document. Services load its text, call
+``parse_policy`` (every refusal is an ``InvalidPolicy`` naming the line), and at
+``promote``/``gate``/``policy test`` time gather ``PromotionFacts`` and call ``evaluate``
+(see ``modelkeep.domain.policy_eval`` for the evaluation semantics). This module is pure:
+text and facts in, decisions out.
+
+The document::
+
+    format: 1                       # required
+    metrics: [latency_p95]          # metric names besides BUILTIN_METRICS
+    register: {require: [commit]}   # metadata fields every new version must carry
+    stages:                         # staging and/or production
+      production:
+        require: [commit]           # metadata fields needed to enter the stage
+        checks:                     # rules on check results: a string or {rule, dataset}
+          - {rule: accuracy >= 0.8, dataset: transactions}
+          - auc >= production.auc - 0.005
+        approvals: {count: 1, roles: [approver]}   # admin always counts; null: none
+        separation_of_duties: true  # default true
+    aliases: {champion: [releaser]} # roles that may move a free alias (admin always may)
+    models:                         # per-model overrides
+      fraud: {stages: {production: {checks: ["auc >= 0.9"]}}}
+
+Override semantics: an entry under ``models:`` takes the same keys as the top level
+except ``format`` and ``models`` (its ``metrics`` adds names for its own rules). Each key
+it names **replaces** the inherited one, key by key: ``register.require``; per stage
+``require``, ``checks``, ``approvals`` and ``separation_of_duties`` separately; each
+alias entry. Keys it does not name are inherited from the top level, so an override
+listing ``checks`` for production keeps production's ``approvals``; to drop an
+inherited list, name the key with an empty list (``checks: []``, ``approvals: null``).
+A stage or alias the top level does not name starts from no rules.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+import yaml
+
+from modelkeep.domain.access import ROLES
+from modelkeep.domain.names import STAGES, check_alias_name, check_model_name
+from modelkeep.domain.policy_eval import (
+    ApprovalFact,
+    CheckFact,
+    Evaluation,
+    PromotionFacts,
+    RuleOutcome,
+    StageOccupant,
+    evaluate,
+    may_approve,
+)
+from modelkeep.domain.policy_rules import (
+    BUILTIN_METRICS,
+    EMPTY_MODEL_POLICY,
+    METRIC_NAME,
+    ApprovalRule,
+    MetricRule,
+    ModelPolicy,
+    RuleError,
+    StagePolicy,
+    parse_rule,
+)
+from modelkeep.domain.versions import check_required_fields
+from modelkeep.errors import InvalidPolicy, ModelkeepError
+
+__all__ = [
+    "BUILTIN_METRICS",
+    "EMPTY_POLICY",
+    "FORMAT",
+    "ApprovalFact",
+    "ApprovalRule",
+    "CheckFact",
+    "Evaluation",
+    "MetricRule",
+    "ModelPolicy",
+    "Policy",
+    "PolicySection",
+    "PromotionFacts",
+    "RuleOutcome",
+    "StageOccupant",
+    "StageOverride",
+    "StagePolicy",
+    "evaluate",
+    "may_approve",
+    "parse_policy",
+]
+
+FORMAT = 1
+FORMAT_HINT = "see docs/governance.md for the policy format"
+TOP_KEYS = ("format", "metrics", "register", "stages", "aliases", "models")
+SECTION_KEYS = ("metrics", "register", "stages", "aliases")
+REGISTER_KEYS = ("require",)
+STAGE_KEYS = ("require", "checks", "approvals", "separation_of_duties")
+APPROVAL_KEYS = ("count", "roles")
+CHECK_KEYS = ("rule", "dataset")
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+
+Entries = dict[str, tuple[yaml.Node, yaml.Node]]
+"""A YAML mapping's entries by key: (key node, value node), so both lines stay known."""
+
+
+# --- what the document holds -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageOverride:
+    """One stage as a document section writes it: the keys it names, and their values."""
+
+    given: frozenset[str]
+    values: StagePolicy
+
+    def apply(self, inherited: StagePolicy | None) -> StagePolicy:
+        named = {name: getattr(self.values, name) for name in self.given}
+        return replace(inherited or StagePolicy(), **named)
+
+
+@dataclass(frozen=True)
+class PolicySection:
+    """The top level or one ``models:`` entry, as written: what it names replaces."""
+
+    register_require: tuple[str, ...] | None = None
+    stages: Mapping[str, StageOverride] = field(default_factory=dict)
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    metrics: frozenset[str] = frozenset()
+
+    def apply(self, inherited: ModelPolicy) -> ModelPolicy:
+        stages = dict(inherited.stages)
+        for name, override in self.stages.items():
+            stages[name] = override.apply(inherited.stages.get(name))
+        register = self.register_require
+        return ModelPolicy(
+            register_require=inherited.register_require if register is None else register,
+            stages={name: stages[name] for name in STAGES if name in stages},
+            aliases={**inherited.aliases, **self.aliases},
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A whole policy document: the top-level rules and the per-model overrides."""
+
+    metrics: frozenset[str] = frozenset()
+    """Metric names declared besides ``BUILTIN_METRICS``."""
+    base: ModelPolicy = EMPTY_MODEL_POLICY
+    overrides: Mapping[str, PolicySection] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+
+    def for_model(self, model: str) -> ModelPolicy:
+        """The rules in force for ``model``: the top level with its override applied."""
+        override = self.overrides.get(model)
+        return self.base if override is None else override.apply(self.base)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Normalised JSON form: every default spelled out, each model's effective rules."""
+        return {
+            "format": FORMAT,
+            "metrics": sorted(self.metrics),
+            **self.base.to_dict(),
+            "models": {name: self.for_model(name).to_dict() for name in sorted(self.overrides)},
+        }
+
+
+EMPTY_POLICY = Policy()
+"""No rules at all: what a registry without a policy uses (everything passes)."""
+
+
+# --- reading the YAML --------------------------------------------------------------------
+
+
+def parse_policy(text: str) -> Policy:
+    """Parse a policy document; InvalidPolicy names the line of whatever it refuses."""
+    root = _compose(text)
+    top = _entries(root, "the policy", TOP_KEYS)
+    _check_format(root, top)
+    base = _section(top, BUILTIN_METRICS)
+    models = _entries(top["models"][1], "'models'", None) if "models" in top else {}
+    overrides = {
+        _model_name(key): _section(
+            _entries(value, f"model {_model_name(key)!r}", SECTION_KEYS),
+            BUILTIN_METRICS | base.metrics,
+        )
+        for key, value in models.values()
+    }
+    return Policy(metrics=base.metrics, base=base.apply(EMPTY_MODEL_POLICY), overrides=overrides)
+
+
+def _compose(text: str) -> yaml.Node:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"policy line {mark.line + 1}: " if mark else ""
+        raise InvalidPolicy(f"{where}not valid YAML: {exc.problem or exc}", FORMAT_HINT) from None
+    except yaml.YAMLError as exc:
+        raise InvalidPolicy(f"the policy is not valid YAML: {exc}", FORMAT_HINT) from None
+    if root is None:
+        raise InvalidPolicy("the policy is empty", "start it with 'format: 1'")
+    return root
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _refusal(node: yaml.Node, message: str, hint: str | None = None) -> InvalidPolicy:
+    return InvalidPolicy(f"policy line {_line(node)}: {message}", hint or FORMAT_HINT)
+
+
+def _refuse(node: yaml.Node, message: str, hint: str | None = None) -> NoReturn:
+    raise _refusal(node, message, hint)
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _NULL
+
+
+def _entries(node: yaml.Node, what: str, allowed: Collection[str] | None) -> Entries:
+    """The entries of a mapping node; unknown or repeated keys are refused. Null: none."""
+    if _is_null(node):
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        _refuse(node, f"{what} must be a mapping of 'key: value' entries")
+    found: Entries = {}
+    for key_node, value_node in node.value:
+        key = _text(key_node, f"a key of {what}")
+        if key in found:
+            _refuse(key_node, f"{key!r} appears twice in {what}", "keep one of them")
+        if allowed is not None and key not in allowed:
+            _refuse(key_node, f"unknown key {key!r} in {what}", _did_you_mean(key, allowed))
+        found[key] = (key_node, value_node)
+    return found
+
+
+def _did_you_mean(key: str, allowed: Collection[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    suggestion = f"did you mean {close[0]!r}? " if close else ""
+    return f"{suggestion}the keys allowed here: {', '.join(allowed)}"
+
+
+def _text(node: yaml.Node, what: str) -> str:
+    if not (isinstance(node, yaml.ScalarNode) and node.tag == _STR):
+        _refuse(node, f"{what} must be text")
+    return str(node.value)
+
+
+def _items(node: yaml.Node, what: str) -> list[yaml.Node]:
+    if _is_null(node):
+        return []
+    if not isinstance(node, yaml.SequenceNode):
+        _refuse(node, f"{what} must be a list, e.g. [a, b]")
+    return list(node.value)
+
+
+def _scalar(node: yaml.Node) -> object:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def _check_format(root: yaml.Node, top: Entries) -> None:
+    if "format" not in top:
+        _refuse(root, "the policy has no 'format'", "start it with 'format: 1'")
+    node = top["format"][1]
+    if not (isinstance(node, yaml.ScalarNode) and node.tag == _INT and _scalar(node) == FORMAT):
+        _refuse(node, f"policy format {_shown(node)} is not known", "this modelkeep reads format 1")
+
+
+def _declared_metrics(entries: Entries) -> frozenset[str]:
+    if "metrics" not in entries:
+        return frozenset()
+    names = set()
+    for item in _items(entries["metrics"][1], "'metrics'"):
+        name = _text(item, "a metric name")
+        if not METRIC_NAME.fullmatch(name):
+            _refuse(item, f"{name!r} cannot be a metric name", "use letters, digits and '_'")
+        names.add(name)
+    return frozenset(names)
+
+
+def _section(entries: Entries, known_metrics: frozenset[str]) -> PolicySection:
+    """One level of the document (top or model); its own ``metrics:`` add to the known."""
+    own = _declared_metrics(entries)
+    metrics = known_metrics | own
+    stages = _entries(entries["stages"][1], "'stages'", None) if "stages" in entries else {}
+    return PolicySection(
+        register_require=_register(entries),
+        stages={_stage_name(key): _stage(value, metrics, key) for key, value in stages.values()},
+        aliases=_aliases(entries),
+        metrics=own,
+    )
+
+
+def _register(entries: Entries) -> tuple[str, ...] | None:
+    if "register" not in entries:
+        return None
+    register = _entries(entries["register"][1], "'register'", REGISTER_KEYS)
+    return _required(register["require"][1]) if "require" in register else None
+
+
+def _stage_name(node: yaml.Node) -> str:
+    name = _text(node, "a stage name")
+    if name not in STAGES:
+        _refuse(node, f"unknown stage {name!r}", f"policies govern {' and '.join(STAGES)}")
+    return name
+
+
+def _model_name(node: yaml.Node) -> str:
+    name = _text(node, "a model name")
+    with _at(node):
+        check_model_name(name)
+    return name
+
+
+# --- one stage ---------------------------------------------------------------------------
+
+
+def _stage(node: yaml.Node, metrics: frozenset[str], name: yaml.Node) -> StageOverride:
+    entries = _entries(node, f"stage {name.value!r}", STAGE_KEYS)
+    values = {name: _STAGE_FIELDS[name](value, metrics) for name, (_, value) in entries.items()}
+    return StageOverride(frozenset(values), replace(StagePolicy(), **values))
+
+
+def _required(node: yaml.Node, metrics: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    items = _items(node, "'require'")
+    names = [_text(item, "a required field") for item in items]
+    for item, name in zip(items, names, strict=True):
+        with _at(item):
+            check_required_fields([name])
+    return check_required_fields(names)
+
+
+def _checks(node: yaml.Node, metrics: frozenset[str]) -> tuple[MetricRule, ...]:
+    return tuple(_check(item, metrics) for item in _items(node, "'checks'"))
+
+
+def _check(node: yaml.Node, metrics: frozenset[str]) -> MetricRule:
+    if isinstance(node, yaml.MappingNode):
+        entries = _entries(node, "a check", CHECK_KEYS)
+        if "rule" not in entries:
+            _refuse(node, "a check needs a 'rule'", "e.g. {rule: accuracy >= 0.8, dataset: tx}")
+        rule_node = entries["rule"][1]
+        dataset = _dataset(entries["dataset"][1]) if "dataset" in entries else None
+    else:
+        rule_node, dataset = node, None
+    text = _text(rule_node, "a check rule")
+    with _at(rule_node):
+        rule = parse_rule(text, metrics, dataset)
+    return rule
+
+
+def _dataset(node: yaml.Node) -> str:
+    name = _text(node, "a dataset name")
+    if "@" in name:
+        _refuse(node, f"dataset {name!r} names a version", "name the dataset only, e.g. 'tx'")
+    with _at(node):
+        check_model_name(name)
+    return name
+
+
+def _approvals(node: yaml.Node, metrics: frozenset[str]) -> ApprovalRule | None:
+    if _is_null(node):
+        return None
+    entries = _entries(node, "'approvals'", APPROVAL_KEYS)
+    rule = ApprovalRule()
+    if "count" in entries:
+        rule = replace(rule, count=_count(entries["count"][1]))
+    if "roles" in entries:
+        rule = replace(rule, roles=_roles(entries["roles"][1]))
+    return rule
+
+
+def _count(node: yaml.Node) -> int:
+    value = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    if node.tag != _INT or not isinstance(value, int) or value < 0:
+        _refuse(node, f"approvals count {_shown(node)} is not a whole number >= 0")
+    return value
+
+
+def _roles(node: yaml.Node) -> tuple[str, ...]:
+    roles: list[str] = []
+    for item in _items(node, "'roles'"):
+        role = _text(item, "a role")
+        if role not in ROLES:
+            _refuse(item, f"unknown role {role!r}", f"use one of {', '.join(ROLES)}")
+        if role not in roles:
+            roles.append(role)
+    return tuple(roles)
+
+
+def _separation(node: yaml.Node, metrics: frozenset[str]) -> bool:
+    if node.tag != _BOOL:
+        _refuse(node, f"separation_of_duties is {_shown(node)}, not true or false")
+    return bool(_scalar(node))
+
+
+def _shown(node: yaml.Node) -> str:
+    """A scalar as written (text quoted, so ``'1'`` and ``1`` read differently)."""
+    if not isinstance(node, yaml.ScalarNode):
+        return "not a single value"
+    return repr(node.value) if node.tag == _STR else str(node.value)
+
+
+_STAGE_FIELDS: Mapping[str, Callable[[yaml.Node, frozenset[str]], Any]] = MappingProxyType(
+    {
+        "require": _required,
+        "checks": _checks,
+        "approvals": _approvals,
+        "separation_of_duties": _separation,
+    }
+)
+
+
+# --- aliases -----------------------------------------------------------------------------
+
+
+def _aliases(entries: Entries) -> dict[str, tuple[str, ...]]:
+    if "aliases" not in entries:
+        return {}
+    aliases = _entries(entries["aliases"][1], "'aliases'", None)
+    return {_alias_name(key): _roles(value) for key, value in aliases.values()}
+
+
+def _alias_name(node: yaml.Node) -> str:
+    name = _text(node, "an alias name")
+    if name in STAGES:
+        _refuse(
+            node,
+            f"{name!r} is a stage, not a free alias",
+            "stages move only by 'promote' and 'rollback'; govern them under 'stages:'",
+        )
+    with _at(node):
+        check_alias_name(name)
+    return name
+
+
+@contextmanager
+def _at(node: yaml.Node) -> Iterator[None]:
+    """Turn a RuleError or a domain refusal raised inside into InvalidPolicy at this line."""
+    try:
+        yield
+    except InvalidPolicy:
+        raise
+    except (RuleError, ModelkeepError) as error:
+        raise _refusal(node, error.message, error.hint) from None

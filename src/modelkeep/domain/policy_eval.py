@@ -1,0 +1,381 @@
+"""Evaluating a stage's policy against the facts of one promotion.
+
+Services gather ``PromotionFacts`` from the database; ``evaluate`` says, rule by rule,
+what is met and what is missing, and why. Semantics:
+
+- **metadata** (one outcome per required field): met when
+  ``versions.missing_fields`` does not list it.
+- **check** (one per metric rule): the value is the newest (by ``at``, then ``id``) check
+  result of this version that reports the metric (and, when the rule names a dataset,
+  whose dataset is ``NAME@...`` of it). No such result, or a NaN (``None``) value: unmet.
+  A relative rule compares with the newest value of the right-hand metric among the
+  check results of the version now in the named stage (same dataset filter): an empty
+  stage passes ("nothing to compare with"); an occupant without that metric is unmet.
+  The detail shows the value, where it came from and the threshold computed.
+- **approval** (when the stage requires ``count >= 1``): for each user only the newest
+  decision for this stage counts. Met when at least ``count`` users whose newest
+  decision is ``approve`` hold one of the rule's roles (or admin), and nobody's newest
+  decision is ``reject`` (a standing rejection is a veto).
+- **separation** (when ``separation_of_duties`` is on and approvals are required): the
+  approvals that count must still number ``count`` once the version's creator and the
+  promoter are left out (approver, creator and releaser are different people). It is
+  unmet only when leaving them out is what makes the count fall short, and names them.
+- **notes** never fail: a standing decision older than a check result of this version
+  it did not see, or given under another policy digest than the one in force.
+- A stage the policy does not name has no rules: it passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from modelkeep.domain.access import ADMIN
+from modelkeep.domain.policy_rules import ApprovalRule, MetricRule, ModelPolicy, StagePolicy
+from modelkeep.domain.versions import VersionMetadata, missing_fields
+
+METADATA, CHECK, APPROVAL, SEPARATION = "metadata", "check", "approval", "separation"
+APPROVE, REJECT = "approve", "reject"
+RUN_CHECKS_HINT = "run 'modelkeep check'"
+
+
+# --- facts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckFact:
+    """One stored check result of a version."""
+
+    id: int
+    suite: str
+    metrics: Mapping[str, float | None]
+    passed: bool
+    dataset: str | None  # "NAME@N"
+    at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
+
+    @property
+    def source(self) -> str:
+        return f"check #{self.id} on {self.dataset}" if self.dataset else f"check #{self.id}"
+
+
+@dataclass(frozen=True)
+class ApprovalFact:
+    """One approve or reject decision on a version for a stage."""
+
+    id: int
+    user: str
+    roles: tuple[str, ...]  # the user's roles on the model when deciding
+    decision: str  # "approve" | "reject"
+    stage: str
+    comment: str | None
+    at: datetime
+    check_ids: tuple[int, ...] = ()  # the check results current when it was given
+    policy_digest: str | None = None  # the policy in force when it was given
+
+
+@dataclass(frozen=True)
+class StageOccupant:
+    """The version now in a stage, with its check results (for relative rules)."""
+
+    ref: str  # "fraud@2"
+    checks: tuple[CheckFact, ...] = ()
+
+
+@dataclass(frozen=True)
+class PromotionFacts:
+    """What is known about a version when it is promoted (or tested against a stage)."""
+
+    model: str
+    number: int
+    digest: str
+    created_by: str
+    metadata: VersionMetadata
+    message: str | None
+    checks: tuple[CheckFact, ...] = ()
+    approvals: tuple[ApprovalFact, ...] = ()  # for this version digest, every stage
+    occupants: Mapping[str, StageOccupant | None] = field(default_factory=dict)
+    promoter: str | None = None  # None: nobody is promoting (``policy test``)
+    policy_digest: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "occupants", MappingProxyType(dict(self.occupants)))
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.number}"
+
+
+# --- outcomes ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """One rule's verdict; ``evidence`` holds the check or approval ids it rests on."""
+
+    kind: str  # "metadata" | "check" | "approval" | "separation"
+    rule: str
+    passed: bool
+    detail: str
+    evidence: tuple[int, ...] = ()
+
+    @property
+    def line(self) -> str:
+        return f"{'ok' if self.passed else 'MISSING'}  {self.rule}: {self.detail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "rule": self.rule,
+            "passed": self.passed,
+            "detail": self.detail,
+            "evidence": list(self.evidence),
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every rule of one stage against one version, and notes that do not fail."""
+
+    stage: str
+    rules: tuple[RuleOutcome, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(outcome.passed for outcome in self.rules)
+
+    @property
+    def unmet(self) -> tuple[RuleOutcome, ...]:
+        return tuple(outcome for outcome in self.rules if not outcome.passed)
+
+    def explain(self) -> list[str]:
+        """One line per rule (``ok  ...`` / ``MISSING  ...``), then one per note."""
+        if not self.rules:
+            lines = [f"ok  the policy sets no rules for {self.stage}"]
+        else:
+            lines = [outcome.line for outcome in self.rules]
+        return lines + [f"note  {note}" for note in self.notes]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "passed": self.passed,
+            "rules": [outcome.to_dict() for outcome in self.rules],
+            "notes": list(self.notes),
+        }
+
+
+# --- evaluation --------------------------------------------------------------------------
+
+
+def evaluate(policy: ModelPolicy, stage: str, facts: PromotionFacts) -> Evaluation:
+    """Every rule ``policy`` sets for ``stage``, judged on ``facts`` (see the module doc)."""
+    stage_policy = policy.stage(stage)
+    if stage_policy is None:
+        return Evaluation(stage)
+    outcomes = [
+        *_metadata_outcomes(stage_policy, facts),
+        *(_metric_outcome(rule, facts) for rule in stage_policy.checks),
+        *_approval_outcomes(stage_policy, stage, facts),
+    ]
+    return Evaluation(stage, tuple(outcomes), tuple(_notes(stage, facts)))
+
+
+def may_approve(policy: ModelPolicy, stage: str, creator: str, approver: str) -> tuple[bool, str]:
+    """Whether separation of duties lets ``approver`` approve a version ``creator`` made."""
+    stage_policy = policy.stage(stage)
+    if stage_policy is None or not stage_policy.separation_of_duties:
+        return True, f"the policy does not separate duties for {stage}"
+    if creator == approver:
+        return False, (
+            f"{approver} created this version: separation of duties keeps them from "
+            f"approving it for {stage}"
+        )
+    return True, f"{approver} did not create this version"
+
+
+def _metadata_outcomes(stage_policy: StagePolicy, facts: PromotionFacts) -> list[RuleOutcome]:
+    missing = set(missing_fields(stage_policy.require, facts.metadata, facts.message))
+    return [
+        RuleOutcome(
+            METADATA,
+            f"require {name}",
+            name not in missing,
+            f"{facts.ref} has no {name}" if name in missing else f"{name} is set",
+        )
+        for name in stage_policy.require
+    ]
+
+
+# --- metric rules ------------------------------------------------------------------------
+
+
+def newest_reporting(
+    checks: Iterable[CheckFact], metric: str, dataset: str | None = None
+) -> CheckFact | None:
+    """The newest check result reporting ``metric`` (on dataset ``dataset``, any version)."""
+    candidates = [c for c in checks if metric in c.metrics and _on_dataset(c, dataset)]
+    return max(candidates, key=lambda c: (c.at, c.id), default=None)
+
+
+def _on_dataset(check: CheckFact, dataset: str | None) -> bool:
+    return dataset is None or (check.dataset or "").partition("@")[0] == dataset
+
+
+def _on(dataset: str | None) -> str:
+    return f" on {dataset}" if dataset else ""
+
+
+def _metric_outcome(rule: MetricRule, facts: PromotionFacts) -> RuleOutcome:
+    check = newest_reporting(facts.checks, rule.metric, rule.dataset)
+    if check is None:
+        detail = f"no check result reports {rule.metric}{_on(rule.dataset)}; {RUN_CHECKS_HINT}"
+        return RuleOutcome(CHECK, rule.label, False, detail)
+    value = check.metrics[rule.metric]
+    if value is None:
+        detail = f"{rule.metric} is not a number (NaN) in {check.source}"
+        return RuleOutcome(CHECK, rule.label, False, detail, (check.id,))
+    if rule.threshold is not None:
+        return _compare(rule, value, check, rule.threshold, "", ())
+    return _relative_outcome(rule, value, check, facts)
+
+
+def _relative_outcome(
+    rule: MetricRule, value: float, check: CheckFact, facts: PromotionFacts
+) -> RuleOutcome:
+    stage, metric = rule.stage or "", rule.stage_metric or rule.metric
+    occupant = facts.occupants.get(stage)
+    if occupant is None:
+        detail = f"{value:g} ({check.source}); no version in {stage} yet: nothing to compare with"
+        return RuleOutcome(CHECK, rule.label, True, detail, (check.id,))
+    reference = newest_reporting(occupant.checks, metric, rule.dataset)
+    if reference is None:
+        detail = (
+            f"{occupant.ref} in {stage} has no check result reporting {metric}"
+            f"{_on(rule.dataset)} to compare with"
+        )
+        return RuleOutcome(CHECK, rule.label, False, detail, (check.id,))
+    reference_value = reference.metrics[metric]
+    if reference_value is None:
+        detail = f"{metric} of {occupant.ref} is not a number (NaN) in {reference.source}"
+        return RuleOutcome(CHECK, rule.label, False, detail, (check.id, reference.id))
+    adjust = f" {rule.adjust_op} {rule.adjust:g}" if rule.adjust is not None else ""
+    how = f" = {metric} {reference_value:g} of {occupant.ref} ({reference.source}){adjust}"
+    return _compare(rule, value, check, rule.bound(reference_value), how, (reference.id,))
+
+
+def _compare(
+    rule: MetricRule,
+    value: float,
+    check: CheckFact,
+    threshold: float,
+    how: str,
+    more_evidence: tuple[int, ...],
+) -> RuleOutcome:
+    passed = rule.holds(value, threshold)
+    verdict = "" if passed else "not "
+    detail = f"{value:g} ({check.source}), {verdict}{rule.op} {threshold:g}{how}"
+    return RuleOutcome(CHECK, rule.label, passed, detail, (check.id, *more_evidence))
+
+
+# --- approvals ---------------------------------------------------------------------------
+
+
+def standing_decisions(approvals: Iterable[ApprovalFact], stage: str) -> list[ApprovalFact]:
+    """Each user's newest decision for ``stage``, oldest first."""
+    newest: dict[str, ApprovalFact] = {}
+    for fact in sorted(approvals, key=lambda a: (a.at, a.id)):
+        if fact.stage == stage:
+            newest[fact.user] = fact
+    return sorted(newest.values(), key=lambda a: (a.at, a.id))
+
+
+def _holds_role(fact: ApprovalFact, rule: ApprovalRule) -> bool:
+    return bool(set(fact.roles) & {*rule.roles, ADMIN})
+
+
+def _approval_outcomes(
+    stage_policy: StagePolicy, stage: str, facts: PromotionFacts
+) -> list[RuleOutcome]:
+    rule = stage_policy.approvals
+    if rule is None or rule.count == 0:
+        return []
+    standing = standing_decisions(facts.approvals, stage)
+    approving = [a for a in standing if a.decision == APPROVE]
+    counted = [a for a in approving if _holds_role(a, rule)]
+    outcomes = [_approval_outcome(rule, standing, approving, counted)]
+    if stage_policy.separation_of_duties:
+        outcomes.append(_separation_outcome(rule, counted, facts))
+    return outcomes
+
+
+def _approval_outcome(
+    rule: ApprovalRule,
+    standing: Sequence[ApprovalFact],
+    approving: Sequence[ApprovalFact],
+    counted: Sequence[ApprovalFact],
+) -> RuleOutcome:
+    rejections = [a for a in standing if a.decision == REJECT]
+    parts = [f"{len(counted)} of {rule.count}{_by(counted)}"]
+    parts += [
+        f"{a.user}'s approval #{a.id} does not count: {a.user} holds none of "
+        f"{', '.join((*rule.roles, ADMIN))}"
+        for a in approving
+        if a not in counted
+    ]
+    parts += [f"rejected by {a.user} (#{a.id}): {a.comment or 'no comment'}" for a in rejections]
+    passed = len(counted) >= rule.count and not rejections
+    evidence = tuple(a.id for a in (*counted, *rejections))
+    return RuleOutcome(APPROVAL, rule.label, passed, "; ".join(parts), evidence)
+
+
+def _by(approvals: Sequence[ApprovalFact]) -> str:
+    return (": " + ", ".join(f"{a.user} (#{a.id})" for a in approvals)) if approvals else ""
+
+
+def _separation_outcome(
+    rule: ApprovalRule, counted: Sequence[ApprovalFact], facts: PromotionFacts
+) -> RuleOutcome:
+    excluded = {a.id: _why_excluded(a, facts) for a in counted}
+    excluded = {key: why for key, why in excluded.items() if why}
+    remaining = [a for a in counted if a.id not in excluded]
+    passed = len(remaining) >= rule.count or len(counted) < rule.count
+    parts = [f"{len(remaining)} of {rule.count} from neither the creator nor the promoter"]
+    parts += [f"#{key} does not count: {why}" for key, why in excluded.items()]
+    if facts.promoter is None:
+        parts.append("the promoter's own approval will not count either")
+    rule_text = "separation of duties: approvers other than the creator and the promoter"
+    evidence = tuple(a.id for a in remaining)
+    return RuleOutcome(SEPARATION, rule_text, passed, "; ".join(parts), evidence)
+
+
+def _why_excluded(fact: ApprovalFact, facts: PromotionFacts) -> str:
+    if fact.user == facts.created_by:
+        return f"{fact.user} created {facts.ref}"
+    if fact.user == facts.promoter:
+        return f"{fact.user} is promoting {facts.ref}"
+    return ""
+
+
+# --- notes -------------------------------------------------------------------------------
+
+
+def _notes(stage: str, facts: PromotionFacts) -> list[str]:
+    notes: list[str] = []
+    for fact in standing_decisions(facts.approvals, stage):
+        kind = "approval" if fact.decision == APPROVE else "rejection"
+        what = f"{kind} #{fact.id} by {fact.user}"
+        unseen = [c for c in facts.checks if c.at > fact.at and c.id not in fact.check_ids]
+        if unseen:
+            newest = max(unseen, key=lambda c: (c.at, c.id))
+            notes.append(f"{what} predates check result #{newest.id}")
+        if fact.policy_digest != facts.policy_digest:
+            given = fact.policy_digest or "no policy"
+            notes.append(f"{what} was given under another policy ({given})")
+    return notes

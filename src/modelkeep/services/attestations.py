@@ -1,0 +1,163 @@
+"""Signed attestations of promotions, and the evidence an offline verifier needs.
+
+``attest`` runs inside the promotion's transaction (services/governance.py): it signs an
+in-toto statement of the version digest, the policy, every check result and approval
+(by record digest) and the evaluation, stores the DSSE envelope as a blob and records it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from modelkeep.domain import attestation as attest_format
+from modelkeep.domain.governance import Approval, Attestation, CheckResult, PolicyRecord
+from modelkeep.domain.policy import Evaluation
+from modelkeep.domain.versions import Version
+from modelkeep.errors import NotFound, StoreUnavailable
+from modelkeep.ports import Transaction
+from modelkeep.services import audit as audit_service
+
+if TYPE_CHECKING:
+    from modelkeep.services.registry import Registry
+
+
+def attest(
+    registry: Registry,
+    tx: Transaction,
+    version: Version,
+    stage: str,
+    current: Any,
+    record: PolicyRecord | None,
+    evaluation: Evaluation,
+    override: bool,
+    reason: str | None,
+) -> Attestation:
+    """Sign the in-toto statement of this promotion and record it."""
+    signer = registry.signer
+    if signer is None:
+        raise StoreUnavailable(
+            "this registry was opened without a signing key: promotions are signed",
+            "open it with modelkeep.connect() or set MODELKEEP_SIGNING_KEY",
+        )
+    at = registry.clock()
+    checks = tx.check_results(version.model, version.number)
+    approvals = [
+        a for a in tx.approvals(version.model, version.number) if a.version_digest == version.digest
+    ]
+    statement = attest_format.promotion_statement(
+        store_id=registry.blobs.store_id,
+        model=version.model,
+        number=version.number,
+        version_digest=version.digest,
+        stage=stage,
+        previous={"number": current.number, "digest": current.digest} if current else None,
+        policy={"version": record.number, "digest": record.digest} if record else None,
+        checks=[_check_entry(c) for c in checks],
+        approvals=[_approval_entry(a) for a in approvals if a.stage == stage],
+        evaluation=[_rule_entry(r) for r in evaluation.rules],
+        actor=registry.actor,
+        at=at.isoformat(),
+        override=(
+            {"reason": reason, "unmet": [r.rule for r in evaluation.unmet]} if override else None
+        ),
+    )
+    public = signer.public_key(create=True) or b""
+    envelope = attest_format.sign_envelope(statement, signer.sign, attest_format.key_id(public))
+    digest = registry.blobs.put_bytes(envelope).digest
+    return tx.add_attestation(
+        version.model,
+        version.number,
+        stage=stage,
+        envelope_digest=digest,
+        policy_digest=record.digest if record else None,
+        override_reason=reason if override else None,
+        actor=registry.actor,
+        at=at,
+    )
+
+
+def _check_entry(check: CheckResult) -> dict[str, Any]:
+    return {
+        "id": check.id,
+        "suite": check.suite,
+        "digest": check.digest,
+        "report_digest": check.report_digest,
+        "passed": check.passed,
+    }
+
+
+def _approval_entry(approval: Approval) -> dict[str, Any]:
+    return {
+        "id": approval.id,
+        "user": approval.user,
+        "decision": approval.decision,
+        "comment": approval.comment,
+        "at": approval.created_at.isoformat(),
+        "digest": approval.digest,
+    }
+
+
+def _rule_entry(rule: Any) -> dict[str, Any]:
+    return {"kind": rule.kind, "rule": rule.rule, "passed": rule.passed, "detail": rule.detail}
+
+
+# attestations and their evidence ----------------------------------------------------------
+
+
+def list_attestations(registry: Registry, ref: str) -> list[Attestation]:
+    version = registry.get_version(ref)
+    with registry.store.transaction() as tx:
+        return tx.attestations(version.model, version.number)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything an offline verifier needs for one attestation (``attest export``)."""
+
+    attestation: Attestation
+    envelope: bytes
+    public_key: bytes
+    manifest: bytes
+    policy: str | None
+    checks: Sequence[CheckResult]
+    approvals: Sequence[Approval]
+    reports: dict[str, bytes]
+
+
+def evidence(registry: Registry, ref: str, stage: str | None = None) -> Evidence:
+    """The newest attestation of ``ref`` (for ``stage``, if given) with its evidence."""
+    version = registry.get_version(ref)
+    with registry.store.transaction() as tx:
+        found = [
+            a
+            for a in tx.attestations(version.model, version.number)
+            if stage is None or a.stage == stage
+        ]
+        if not found:
+            where = f" for {stage}" if stage else ""
+            raise NotFound(
+                f"{version.ref} has no attestation{where}",
+                "a version is attested when it is promoted",
+            )
+        chosen = found[-1]
+        checks = tx.check_results(version.model, version.number)
+        approvals = tx.approvals(version.model, version.number)
+        policies = {p.digest: p.document for p in tx.policies()}
+    envelope = registry.blobs.read_bytes(chosen.envelope_digest)
+    statement = attest_format.parse_statement(attest_format.decode_envelope(envelope))
+    predicate = statement.get("predicate", {})
+    named_checks = {c["id"] for c in predicate.get("checks", [])}
+    named_approvals = {a["id"] for a in predicate.get("approvals", [])}
+    kept_checks = [c for c in checks if c.id in named_checks]
+    return Evidence(
+        attestation=chosen,
+        envelope=envelope,
+        public_key=audit_service.public_key(registry).pem.encode("ascii"),
+        manifest=registry.blobs.read_bytes(version.digest),
+        policy=policies.get(chosen.policy_digest) if chosen.policy_digest else None,
+        checks=kept_checks,
+        approvals=[a for a in approvals if a.id in named_approvals],
+        reports={c.report_digest: registry.blobs.read_bytes(c.report_digest) for c in kept_checks},
+    )

@@ -1,0 +1,441 @@
+"""Governance use cases: the policy, check results, approvals, gated promotion and its
+signed attestation.
+
+A promotion is evaluated and recorded in one write transaction: the policy in force, the
+version's check results and approvals and the version now in the stage are read under the
+audit head's lock, so no approval or result can slip in between the decision and the move.
+The move's audit event names the attestation (a DSSE envelope signed with the store's key,
+stored as a blob) that binds the version digest to that evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from modelkeep.domain import access
+from modelkeep.domain.aliases import AliasEvent
+from modelkeep.domain.audit import canonical_json
+from modelkeep.domain.datasets import match_version
+from modelkeep.domain.governance import (
+    DECISIONS,
+    Approval,
+    Attestation,
+    CheckResult,
+    NewCheckResult,
+    PolicyRecord,
+)
+from modelkeep.domain.names import STAGES, parse_ref
+from modelkeep.domain.policy import (
+    EMPTY_POLICY,
+    Evaluation,
+    ModelPolicy,
+    Policy,
+    PromotionFacts,
+    StageOccupant,
+    evaluate,
+    may_approve,
+    parse_policy,
+)
+from modelkeep.domain.text import check_text
+from modelkeep.domain.versions import Version
+from modelkeep.errors import (
+    Conflict,
+    DatasetNotFound,
+    InvalidInput,
+    PolicyNotMet,
+    SeparationOfDuties,
+    VersionArchived,
+)
+from modelkeep.ports import Transaction
+from modelkeep.services import attestations
+
+if TYPE_CHECKING:
+    from modelkeep.services.registry import Registry
+
+MAX_POLICY_BYTES = 256 * 1024
+MAX_REPORT_BYTES = 8 * 1024 * 1024
+
+
+@lru_cache(maxsize=32)
+def _parsed(document: str) -> Policy:
+    return parse_policy(document)
+
+
+def policy_in_force(tx: Transaction) -> tuple[PolicyRecord | None, Policy]:
+    """The newest policy document and its parsed rules (no document: no rules)."""
+    record = tx.current_policy()
+    return record, (_parsed(record.document) if record else EMPTY_POLICY)
+
+
+def model_policy(tx: Transaction, model: str) -> ModelPolicy:
+    return policy_in_force(tx)[1].for_model(model)
+
+
+# the policy -------------------------------------------------------------------------------
+
+
+def set_policy(registry: Registry, document: str) -> PolicyRecord:
+    """Store a new version of the registry's policy (a global admin); refused, with the
+    line, unless it parses and names only known stages, roles, metrics and fields."""
+    registry.authorize(access.SET_POLICY, None)
+    data = document.encode("utf-8")
+    if len(data) > MAX_POLICY_BYTES:
+        raise InvalidInput(
+            f"the policy is {len(data)} bytes, over the limit of {MAX_POLICY_BYTES}",
+            "keep the policy short: rules, not data",
+        )
+    parse_policy(document)
+    with registry.store.transaction(write=True) as tx:
+        current = tx.current_policy()
+        digest = registry.blobs.put_bytes(data).digest
+        if current is not None and current.digest == digest:
+            return current  # the same document again: nothing changes
+        at = registry.clock()
+        record = tx.add_policy(digest, document, registry.actor, at)
+        previous = current.digest if current else None
+        details = {"number": record.number, "digest": digest, "previous": previous}
+        registry._audit(tx, "policy.set", "policy", details, at)
+        tx.commit()
+    return record
+
+
+def current_policy(registry: Registry) -> PolicyRecord | None:
+    registry.authorize(access.READ, access.ANY_MODEL)
+    with registry.store.transaction() as tx:
+        return tx.current_policy()
+
+
+def policy_history(registry: Registry) -> list[PolicyRecord]:
+    registry.authorize(access.READ, access.ANY_MODEL)
+    with registry.store.transaction() as tx:
+        return tx.policies()
+
+
+def effective_policy(registry: Registry, model: str) -> dict[str, Any]:
+    """The rules that apply to ``model`` (the registry's, with its overrides)."""
+    registry.get_model(model)
+    with registry.store.transaction() as tx:
+        record, policy = policy_in_force(tx)
+    return {
+        "model": model,
+        "policy": _policy_ref(record),
+        "rules": policy.for_model(model).to_dict(),
+    }
+
+
+def _policy_ref(record: PolicyRecord | None) -> dict[str, Any] | None:
+    return {"number": record.number, "digest": record.digest} if record else None
+
+
+# check results ----------------------------------------------------------------------------
+
+
+def record_check(
+    registry: Registry, ref: str, dataset_ref: str | None, result: NewCheckResult
+) -> CheckResult:
+    """Attach one check result (and its JSON report, stored as a blob) to a version."""
+    parsed = parse_ref(ref)
+    registry.authorize(access.CHECK, parsed.model)
+    _check_result(result)
+    report = canonical_json(result.report)
+    if len(report) > MAX_REPORT_BYTES:
+        raise InvalidInput(f"the check report is over {MAX_REPORT_BYTES} bytes", "report less")
+    with registry.store.transaction(write=True) as tx:
+        version = registry.version_in(tx, parsed)
+        if version.status == "archived":
+            raise VersionArchived(f"{version.ref} is archived: it cannot be checked")
+        dataset = _dataset(tx, dataset_ref) if dataset_ref else None
+        report_digest = registry.blobs.put_bytes(report).digest
+        at = registry.clock()
+        recorded = tx.add_check_result(
+            version.model, version.number, result, dataset, report_digest, registry.actor, at
+        )
+        details = {
+            "id": recorded.id,
+            "digest": recorded.digest,
+            "version_digest": version.digest,
+            "suite": result.suite,
+            "passed": result.passed,
+            "dataset": recorded.dataset,
+            "dataset_digest": recorded.dataset_digest,
+        }
+        registry._audit(tx, "check.record", version.ref, details, at)
+        tx.commit()
+    return recorded
+
+
+def _check_result(result: NewCheckResult) -> None:
+    check_text("the check's name", result.suite)
+    if not result.suite or len(result.suite) > 128:
+        raise InvalidInput("a check needs a name of 1 to 128 characters", "name the check")
+    if result.kind not in ("evaluation", "fairness", "robustness", "command"):
+        raise InvalidInput(
+            f"{result.kind!r} is not a kind of check",
+            "use evaluation, fairness, robustness or command",
+        )
+    if len(result.metrics) > 1000:
+        raise InvalidInput("a check result holds at most 1000 metrics", "report fewer metrics")
+    for name, value in result.metrics.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 128:
+            raise InvalidInput(f"metric name {name!r} is not allowed", "use 1 to 128 characters")
+        if value is not None and not isinstance(value, int | float):
+            raise InvalidInput(f"metric {name!r} is not a number", "report numbers or null")
+
+
+def _dataset(tx: Transaction, ref: str) -> tuple[int, str, str]:
+    parsed = parse_ref(ref, default_latest=True)
+    found = match_version(tx.dataset_versions(parsed.model), parsed.kind, parsed.value)
+    if found is None:
+        raise DatasetNotFound(f"there is no dataset version {ref}")
+    return int(found.id), f"{parsed.model}@{found.number}", str(found.digest)
+
+
+def list_checks(registry: Registry, ref: str) -> list[CheckResult]:
+    version = registry.get_version(ref)
+    with registry.store.transaction() as tx:
+        return tx.check_results(version.model, version.number)
+
+
+# approvals --------------------------------------------------------------------------------
+
+
+def review(
+    registry: Registry,
+    ref: str,
+    stage: str,
+    decision: str,
+    comment: str | None = None,
+    expect_digest: str | None = None,
+) -> Approval:
+    """Approve or reject ``ref`` for ``stage``, bound to its digest and to the check results
+    and policy current now. The version's creator may not approve it (separation of
+    duties, unless the policy turns it off)."""
+    check_stage(stage)
+    if decision not in DECISIONS:
+        raise InvalidInput(f"{decision!r} is not a decision", "approve or reject")
+    check_text("the comment", comment)
+    parsed = parse_ref(ref)
+    registry.authorize(access.APPROVE, parsed.model)
+    with registry.store.transaction(write=True) as tx:
+        version = registry.version_in(tx, parsed)
+        _check_digest(version, expect_digest)
+        if version.status == "archived":
+            raise VersionArchived(f"{version.ref} is archived: it cannot be approved")
+        record, policy = policy_in_force(tx)
+        if decision == "approve":
+            allowed, reason = may_approve(
+                policy.for_model(version.model), stage, version.created_by, registry.actor
+            )
+            if not allowed:
+                raise SeparationOfDuties(reason)
+        at = registry.clock()
+        approval = tx.add_approval(
+            version.model,
+            version.number,
+            stage=stage,
+            decision=decision,
+            user=registry.actor,
+            roles=roles_on(registry, version.model),
+            comment=comment,
+            check_ids=[c.id for c in tx.check_results(version.model, version.number)],
+            policy_digest=record.digest if record else None,
+            at=at,
+        )
+        details = {
+            "id": approval.id,
+            "digest": approval.digest,
+            "version_digest": version.digest,
+            "stage": stage,
+            "comment": comment,
+        }
+        registry._audit(tx, f"approval.{decision}", version.ref, details, at)
+        tx.commit()
+    return approval
+
+
+def _check_digest(version: Version, expect: str | None) -> None:
+    """An approval names what it approves: a reference that now means other bytes is
+    refused (digests never change meaning; this guards against a moved alias)."""
+    if expect is not None and not version.digest.startswith(expect):
+        raise Conflict(
+            f"{version.ref} is {version.digest}, not {expect}",
+            "look at the version again ('modelkeep show') and approve what you reviewed",
+        )
+
+
+def roles_on(registry: Registry, model: str) -> tuple[str, ...]:
+    """The actor's roles that apply to ``model`` (global or on that model)."""
+    grants = registry.principal.grants
+    return tuple(sorted({g.role for g in grants if g.model in (None, model)}))
+
+
+def list_approvals(registry: Registry, ref: str) -> list[Approval]:
+    version = registry.get_version(ref)
+    with registry.store.transaction() as tx:
+        return [
+            a
+            for a in tx.approvals(version.model, version.number)
+            if a.version_digest == version.digest
+        ]
+
+
+# evaluation, gate, promotion --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What the policy says of promoting one version to one stage."""
+
+    model: str
+    number: int
+    digest: str
+    stage: str
+    policy: dict[str, Any] | None
+    evaluation: Evaluation
+
+    @property
+    def passed(self) -> bool:
+        return self.evaluation.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "number": self.number,
+            "digest": self.digest,
+            "stage": self.stage,
+            "policy": self.policy,
+            **self.evaluation.to_dict(),
+            "passed": self.passed,
+        }
+
+
+def gate(registry: Registry, ref: str, stage: str, promoter: str | None = None) -> GateResult:
+    """Would promoting ``ref`` to ``stage`` pass the policy? Changes nothing."""
+    check_stage(stage)
+    parsed = parse_ref(ref)
+    registry.authorize(access.READ, parsed.model)
+    with registry.store.transaction() as tx:
+        version = registry.version_in(tx, parsed)
+        record, policy = policy_in_force(tx)
+        evaluation = _evaluate(registry, tx, version, stage, policy, record, promoter)
+    return GateResult(
+        version.model, version.number, version.digest, stage, _policy_ref(record), evaluation
+    )
+
+
+def _evaluate(
+    registry: Registry,
+    tx: Transaction,
+    version: Version,
+    stage: str,
+    policy: Policy,
+    record: PolicyRecord | None,
+    promoter: str | None,
+) -> Evaluation:
+    facts = PromotionFacts(
+        model=version.model,
+        number=version.number,
+        digest=version.digest,
+        created_by=version.created_by,
+        metadata=registry.metadata_through_run(tx, version.metadata),
+        message=version.message,
+        checks=tuple(c.fact() for c in tx.check_results(version.model, version.number)),
+        approvals=tuple(
+            a.fact()
+            for a in tx.approvals(version.model, version.number)
+            if a.version_digest == version.digest
+        ),
+        occupants={s: _occupant(tx, version.model, s) for s in STAGES},
+        promoter=promoter,
+        policy_digest=record.digest if record else None,
+    )
+    return evaluate(policy.for_model(version.model), stage, facts)
+
+
+def _occupant(tx: Transaction, model: str, stage: str) -> StageOccupant | None:
+    key = tx.alias_key(model, stage)
+    if key is None:
+        return None
+    checks = tuple(c.fact() for c in tx.check_results(model, key.number))
+    return StageOccupant(ref=f"{model}@{key.number}", checks=checks)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    event: AliasEvent
+    gate: GateResult
+    attestation: Attestation | None
+    """None when the version was in the stage already (nothing moved, nothing signed)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.event.to_dict(),
+            "digest": self.gate.digest,
+            "policy": self.gate.policy,
+            "evaluation": self.gate.evaluation.to_dict(),
+            "attestation": self.attestation.to_dict() if self.attestation else None,
+        }
+
+
+def promote(
+    registry: Registry,
+    ref: str,
+    stage: str,
+    reason: str | None = None,
+    expect: int | None = None,
+    override: bool = False,
+) -> Promotion:
+    """Move ``stage`` to ``ref`` if the policy is met (else ``PolicyNotMet`` listing every
+    unmet rule), and sign an attestation of the evidence. ``override`` (an admin, with a
+    reason) promotes anyway and says so loudly in the audit log and the attestation."""
+    check_stage(stage)
+    parsed = parse_ref(ref)
+    registry.authorize(access.PROMOTE, parsed.model)
+    check_text("the reason", reason)
+    if override:
+        registry.authorize(access.OVERRIDE, parsed.model)
+        if not reason or not reason.strip():
+            raise InvalidInput("an override needs a reason", "give --reason TEXT")
+    with registry.store.transaction(write=True) as tx:
+        version = registry.version_in(tx, parsed)
+        if version.status == "archived":
+            raise VersionArchived(f"{version.ref} is archived")
+        current = tx.alias_key(version.model, stage)
+        registry.check_expected(version.model, stage, current, expect)
+        record, policy = policy_in_force(tx)
+        evaluation = _evaluate(registry, tx, version, stage, policy, record, registry.actor)
+        result = GateResult(
+            version.model, version.number, version.digest, stage, _policy_ref(record), evaluation
+        )
+        if current is not None and current.number == version.number:
+            return Promotion(tx.alias_events(version.model, stage)[-1], result, None)
+        if not evaluation.passed and not override:
+            raise PolicyNotMet(_unmet_message(version, stage, evaluation))
+        signed = attestations.attest(
+            registry, tx, version, stage, current, record, evaluation, override, reason
+        )
+        extra: dict[str, Any] = {"attestation": signed.envelope_digest}
+        if record is not None:
+            extra["policy_digest"] = record.digest
+        if override:
+            extra["override"] = {"reason": reason, "unmet": [r.rule for r in evaluation.unmet]}
+        event = registry.record_move(
+            tx, version.model, stage, "promote", version, current, reason, extra
+        )
+        if override:
+            details = {"stage": stage, "reason": reason, "unmet": extra["override"]["unmet"]}
+            registry._audit(tx, "policy.override", version.ref, details, signed.at)
+        tx.commit()
+    return Promotion(event, result, signed)
+
+
+def _unmet_message(version: Version, stage: str, evaluation: Evaluation) -> str:
+    unmet = "; ".join(f"{r.rule}: {r.detail}" for r in evaluation.unmet)
+    return f"{version.ref} may not enter {stage}: {unmet}"
+
+
+def check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise InvalidInput(f"{stage!r} is not a stage", f"use one of {', '.join(STAGES)}")

@@ -1,0 +1,134 @@
+"""The role and separation-of-duties matrix of governance, through the server: several
+people, each with their own token, on one registry with the example policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import modelkeep
+from modelkeep.client.client import Client
+from modelkeep.client.http import HttpBackend
+from modelkeep.config import Settings
+from modelkeep.domain.governance import NewCheckResult
+from modelkeep.errors import Forbidden, PolicyNotMet, SeparationOfDuties
+from tests.conftest import served_app
+
+ROOT = Path(__file__).resolve().parents[2]
+PEOPLE = {  # name -> role (global grants)
+    "carol": "contributor",  # creates versions
+    "dave": "contributor",
+    "alice": "approver",
+    "amy": "approver",
+    "bob": "releaser",
+    "vic": "viewer",
+}
+RESULT = NewCheckResult(
+    suite="evaluation", kind="evaluation", metrics={"accuracy": 0.91}, passed=True
+)
+
+
+@pytest.fixture
+def people(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Client]]:
+    """A client per person (and ``admin``), over HTTP; carol pushed fraud@1 and dataset
+    tx@1 exists; the example policy is in force."""
+    with served_app(settings) as (http, admin_token):
+
+        def client(token: str, transport: Any) -> Client:
+            return Client(HttpBackend("http://testserver", token, http=transport), settings)
+
+        clients = {"admin": client(admin_token, http)}
+        for name, role in PEOPLE.items():
+            _, issued = clients["admin"].create_user(name, role=role)
+            own = http.__class__(http.app, base_url="http://testserver")  # its own auth header
+            clients[name] = client(issued.secret, own)
+        admin = clients["admin"]
+        admin.set_policy(ROOT / "examples" / "policy.yaml")
+        admin.create_model("fraud")
+        data = tmp_path / "d.csv"
+        data.write_text("x,y\n1,0\n")
+        admin.push_dataset("tx", [data])
+        model = tmp_path / "m.bin"
+        model.write_bytes(b"carol's model")
+        clients["carol"].push("fraud", [model], commit="abc")
+        yield clients
+
+
+Attempt = Callable[[Client], Any]
+
+ATTEMPTS: dict[str, Attempt] = {
+    "record a check": lambda c: c.record_check("fraud@1", dataset="tx@1", result=RESULT),
+    "approve": lambda c: c.approve("fraud@1", to="staging", comment="ok"),
+    "promote to staging": lambda c: c.promote("fraud@1", to="staging"),
+    "set the policy": lambda c: c.set_policy(ROOT / "examples" / "policy.yaml"),
+    "override": lambda c: c.promote("fraud@1", to="production", override=True, reason="r"),
+    "set champion": lambda c: c.set_alias("fraud@1", "champion"),
+    "set candidate": lambda c: c.set_alias("fraud@1", "candidate"),
+    "read the gate": lambda c: c.gate("fraud@1", to="production"),
+}
+# who may, written out independently of the code (carol created fraud@1)
+ALLOWED = {
+    "record a check": {"carol", "dave", "alice", "amy", "bob", "admin"},
+    "approve": {"alice", "amy", "admin"},  # approvers, not the creator
+    "promote to staging": {"bob", "admin"},
+    "set the policy": {"admin"},
+    "override": {"admin"},
+    "set champion": {"bob", "admin"},  # the policy: releasers only
+    "set candidate": {"carol", "dave", "bob", "admin"},
+    "read the gate": set(PEOPLE) | {"admin"},
+}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("attempt", list(ATTEMPTS))
+def test_the_governance_role_matrix(people: dict[str, Client], attempt: str) -> None:
+    for name, client in people.items():
+        try:
+            ATTEMPTS[attempt](client)
+            allowed = True
+        except (Forbidden, SeparationOfDuties):
+            allowed = False
+        assert allowed == (name in ALLOWED[attempt]), f"{name}: {attempt}"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_separation_of_duties_needs_two_people_besides_the_creator(
+    people: dict[str, Client],
+) -> None:
+    carol, alice, bob = people["carol"], people["alice"], people["bob"]
+    carol.record_check("fraud@1", dataset="tx@1", result=RESULT)
+    people["admin"].grant("carol", role="approver")  # the role does not help her
+    with pytest.raises(SeparationOfDuties) as own:
+        carol.approve("fraud@1", to="production")
+    assert "carol" in str(own.value)
+    alice.reject("fraud@1", to="production", comment="fairness not shown")
+    with pytest.raises(PolicyNotMet, match="rejected by alice"):
+        bob.promote("fraud@1", to="production")
+    alice.approve("fraud@1", to="production", comment="fairness reviewed offline")
+    done = bob.promotion("fraud@1", to="production", reason="release")
+    assert done.attestation is not None
+    assert all(r.passed for r in done.gate.evaluation.rules)
+    statement = bob.verify_attestation("fraud@1", stage="production").statement
+    decisions = [(a["user"], a["decision"]) for a in statement["predicate"]["approvals"]]
+    assert decisions == [("alice", "reject"), ("alice", "approve")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_releaser_who_approved_cannot_count_their_own_approval(
+    people: dict[str, Client], settings: Settings
+) -> None:
+    admin = people["admin"]
+    admin.grant("bob", role="approver")
+    bob = people["bob"]
+    bob.record_check("fraud@1", dataset="tx@1", result=RESULT)
+    bob.approve("fraud@1", to="production")
+    with pytest.raises(PolicyNotMet) as refused:
+        bob.promote("fraud@1", to="production")
+    assert "bob" in str(refused.value)
+    people["amy"].approve("fraud@1", to="production")
+    assert bob.promote("fraud@1", to="production").new == 1
+    with modelkeep.connect(settings=settings) as operator:
+        assert operator.resolve("fraud@production").number == 1
