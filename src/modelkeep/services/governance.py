@@ -11,7 +11,6 @@ stored as a blob) that binds the version digest to that evidence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from modelkeep.domain import access
@@ -58,15 +57,25 @@ MAX_POLICY_BYTES = 256 * 1024
 MAX_REPORT_BYTES = 8 * 1024 * 1024
 
 
-@lru_cache(maxsize=32)
-def _parsed(document: str) -> Policy:
-    return parse_policy(document)
+_IN_FORCE: dict[tuple[int, str], tuple[PolicyRecord, Policy]] = {}
+"""Parsed policies by (number, digest): every push and alias move asks which policy is in
+force, and only a new policy version costs reading and parsing its document again."""
+MAX_CACHED = 32
 
 
 def policy_in_force(tx: Transaction) -> tuple[PolicyRecord | None, Policy]:
     """The newest policy document and its parsed rules (no document: no rules)."""
-    record = tx.current_policy()
-    return record, (_parsed(record.document) if record else EMPTY_POLICY)
+    key = tx.current_policy_key()
+    if key is None:
+        return None, EMPTY_POLICY
+    if key not in _IN_FORCE:
+        record = tx.policy(key[0])
+        if record is None:  # cannot happen inside one transaction; read it whole then
+            return None, EMPTY_POLICY
+        if len(_IN_FORCE) >= MAX_CACHED:
+            _IN_FORCE.clear()
+        _IN_FORCE[key] = (record, parse_policy(record.document))
+    return _IN_FORCE[key]
 
 
 def model_policy(tx: Transaction, model: str) -> ModelPolicy:

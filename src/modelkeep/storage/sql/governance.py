@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from modelkeep.domain.governance import (
     Approval,
@@ -47,6 +47,10 @@ def _with_version(table: Any) -> Any:
     )
 
 
+_CURRENT_POLICY = (
+    select(policies.c.number, policies.c.digest).order_by(policies.c.number.desc()).limit(1)
+)
+_POLICY_BY_NUMBER = select(policies).where(policies.c.number == bindparam("number"))
 _CHECKS = _with_version(check_results)
 _APPROVALS = _with_version(approvals)
 _ATTESTATIONS = _with_version(attestations)
@@ -68,9 +72,16 @@ class GovernanceRows:
         return PolicyRecord(number, digest, document, at, actor)
 
     def current_policy(self) -> PolicyRecord | None:
-        row = self._conn.execute(
-            select(policies).order_by(policies.c.number.desc()).limit(1)
-        ).first()
+        key = self.current_policy_key()
+        return self.policy(key[0]) if key else None
+
+    def current_policy_key(self) -> tuple[int, str] | None:
+        """(number, digest) of the policy in force: cheap, for every push and alias move."""
+        row = self._conn.execute(_CURRENT_POLICY).first()
+        return (int(row.number), str(row.digest)) if row else None
+
+    def policy(self, number: int) -> PolicyRecord | None:
+        row = self._conn.execute(_POLICY_BY_NUMBER, {"number": number}).first()
         return _policy(row) if row else None
 
     def policies(self) -> list[PolicyRecord]:
