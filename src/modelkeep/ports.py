@@ -188,7 +188,12 @@ class Transaction(Protocol):
         """The highest version active at ``at`` (now, if None)."""
         ...
 
-    def list_versions(self, model: str) -> list[Version]: ...
+    def list_versions(
+        self, model: str, after: int | None = None, limit: int | None = None
+    ) -> list[Version]:
+        """Versions by number; ``after``/``limit``: one keyset page, read as such."""
+        ...
+
     def semvers(self, model: str) -> list[str]: ...
     def archive_version(self, model: str, number: int, at: datetime) -> None: ...
 
@@ -211,9 +216,14 @@ class Transaction(Protocol):
         self, actor: str, action: str, subject: str, details: dict[str, Any], at: datetime
     ) -> AuditEvent: ...
     def audit_events(
-        self, model: str | None = None, since: datetime | None = None
+        self,
+        model: str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+        limit: int | None = None,
     ) -> list[AuditEvent]:
-        """Events in seq order; ``model`` keeps those about that model and its versions."""
+        """Events in seq order; ``model`` keeps those about that model and its versions;
+        ``after`` (a seq) and ``limit`` read one keyset page."""
         ...
 
     def audit_head(self) -> tuple[int, str] | None: ...

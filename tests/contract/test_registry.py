@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 import modelkeep
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.errors import (
     AliasNotFound,
     AmbiguousRef,
@@ -24,7 +26,7 @@ from modelkeep.errors import (
     VersionArchived,
     VersionNotFound,
 )
-from modelkeep.services.registry import Registry
+from modelkeep.services.registry import PushRequest, Registry
 from tests.conftest import FileMaker
 
 
@@ -319,3 +321,16 @@ def test_refused_operations_write_nothing(mk: modelkeep.Client, files: FileMaker
         with pytest.raises(modelkeep.ModelkeepError):
             attempt()
     assert len(mk.audit_log()) == before and mk.versions("m") == []
+
+
+def test_versions_and_audit_events_page_in_the_database(registry: Registry) -> None:
+    """A page is read as an index range after the cursor, on SQLite and PostgreSQL."""
+    registry.create_model("paged")
+    for n in range(5):
+        info = registry.put_blob(io.BytesIO(b"v%d" % n))
+        registry.register_version("paged", [FileEntry("w", info.size, info.digest)], PushRequest())
+    assert [v.number for v in registry.list_versions("paged", after=1, limit=2)] == [2, 3]
+    assert [v.number for v in registry.list_versions("paged", after=4)] == [5]
+    assert registry.list_versions("paged", after=5, limit=3) == []
+    every = [e.seq for e in registry.audit_log("paged")]
+    assert [e.seq for e in registry.audit_log("paged", after=every[1], limit=2)] == every[2:4]

@@ -341,12 +341,15 @@ class Registry:
                     "give the file's real size",
                 )
 
-    def list_versions(self, model: str) -> list[Version]:
+    def list_versions(
+        self, model: str, after: int | None = None, limit: int | None = None
+    ) -> list[Version]:
+        """The model's versions by number (``after``/``limit``: one page of them)."""
         check_model_name(model)
         self.authorize(access.READ, model)
         with self.store.transaction() as tx:
             _model(tx, model)
-            return tx.list_versions(model)
+            return tx.list_versions(model, after, limit)
 
     def get_version(self, ref: str) -> Version:
         parsed = parse_ref(ref, default_latest=True)
@@ -527,14 +530,19 @@ class Registry:
     # audit ----------------------------------------------------------------------------
 
     def audit_log(
-        self, model: str | None = None, since: datetime | None = None
+        self,
+        model: str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+        limit: int | None = None,
     ) -> list[AuditEvent]:
-        """Events about ``model`` (needs read on it), or every event (needs a global role)."""
+        """Events about ``model`` (needs read on it), or every event (needs a global role);
+        ``after`` (a seq) and ``limit``: one page of them."""
         if model is not None:
             check_model_name(model)
         self.authorize(access.READ, model)
         with self.store.transaction() as tx:
-            return tx.audit_events(model, since)
+            return tx.audit_events(model, since, after, limit)
 
     def audit_verify(self) -> ChainReport:
         """The chain recomputed and compared with the signed checkpoints."""

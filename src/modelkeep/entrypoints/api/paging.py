@@ -1,4 +1,9 @@
-"""Keyset pagination: ``limit`` items after the cursor ``after``, and the next cursor."""
+"""Keyset pagination: ``limit`` items after the cursor ``after``, and the next cursor.
+
+Lists that grow without bound (a model's versions, the audit log) read only their page
+from the database: their routes ask for ``limit + 1`` rows after the cursor (an index
+range) and pass ``after=None`` here, so the extra row only says whether a next page exists.
+Short lists (models, users, a version's checks) are cut here."""
 
 from __future__ import annotations
 

@@ -84,7 +84,8 @@ def get_model(reg: Reg, name: str) -> dict[str, Any]:
 def list_versions(
     reg: Reg, name: str, limit: Limit = 100, after: int | None = None
 ) -> dict[str, Any]:
-    return page(((v.number, v.to_dict()) for v in reg.list_versions(name)), limit, after)
+    found = reg.list_versions(name, after, limit + 1)  # one more: is there a next page?
+    return page(((v.number, v.to_dict()) for v in found), limit, None)
 
 
 @api.post("/models/{name}/versions", status_code=201, tags=["versions"])
@@ -311,8 +312,8 @@ def audit_log(
     limit: Limit = 1000,
     after: int | None = None,
 ) -> dict[str, Any]:
-    events = reg.audit_log(model, _aware(since))
-    return page(((e.seq, e.to_dict()) for e in events), limit, after)
+    events = reg.audit_log(model, _aware(since), after, limit + 1)  # one more: a next page?
+    return page(((e.seq, e.to_dict()) for e in events), limit, None)
 
 
 @api.get("/audit/verify", tags=["audit"])

@@ -260,17 +260,21 @@ class SqlTransaction(GovernanceRows, RecipeRows, RetentionRows, TrackingRows, Da
         found = self._versions(model, versions.c.number == number)
         return found[0] if found else None
 
-    def list_versions(self, model: str) -> list[Version]:
-        return self._versions(model, None)
+    def list_versions(
+        self, model: str, after: int | None = None, limit: int | None = None
+    ) -> list[Version]:
+        return self._versions(
+            model, versions.c.number > after if after is not None else None, limit
+        )
 
-    def _versions(self, model: str, where: Any) -> list[Version]:
+    def _versions(self, model: str, where: Any, limit: int | None = None) -> list[Version]:
         model_id = self._model_id(model)
         if model_id is None:
             return []
         query = select(*_VERSION_COLUMNS).where(versions.c.model_id == model_id)
         if where is not None:
             query = query.where(where)
-        rows = list(self._conn.execute(query.order_by(versions.c.number)))
+        rows = list(self._conn.execute(query.order_by(versions.c.number).limit(limit)))
         ids = [row.id for row in rows]
         files = self._files_of(ids)
         names = self._aliases_of(model_id, ids)
@@ -445,9 +449,15 @@ class SqlTransaction(GovernanceRows, RecipeRows, RetentionRows, TrackingRows, Da
         return event
 
     def audit_events(
-        self, model: str | None = None, since: datetime | None = None
+        self,
+        model: str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+        limit: int | None = None,
     ) -> list[AuditEvent]:
-        query = select(audit_events).order_by(audit_events.c.seq)
+        query = select(audit_events).order_by(audit_events.c.seq).limit(limit)
+        if after is not None:  # keyset: the page after seq ``after``, from the index
+            query = query.where(audit_events.c.seq > after)
         if model is not None:
             subject = audit_events.c.subject
             query = query.where(
