@@ -346,11 +346,17 @@ def _separation_outcome(
     excluded = {key: why for key, why in excluded.items() if why}
     remaining = [a for a in counted if a.id not in excluded]
     passed = len(remaining) >= rule.count or len(counted) < rule.count
-    parts = [f"{len(remaining)} of {rule.count} from neither the creator nor the promoter"]
-    parts += [f"#{key} does not count: {why}" for key, why in excluded.items()]
+    if excluded:
+        parts = [f"{len(remaining)} of {rule.count} without the creator's and promoter's"]
+        parts += [f"#{key} does not count: {why}" for key, why in excluded.items()]
+    else:
+        by = f"the creator ({facts.created_by})"
+        if facts.promoter is not None:
+            by += f" or the promoter ({facts.promoter})"
+        parts = [f"no approval counted is by {by}"]
     if facts.promoter is None:
-        parts.append("the promoter's own approval will not count either")
-    rule_text = "separation of duties: approvers other than the creator and the promoter"
+        parts.append("when promoting, the releaser's own approval will not count")
+    rule_text = "separation of duties"
     evidence = tuple(a.id for a in remaining)
     return RuleOutcome(SEPARATION, rule_text, passed, "; ".join(parts), evidence)
 
