@@ -11,10 +11,10 @@ import base64
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from modelkeep import attest_bundle as bundle
 from modelkeep.client import wire
+from modelkeep.client.wire import path_segment as _seg
 from modelkeep.domain.audit import canonical_json
 from modelkeep.domain.governance import (
     Approval,
@@ -225,10 +225,6 @@ class HttpGovernance:
     def governance_report(self, model: str | None = None, fmt: str = "md") -> str:
         params = {"format": fmt, **({"model": model} if model else {})}
         return self._text("/reports/governance", params)
-
-
-def _seg(text: str) -> str:
-    return quote(text, safe="")
 
 
 def _version_path(ref: str, what: str) -> str:

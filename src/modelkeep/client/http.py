@@ -28,6 +28,7 @@ from modelkeep.client.files import (
 )
 from modelkeep.client.governance import HttpGovernance
 from modelkeep.client.metrics_buffer import MetricPoint, pack_points
+from modelkeep.client.wire import path_segment as _seg
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
@@ -486,11 +487,6 @@ class HttpBackend(HttpGovernance):
     def lineage(self, ref: str, direction: str) -> Lineage:
         query = {"ref": ref, "direction": direction}
         return wire.lineage(self._call("GET", "/lineage", params=query))
-
-
-def _seg(text: str) -> str:
-    """One path segment, escaped (names are validated on the server)."""
-    return httpx.URL("/" + text).raw_path.decode()[1:].replace("/", "%2F")
 
 
 def _registration(files: Sequence[FileEntry], request: PushRequest) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
@@ -265,3 +267,8 @@ def lineage(d: dict[str, Any]) -> Lineage:
         tuple(n["id"] for n in d["nodes"]),
         tuple((e["from"], e["to"]) for e in d["edges"]),
     )
+
+
+def path_segment(text: str) -> str:
+    """One URL path segment, escaped (names are validated on the server)."""
+    return httpx.URL("/" + text).raw_path.decode()[1:].replace("/", "%2F")

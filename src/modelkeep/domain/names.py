@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from modelkeep.errors import InvalidName, InvalidRef
+from modelkeep.errors import InvalidInput, InvalidName, InvalidRef
 
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 ALIAS_NAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
@@ -21,6 +21,12 @@ def check_model_name(name: str) -> str:
     if not MODEL_NAME.fullmatch(name):
         raise InvalidName(f"{name!r} is not a valid model name")
     return name
+
+
+def check_stage(stage: str) -> str:
+    if stage not in STAGES:
+        raise InvalidInput(f"{stage!r} is not a stage", f"use one of {', '.join(STAGES)}")
+    return stage
 
 
 def check_alias_name(name: str) -> str:

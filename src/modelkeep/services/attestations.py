@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelkeep.domain import attestation as attest_format
 from modelkeep.domain.governance import Approval, Attestation, CheckResult, PolicyRecord
-from modelkeep.domain.policy import Evaluation
+from modelkeep.domain.policy import Evaluation, RuleOutcome
 from modelkeep.domain.versions import Version
 from modelkeep.errors import NotFound, StoreUnavailable
 from modelkeep.ports import Transaction
@@ -99,7 +99,7 @@ def _approval_entry(approval: Approval) -> dict[str, Any]:
     }
 
 
-def _rule_entry(rule: Any) -> dict[str, Any]:
+def _rule_entry(rule: RuleOutcome) -> dict[str, Any]:
     return {"kind": rule.kind, "rule": rule.rule, "passed": rule.passed, "detail": rule.detail}
 
 
@@ -144,7 +144,6 @@ def evidence(registry: Registry, ref: str, stage: str | None = None) -> Evidence
         chosen = found[-1]
         checks = tx.check_results(version.model, version.number)
         approvals = tx.approvals(version.model, version.number)
-        policies = {p.digest: p.document for p in tx.policies()}
     envelope = registry.blobs.read_bytes(chosen.envelope_digest)
     statement = attest_format.parse_statement(attest_format.decode_envelope(envelope))
     predicate = statement.get("predicate", {})
@@ -156,8 +155,13 @@ def evidence(registry: Registry, ref: str, stage: str | None = None) -> Evidence
         envelope=envelope,
         public_key=audit_service.public_key(registry).pem.encode("ascii"),
         manifest=registry.blobs.read_bytes(version.digest),
-        policy=policies.get(chosen.policy_digest) if chosen.policy_digest else None,
+        policy=_policy_document(registry, chosen.policy_digest),
         checks=kept_checks,
         approvals=[a for a in approvals if a.id in named_approvals],
         reports={c.report_digest: registry.blobs.read_bytes(c.report_digest) for c in kept_checks},
     )
+
+
+def _policy_document(registry: Registry, digest: str | None) -> str | None:
+    """The policy text the attestation names: stored as a blob under its digest."""
+    return registry.blobs.read_bytes(digest).decode("utf-8") if digest else None

@@ -25,7 +25,7 @@ from modelkeep.domain.governance import (
     NewCheckResult,
     PolicyRecord,
 )
-from modelkeep.domain.names import STAGES, parse_ref
+from modelkeep.domain.names import STAGES, check_stage, parse_ref
 from modelkeep.domain.policy import (
     EMPTY_POLICY,
     Evaluation,
@@ -443,8 +443,3 @@ def promote(
 def _unmet_message(version: Version, stage: str, evaluation: Evaluation) -> str:
     unmet = "; ".join(f"{r.rule}: {r.detail}" for r in evaluation.unmet)
     return f"{version.ref} may not enter {stage}: {unmet}"
-
-
-def check_stage(stage: str) -> None:
-    if stage not in STAGES:
-        raise InvalidInput(f"{stage!r} is not a stage", f"use one of {', '.join(STAGES)}")

@@ -26,6 +26,7 @@ from modelkeep.domain.names import (
     RefKind,
     check_alias_name,
     check_model_name,
+    check_stage,
     parse_ref,
 )
 from modelkeep.domain.runs import RUN_ID, through_run
@@ -452,7 +453,7 @@ class Registry:
     def rollback(self, model: str, stage: str, reason: str | None = None) -> alias_rules.AliasEvent:
         check_model_name(model)
         self.authorize(access.ROLLBACK, model)
-        _check_stage(stage)
+        check_stage(stage)
         with self.store.transaction(write=True) as tx:
             _model(tx, model)
             _, previous = alias_rules.rollback_target(stage, tx.alias_events(model, stage))
@@ -577,11 +578,6 @@ def _check_expected(model: str, alias: str, current: VersionKey | None, expect: 
             f"{alias} of {model} points at {where} now, not at "
             f"{f'{model}@{expect}' if expect else 'nothing'} as expected"
         )
-
-
-def _check_stage(stage: str) -> None:
-    if stage not in STAGES:
-        raise InvalidInput(f"{stage!r} is not a stage", f"use one of {', '.join(STAGES)}")
 
 
 def _model(tx: Transaction, name: str) -> Model:

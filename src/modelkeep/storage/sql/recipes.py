@@ -8,7 +8,7 @@ released them) keep their manifest but no longer hold their files.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -65,8 +65,8 @@ _MANIFESTS = select(versions.c.digest, models.c.name, versions.c.number).join(
 class RecipeRows:
     _conn: Connection
 
-    def governance_blobs(self) -> Iterator[tuple[str, str]]:
-        raise NotImplementedError  # GovernanceRows (first base of SqlTransaction) has it
+    governance_blobs: Callable[[], Iterator[tuple[str, str]]]
+    """Supplied by GovernanceRows, beside this mixin in SqlTransaction."""
 
     def get_recipe(self, file_digest: str) -> Recipe | None:
         row = self._conn.execute(_RECIPE, {"digest": file_digest}).one_or_none()
