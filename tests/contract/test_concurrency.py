@@ -30,6 +30,7 @@ def _writer(settings: Settings, index: int, folder: str, barrier: Any) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.empty_database  # the writers race through the migrations too
 def test_processes_pushing_at_once_get_numbers_1_to_n(settings: Settings, tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     barrier = context.Manager().Barrier(WRITERS)
