@@ -123,7 +123,18 @@ def settings(store_dir: Path, database_url: str) -> Settings:
     )
 
 
-@pytest.fixture(params=["local", "http", "live"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``mk`` runs in process and over HTTP served in process; a live server costs a thread,
+    a port and real sockets, so only tests marked ``transport`` (where those matter:
+    streaming, large or odd bodies, URL decoding, concurrent connections) run there too."""
+    if "mk" in metafunc.fixturenames:
+        live = metafunc.definition.get_closest_marker("transport") is not None
+        metafunc.parametrize(
+            "mk", ["local", "http", "live"] if live else ["local", "http"], indirect=True
+        )
+
+
+@pytest.fixture
 def mk(request: pytest.FixtureRequest, settings: Settings) -> Iterator[modelkeep.Client]:
     """An SDK client on a fresh store (local blobs + SQLite or PostgreSQL): in process,
     through the HTTP API served in process, or through a live uvicorn server on loopback."""
