@@ -96,7 +96,7 @@ def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
 
     def ready() -> None:
         with base.store.transaction() as tx:
-            tx.audit_head()
+            tx.audit.head()
         base.blobs.stat("sha256:" + "0" * 64)  # a round trip to the blob store
 
     state = ServerState(tokens.registry_for, ready, settings.gc_grace_seconds)

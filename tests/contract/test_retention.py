@@ -115,7 +115,7 @@ def test_gc_frees_the_chunks_only_a_purged_version_used(
         after = mk.storage("big")
         mk.pull("big@2", tmp_path / "out")
     with registry.store.transaction() as tx:
-        one, two = (tx.get_recipe(v.files[0].digest) for v in (v1, v2))
+        one, two = (tx.recipes.get(v.files[0].digest) for v in (v1, v2))
     assert two is not None
     assert one is None  # gc forgot the recipe no live version uses
     assert (tmp_path / "out" / "weights.bin").read_bytes() == bytes(data)

@@ -84,7 +84,7 @@ def test_a_large_file_changed_in_the_middle_stores_only_its_new_chunks(
         report = mk.storage("big")
 
     with registry.store.transaction() as tx:
-        one, two = (tx.get_recipe(v.files[0].digest) for v in (v1, v2))
+        one, two = (tx.recipes.get(v.files[0].digest) for v in (v1, v2))
     assert one is not None and two is not None and len(one.chunks) > 2
     chunks_one = {c.digest: c.size for c in one.chunks}
     chunks_two = {c.digest: c.size for c in two.chunks}

@@ -54,11 +54,11 @@ def create_user(
     grant = Grant(role, model)
     with registry.store.transaction(write=True) as tx:
         at = registry.clock()
-        if tx.get_user(name, at) is not None:
+        if tx.users.get(name, at) is not None:
             raise UserExists(f"user {name!r} already exists")
         _require_model(tx, grant)
-        tx.add_user(name, registry.actor, at)
-        tx.add_grant(name, grant)
+        tx.users.add(name, registry.actor, at)
+        tx.users.add_grant(name, grant)
         issued = _issue(tx, registry, name, None, _expiry(at, expires_in), at)
         details = {**grant.to_dict(), **_token_details(issued.info)}
         _audit(tx, registry, "user.create", name, details, at)
@@ -70,7 +70,7 @@ def create_user(
 def list_users(registry: Registry) -> list[User]:
     registry.authorize(access.MANAGE_USERS, None)
     with registry.store.transaction() as tx:
-        return tx.list_users(registry.clock())
+        return tx.users.all(registry.clock())
 
 
 def get_user(registry: Registry, name: str) -> User:
@@ -87,7 +87,7 @@ def grant(registry: Registry, name: str, role: str, model: str | None = None) ->
         at = registry.clock()
         _user(tx, name, at)
         _require_model(tx, wanted)
-        if tx.add_grant(name, wanted):
+        if tx.users.add_grant(name, wanted):
             _audit(tx, registry, "grant.add", name, wanted.to_dict(), at)
         user = _user(tx, name, at)
         tx.commit()
@@ -101,7 +101,7 @@ def revoke_grant(registry: Registry, name: str, role: str, model: str | None = N
     with registry.store.transaction(write=True) as tx:
         at = registry.clock()
         _user(tx, name, at)
-        if not tx.remove_grant(name, held):
+        if not tx.users.remove_grant(name, held):
             raise GrantNotFound(f"{name} is not {held.describe()}")
         _audit(tx, registry, "grant.remove", name, held.to_dict(), at)
         user = _user(tx, name, at)
@@ -116,7 +116,7 @@ def set_disabled(registry: Registry, name: str, disabled: bool) -> User:
         at = registry.clock()
         user = _user(tx, name, at)
         if (user.disabled_at is not None) != disabled:
-            tx.set_user_disabled(name, at if disabled else None)
+            tx.users.set_disabled(name, at if disabled else None)
             action = "user.disable" if disabled else "user.enable"
             _audit(tx, registry, action, name, {}, at)
             user = _user(tx, name, at)
@@ -149,7 +149,7 @@ def list_tokens(registry: Registry, name: str | None = None) -> list[Token]:
     with registry.store.transaction() as tx:
         if name is not None:
             _user(tx, name, registry.clock())
-        return tx.list_tokens(name)
+        return tx.users.tokens(name)
 
 
 def revoke_token(registry: Registry, token: int | str) -> Token:
@@ -160,9 +160,9 @@ def revoke_token(registry: Registry, token: int | str) -> Token:
         if found.revoked_at is not None:
             return found
         at = registry.clock()
-        tx.revoke_token(found.id, at)
+        tx.users.revoke_token(found.id, at)
         _audit(tx, registry, "token.revoke", found.user, {"token_id": found.id}, at)
-        revoked = tx.get_token(found.id)
+        revoked = tx.users.get_token(found.id)
         tx.commit()
     assert revoked is not None
     return revoked
@@ -179,13 +179,13 @@ def authenticate(registry: Registry, token: str | None) -> Actor:
         )
     with registry.store.transaction() as tx:
         now = registry.clock()
-        found = tx.token_by_hash(hash_token(token))
+        found = tx.users.token_by_hash(hash_token(token))
         if found is None:
             raise Unauthenticated("the token is unknown")
         state = found.state(now)
         if state != "active":
             raise Unauthenticated(f"token {found.id} of {found.user} is {state}")
-        user = tx.get_user(found.user, now)
+        user = tx.users.get(found.user, now)
     if user is None or user.disabled_at is not None:
         raise Unauthenticated(f"user {found.user} is disabled")
     return Actor(user.name, user.grants)
@@ -201,14 +201,14 @@ def registry_for_token(registry: Registry, token: str | None) -> Registry:
 
 def _user(tx: Transaction, name: str, now: datetime) -> User:
     check_user_name(name)
-    user = tx.get_user(name, now)
+    user = tx.users.get(name, now)
     if user is None:
         raise UserNotFound(f"user {name!r} does not exist")
     return user
 
 
 def _require_model(tx: Transaction, wanted: Grant) -> None:
-    if wanted.model is not None and tx.required_fields(wanted.model) is None:
+    if wanted.model is not None and tx.models.required_fields(wanted.model) is None:
         raise ModelNotFound(
             f"model {wanted.model!r} does not exist",
             "create the model first, or grant the role globally",
@@ -235,7 +235,7 @@ def _issue(
     at: datetime,
 ) -> IssuedToken:
     secret = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-    info = tx.add_token(name, hash_token(secret), label, registry.actor, at, expires_at)
+    info = tx.users.add_token(name, hash_token(secret), label, registry.actor, at, expires_at)
     return IssuedToken(secret, info)
 
 
@@ -246,11 +246,11 @@ def _token_details(token: Token) -> dict[str, Any]:
 
 def _find_token(tx: Transaction, token: int | str) -> Token:
     if isinstance(token, str) and token.startswith(TOKEN_PREFIX):
-        found = tx.token_by_hash(hash_token(token))
+        found = tx.users.token_by_hash(hash_token(token))
         shown = "the given token"
     else:
         token_id = _token_id(token)
-        found = tx.get_token(token_id)
+        found = tx.users.get_token(token_id)
         shown = f"token {token_id}"
     if found is None:
         raise TokenNotFound(f"{shown} does not exist")

@@ -42,9 +42,11 @@ def attest(
             "open it with modelkeep.connect() or set MODELKEEP_SIGNING_KEY",
         )
     at = registry.clock()
-    checks = tx.check_results(version.model, version.number)
+    checks = tx.governance.check_results(version.model, version.number)
     approvals = [
-        a for a in tx.approvals(version.model, version.number) if a.version_digest == version.digest
+        a
+        for a in tx.governance.approvals(version.model, version.number)
+        if a.version_digest == version.digest
     ]
     statement = attest_format.promotion_statement(
         store_id=registry.blobs.store_id,
@@ -66,7 +68,7 @@ def attest(
     public = signer.public_key(create=True) or b""
     envelope = attest_format.sign_envelope(statement, signer.sign, attest_format.key_id(public))
     digest = registry.blobs.put_bytes(envelope).digest
-    return tx.add_attestation(
+    return tx.governance.add_attestation(
         version.model,
         version.number,
         stage=stage,
@@ -109,7 +111,7 @@ def _rule_entry(rule: RuleOutcome) -> dict[str, Any]:
 def list_attestations(registry: Registry, ref: str) -> list[Attestation]:
     version = registry.get_version(ref)
     with registry.store.transaction() as tx:
-        return tx.attestations(version.model, version.number)
+        return tx.governance.attestations(version.model, version.number)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def evidence(registry: Registry, ref: str, stage: str | None = None) -> Evidence
     with registry.store.transaction() as tx:
         found = [
             a
-            for a in tx.attestations(version.model, version.number)
+            for a in tx.governance.attestations(version.model, version.number)
             if stage is None or a.stage == stage
         ]
         if not found:
@@ -142,8 +144,8 @@ def evidence(registry: Registry, ref: str, stage: str | None = None) -> Evidence
                 "a version is attested when it is promoted",
             )
         chosen = found[-1]
-        checks = tx.check_results(version.model, version.number)
-        approvals = tx.approvals(version.model, version.number)
+        checks = tx.governance.check_results(version.model, version.number)
+        approvals = tx.governance.approvals(version.model, version.number)
     envelope = registry.blobs.read_bytes(chosen.envelope_digest)
     statement = attest_format.parse_statement(attest_format.decode_envelope(envelope))
     predicate = statement.get("predicate", {})

@@ -99,7 +99,7 @@ def checkpoint(registry: Registry) -> CheckpointResult:
     signer = _signer(registry)
     with registry.store.transaction(write=True) as tx:
         at = registry.clock()
-        seq, hash_ = tx.audit_head() or (0, GENESIS)
+        seq, hash_ = tx.audit.head() or (0, GENESIS)
         draft = Checkpoint(registry.blobs.store_id, seq, hash_, at.isoformat())
         public = signer.public_key(create=True) or b""
         signed = SignedCheckpoint(draft, signer.sign(draft.signed_bytes()).hex(), public.hex())
@@ -129,7 +129,7 @@ def verify(registry: Registry) -> ChainReport:
     """The chain, recomputed, and compared with every checkpoint in the blob store."""
     registry.authorize(access.READ, None)
     with registry.store.transaction() as tx:
-        events, head = tx.audit_events(), tx.audit_head()
+        events, head = tx.audit.events(), tx.audit.head()
     names = registry.blobs.list_named(CHECKPOINT_PREFIX)
     public = registry.signer.public_key() if registry.signer is not None and names else None
     found = [_load(registry.blobs, name, public, registry.signer) for name in names]

@@ -42,7 +42,7 @@ def _reported_ref(registry: Registry, model: str) -> str | None:
     if found.latest is None:
         return None
     with registry.store.transaction() as tx:
-        in_production = tx.alias_key(model, "production")
+        in_production = tx.aliases.key(model, "production")
     return f"{model}@{in_production.number if in_production else found.latest}"
 
 
@@ -56,13 +56,13 @@ def card_facts(registry: Registry, ref: str) -> dict[str, Any]:
     )
     with registry.store.transaction() as tx:
         record, _ = governance.policy_in_force(tx)
-        checks = tx.check_results(version.model, version.number)
+        checks = tx.governance.check_results(version.model, version.number)
         approvals = [
             a
-            for a in tx.approvals(version.model, version.number)
+            for a in tx.governance.approvals(version.model, version.number)
             if a.version_digest == version.digest
         ]
-        attestations = tx.attestations(version.model, version.number)
+        attestations = tx.governance.attestations(version.model, version.number)
     return {
         "model": {
             "name": model.name,

@@ -95,9 +95,9 @@ def push(
     at = registry.clock()
     with registry.store.transaction(write=True) as tx:
         registry.check_files_stored(tx, manifest)
-        dataset_id = tx.dataset_id(name)
+        dataset_id = tx.datasets.id_of(name)
         if dataset_id is None:
-            dataset_id = tx.add_dataset(name, "", registry.actor, at)
+            dataset_id = tx.datasets.add(name, "", registry.actor, at)
             registry._audit(tx, "dataset.create", f"dataset:{name}", {}, at)
         _check_unique(tx, name, manifest.digest, request.semver)
         registry.blobs.put_bytes(manifest.canonical_bytes())
@@ -109,7 +109,7 @@ def push(
             "profiles": dict(request.profiles),
             "message": request.message,
         }
-        number = tx.add_dataset_version(
+        number = tx.datasets.add_version(
             dataset_id, manifest.digest, manifest.files, fields, registry.actor, at
         )
         details = {"number": number, "digest": manifest.digest}
@@ -138,7 +138,7 @@ def _check_request(request: DatasetPush) -> None:
 
 
 def _check_unique(tx: Any, name: str, digest: str, semver: str | None) -> None:
-    for row in tx.dataset_versions(name):
+    for row in tx.datasets.versions(name):
         if row.digest == digest:
             raise DuplicateVersion(
                 f"these files are already registered as {name}@{row.number}",
@@ -158,7 +158,7 @@ def get_version(registry: Registry, ref: str) -> DatasetVersion:
 
 def version_row(tx: Transaction, parsed: Ref) -> Any:
     """The row of the dataset version ``parsed`` names; DatasetNotFound if none."""
-    rows = tx.dataset_versions(parsed.model)
+    rows = tx.datasets.versions(parsed.model)
     if not rows:
         raise DatasetNotFound(f"there is no dataset {parsed.model!r}")
     found = match_version(rows, parsed.kind, parsed.value)
@@ -171,7 +171,7 @@ def list_versions(registry: Registry, name: str) -> list[DatasetVersion]:
     check_model_name(name)
     registry.authorize(access.READ, access.ANY_MODEL)
     with registry.store.transaction() as tx:
-        rows = tx.dataset_versions(name)
+        rows = tx.datasets.versions(name)
     if not rows:
         raise DatasetNotFound(f"there is no dataset {name!r}")
     return [_version(r) for r in rows]
@@ -180,7 +180,7 @@ def list_versions(registry: Registry, name: str) -> list[DatasetVersion]:
 def list_datasets(registry: Registry) -> list[dict[str, Any]]:
     registry.authorize(access.READ, access.ANY_MODEL)
     with registry.store.transaction() as tx:
-        return [{"name": n, "versions": c} for n, c in tx.list_dataset_names()]
+        return [{"name": n, "versions": c} for n, c in tx.datasets.names()]
 
 
 def _version(row: Any) -> DatasetVersion:

@@ -37,7 +37,7 @@ def put_recipe(registry: Registry, recipe: Recipe) -> Recipe:
     stored as chunks (the in-process client). A remote client calls ``assemble``."""
     registry.authorize(access.PUSH, access.ANY_MODEL)
     with registry.store.transaction() as tx:
-        known = tx.get_recipe(recipe.digest)
+        known = tx.recipes.get(recipe.digest)
     if known is not None:
         return known
     _check_chunks(registry, recipe.chunks)
@@ -45,7 +45,7 @@ def put_recipe(registry: Registry, recipe: Recipe) -> Recipe:
         # under the lock gc deletes under: the chunks are there, the recipe blob too
         _check_chunks(registry, recipe.chunks)
         registry.blobs.put_bytes(recipe.canonical_bytes())
-        tx.add_recipe(recipe, registry.clock())
+        tx.recipes.add(recipe, registry.clock())
         tx.commit()
     return recipe
 
@@ -135,7 +135,7 @@ def file_recipe(registry: Registry, digest: str) -> Recipe:
     check_digest(digest)
     registry.authorize(access.READ, access.ANY_MODEL)
     with registry.store.transaction() as tx:
-        recipe = tx.get_recipe(digest)
+        recipe = tx.recipes.get(digest)
     if recipe is not None:
         return recipe
     stored = registry.blobs.stat(digest)

@@ -65,11 +65,11 @@ MAX_CACHED = 32
 
 def policy_in_force(tx: Transaction) -> tuple[PolicyRecord | None, Policy]:
     """The newest policy document and its parsed rules (no document: no rules)."""
-    key = tx.current_policy_key()
+    key = tx.governance.current_policy_key()
     if key is None:
         return None, EMPTY_POLICY
     if key not in _IN_FORCE:
-        record = tx.policy(key[0])
+        record = tx.governance.policy(key[0])
         if record is None:  # cannot happen inside one transaction; read it whole then
             return None, EMPTY_POLICY
         if len(_IN_FORCE) >= MAX_CACHED:
@@ -97,12 +97,12 @@ def set_policy(registry: Registry, document: str) -> PolicyRecord:
         )
     parse_policy(document)
     with registry.store.transaction(write=True) as tx:
-        current = tx.current_policy()
+        current = tx.governance.current_policy()
         digest = registry.blobs.put_bytes(data).digest
         if current is not None and current.digest == digest:
             return current  # the same document again: nothing changes
         at = registry.clock()
-        record = tx.add_policy(digest, document, registry.actor, at)
+        record = tx.governance.add_policy(digest, document, registry.actor, at)
         previous = current.digest if current else None
         details = {"number": record.number, "digest": digest, "previous": previous}
         registry._audit(tx, "policy.set", "policy", details, at)
@@ -113,13 +113,13 @@ def set_policy(registry: Registry, document: str) -> PolicyRecord:
 def current_policy(registry: Registry) -> PolicyRecord | None:
     registry.authorize(access.READ, access.ANY_MODEL)
     with registry.store.transaction() as tx:
-        return tx.current_policy()
+        return tx.governance.current_policy()
 
 
 def policy_history(registry: Registry) -> list[PolicyRecord]:
     registry.authorize(access.READ, access.ANY_MODEL)
     with registry.store.transaction() as tx:
-        return tx.policies()
+        return tx.governance.policies()
 
 
 def effective_policy(registry: Registry, model: str) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def record_check(
         dataset = _dataset(tx, dataset_ref) if dataset_ref else None
         report_digest = registry.blobs.put_bytes(report).digest
         at = registry.clock()
-        recorded = tx.add_check_result(
+        recorded = tx.governance.add_check_result(
             version.model, version.number, result, dataset, report_digest, registry.actor, at
         )
         details = {
@@ -195,7 +195,7 @@ def _check_result(result: NewCheckResult) -> None:
 
 def _dataset(tx: Transaction, ref: str) -> tuple[int, str, str]:
     parsed = parse_ref(ref, default_latest=True)
-    found = match_version(tx.dataset_versions(parsed.model), parsed.kind, parsed.value)
+    found = match_version(tx.datasets.versions(parsed.model), parsed.kind, parsed.value)
     if found is None:
         raise DatasetNotFound(f"there is no dataset version {ref}")
     return int(found.id), f"{parsed.model}@{found.number}", str(found.digest)
@@ -204,7 +204,7 @@ def _dataset(tx: Transaction, ref: str) -> tuple[int, str, str]:
 def list_checks(registry: Registry, ref: str) -> list[CheckResult]:
     version = registry.get_version(ref)
     with registry.store.transaction() as tx:
-        return tx.check_results(version.model, version.number)
+        return tx.governance.check_results(version.model, version.number)
 
 
 # approvals --------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def review(
             if not allowed:
                 raise SeparationOfDuties(reason)
         at = registry.clock()
-        approval = tx.add_approval(
+        approval = tx.governance.add_approval(
             version.model,
             version.number,
             stage=stage,
@@ -248,7 +248,7 @@ def review(
             user=registry.actor,
             roles=roles_on(registry, version.model),
             comment=comment,
-            check_ids=[c.id for c in tx.check_results(version.model, version.number)],
+            check_ids=[c.id for c in tx.governance.check_results(version.model, version.number)],
             policy_digest=record.digest if record else None,
             at=at,
         )
@@ -285,7 +285,7 @@ def list_approvals(registry: Registry, ref: str) -> list[Approval]:
     with registry.store.transaction() as tx:
         return [
             a
-            for a in tx.approvals(version.model, version.number)
+            for a in tx.governance.approvals(version.model, version.number)
             if a.version_digest == version.digest
         ]
 
@@ -350,10 +350,10 @@ def _evaluate(
         created_by=version.created_by,
         metadata=registry.metadata_through_run(tx, version.metadata),
         message=version.message,
-        checks=tuple(c.fact() for c in tx.check_results(version.model, version.number)),
+        checks=tuple(c.fact() for c in tx.governance.check_results(version.model, version.number)),
         approvals=tuple(
             a.fact()
-            for a in tx.approvals(version.model, version.number)
+            for a in tx.governance.approvals(version.model, version.number)
             if a.version_digest == version.digest
         ),
         occupants={s: _occupant(tx, version.model, s) for s in STAGES},
@@ -364,10 +364,10 @@ def _evaluate(
 
 
 def _occupant(tx: Transaction, model: str, stage: str) -> StageOccupant | None:
-    key = tx.alias_key(model, stage)
+    key = tx.aliases.key(model, stage)
     if key is None:
         return None
-    checks = tuple(c.fact() for c in tx.check_results(model, key.number))
+    checks = tuple(c.fact() for c in tx.governance.check_results(model, key.number))
     return StageOccupant(ref=f"{model}@{key.number}", checks=checks)
 
 
@@ -411,7 +411,7 @@ def promote(
         version = registry.version_in(tx, parsed)
         if version.status == "archived":
             raise VersionArchived(f"{version.ref} is archived")
-        current = tx.alias_key(version.model, stage)
+        current = tx.aliases.key(version.model, stage)
         registry.check_expected(version.model, stage, current, expect)
         record, policy = policy_in_force(tx)
         evaluation = _evaluate(registry, tx, version, stage, policy, record, registry.actor)
@@ -419,7 +419,7 @@ def promote(
             version.model, version.number, version.digest, stage, _policy_ref(record), evaluation
         )
         if current is not None and current.number == version.number:
-            return Promotion(tx.alias_events(version.model, stage)[-1], result, None)
+            return Promotion(tx.aliases.events(version.model, stage)[-1], result, None)
         if not evaluation.passed and not override:
             raise PolicyNotMet(_unmet_message(version, stage, evaluation))
         signed = attestations.attest(

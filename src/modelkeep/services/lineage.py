@@ -20,7 +20,7 @@ def lineage(registry: Registry, ref: str, direction: str = UPSTREAM) -> Lineage:
     registry.authorize(access.READ, access.ANY_MODEL)
     root = _node(registry, ref)
     with registry.store.transaction() as tx:
-        edges = tx.lineage_edges()
+        edges = tx.datasets.lineage_edges()
     return walk(edges, root, direction)
 
 
@@ -29,7 +29,7 @@ def _node(registry: Registry, ref: str) -> str:
     if sep and kind == "run":
         run_id = check_run_id(rest)
         with registry.store.transaction() as tx:
-            if tx.run_state(run_id) is None:
+            if tx.tracking.run_state(run_id) is None:
                 raise RunNotFound(f"there is no run {run_id}")
         return f"run:{run_id}"
     if sep and kind == "dataset":

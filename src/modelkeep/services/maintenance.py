@@ -109,19 +109,23 @@ def verify(registry: Registry, ref: str | None = None, sample: float | None = No
         raise InvalidInput(f"--sample {sample} is not a percentage", "give more than 0, up to 100")
     with registry.store.transaction() as tx:
         if ref is None:
-            users = tx.blob_users()
-            versions = [v for m in tx.list_models() for v in tx.list_versions(m.name)]
+            users = tx.recipes.blob_users()
+            versions = [v for m in tx.models.all() for v in tx.versions.page(m.name)]
         else:
             version = registry.get_version(ref)
             versions = [version]
             # its manifest and, unless purged, its files' blobs (or recipes and chunks)
-            users = {d: [version.ref] for d, refs in tx.blob_users().items() if version.ref in refs}
-        registered = _registered_metadata(tx.audit_events(ref.partition("@")[0] if ref else None))
+            users = {
+                d: [version.ref]
+                for d, refs in tx.recipes.blob_users().items()
+                if version.ref in refs
+            }
+        registered = _registered_metadata(tx.audit.events(ref.partition("@")[0] if ref else None))
     inconsistent = tuple(v.ref for v in versions if _inconsistent(v, registered))
     chosen = _sampled(sorted(users), sample)
     problems = [(d, p) for d, p in _check_all(registry, chosen) if p is not None]
     with registry.store.transaction() as tx:
-        where = tx.blob_files(d for d, _ in problems)
+        where = tx.recipes.blob_files(d for d, _ in problems)
     damaged = tuple(
         DamagedBlob(d, problem, tuple(users[d]), tuple(where.get(d, ()))) for d, problem in problems
     )
@@ -171,10 +175,12 @@ def gc(registry: Registry, *, grace_seconds: int, dry_run: bool = False) -> GcRe
         if dry_run:
             purging = retention.plan(tx, now)
             purged = tuple(v.ref for _, v in purging)
-            reachable = _marked(tx.blob_users(), {v.digest for _, v in purging}, set(purged))
+            reachable = _marked(
+                tx.recipes.blob_users(), {v.digest for _, v in purging}, set(purged)
+            )
         else:
-            reachable = set(tx.blob_users())
-        reachable |= tx.recipe_blobs_since(cutoff)
+            reachable = set(tx.recipes.blob_users())
+        reachable |= tx.recipes.blobs_since(cutoff)
     reachable |= audit.checkpoint_blobs(registry.blobs)  # signed audit checkpoints
     candidates, young = unused(registry.blobs, reachable, cutoff)
     if dry_run:
@@ -204,9 +210,9 @@ def sweep(
     """
     registry.authorize(access.GC, None)
     with registry.store.transaction(write=True) as tx:
-        tx.delete_unused_recipes(cutoff)  # their chunks are candidates unless used elsewhere
-        used_now = set(tx.blob_users(b.digest for b in candidates))
-        used_now |= tx.recipe_blobs_since(cutoff)
+        tx.recipes.delete_unused(cutoff)  # their chunks are candidates unless used elsewhere
+        used_now = set(tx.recipes.blob_users(b.digest for b in candidates))
+        used_now |= tx.recipes.blobs_since(cutoff)
         freed = [
             b
             for b in candidates

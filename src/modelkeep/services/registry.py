@@ -165,7 +165,7 @@ class Registry:
         check_description(description)
         with self.store.transaction(write=True) as tx:
             at = self.clock()
-            model = tx.add_model(name, description, required, self.actor, at)
+            model = tx.models.add(name, description, required, self.actor, at)
             self._audit(
                 tx,
                 "model.create",
@@ -180,7 +180,7 @@ class Registry:
         """The models the actor may read."""
         self.authorize(access.READ, access.ANY_MODEL)
         with self.store.transaction() as tx:
-            found = tx.list_models()
+            found = tx.models.all()
         if self.can(access.READ, None):
             return found
         return [m for m in found if self.can(access.READ, m.name)]
@@ -213,7 +213,7 @@ class Registry:
         absent = {d for d in set(digests) if not self.blobs.has(d)}
         if absent:
             with self.store.transaction() as tx:
-                chunked = {d: tx.get_recipe(d) for d in tx.recipe_digests(absent)}
+                chunked = {d: tx.recipes.get(d) for d in tx.recipes.digests(absent)}
             # a chunked file counts as stored only with every chunk there: a chunk lost
             # behind modelkeep's back is then pushed again, and the store is whole again
             absent -= {
@@ -258,7 +258,7 @@ class Registry:
                 self.actor,
                 at,
             )
-            version = tx.add_version(new)
+            version = tx.versions.add(new)
             self._link_inputs(tx, version)
             self._audit(tx, "version.push", version.ref, _push_details(version), at)
             tx.commit()
@@ -268,7 +268,7 @@ class Registry:
         self, tx: Transaction, model: str, request: PushRequest
     ) -> tuple[VersionMetadata, str | None]:
         check_model_name(model)
-        required = tx.required_fields(model)
+        required = tx.models.required_fields(model)
         if required is None:
             raise _no_model(model)
         policy = governance.model_policy(tx, model)
@@ -280,7 +280,7 @@ class Registry:
             raise InvalidInput("both a version and --bump were given", "give one of them")
         semver = request.semver
         if request.bump is not None:
-            semver = next_semver(tx.semvers(model), request.bump)
+            semver = next_semver(tx.versions.semvers(model), request.bump)
         if semver is not None:
             SemVer.parse(semver)
         return metadata, semver
@@ -301,7 +301,7 @@ class Registry:
         """The metadata with what its run recorded (a required field may be met there)."""
         if metadata.run is None or not RUN_ID.fullmatch(metadata.run):
             return metadata  # another tracker's run id: recorded as text, not linked
-        run = tx.get_run(metadata.run)
+        run = tx.tracking.get_run(metadata.run)
         if run is None:
             raise RunNotFound(f"there is no run {metadata.run}")
         return through_run(metadata, run)
@@ -310,23 +310,23 @@ class Registry:
         """Lineage edges: the run that made the version, the registered datasets it names."""
         run_pk = None
         if version.metadata.run is not None and RUN_ID.fullmatch(version.metadata.run):
-            state = tx.run_state(version.metadata.run)
+            state = tx.tracking.run_state(version.metadata.run)
             run_pk = state[0] if state else None
         dataset_ids = []
         for ref in version.metadata.datasets:
             parsed = parse_ref(ref, default_latest=True)
-            rows = tx.dataset_versions(parsed.model)
+            rows = tx.datasets.versions(parsed.model)
             found = match_version(rows, parsed.kind, parsed.value)
             if found is not None:
                 dataset_ids.append(found.id)
-        tx.link_version_inputs(version.model, version.number, run_pk, dataset_ids)
+        tx.datasets.link_version_inputs(version.model, version.number, run_pk, dataset_ids)
 
     def check_files_stored(self, tx: Transaction, manifest: Manifest) -> None:
         """Every file is stored: chunked (a recorded recipe) or as one blob."""
-        chunked = tx.recipe_digests(e.digest for e in manifest.files)
+        chunked = tx.recipes.digests(e.digest for e in manifest.files)
         for entry in manifest.files:
             if entry.digest in chunked:
-                recipe = tx.get_recipe(entry.digest)
+                recipe = tx.recipes.get(entry.digest)
                 size = recipe.size if recipe else None
             else:
                 stored = self.blobs.stat(entry.digest)
@@ -350,7 +350,7 @@ class Registry:
         self.authorize(access.READ, model)
         with self.store.transaction() as tx:
             _model(tx, model)
-            return tx.list_versions(model, after, limit)
+            return tx.versions.page(model, after, limit)
 
     def get_version(self, ref: str) -> Version:
         parsed = parse_ref(ref, default_latest=True)
@@ -383,7 +383,7 @@ class Registry:
             if version.status == "archived":
                 return version
             at = self.clock()
-            tx.archive_version(parsed.model, version.number, at)
+            tx.versions.archive(parsed.model, version.number, at)
             self._audit(
                 tx, "version.archive", version.ref, {"digest": version.digest, "reason": reason}, at
             )
@@ -431,7 +431,7 @@ class Registry:
         self._authorize_alias(model, alias)
         with self.store.transaction(write=True) as tx:
             _model(tx, model)
-            current = tx.alias_key(model, alias)
+            current = tx.aliases.key(model, alias)
             if current is None:
                 raise AliasNotFound(f"{model} has no alias {alias!r}")
             event = self.record_move(tx, model, alias, "rm", None, current, reason)
@@ -456,11 +456,11 @@ class Registry:
         check_stage(stage)
         with self.store.transaction(write=True) as tx:
             _model(tx, model)
-            _, previous = alias_rules.rollback_target(stage, tx.alias_events(model, stage))
+            _, previous = alias_rules.rollback_target(stage, tx.aliases.events(model, stage))
             target = _version(tx, model, previous)
             if target.status == "archived":
                 raise VersionArchived(f"{stage} would roll back to {target.ref}, which is archived")
-            current = tx.alias_key(model, stage)
+            current = tx.aliases.key(model, stage)
             event = self.record_move(tx, model, stage, "rollback", target, current, reason)
             tx.commit()
         return event
@@ -477,10 +477,10 @@ class Registry:
             target = _version(tx, ref.model, _key(tx, ref, None).number)
             if target.status == "archived":
                 raise VersionArchived(f"{target.ref} is archived")
-            current = tx.alias_key(ref.model, alias)
+            current = tx.aliases.key(ref.model, alias)
             _check_expected(ref.model, alias, current, expect)
             if current is not None and current.number == target.number:
-                return tx.alias_events(ref.model, alias)[-1]  # already there: nothing to do
+                return tx.aliases.events(ref.model, alias)[-1]  # already there: nothing to do
             event = self.record_move(tx, ref.model, alias, action, target, current, reason)
             tx.commit()
         return event
@@ -499,7 +499,7 @@ class Registry:
         """Move the alias and audit it; ``extra`` adds to the event's details."""
         check_text("the reason", reason)
         at = self.clock()
-        event = tx.move_alias(
+        event = tx.aliases.move(
             model, alias, action, target.number if target else None, self.actor, at, reason
         )
         self._audit(
@@ -526,7 +526,7 @@ class Registry:
         self.authorize(access.READ, model)
         with self.store.transaction() as tx:
             _model(tx, model)
-            return tx.alias_events(model, alias)
+            return tx.aliases.events(model, alias)
 
     # audit ----------------------------------------------------------------------------
 
@@ -543,7 +543,7 @@ class Registry:
             check_model_name(model)
         self.authorize(access.READ, model)
         with self.store.transaction() as tx:
-            return tx.audit_events(model, since, after, limit)
+            return tx.audit.events(model, since, after, limit)
 
     def audit_verify(self) -> ChainReport:
         """The chain recomputed and compared with the signed checkpoints."""
@@ -554,7 +554,7 @@ class Registry:
     ) -> AuditEvent:
         if self.request_id is not None:
             details = {**details, "request_id": self.request_id}
-        return tx.append_audit(self.actor, action, subject, details, at)
+        return tx.audit.append(self.actor, action, subject, details, at)
 
 
 def _push_details(version: Version) -> dict[str, Any]:
@@ -581,7 +581,7 @@ def _check_expected(model: str, alias: str, current: VersionKey | None, expect: 
 
 
 def _model(tx: Transaction, name: str) -> Model:
-    model = tx.get_model(name)
+    model = tx.models.get(name)
     if model is None:
         raise _no_model(name)
     return model
@@ -592,7 +592,7 @@ def _no_model(name: str) -> ModelNotFound:
 
 
 def _version(tx: Transaction, model: str, number: int) -> Version:
-    version = tx.get_version(model, number)
+    version = tx.versions.get(model, number)
     if version is None:
         raise VersionNotFound(f"{model}@{number} does not exist")
     return version
@@ -619,18 +619,18 @@ def _key(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey:
 
 def _lookup(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey | None:
     if ref.kind is RefKind.NUMBER:
-        return tx.key_by_number(ref.model, int(ref.value))
+        return tx.versions.key_by_number(ref.model, int(ref.value))
     if ref.kind is RefKind.SEMVER:
-        return tx.key_by_semver(ref.model, ref.value)
+        return tx.versions.key_by_semver(ref.model, ref.value)
     if ref.kind is RefKind.LATEST:
-        return tx.latest_key(ref.model, at)
+        return tx.versions.latest_key(ref.model, at)
     if ref.kind is RefKind.DIGEST:
-        found = tx.keys_by_digest_prefix(ref.model, ref.value)
+        found = tx.versions.keys_by_digest_prefix(ref.model, ref.value)
         if len(found) > 1:
             numbers = ", ".join(str(k.number) for k in found)
             raise AmbiguousRef(f"{ref} matches versions {numbers}")
         return found[0] if found else None
     if at is None:
-        return tx.alias_key(ref.model, ref.value)
-    number = alias_rules.target_at(tx.alias_events(ref.model, ref.value), ref.value, at)
-    return tx.key_by_number(ref.model, number) if number is not None else None
+        return tx.aliases.key(ref.model, ref.value)
+    number = alias_rules.target_at(tx.aliases.events(ref.model, ref.value), ref.value, at)
+    return tx.versions.key_by_number(ref.model, number) if number is not None else None

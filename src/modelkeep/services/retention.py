@@ -26,7 +26,7 @@ def get_policy(registry: Registry, model: str) -> RetentionPolicy | None:
     registry.authorize(access.READ, model)
     with registry.store.transaction() as tx:
         _require_model(tx, model)
-        return tx.get_retention(model)
+        return tx.retention.get(model)
 
 
 def set_policy(
@@ -40,7 +40,7 @@ def set_policy(
         _require_model(tx, model)
         at = registry.clock()
         policy = RetentionPolicy(model, keep_last, keep_days, at, registry.actor)
-        tx.set_retention(policy)
+        tx.retention.put(policy)
         details = {"keep_last": keep_last, "keep_days": keep_days}
         registry._audit(tx, "retention.set", model, details, at)
         tx.commit()
@@ -53,10 +53,10 @@ def clear_policy(registry: Registry, model: str) -> RetentionPolicy | None:
     registry.authorize(access.GC, model)
     with registry.store.transaction(write=True) as tx:
         _require_model(tx, model)
-        old = tx.get_retention(model)
+        old = tx.retention.get(model)
         if old is None:
             return None
-        tx.clear_retention(model)
+        tx.retention.clear(model)
         details = {"keep_last": old.keep_last, "keep_days": old.keep_days}
         registry._audit(tx, "retention.clear", model, details, registry.clock())
         tx.commit()
@@ -66,9 +66,9 @@ def clear_policy(registry: Registry, model: str) -> RetentionPolicy | None:
 def plan(tx: Transaction, now: datetime) -> list[tuple[RetentionPolicy, Version]]:
     """Every version some model's policy releases at ``now``, with that policy."""
     found = []
-    for policy in tx.retention_policies():
-        versions = tx.list_versions(policy.model)
-        events = tx.alias_events(policy.model)
+    for policy in tx.retention.all():
+        versions = tx.versions.page(policy.model)
+        events = tx.aliases.events(policy.model)
         found += [(policy, v) for v in rules.to_purge(policy, versions, events, now)]
     return found
 
@@ -83,8 +83,8 @@ def apply(registry: Registry) -> tuple[str, ...]:
         released = plan(tx, at)
         for policy, version in released:
             if version.status == "active":
-                tx.archive_version(version.model, version.number, at)
-            tx.purge_version(version.model, version.number, at)
+                tx.versions.archive(version.model, version.number, at)
+            tx.versions.purge(version.model, version.number, at)
             details = {
                 "digest": version.digest,
                 "archived": version.status == "active",
@@ -98,5 +98,5 @@ def apply(registry: Registry) -> tuple[str, ...]:
 
 
 def _require_model(tx: Transaction, model: str) -> None:
-    if tx.get_model(model) is None:
+    if tx.models.get(model) is None:
         raise ModelNotFound(f"model {model!r} does not exist")

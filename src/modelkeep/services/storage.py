@@ -100,12 +100,12 @@ def report(registry: Registry, model: str | None = None) -> StorageReport:
         registry.authorize(access.READ, access.ANY_MODEL)
     with registry.store.transaction() as tx:
         if model is not None:
-            if tx.get_model(model) is None:
+            if tx.models.get(model) is None:
                 raise ModelNotFound(f"model {model!r} does not exist")
             names = [model]
         else:
-            names = [m.name for m in tx.list_models() if registry.can(access.READ, m.name)]
-        rows = tx.stored_files()
+            names = [m.name for m in tx.models.all() if registry.can(access.READ, m.name)]
+        rows = tx.recipes.stored_files()
     versions: dict[int, _Version] = {}
     for row in rows:
         found = versions.get(row.id)

@@ -65,7 +65,7 @@ def start_run(registry: Registry, new: NewRun) -> Run:
     run_id = secrets.token_hex(6)
     at = registry.clock()
     with registry.store.transaction(write=True) as tx:
-        tx.add_run(run_id, new, registry.actor, at)
+        tx.tracking.add_run(run_id, new, registry.actor, at)
         registry._audit(tx, "run.start", f"run:{run_id}", {"experiment": new.experiment}, at)
         tx.commit()
     return Run(
@@ -88,7 +88,7 @@ def start_run(registry: Registry, new: NewRun) -> Run:
 def get_run(registry: Registry, run_id: str) -> Run:
     registry.authorize(access.READ, access.ANY_MODEL)
     with registry.store.transaction() as tx:
-        run = tx.get_run(check_run_id(run_id))
+        run = tx.tracking.get_run(check_run_id(run_id))
     if run is None:
         raise RunNotFound(f"there is no run {run_id}", "list runs with 'modelkeep runs list'")
     return run
@@ -102,7 +102,7 @@ def list_runs(
         check_experiment(experiment)
     ids = [check_run_id(r) for r in run_ids] if run_ids is not None else None
     with registry.store.transaction() as tx:
-        found = tx.list_runs(experiment, ids)
+        found = tx.tracking.list_runs(experiment, ids)
     if ids is not None:
         missing = sorted(set(ids) - {r.id for r in found})
         if missing:
@@ -118,14 +118,14 @@ def log_params(registry: Registry, run_id: str, params: Mapping[str, Scalar]) ->
     check_params("param", params)
     with registry.store.transaction(write=True, ordered=False) as tx:
         run_pk = _running(tx, run_id)
-        current = tx.run_params(run_pk)
+        current = tx.tracking.run_params(run_pk)
         changed = sorted(k for k, v in params.items() if k in current and current[k] != v)
         if changed:
             raise InvalidInput(
                 f"param {changed[0]!r} of run {run_id} is {current[changed[0]]!r} already",
                 "a run's params do not change; log another name or start a new run",
             )
-        tx.set_run_params(run_pk, {**current, **params})
+        tx.tracking.set_run_params(run_pk, {**current, **params})
         tx.commit()
     return get_run(registry, run_id)
 
@@ -147,7 +147,7 @@ def use_dataset(registry: Registry, run_id: str, ref: str) -> Run:
     with registry.store.transaction(write=True, ordered=False) as tx:
         run_pk = _running(tx, run_id)
         version = datasets.version_row(tx, parsed)
-        tx.link_run_dataset(run_pk, version.id)
+        tx.datasets.link_run(run_pk, version.id)
         tx.commit()
     return get_run(registry, run_id)
 
@@ -160,7 +160,7 @@ def log_artifact(registry: Registry, run_id: str, entry: FileEntry) -> None:
     if stored is None or stored.size != entry.size:
         raise InvalidInput(f"file {entry.path!r} ({entry.digest}) was not uploaded")
     with registry.store.transaction(write=True, ordered=False) as tx:
-        tx.add_run_artifact(_running(tx, run_id), entry.path, entry.size, entry.digest)
+        tx.tracking.add_run_artifact(_running(tx, run_id), entry.path, entry.size, entry.digest)
         tx.commit()
 
 
@@ -191,7 +191,7 @@ def finish_run(
     at = registry.clock()
     error = error if status in (FAILED, KILLED) else None
     with registry.store.transaction(write=True) as tx:
-        run_pk = tx.end_running_run(check_run_id(run_id), status, error, at)
+        run_pk = tx.tracking.end_running_run(check_run_id(run_id), status, error, at)
         if run_pk is None:
             raise _not_running(tx, run_id)
         count = _store_points(tx, run_pk, points)
@@ -206,11 +206,11 @@ def _check_batch(points: Sequence[PointRow]) -> None:
 
 
 def _store_points(tx: Transaction, run_pk: int, points: Sequence[PointRow]) -> int:
-    return tx.add_metric_points(run_pk, points) if points else 0
+    return tx.tracking.add_metric_points(run_pk, points) if points else 0
 
 
 def _running(tx: Transaction, run_id: str) -> int:
-    state = tx.run_state(check_run_id(run_id), lock=True)
+    state = tx.tracking.run_state(check_run_id(run_id), lock=True)
     if state is None or state[1] in ENDED:
         raise _not_running(tx, run_id, state)
     return int(state[0])
@@ -220,7 +220,7 @@ def _not_running(
     tx: Transaction, run_id: str, state: tuple[int, str] | None = None
 ) -> RunNotFound | RunEnded:
     """Why a run takes nothing more: it does not exist, or it has ended."""
-    state = state or tx.run_state(check_run_id(run_id))
+    state = state or tx.tracking.run_state(check_run_id(run_id))
     if state is None:
         return RunNotFound(f"there is no run {run_id}")
     return RunEnded(
@@ -256,11 +256,11 @@ def metric_series(
         raise InvalidInput(f"max_points is 2 to {MAX_SERIES_POINTS}")
     ids = [check_run_id(r) for r in run_ids]
     with registry.store.transaction() as tx:
-        pks = tx.run_pks(ids)
+        pks = tx.tracking.run_pks(ids)
         missing = sorted(set(ids) - set(pks))
         if missing:
             raise RunNotFound(f"there is no run {', '.join(missing)}")
-        found = tx.metric_points(name, [pks[r] for r in ids])
+        found = tx.tracking.metric_points(name, [pks[r] for r in ids])
     return [
         Series(r, tuple(_downsample(found[pks[r]], max_points)), len(found[pks[r]])) for r in ids
     ]
