@@ -15,7 +15,8 @@ from modelkeep.chunking import WHOLE_BELOW
 from modelkeep.client.backend import LocalBackend
 from modelkeep.config import Settings
 from modelkeep.errors import Forbidden, InvalidInput, ModelNotFound, VersionPurged
-from modelkeep.services.registry import Registry
+from modelkeep.services import models
+from modelkeep.services.context import ServiceContext
 from tests.conftest import FileMaker, served_app
 
 
@@ -94,7 +95,7 @@ def test_keep_last_purges_old_versions_but_never_a_named_one(
 
 
 def test_gc_frees_the_chunks_only_a_purged_version_used(
-    settings: Settings, registry: Registry, files: FileMaker, tmp_path: Path
+    settings: Settings, registry: ServiceContext, files: FileMaker, tmp_path: Path
 ) -> None:
     """A chunked file: dry-run predicts exactly what gc frees (the purged version's own
     chunks and its recipe), and the kept version still pulls bit-exact."""
@@ -157,7 +158,7 @@ def test_set_show_clear_and_bad_policies(mk: modelkeep.Client) -> None:
 
 
 def test_keep_days_keeps_what_an_alias_named_recently(
-    registry: Registry, files: FileMaker, settings: Settings
+    registry: ServiceContext, files: FileMaker, settings: Settings
 ) -> None:
     """The registry's clock moves on: aliases moved long ago no longer protect."""
     start = registry.clock()
@@ -182,7 +183,7 @@ def test_keep_days_keeps_what_an_alias_named_recently(
 
 def test_only_a_global_admin_sets_retention(settings: Settings) -> None:
     with modelkeep.connect(settings=settings) as operator:
-        operator.create_model("m")
+        models.create_model(operator, "m")
         operator.set_retention("m", keep_last=5)
     for role in ("contributor", "releaser", "viewer"):
         with client_as(settings, role) as mk:
