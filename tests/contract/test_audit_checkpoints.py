@@ -257,7 +257,7 @@ def test_a_shared_signing_key_from_the_settings(settings: Settings, tmp_path: Pa
     own_key = open_registry(settings)  # the store's own key is another key
     try:
         own_key.signer.public_key(create=True)  # type: ignore[union-attr]
-        report = own_key.audit_verify()
+        report = audit.verify(own_key)
         assert (report.ok, report.checkpoint) == (False, made.name)
     finally:
         own_key.close()
@@ -265,7 +265,7 @@ def test_a_shared_signing_key_from_the_settings(settings: Settings, tmp_path: Pa
     try:
         with pytest.raises(InvalidInput, match="does not exist"):
             audit.checkpoint(missing)
-        assert "no audit key" in (missing.audit_verify().problem or "")
+        assert "no audit key" in (audit.verify(missing).problem or "")
     finally:
         missing.close()
 

@@ -15,7 +15,6 @@ from modelkeep.chunking import WHOLE_BELOW
 from modelkeep.client.backend import LocalBackend
 from modelkeep.config import Settings
 from modelkeep.errors import Forbidden, InvalidInput, ModelNotFound, VersionPurged
-from modelkeep.services import models
 from modelkeep.services.context import ServiceContext
 from tests.conftest import FileMaker, served_app
 
@@ -183,7 +182,7 @@ def test_keep_days_keeps_what_an_alias_named_recently(
 
 def test_only_a_global_admin_sets_retention(settings: Settings) -> None:
     with modelkeep.connect(settings=settings) as operator:
-        models.create_model(operator, "m")
+        operator.create_model("m")
         operator.set_retention("m", keep_last=5)
     for role in ("contributor", "releaser", "viewer"):
         with client_as(settings, role) as mk:
