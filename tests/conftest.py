@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 import modelkeep
 from modelkeep.config import Settings
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.s3 import make_client
 from tests.databases import PgDatabases, SqliteTemplate
 
@@ -218,7 +218,7 @@ def _app_and_token(settings: Settings, user: str, role: str) -> tuple[Any, str, 
 
 
 @pytest.fixture
-def registry(settings: Settings) -> Iterator[Registry]:
+def registry(settings: Settings) -> Iterator[ServiceContext]:
     """The services on the test store, for reaching inside it (blobs, transactions)."""
     from modelkeep.bootstrap import open_registry
 

@@ -63,6 +63,92 @@ def test_services_never_import_storage_or_entrypoints(path: Path) -> None:
     assert not bad, f"{path.name} imports {bad}"
 
 
+def service_imports(path: Path) -> set[str]:
+    """The service modules ``path`` imports at module level, by module name."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module == "modelkeep.services":
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "modelkeep.services."
+        ):
+            found.add((node.module or "").split(".")[2])
+    return found
+
+
+def test_services_import_each_other_without_cycles() -> None:
+    """Use cases are layered (context, lookup, policies below models, versions, aliases,
+    below governance): a cycle would make two contexts one."""
+    graph = {p.stem: service_imports(p) - {p.stem} for p in modules("services")}
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name in done:
+            return
+        for child in sorted(graph.get(name, ())):
+            visit(child, (*path, name))
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())
+
+
+@pytest.mark.parametrize("path", modules("services"), ids=lambda p: p.name)
+def test_no_service_reaches_into_another_or_hides_an_import(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    private = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("modelkeep")
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    private += [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in {p.stem for p in modules("services")}
+        and node.attr.startswith("_")
+    ]
+    assert not private, f"{path.name} uses private names of other modules: {private}"
+    assert "TYPE_CHECKING" not in path.read_text(), f"{path.name} hides an import"
+
+
+def ports_protocols() -> dict[str, int]:
+    found = {}
+    for path in modules("ports"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and any(
+                "Protocol" in ast.unparse(b) for b in node.bases
+            ):
+                methods = [
+                    n for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+                ]
+                found[f"{path.stem}.{node.name}"] = len(methods)
+    return found
+
+
+def test_every_port_is_small() -> None:
+    sizes = ports_protocols()
+    assert {"unit_of_work.Transaction", "registry.Versions", "blobs.BlobStore"} <= set(sizes)
+    assert not {name: n for name, n in sizes.items() if n > 20}
+
+
+def test_audit_events_are_written_only_from_the_catalogue() -> None:
+    """Every ``record_event`` names an ``EventKind``, and only the context writes events."""
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr == "record_event":
+                    kind = ast.unparse(node.args[1])
+                    assert kind.startswith(("EventKind.", "action")), f"{path.name}: {kind}"
+                if node.func.attr == "append" and ast.unparse(node.func.value).endswith("tx.audit"):
+                    assert path.name == "context.py", f"{path.name} writes audit rows itself"
+
+
 def test_only_bootstrap_picks_adapters() -> None:
     users = {
         p.relative_to(SRC).as_posix()

@@ -139,6 +139,15 @@ def test_errors_documents_no_unknown_code() -> None:
 # (d) worked examples of docs/design.md ------------------------------------------------------
 
 
+def test_the_audit_table_lists_every_event_kind_and_no_other() -> None:
+    from modelkeep.domain.events import EventKind
+
+    section = read("design.md").split("## Audit chain", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`([a-z]+\.[a-z]+)`", row)}
+    assert documented == {kind.value for kind in EventKind}
+
+
 def test_manifest_example_digest_is_what_the_code_computes() -> None:
     text = read("design.md")
     canonical = marked(text, "manifest-example")

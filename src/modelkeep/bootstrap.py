@@ -11,7 +11,7 @@ from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
 from modelkeep.errors import StoreUnavailable, UnsupportedUri
 from modelkeep.ports import BlobStore
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.local import LocalBlobStore
 from modelkeep.storage.blobs.s3 import S3BlobStore
 from modelkeep.storage.keys import FileAuditSigner, default_key_path
@@ -66,16 +66,15 @@ def _make_directory(root: Path) -> None:
         ) from None
 
 
-def open_registry(settings: Settings) -> Registry:
+def open_registry(settings: Settings) -> ServiceContext:
     root = store_root(settings.uri)
     blobs = open_blob_store(settings, root)
     database_url = settings.database_url or f"sqlite:///{root / DATABASE_FILE}"
     store = SqlMetadataStore.open(
         database_url, blob_store_id=blobs.store_id, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
-    return Registry(
-        store, blobs, actor=Actor.operator(local_actor()), signer=audit_signer(settings, root)
-    )
+    operator = Actor.operator(local_actor())
+    return ServiceContext(store, blobs, operator, signer=audit_signer(settings, root))
 
 
 def audit_signer(settings: Settings, root: Path) -> FileAuditSigner:
@@ -96,8 +95,8 @@ def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
 
     def ready() -> None:
         with base.store.transaction() as tx:
-            tx.audit_head()
+            tx.audit.head()
         base.blobs.stat("sha256:" + "0" * 64)  # a round trip to the blob store
 
-    state = ServerState(tokens.registry_for, ready, settings.gc_grace_seconds)
+    state = ServerState(tokens.context_for, ready, settings.gc_grace_seconds)
     return state, base.close

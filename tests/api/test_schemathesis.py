@@ -25,8 +25,8 @@ from modelkeep.config import Settings
 from modelkeep.domain.access import ADMIN, Grant
 from modelkeep.entrypoints.api.app import ServerState, create_app
 from modelkeep.errors import Unauthenticated
-from modelkeep.services import admin
-from modelkeep.services.registry import Registry
+from modelkeep.services import admin, aliases, models, versions
+from modelkeep.services.context import ServiceContext
 
 MAX_EXAMPLES = 15
 
@@ -36,7 +36,7 @@ class Store:
 
     state: ServerState | None = None
 
-    def authenticate(self, token: str | None) -> Registry:
+    def authenticate(self, token: str | None) -> ServiceContext:
         assert self.state is not None, "the store fixture opens the store"
         return self.state.authenticate(token)
 
@@ -53,7 +53,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 class Admin:
     """A global admin's token, replaced when a generated request took it away."""
 
-    def __init__(self, operator: Registry) -> None:
+    def __init__(self, operator: ServiceContext) -> None:
         self.operator = operator
         self.count = 0
         self.secret = ""
@@ -87,17 +87,19 @@ def fuzz_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
     operator.close()
 
 
-def seed(operator: Registry) -> None:
+def seed(operator: ServiceContext) -> None:
     import io
 
     from modelkeep.domain.manifest import FileEntry
-    from modelkeep.services.registry import PushRequest
+    from modelkeep.services.versions import PushRequest
 
-    operator.create_model("m", "a model to find")
+    models.create_model(operator, "m", "a model to find")
     for n in range(2):
-        info = operator.put_blob(io.BytesIO(f"weights {n}".encode()))
-        operator.register_version("m", [FileEntry("w.bin", info.size, info.digest)], PushRequest())
-    operator.set_alias("m@1", "champion")
+        info = versions.put_blob(operator, io.BytesIO(f"weights {n}".encode()))
+        versions.register_version(
+            operator, "m", [FileEntry("w.bin", info.size, info.digest)], PushRequest()
+        )
+    aliases.set_alias(operator, "m@1", "champion")
     admin.create_user(operator, "alice", "viewer", "m", timedelta(days=1))
 
 

@@ -22,17 +22,17 @@ from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
 from modelkeep.domain.audit import GENESIS, AuditEvent, Checkpoint, SignedCheckpoint
 from modelkeep.errors import Forbidden, InvalidInput
-from modelkeep.services import audit, maintenance
-from modelkeep.services.registry import Registry
+from modelkeep.services import audit, maintenance, models
+from modelkeep.services.context import ServiceContext
 from tests.conftest import served_app
 from tests.test_docs import marked, read
 
 
-def changes(registry: Registry, count: int) -> None:
+def changes(registry: ServiceContext, count: int) -> None:
     """``count`` more audited changes (one event each)."""
     for _ in range(count):
-        n = len(registry.list_models())
-        registry.create_model(f"m{n}", description=f"model {n}")
+        n = len(models.list_models(registry))
+        models.create_model(registry, f"m{n}", description=f"model {n}")
 
 
 def execute(settings: Settings, *statements: tuple[str, dict[str, object]]) -> None:
@@ -46,9 +46,9 @@ def execute(settings: Settings, *statements: tuple[str, dict[str, object]]) -> N
         engine.dispose()
 
 
-def truncate(settings: Settings, registry: Registry, keep: int) -> None:
+def truncate(settings: Settings, registry: ServiceContext, keep: int) -> None:
     """Delete every event after seq ``keep`` and move audit_head to match: consistent."""
-    kept = registry.audit_log()[keep - 1]
+    kept = audit.audit_log(registry)[keep - 1]
     execute(
         settings,
         ("DELETE FROM audit_events WHERE seq > :keep", {"keep": keep}),
@@ -56,10 +56,10 @@ def truncate(settings: Settings, registry: Registry, keep: int) -> None:
     )
 
 
-def rewrite(settings: Settings, registry: Registry, seq: int, actor: str) -> None:
+def rewrite(settings: Settings, registry: ServiceContext, seq: int, actor: str) -> None:
     """Edit one event's actor and recompute every hash after it, and the head."""
     prev_hash, statements = GENESIS, []
-    for event in registry.audit_log():
+    for event in audit.audit_log(registry):
         edited = dataclasses.replace(
             event, actor=actor if event.seq == seq else event.actor, prev_hash=prev_hash
         )
@@ -80,11 +80,11 @@ def rewrite(settings: Settings, registry: Registry, seq: int, actor: str) -> Non
 
 
 def test_the_key_is_made_on_first_use_outside_the_database(
-    registry: Registry, store_dir: Path
+    registry: ServiceContext, store_dir: Path
 ) -> None:
     keys = store_dir / "keys"
     changes(registry, 1)
-    assert registry.audit_verify().ok
+    assert audit.verify(registry).ok
     assert not keys.exists()  # verify never makes a key
     made = audit.checkpoint(registry)
     assert (keys / "audit-ed25519.pem").stat().st_mode & 0o777 == 0o600
@@ -101,11 +101,11 @@ def test_the_key_is_made_on_first_use_outside_the_database(
 
 
 def test_a_checkpoint_signs_the_head_and_is_stored_twice(
-    registry: Registry, store_dir: Path
+    registry: ServiceContext, store_dir: Path
 ) -> None:
     changes(registry, 3)
     made = audit.checkpoint(registry)
-    assert (made.seq, made.hash) == (3, registry.audit_log()[-2].hash)
+    assert (made.seq, made.hash) == (3, audit.audit_log(registry)[-2].hash)
     assert made.name == f"checkpoints/{3:020d}-{made.hash[:12]}.json"
     named = registry.blobs.get_named(made.name)
     assert named is not None and registry.blobs.read_bytes(made.digest) == named
@@ -113,22 +113,22 @@ def test_a_checkpoint_signs_the_head_and_is_stored_twice(
     signed = SignedCheckpoint.parse(named)
     assert signed.checkpoint == Checkpoint(registry.blobs.store_id, 3, made.hash, made.at)
     assert audit.signature_ok(bytes.fromhex(made.public_key), signed)
-    event = registry.audit_log()[-1]
+    event = audit.audit_log(registry)[-1]
     assert (event.seq, event.action, event.subject) == (4, "audit.checkpoint", "audit")
     assert event.details == {"seq": 3, "hash": made.hash, "name": made.name, "digest": made.digest}
-    report = registry.audit_verify()
+    report = audit.verify(registry)
     assert report.ok and report.checkpoints == (made.name,) and report.checked == 4
 
 
-def test_gc_keeps_checkpoint_blobs(registry: Registry) -> None:
+def test_gc_keeps_checkpoint_blobs(registry: ServiceContext) -> None:
     changes(registry, 1)
     made = audit.checkpoint(registry)
     maintenance.gc(registry, grace_seconds=0)
     assert registry.blobs.has(made.digest)
-    assert registry.audit_verify().ok
+    assert audit.verify(registry).ok
 
 
-def test_checkpoints_need_a_global_admin(registry: Registry) -> None:
+def test_checkpoints_need_a_global_admin(registry: ServiceContext) -> None:
     viewer = registry.for_actor(Actor("vera", ()))
     with pytest.raises(Forbidden, match="checkpoint needs"):
         audit.checkpoint(viewer)
@@ -137,39 +137,41 @@ def test_checkpoints_need_a_global_admin(registry: Registry) -> None:
 # tampering ----------------------------------------------------------------------------------
 
 
-def test_truncation_below_a_checkpoint_is_caught(registry: Registry, settings: Settings) -> None:
+def test_truncation_below_a_checkpoint_is_caught(
+    registry: ServiceContext, settings: Settings
+) -> None:
     changes(registry, 3)
     made = audit.checkpoint(registry)  # vouches for seq 3
     changes(registry, 2)  # seq 4 is the checkpoint's event; 5 and 6
     truncate(settings, registry, keep=2)
-    report = registry.audit_verify()
+    report = audit.verify(registry)
     assert (report.ok, report.first_bad_seq, report.checkpoint) == (False, 3, made.name)
     assert "ends at seq 2" in (report.problem or "") and "deleted" in (report.problem or "")
     assert report.checkpoints == (made.name,)
 
 
 def test_without_a_checkpoint_the_same_truncation_passes(
-    registry: Registry, settings: Settings
+    registry: ServiceContext, settings: Settings
 ) -> None:
     """What the checkpoint adds: a consistent truncation is invisible to the chain alone."""
     changes(registry, 5)
     truncate(settings, registry, keep=2)
-    assert registry.audit_verify().ok
+    assert audit.verify(registry).ok
 
 
 def test_truncation_after_the_last_checkpoint_is_not_caught(
-    registry: Registry, settings: Settings
+    registry: ServiceContext, settings: Settings
 ) -> None:
     """The documented limit: a checkpoint vouches for events up to its seq only."""
     changes(registry, 2)
     audit.checkpoint(registry)  # vouches for seq 2; its event is seq 3
     changes(registry, 2)
     truncate(settings, registry, keep=3)
-    assert registry.audit_verify().ok
+    assert audit.verify(registry).ok
 
 
 def test_a_consistent_rewrite_is_caught_by_the_checkpoint(
-    registry: Registry, settings: Settings
+    registry: ServiceContext, settings: Settings
 ) -> None:
     changes(registry, 2)
     first = audit.checkpoint(registry)  # seq 2
@@ -177,25 +179,27 @@ def test_a_consistent_rewrite_is_caught_by_the_checkpoint(
     second = audit.checkpoint(registry)  # seq 5
     changes(registry, 1)
     rewrite(settings, registry, seq=4, actor="local:mallory")
-    report = registry.audit_verify()
+    report = audit.verify(registry)
     assert (report.ok, report.first_bad_seq, report.checkpoint) == (False, 5, second.name)
     assert "rewritten between seq 3 and seq 5" in (report.problem or "")
     assert report.checkpoints == (first.name, second.name)
 
 
-def test_a_rewrite_of_the_first_event_is_caught(registry: Registry, settings: Settings) -> None:
+def test_a_rewrite_of_the_first_event_is_caught(
+    registry: ServiceContext, settings: Settings
+) -> None:
     changes(registry, 2)
     made = audit.checkpoint(registry)
     rewrite(settings, registry, seq=1, actor="local:mallory")
-    report = registry.audit_verify()
+    report = audit.verify(registry)
     assert (report.ok, report.first_bad_seq, report.checkpoint) == (False, 2, made.name)
 
 
-def test_a_forged_checkpoint_is_reported(registry: Registry) -> None:
+def test_a_forged_checkpoint_is_reported(registry: ServiceContext) -> None:
     changes(registry, 2)
     audit.checkpoint(registry)
     changes(registry, 1)
-    head = registry.audit_log()[-1]
+    head = audit.audit_log(registry)[-1]
     other = Ed25519PrivateKey.generate()
     body = Checkpoint(registry.blobs.store_id, head.seq, head.hash, head.at.isoformat())
     public = other.public_key().public_bytes(
@@ -203,29 +207,29 @@ def test_a_forged_checkpoint_is_reported(registry: Registry) -> None:
     )
     forged = SignedCheckpoint(body, other.sign(body.signed_bytes()).hex(), public.hex())
     registry.blobs.put_named(body.name, forged.to_bytes())
-    report = registry.audit_verify()
+    report = audit.verify(registry)
     assert (report.ok, report.first_bad_seq, report.checkpoint) == (False, None, body.name)
     assert "signature does not verify" in (report.problem or "")
 
 
-def test_a_checkpoint_of_another_store_is_reported(registry: Registry) -> None:
+def test_a_checkpoint_of_another_store_is_reported(registry: ServiceContext) -> None:
     changes(registry, 1)
     audit.checkpoint(registry)
-    head = registry.audit_log()[-1]
+    head = audit.audit_log(registry)[-1]
     body = Checkpoint("another-store", head.seq, head.hash, head.at.isoformat())
     assert registry.signer is not None
     signed = SignedCheckpoint(body, registry.signer.sign(body.signed_bytes()).hex(), "")
     registry.blobs.put_named(body.name, signed.to_bytes())
-    report = registry.audit_verify()
+    report = audit.verify(registry)
     assert (report.ok, report.checkpoint) == (False, body.name)
     assert "belongs to store another-store" in (report.problem or "")
 
 
-def test_a_deleted_checkpoint_file_is_reported(registry: Registry, store_dir: Path) -> None:
+def test_a_deleted_checkpoint_file_is_reported(registry: ServiceContext, store_dir: Path) -> None:
     changes(registry, 1)
     made = audit.checkpoint(registry)
     (store_dir / made.name).unlink()
-    report = registry.audit_verify()
+    report = audit.verify(registry)
     assert not report.ok and f"recorded checkpoint {made.name}" in (report.problem or "")
 
 
@@ -247,13 +251,13 @@ def test_a_shared_signing_key_from_the_settings(settings: Settings, tmp_path: Pa
         first.close()
     replica = open_registry(shared)
     try:
-        assert replica.audit_verify().ok
+        assert audit.verify(replica).ok
     finally:
         replica.close()
     own_key = open_registry(settings)  # the store's own key is another key
     try:
         own_key.signer.public_key(create=True)  # type: ignore[union-attr]
-        report = own_key.audit_verify()
+        report = audit.verify(own_key)
         assert (report.ok, report.checkpoint) == (False, made.name)
     finally:
         own_key.close()
@@ -261,7 +265,7 @@ def test_a_shared_signing_key_from_the_settings(settings: Settings, tmp_path: Pa
     try:
         with pytest.raises(InvalidInput, match="does not exist"):
             audit.checkpoint(missing)
-        assert "no audit key" in (missing.audit_verify().problem or "")
+        assert "no audit key" in (audit.verify(missing).problem or "")
     finally:
         missing.close()
 
@@ -270,13 +274,13 @@ def test_a_shared_signing_key_from_the_settings(settings: Settings, tmp_path: Pa
 
 
 def test_the_json_lines_export_re_verifies_with_the_documented_program(
-    registry: Registry, store_dir: Path, tmp_path: Path
+    registry: ServiceContext, store_dir: Path, tmp_path: Path
 ) -> None:
-    registry.create_model("fraud", description="Ünïcode survives")
+    models.create_model(registry, "fraud", description="Ünïcode survives")
     audit.checkpoint(registry)
     changes(registry, 2)
     audit.checkpoint(registry)
-    events = registry.audit_log()
+    events = audit.audit_log(registry)
     lines = list(audit.json_lines(events))
     assert [json.loads(line) for line in lines] == [e.to_dict() for e in events]
     assert all("\n" not in line for line in lines)
@@ -337,7 +341,7 @@ def test_events_written_through_the_api_carry_the_request_id(settings: Settings)
     assert by_action["user.create"]["details"].get("request_id") is None  # not via the API
     registry = open_registry(settings)
     try:
-        assert registry.audit_verify().ok
+        assert audit.verify(registry).ok
     finally:
         registry.close()
 
@@ -351,7 +355,7 @@ def test_a_viewer_may_not_checkpoint_over_the_api(settings: Settings) -> None:
     assert "checkpoint needs a global admin" in refused.json()["error"]["message"]
 
 
-def test_audit_events_without_a_request_keep_their_details(registry: Registry) -> None:
+def test_audit_events_without_a_request_keep_their_details(registry: ServiceContext) -> None:
     changes(registry, 1)
-    event: AuditEvent = registry.audit_log()[-1]
+    event: AuditEvent = audit.audit_log(registry)[-1]
     assert "request_id" not in event.details

@@ -18,8 +18,8 @@ from modelkeep import chunking
 from modelkeep.config import Settings
 from modelkeep.errors import DigestMismatch, InvalidInput, MissingChunk
 from modelkeep.services import files as file_service
-from modelkeep.services import maintenance
-from modelkeep.services.registry import Registry
+from modelkeep.services import maintenance, versions
+from modelkeep.services.context import ServiceContext
 from tests.conftest import served_app
 
 MIB = 1024 * 1024
@@ -45,7 +45,7 @@ def sha256(path: Path) -> str:
 
 @pytest.mark.transport  # a chunked push (streamed pack) and chunk downloads over sockets
 def test_a_large_file_round_trips_bit_exact_through_its_chunks(
-    mk: modelkeep.Client, registry: Registry, tmp_path: Path
+    mk: modelkeep.Client, registry: ServiceContext, tmp_path: Path
 ) -> None:
     source = write(tmp_path / "model.bin", random_bytes(SIZE, 1))
     mk.create_model("m")
@@ -97,7 +97,7 @@ def _chunk_path(store: Path, digest: str) -> Path:
 
 
 def test_a_damaged_chunk_fails_the_pull_and_verify_names_it_with_its_version(
-    registry: Registry, settings: Settings, store_dir: Path, tmp_path: Path
+    registry: ServiceContext, settings: Settings, store_dir: Path, tmp_path: Path
 ) -> None:
     with modelkeep.connect(settings=settings) as mk:
         mk.create_model("m")
@@ -115,7 +115,7 @@ def test_a_damaged_chunk_fails_the_pull_and_verify_names_it_with_its_version(
 
 
 def test_a_missing_chunk_is_an_integrity_failure_naming_the_chunk(
-    registry: Registry, settings: Settings, store_dir: Path, tmp_path: Path
+    registry: ServiceContext, settings: Settings, store_dir: Path, tmp_path: Path
 ) -> None:
     with modelkeep.connect(settings=settings) as mk:
         mk.create_model("m")
@@ -163,7 +163,7 @@ def test_a_pull_interrupted_midway_fetches_only_the_rest_next_time(
 
 
 def test_the_server_names_a_file_by_hashing_the_chunks_it_holds(
-    settings: Settings, registry: Registry
+    settings: Settings, registry: ServiceContext
 ) -> None:
     parts = [random_bytes(MIB, 7), random_bytes(MIB // 2, 8)]
     listed: list[list[object]] = []
@@ -191,7 +191,7 @@ def test_the_server_names_a_file_by_hashing_the_chunks_it_holds(
 
 
 def test_a_pack_whose_bytes_do_not_match_is_refused_and_stores_nothing_bad(
-    settings: Settings, registry: Registry
+    settings: Settings, registry: ServiceContext
 ) -> None:
     good, bad = random_bytes(1000, 8), random_bytes(1000, 9)
     good_digest = "sha256:" + hashlib.sha256(good).hexdigest()
@@ -238,7 +238,7 @@ def test_two_clients_pushing_the_same_new_chunks_at_once_both_succeed_with_one_c
 
 
 def test_gc_keeps_the_chunks_of_a_push_in_flight_and_reclaims_abandoned_ones(
-    registry: Registry, tmp_path: Path
+    registry: ServiceContext, tmp_path: Path
 ) -> None:
     data = random_bytes(SIZE, 11)
     source = write(tmp_path / "model.bin", data)
@@ -248,15 +248,15 @@ def test_gc_keeps_the_chunks_of_a_push_in_flight_and_reclaims_abandoned_ones(
     recipe = file_service.put_recipe(registry, scan.recipe())
     report = maintenance.gc(registry, grace_seconds=3600)
     assert report.blobs == 0  # recorded recently: a push is about to register it
-    assert registry.missing_blobs([recipe.digest]) == set()
+    assert versions.missing_blobs(registry, [recipe.digest]) == set()
     report = maintenance.gc(registry, grace_seconds=0)  # now it is abandoned
     assert report.blobs == len(recipe.chunks) + 1  # the chunks and the recipe blob
     assert report.bytes >= SIZE
-    assert registry.missing_blobs([recipe.digest]) == {recipe.digest}
+    assert versions.missing_blobs(registry, [recipe.digest]) == {recipe.digest}
 
 
 def test_a_push_interrupted_midway_stores_only_the_rest_next_time(
-    registry: Registry, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    registry: ServiceContext, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = write(tmp_path / "model.bin", random_bytes(3 * SIZE, 12))
     blobs = type(registry.blobs)
@@ -289,7 +289,7 @@ def test_a_push_interrupted_midway_stores_only_the_rest_next_time(
 
 
 def test_verify_names_the_files_a_damaged_chunk_breaks_and_can_sample(
-    mk: modelkeep.Client, registry: Registry, store_dir: Path, tmp_path: Path
+    mk: modelkeep.Client, registry: ServiceContext, store_dir: Path, tmp_path: Path
 ) -> None:
     data = random_bytes(SIZE, 13)
     mk.create_model("m")

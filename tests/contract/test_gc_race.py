@@ -35,9 +35,10 @@ from modelkeep.config import Settings
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.errors import BlobNotFound, MissingChunk
 from modelkeep.scanning import Piece, scan_file
+from modelkeep.services import audit, maintenance, models, versions
 from modelkeep.services import files as file_service
-from modelkeep.services import maintenance
-from modelkeep.services.registry import PushRequest, Registry, utc_now
+from modelkeep.services.context import ServiceContext, utc_now
+from modelkeep.services.versions import PushRequest
 
 MIB = 1024 * 1024
 SIZE = 20 * MIB  # chunked: at least chunking.WHOLE_BELOW
@@ -230,11 +231,13 @@ def check_store(settings: Settings, pushed: dict[int, str], tmp_path: Path) -> N
     """With no gc running: verify ok, every version pulls bit-exact, the chain is whole."""
     registry = open_registry(settings)
     try:
-        versions = {v.number: [f.digest for f in v.files] for v in registry.list_versions("m")}
-        assert versions == {n: [digest] for n, digest in pushed.items()}
+        stored = {
+            v.number: [f.digest for f in v.files] for v in versions.list_versions(registry, "m")
+        }
+        assert stored == {n: [digest] for n, digest in pushed.items()}
         report = maintenance.verify(registry)
         assert report.ok, f"damaged {report.damaged}, inconsistent {report.inconsistent_versions}"
-        chain = registry.audit_verify()
+        chain = audit.verify(registry)
         assert chain.ok, chain
     finally:
         registry.close()
@@ -298,7 +301,7 @@ def age_all(store: Path, seconds: float) -> None:
         os.utime(path, (past, past))
 
 
-def chunk_sink(registry: Registry) -> Callable[[Piece], None]:
+def chunk_sink(registry: ServiceContext) -> Callable[[Piece], None]:
     """Stores each chunk the scan reads, as the in-process client does."""
 
     def sink(piece: Piece) -> None:
@@ -307,7 +310,7 @@ def chunk_sink(registry: Registry) -> Callable[[Piece], None]:
     return sink
 
 
-def push_in_flight(registry: Registry, source: Path) -> FileEntry:
+def push_in_flight(registry: ServiceContext, source: Path) -> FileEntry:
     """Chunks stored and recipe recorded, as a push does, but no version registered."""
     scan = scan_file(source, chunk_sink(registry))
     recipe = file_service.put_recipe(registry, scan.recipe())
@@ -342,10 +345,13 @@ def run_in_thread(call: Callable[[], Any]) -> Any:
 
 
 def test_within_the_grace_period_a_recorded_recipe_keeps_its_chunks_until_registration(
-    replicas: tuple[Registry, Registry], settings: Settings, store_dir: Path, tmp_path: Path
+    replicas: tuple[ServiceContext, ServiceContext],
+    settings: Settings,
+    store_dir: Path,
+    tmp_path: Path,
 ) -> None:
     pusher, collector = replicas
-    pusher.create_model("m")
+    models.create_model(pusher, "m")
     data = random.Random(7).randbytes(chunking.WHOLE_BELOW + 2 * MIB)
     source = tmp_path / "model.bin"
     source.write_bytes(data)
@@ -359,10 +365,10 @@ def test_within_the_grace_period_a_recorded_recipe_keeps_its_chunks_until_regist
 
     assert (report.blobs, report.bytes) == (1, orphan.size)  # the orphan, nothing else
     needed = {c.digest for c in recipe.chunks} | {recipe.recipe_digest}
-    assert pusher.missing_blobs(needed) == set()
-    assert pusher.missing_blobs([orphan.digest]) == {orphan.digest}
+    assert versions.missing_blobs(pusher, needed) == set()
+    assert versions.missing_blobs(pusher, [orphan.digest]) == {orphan.digest}
 
-    version = pusher.register_version("m", [entry], PushRequest())
+    version = versions.register_version(pusher, "m", [entry], PushRequest())
     assert [f.digest for f in version.files] == [sha256(data)]
     # Registered: its chunks are a version's now, whatever their age and the grace.
     run_in_thread(lambda: maintenance.gc(collector, grace_seconds=0))
@@ -370,14 +376,17 @@ def test_within_the_grace_period_a_recorded_recipe_keeps_its_chunks_until_regist
 
 
 def test_within_the_grace_period_a_push_keeps_the_old_chunks_it_reuses(
-    replicas: tuple[Registry, Registry], settings: Settings, store_dir: Path, tmp_path: Path
+    replicas: tuple[ServiceContext, ServiceContext],
+    settings: Settings,
+    store_dir: Path,
+    tmp_path: Path,
 ) -> None:
     """Chunks left long ago by an abandoned push, which a new push of the same file finds
     stored already: gc runs before the new push records its recipe. The push is well
     within the grace period, so it must succeed (design.md, gc: "Every blob it puts is
     either new or has its modification time refreshed")."""
     pusher, collector = replicas
-    pusher.create_model("m")
+    models.create_model(pusher, "m")
     data = random.Random(10).randbytes(chunking.WHOLE_BELOW + 2 * MIB)
     source = tmp_path / "model.bin"
     source.write_bytes(data)
@@ -388,17 +397,20 @@ def test_within_the_grace_period_a_push_keeps_the_old_chunks_it_reuses(
     run_in_thread(lambda: maintenance.gc(collector, grace_seconds=3600))
     recipe = file_service.put_recipe(pusher, scan.recipe())
     entry = FileEntry("model.bin", recipe.size, recipe.digest)
-    version = pusher.register_version("m", [entry], PushRequest())
+    version = versions.register_version(pusher, "m", [entry], PushRequest())
     check_store(settings, {version.number: sha256(data)}, tmp_path)
 
 
 def test_after_the_grace_period_an_unregistered_push_fails_cleanly(
-    replicas: tuple[Registry, Registry], settings: Settings, store_dir: Path, tmp_path: Path
+    replicas: tuple[ServiceContext, ServiceContext],
+    settings: Settings,
+    store_dir: Path,
+    tmp_path: Path,
 ) -> None:
     """A push slower than the grace period: its recipe and chunks are swept, and its late
     registration is refused instead of registering a version with missing chunks."""
     pusher, collector = replicas
-    pusher.create_model("m")
+    models.create_model(pusher, "m")
     source = tmp_path / "model.bin"
     source.write_bytes(random.Random(8).randbytes(chunking.WHOLE_BELOW + 2 * MIB))
     entry = push_in_flight(pusher, source)
@@ -410,13 +422,13 @@ def test_after_the_grace_period_an_unregistered_push_fails_cleanly(
 
     assert report.blobs == len(chunks) + 1  # the chunks and the recipe blob
     with pytest.raises(BlobNotFound, match=r"model\.bin"):
-        pusher.register_version("m", [entry], PushRequest())
-    assert pusher.list_versions("m") == []
+        versions.register_version(pusher, "m", [entry], PushRequest())
+    assert versions.list_versions(pusher, "m") == []
     check_store(settings, {}, tmp_path)
 
 
 def test_gc_between_a_recipe_blob_and_its_record_never_leaves_a_broken_version(
-    replicas: tuple[Registry, Registry],
+    replicas: tuple[ServiceContext, ServiceContext],
     settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -426,7 +438,7 @@ def test_gc_between_a_recipe_blob_and_its_record_never_leaves_a_broken_version(
     recipe is recorded. The recipe blob is stored under the write lock, so that gc waits
     for the push; the push must fail cleanly or register a version with every blob."""
     pusher, collector = replicas
-    pusher.create_model("m")
+    models.create_model(pusher, "m")
     base = random.Random(9).randbytes(SIZE)
 
     def changed(*spots: int) -> Path:
@@ -441,9 +453,11 @@ def test_gc_between_a_recipe_blob_and_its_record_never_leaves_a_broken_version(
     registered = {}
     for source in (changed(100), changed(SIZE // 2)):
         entry = push_in_flight(pusher, source)
-        registered[pusher.register_version("m", [entry], PushRequest()).number] = entry.digest
+        registered[versions.register_version(pusher, "m", [entry], PushRequest()).number] = (
+            entry.digest
+        )
     merged = scan_file(changed(100, SIZE // 2)).recipe()
-    assert pusher.missing_blobs({c.digest for c in merged.chunks}) == set()  # all shared
+    assert versions.missing_blobs(pusher, {c.digest for c in merged.chunks}) == set()  # all shared
 
     real_put = pusher.blobs.put_bytes
     swept: list[Any] = []
@@ -467,7 +481,9 @@ def test_gc_between_a_recipe_blob_and_its_record_never_leaves_a_broken_version(
     try:
         file_service.put_recipe(pusher, merged)
         entry = FileEntry("model.bin", merged.size, merged.digest)
-        registered[pusher.register_version("m", [entry], PushRequest()).number] = entry.digest
+        registered[versions.register_version(pusher, "m", [entry], PushRequest()).number] = (
+            entry.digest
+        )
     except BlobNotFound:
         pass  # a clean failure: the SDK would upload again
     monkeypatch.undo()

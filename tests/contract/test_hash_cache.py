@@ -14,13 +14,13 @@ from modelkeep.client import files as client_files
 from modelkeep.config import Settings
 from modelkeep.services import files as file_service
 from modelkeep.services import maintenance
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 
 SIZE = chunking.WHOLE_BELOW + 1024 * 1024
 
 
 def test_an_unchanged_file_is_pushed_again_without_reading_it(
-    settings: Settings, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, registry: ServiceContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cached = settings.replace(cache_dir=str(tmp_path / "cache"))
     source = tmp_path / "model.bin"
@@ -52,7 +52,7 @@ def test_an_unchanged_file_is_pushed_again_without_reading_it(
 
 
 def test_a_file_gc_reclaimed_is_uploaded_again(
-    settings: Settings, registry: Registry, tmp_path: Path
+    settings: Settings, registry: ServiceContext, tmp_path: Path
 ) -> None:
     """The cache knows the file; the store no longer has it (retention purged its only
     version and gc swept the chunks): the push uploads it again."""
@@ -83,7 +83,7 @@ def test_the_cache_can_be_turned_off(tmp_path: Path) -> None:
 
 
 def test_a_chunk_lost_behind_modelkeeps_back_is_pushed_again(
-    settings: Settings, registry: Registry, tmp_path: Path
+    settings: Settings, registry: ServiceContext, tmp_path: Path
 ) -> None:
     cached = settings.replace(cache_dir=str(tmp_path / "cache"))
     source = tmp_path / "model.bin"

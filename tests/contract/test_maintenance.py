@@ -14,8 +14,9 @@ from sqlalchemy import create_engine, text
 
 import modelkeep
 from modelkeep.config import Settings
+from modelkeep.services import versions
+from modelkeep.services.context import ServiceContext
 from modelkeep.services.maintenance import sweep, unused
-from modelkeep.services.registry import Registry
 from tests.conftest import FileMaker
 
 
@@ -70,7 +71,7 @@ def test_verify_catches_metadata_that_no_longer_matches_the_digest(
 
 
 def test_gc_keeps_reachable_blobs_and_sweeps_old_orphans(
-    mk: modelkeep.Client, files: FileMaker, settings: Settings, registry: Registry
+    mk: modelkeep.Client, files: FileMaker, settings: Settings, registry: ServiceContext
 ) -> None:
     mk.create_model("m")
     version = mk.push("m", [files.make("w.bin", b"kept" * 100)])
@@ -157,7 +158,7 @@ def test_verify_catches_metadata_edited_in_the_database(
 
 
 def test_gc_spares_an_old_orphan_that_a_push_takes_up_meanwhile(
-    mk: modelkeep.Client, files: FileMaker, settings: Settings, registry: Registry
+    mk: modelkeep.Client, files: FileMaker, settings: Settings, registry: ServiceContext
 ) -> None:
     """gc lists an old unused blob; before it sweeps, a push re-uploads and registers it."""
     mk.create_model("m")
@@ -177,12 +178,12 @@ def test_gc_spares_an_old_orphan_that_a_push_takes_up_meanwhile(
 
 
 def test_a_blob_swept_before_registration_fails_the_push_cleanly(
-    mk: modelkeep.Client, files: FileMaker, settings: Settings, registry: Registry
+    mk: modelkeep.Client, files: FileMaker, settings: Settings, registry: ServiceContext
 ) -> None:
     """Uploaded, then swept (a push slower than the grace period): no broken version."""
     from modelkeep.domain.manifest import FileEntry
     from modelkeep.errors import BlobNotFound
-    from modelkeep.services.registry import PushRequest
+    from modelkeep.services.versions import PushRequest
 
     mk.create_model("m")
     info = registry.blobs.put_bytes(b"slow upload")
@@ -190,7 +191,9 @@ def test_a_blob_swept_before_registration_fails_the_push_cleanly(
     with modelkeep.connect(settings=settings.replace(gc_grace_seconds=60)) as other:
         assert other.gc().blobs == 1
     with pytest.raises(BlobNotFound):
-        registry.register_version("m", [FileEntry("w.bin", info.size, info.digest)], PushRequest())
+        versions.register_version(
+            registry, "m", [FileEntry("w.bin", info.size, info.digest)], PushRequest()
+        )
     assert mk.versions("m") == []
 
 

@@ -39,7 +39,7 @@ def test_opening_twice_migrates_once_and_keeps_the_store_id(database_url: str) -
     SqlMetadataStore.open(database_url, blob_store_id="s1").close()
     store = SqlMetadataStore.open(database_url, blob_store_id="s1")
     with store.transaction() as tx:
-        assert tx.audit_head() == (0, "0" * 64)
+        assert tx.audit.head() == (0, "0" * 64)
     store.close()
 
 

@@ -26,7 +26,9 @@ from modelkeep.errors import (
     VersionArchived,
     VersionNotFound,
 )
-from modelkeep.services.registry import PushRequest, Registry
+from modelkeep.services import audit, models, versions
+from modelkeep.services.context import ServiceContext
+from modelkeep.services.versions import PushRequest
 from tests.conftest import FileMaker
 
 
@@ -142,12 +144,12 @@ def test_every_kind_of_reference_resolves(mk: modelkeep.Client, files: FileMaker
 
 
 def test_an_ambiguous_digest_prefix_is_refused(
-    mk: modelkeep.Client, files: FileMaker, registry: Registry
+    mk: modelkeep.Client, files: FileMaker, registry: ServiceContext
 ) -> None:
     # Two digests sharing 12 hex digits cannot be made on purpose, so ask the resolver
     # with a shorter prefix than the parser allows (the parser's minimum is tested apart).
     from modelkeep.domain.names import Ref, RefKind
-    from modelkeep.services.registry import _key
+    from modelkeep.services.lookup import key as _key
 
     mk.create_model("m")
     for _ in range(3):
@@ -325,14 +327,18 @@ def test_refused_operations_write_nothing(mk: modelkeep.Client, files: FileMaker
     assert len(mk.audit_log()) == before and mk.versions("m") == []
 
 
-def test_versions_and_audit_events_page_in_the_database(registry: Registry) -> None:
+def test_versions_and_audit_events_page_in_the_database(registry: ServiceContext) -> None:
     """A page is read as an index range after the cursor, on SQLite and PostgreSQL."""
-    registry.create_model("paged")
+    models.create_model(registry, "paged")
     for n in range(5):
-        info = registry.put_blob(io.BytesIO(b"v%d" % n))
-        registry.register_version("paged", [FileEntry("w", info.size, info.digest)], PushRequest())
-    assert [v.number for v in registry.list_versions("paged", after=1, limit=2)] == [2, 3]
-    assert [v.number for v in registry.list_versions("paged", after=4)] == [5]
-    assert registry.list_versions("paged", after=5, limit=3) == []
-    every = [e.seq for e in registry.audit_log("paged")]
-    assert [e.seq for e in registry.audit_log("paged", after=every[1], limit=2)] == every[2:4]
+        info = versions.put_blob(registry, io.BytesIO(b"v%d" % n))
+        versions.register_version(
+            registry, "paged", [FileEntry("w", info.size, info.digest)], PushRequest()
+        )
+    assert [v.number for v in versions.list_versions(registry, "paged", after=1, limit=2)] == [2, 3]
+    assert [v.number for v in versions.list_versions(registry, "paged", after=4)] == [5]
+    assert versions.list_versions(registry, "paged", after=5, limit=3) == []
+    every = [e.seq for e in audit.audit_log(registry, "paged")]
+    assert [e.seq for e in audit.audit_log(registry, "paged", after=every[1], limit=2)] == every[
+        2:4
+    ]

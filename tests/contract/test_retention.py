@@ -15,7 +15,7 @@ from modelkeep.chunking import WHOLE_BELOW
 from modelkeep.client.backend import LocalBackend
 from modelkeep.config import Settings
 from modelkeep.errors import Forbidden, InvalidInput, ModelNotFound, VersionPurged
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 from tests.conftest import FileMaker, served_app
 
 
@@ -94,7 +94,7 @@ def test_keep_last_purges_old_versions_but_never_a_named_one(
 
 
 def test_gc_frees_the_chunks_only_a_purged_version_used(
-    settings: Settings, registry: Registry, files: FileMaker, tmp_path: Path
+    settings: Settings, registry: ServiceContext, files: FileMaker, tmp_path: Path
 ) -> None:
     """A chunked file: dry-run predicts exactly what gc frees (the purged version's own
     chunks and its recipe), and the kept version still pulls bit-exact."""
@@ -115,7 +115,7 @@ def test_gc_frees_the_chunks_only_a_purged_version_used(
         after = mk.storage("big")
         mk.pull("big@2", tmp_path / "out")
     with registry.store.transaction() as tx:
-        one, two = (tx.get_recipe(v.files[0].digest) for v in (v1, v2))
+        one, two = (tx.recipes.get(v.files[0].digest) for v in (v1, v2))
     assert two is not None
     assert one is None  # gc forgot the recipe no live version uses
     assert (tmp_path / "out" / "weights.bin").read_bytes() == bytes(data)
@@ -157,7 +157,7 @@ def test_set_show_clear_and_bad_policies(mk: modelkeep.Client) -> None:
 
 
 def test_keep_days_keeps_what_an_alias_named_recently(
-    registry: Registry, files: FileMaker, settings: Settings
+    registry: ServiceContext, files: FileMaker, settings: Settings
 ) -> None:
     """The registry's clock moves on: aliases moved long ago no longer protect."""
     start = registry.clock()

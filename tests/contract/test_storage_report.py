@@ -13,8 +13,9 @@ from modelkeep.chunking import WHOLE_BELOW
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor, Grant
 from modelkeep.errors import Forbidden, ModelNotFound
-from modelkeep.services import storage
-from modelkeep.services.registry import PushRequest, Registry
+from modelkeep.services import models, storage, versions
+from modelkeep.services.context import ServiceContext
+from modelkeep.services.versions import PushRequest
 from tests.conftest import FileMaker
 
 A, B, SHARED = b"a" * 100, b"b" * 50, b"s" * 1000
@@ -66,7 +67,7 @@ def test_two_versions_sharing_a_file_count_it_once(mk: modelkeep.Client, files: 
 
 
 def test_a_large_file_changed_in_the_middle_stores_only_its_new_chunks(
-    settings: Settings, registry: Registry, tmp_path: Path
+    settings: Settings, registry: ServiceContext, tmp_path: Path
 ) -> None:
     size = WHOLE_BELOW + 4 * 1024 * 1024  # 20 MiB: chunked
     data = bytearray(random.Random(7).randbytes(size))
@@ -84,7 +85,7 @@ def test_a_large_file_changed_in_the_middle_stores_only_its_new_chunks(
         report = mk.storage("big")
 
     with registry.store.transaction() as tx:
-        one, two = (tx.get_recipe(v.files[0].digest) for v in (v1, v2))
+        one, two = (tx.recipes.get(v.files[0].digest) for v in (v1, v2))
     assert one is not None and two is not None and len(one.chunks) > 2
     chunks_one = {c.digest: c.size for c in one.chunks}
     chunks_two = {c.digest: c.size for c in two.chunks}
@@ -101,13 +102,13 @@ def test_a_large_file_changed_in_the_middle_stores_only_its_new_chunks(
     assert report.saved_bytes == 2 * size - physical
 
 
-def test_the_report_shows_only_the_models_the_actor_may_read(registry: Registry) -> None:
-    registry.create_model("m")
-    registry.create_model("n")
+def test_the_report_shows_only_the_models_the_actor_may_read(registry: ServiceContext) -> None:
+    models.create_model(registry, "m")
+    models.create_model(registry, "n")
     for model, content in (("m", A), ("n", SHARED)):
         info = registry.blobs.put_bytes(content)
         entry = modelkeep.FileEntry("w.bin", info.size, info.digest)
-        registry.register_version(model, [entry], PushRequest())
+        versions.register_version(registry, model, [entry], PushRequest())
 
     reader = registry.for_actor(Actor("bob", (Grant("viewer", "n"),)))
     seen = storage.report(reader)

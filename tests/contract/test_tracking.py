@@ -27,7 +27,7 @@ from modelkeep.errors import (
     RunNotFound,
 )
 from modelkeep.services import maintenance
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 from tests.conftest import served_app
 
 MIB = 1024 * 1024
@@ -189,7 +189,7 @@ def test_a_run_captures_its_git_commit_and_dirty_diff(
 
 
 def test_gc_keeps_what_runs_and_datasets_need(
-    settings: Settings, registry: Registry, tmp_path: Path
+    settings: Settings, registry: ServiceContext, tmp_path: Path
 ) -> None:
     big = random.Random(1).randbytes(chunking.WHOLE_BELOW + MIB)  # stored as chunks
     (tmp_path / "big.parquet").write_bytes(big)

@@ -28,8 +28,9 @@ from modelkeep.errors import (
     UserExists,
     UserNotFound,
 )
-from modelkeep.services import admin, maintenance
-from modelkeep.services.registry import PushRequest, Registry
+from modelkeep.services import admin, aliases, audit, governance, maintenance, models, versions
+from modelkeep.services.context import ServiceContext
+from modelkeep.services.versions import PushRequest
 from modelkeep.storage.sql import migrate
 from modelkeep.storage.sql.store import SqlMetadataStore
 
@@ -43,32 +44,32 @@ class Clock:
 
 
 @pytest.fixture
-def clock(registry: Registry) -> Clock:
+def clock(registry: ServiceContext) -> Clock:
     """The registry's clock, moved by hand."""
     fake = Clock()
     registry.clock = fake
     return fake
 
 
-def push(registry: Registry, model: str, content: bytes) -> Any:
-    info = registry.put_blob(io.BytesIO(content))
+def push(registry: ServiceContext, model: str, content: bytes) -> Any:
+    info = versions.put_blob(registry, io.BytesIO(content))
     entry = FileEntry("w.bin", info.size, info.digest)
-    return registry.register_version(model, [entry], PushRequest())
+    return versions.register_version(registry, model, [entry], PushRequest())
 
 
-def snapshot(registry: Registry) -> dict[str, Any]:
+def snapshot(registry: ServiceContext) -> dict[str, Any]:
     """What the operator sees of the whole store."""
     return {
-        "models": [m.to_dict() for m in registry.list_models()],
+        "models": [m.to_dict() for m in models.list_models(registry)],
         "versions": {
-            m.name: [v.to_dict() for v in registry.list_versions(m.name)]
-            for m in registry.list_models()
+            m.name: [v.to_dict() for v in versions.list_versions(registry, m.name)]
+            for m in models.list_models(registry)
         },
         "aliases": {
-            m.name: [e.to_dict() for e in registry.alias_history(m.name)]
-            for m in registry.list_models()
+            m.name: [e.to_dict() for e in aliases.alias_history(registry, m.name)]
+            for m in models.list_models(registry)
         },
-        "audit": [e.to_dict() for e in registry.audit_log()],
+        "audit": [e.to_dict() for e in audit.audit_log(registry)],
         "users": [u.to_dict() for u in admin.list_users(registry)],
         "tokens": [t.to_dict() for t in admin.list_tokens(registry)],
     }
@@ -89,8 +90,8 @@ def table_rows(database_url: str) -> dict[str, list[dict[str, Any]]]:
 # users and tokens ----------------------------------------------------------------------
 
 
-def test_a_new_user_gets_a_token_that_authenticates(registry: Registry) -> None:
-    registry.create_model("fraud")
+def test_a_new_user_gets_a_token_that_authenticates(registry: ServiceContext) -> None:
+    models.create_model(registry, "fraud")
     user, issued = admin.create_user(registry, "alice", "contributor", "fraud")
 
     assert user.name == "alice" and user.grants == (Grant("contributor", "fraud"),)
@@ -101,7 +102,7 @@ def test_a_new_user_gets_a_token_that_authenticates(registry: Registry) -> None:
     assert actor == Actor("alice", (Grant("contributor", "fraud"),))
 
 
-def test_every_token_is_different_and_each_authenticates(registry: Registry) -> None:
+def test_every_token_is_different_and_each_authenticates(registry: ServiceContext) -> None:
     _, first = admin.create_user(registry, "bot", "viewer")
     second = admin.create_token(registry, "bot", label="ci")
     assert first.secret != second.secret and first.info.id != second.info.id
@@ -114,13 +115,13 @@ def test_every_token_is_different_and_each_authenticates(registry: Registry) -> 
 @pytest.mark.parametrize(
     "token", [None, "", "hello", "mk_", "mk_" + "A" * 43, "Bearer mk_x"], ids=repr
 )
-def test_unknown_tokens_are_refused(registry: Registry, token: str | None) -> None:
+def test_unknown_tokens_are_refused(registry: ServiceContext, token: str | None) -> None:
     admin.create_user(registry, "alice", "viewer")
     with pytest.raises(Unauthenticated):
         admin.authenticate(registry, token)
 
 
-def test_expired_tokens_are_refused(registry: Registry, clock: Clock) -> None:
+def test_expired_tokens_are_refused(registry: ServiceContext, clock: Clock) -> None:
     _, issued = admin.create_user(registry, "alice", "viewer", expires_in=timedelta(days=1))
     assert issued.info.expires_at == clock.now + timedelta(days=1)
     clock.now += timedelta(hours=23)
@@ -133,7 +134,7 @@ def test_expired_tokens_are_refused(registry: Registry, clock: Clock) -> None:
         admin.create_token(registry, "alice", expires_in=timedelta(0))
 
 
-def test_revoked_tokens_are_refused_by_id_or_by_secret(registry: Registry) -> None:
+def test_revoked_tokens_are_refused_by_id_or_by_secret(registry: ServiceContext) -> None:
     _, first = admin.create_user(registry, "alice", "viewer")
     second = admin.create_token(registry, "alice")
     revoked = admin.revoke_token(registry, str(first.info.id))
@@ -145,9 +146,9 @@ def test_revoked_tokens_are_refused_by_id_or_by_secret(registry: Registry) -> No
     admin.revoke_token(registry, second.secret)
     with pytest.raises(Unauthenticated, match="revoked"):
         admin.authenticate(registry, second.secret)
-    events = len(registry.audit_log())
+    events = len(audit.audit_log(registry))
     assert admin.revoke_token(registry, first.info.id).revoked_at == revoked.revoked_at
-    assert len(registry.audit_log()) == events  # revoking twice changes nothing
+    assert len(audit.audit_log(registry)) == events  # revoking twice changes nothing
     with pytest.raises(TokenNotFound):
         admin.revoke_token(registry, 999)
     with pytest.raises(TokenNotFound):
@@ -156,7 +157,7 @@ def test_revoked_tokens_are_refused_by_id_or_by_secret(registry: Registry) -> No
         admin.revoke_token(registry, "first")
 
 
-def test_a_disabled_user_cannot_authenticate_until_enabled(registry: Registry) -> None:
+def test_a_disabled_user_cannot_authenticate_until_enabled(registry: ServiceContext) -> None:
     _, issued = admin.create_user(registry, "alice", "viewer")
     assert admin.set_disabled(registry, "alice", True).disabled_at is not None
     with pytest.raises(Unauthenticated, match="alice is disabled"):
@@ -165,7 +166,7 @@ def test_a_disabled_user_cannot_authenticate_until_enabled(registry: Registry) -
     assert admin.authenticate(registry, issued.secret).name == "alice"
 
 
-def test_user_names_are_unique_and_checked(registry: Registry) -> None:
+def test_user_names_are_unique_and_checked(registry: ServiceContext) -> None:
     admin.create_user(registry, "alice", "viewer")
     with pytest.raises(UserExists):
         admin.create_user(registry, "alice", "admin")
@@ -181,13 +182,13 @@ def test_user_names_are_unique_and_checked(registry: Registry) -> None:
     assert [u.name for u in admin.list_users(registry)] == ["alice"]
 
 
-def test_grants_add_up_and_are_revoked(registry: Registry) -> None:
-    registry.create_model("fraud")
+def test_grants_add_up_and_are_revoked(registry: ServiceContext) -> None:
+    models.create_model(registry, "fraud")
     _, issued = admin.create_user(registry, "alice", "viewer")
     admin.grant(registry, "alice", "releaser", "fraud")
-    events = len(registry.audit_log())
+    events = len(audit.audit_log(registry))
     user = admin.grant(registry, "alice", "viewer")  # held already: nothing happens
-    assert len(registry.audit_log()) == events
+    assert len(audit.audit_log(registry)) == events
     assert user.grants == (Grant("viewer"), Grant("releaser", "fraud"))
     assert admin.authenticate(registry, issued.secret).grants == user.grants
 
@@ -203,7 +204,9 @@ def test_grants_add_up_and_are_revoked(registry: Registry) -> None:
         admin.grant(registry, "nobody", "viewer")
 
 
-def test_tokens_are_stored_only_as_their_sha256(registry: Registry, settings: Settings) -> None:
+def test_tokens_are_stored_only_as_their_sha256(
+    registry: ServiceContext, settings: Settings
+) -> None:
     _, issued = admin.create_user(registry, "alice", "viewer")
     extra = admin.create_token(registry, "alice", label="ci")
 
@@ -218,8 +221,8 @@ def test_tokens_are_stored_only_as_their_sha256(registry: Registry, settings: Se
     assert not any(h in audit for h in hashes)
 
 
-def test_admin_changes_are_audited_without_secrets(registry: Registry) -> None:
-    registry.create_model("fraud")
+def test_admin_changes_are_audited_without_secrets(registry: ServiceContext) -> None:
+    models.create_model(registry, "fraud")
     _, issued = admin.create_user(registry, "alice", "contributor", "fraud")
     token = admin.create_token(registry, "alice", expires_in=timedelta(days=7), label="ci")
     admin.grant(registry, "alice", "releaser", "fraud")
@@ -228,7 +231,7 @@ def test_admin_changes_are_audited_without_secrets(registry: Registry) -> None:
     admin.set_disabled(registry, "alice", True)
     admin.set_disabled(registry, "alice", False)
 
-    events = [e for e in registry.audit_log() if e.subject.startswith("user:")]
+    events = [e for e in audit.audit_log(registry) if e.subject.startswith("user:")]
     assert [(e.action, e.subject) for e in events] == [
         ("user.create", "user:alice"),
         ("token.create", "user:alice"),
@@ -248,29 +251,29 @@ def test_admin_changes_are_audited_without_secrets(registry: Registry) -> None:
     assert events[1].details["token_id"] == token.info.id and events[1].details["label"] == "ci"
     assert events[2].details == {"role": "releaser", "model": "fraud"}
     assert events[4].details == {"token_id": token.info.id}
-    text_of_log = json.dumps([e.to_dict() for e in registry.audit_log()])
+    text_of_log = json.dumps([e.to_dict() for e in audit.audit_log(registry)])
     for secret in (issued.secret, token.secret):
         assert secret not in text_of_log
         assert hashlib.sha256(secret.encode()).hexdigest() not in text_of_log
-    assert registry.audit_verify().ok
-    assert registry.audit_log("alice") == []  # user events are not a model's
+    assert audit.verify(registry).ok
+    assert audit.audit_log(registry, "alice") == []  # user events are not a model's
 
 
 # registries acting for users -------------------------------------------------------------
 
 
 @pytest.fixture
-def fraud(registry: Registry) -> Registry:
+def fraud(registry: ServiceContext) -> ServiceContext:
     """A store with model fraud (versions 1 and 2, production at 1) and model churn."""
-    registry.create_model("fraud")
-    registry.create_model("churn")
+    models.create_model(registry, "fraud")
+    models.create_model(registry, "churn")
     push(registry, "fraud", b"one")
     push(registry, "fraud", b"two")
-    registry.promote("fraud@1", "production")
+    governance.promote(registry, "fraud@1", "production")
     return registry
 
 
-def as_user(registry: Registry, *grants: Grant) -> Registry:
+def as_user(registry: ServiceContext, *grants: Grant) -> ServiceContext:
     return registry.for_actor(Actor("alice", grants))
 
 
@@ -281,65 +284,68 @@ def assert_forbidden(call: Any, reason: str) -> None:
     assert caught.value.code == "forbidden" and caught.value.exit_code == 1
 
 
-def test_a_viewer_reads_but_cannot_push(fraud: Registry) -> None:
+def test_a_viewer_reads_but_cannot_push(fraud: ServiceContext) -> None:
     viewer = as_user(fraud, Grant("viewer", "fraud"))
     before = snapshot(fraud)
 
-    assert [v.number for v in viewer.list_versions("fraud")] == [1, 2]
-    assert viewer.resolve("fraud@production").number == 1
-    assert viewer.get_version("fraud@2").created_by == fraud.actor
-    assert [m.name for m in viewer.list_models()] == ["fraud"]  # churn is not theirs
-    assert viewer.open_blob(viewer.get_version("fraud@1").files[0].digest).read() == b"one"
+    assert [v.number for v in versions.list_versions(viewer, "fraud")] == [1, 2]
+    assert versions.resolve(viewer, "fraud@production").number == 1
+    assert versions.get_version(viewer, "fraud@2").created_by == fraud.actor
+    assert [m.name for m in models.list_models(viewer)] == ["fraud"]  # churn is not theirs
+    assert (
+        versions.open_blob(viewer, versions.get_version(viewer, "fraud@1").files[0].digest).read()
+        == b"one"
+    )
     reason = "alice is a viewer of fraud; push on fraud needs contributor or admin"
     assert_forbidden(
         lambda: push(viewer, "fraud", b"three"),
         ("alice is a viewer of fraud; push on some model needs contributor or admin on some model"),
     )
-    assert_forbidden(lambda: viewer.register_version("fraud", [], PushRequest()), reason)
-    assert_forbidden(lambda: viewer.check_push("fraud", PushRequest()), reason)
+    assert_forbidden(lambda: versions.register_version(viewer, "fraud", [], PushRequest()), reason)
+    assert_forbidden(lambda: versions.check_push(viewer, "fraud", PushRequest()), reason)
     assert_forbidden(
-        lambda: viewer.set_alias("fraud@2", "champion"),
+        lambda: aliases.set_alias(viewer, "fraud@2", "champion"),
         "alice is a viewer of fraud; set-alias on fraud needs contributor or admin",
     )
     assert_forbidden(
-        lambda: viewer.get_model("churn"),
+        lambda: models.get_model(viewer, "churn"),
         (
             "alice is a viewer of fraud; read on churn needs viewer, contributor, approver, "
             "releaser or admin"
         ),
     )
     assert_forbidden(
-        lambda: viewer.audit_log(),
+        lambda: audit.audit_log(viewer),
         (
             "alice is a viewer of fraud; read on every model needs a global viewer, "
             "contributor, approver, releaser or admin"
         ),
     )
-    assert viewer.audit_log("fraud")[0].action == "model.create"
+    assert audit.audit_log(viewer, "fraud")[0].action == "model.create"
     assert snapshot(fraud) == before
 
 
-def test_a_contributor_pushes_but_cannot_promote(fraud: Registry) -> None:
+def test_a_contributor_pushes_but_cannot_promote(fraud: ServiceContext) -> None:
     contributor = as_user(fraud, Grant("contributor", "fraud"))
     before = snapshot(fraud)
 
     for call in (
-        lambda: contributor.promote("fraud@2", "production", reason="try"),
-        lambda: contributor.promote("fraud@2", "staging"),
+        lambda: governance.promote(contributor, "fraud@2", "production", reason="try").event,
+        lambda: governance.promote(contributor, "fraud@2", "staging").event,
     ):
         assert_forbidden(
             call, "alice is a contributor of fraud; promote on fraud needs releaser or admin"
         )
     assert_forbidden(
-        lambda: contributor.rollback("fraud", "production"),
+        lambda: aliases.rollback(contributor, "fraud", "production"),
         "alice is a contributor of fraud; rollback on fraud needs releaser or admin",
     )
     assert_forbidden(
-        lambda: contributor.create_model("new"),
+        lambda: models.create_model(contributor, "new"),
         "alice is a contributor of fraud; create-model needs a global contributor or admin",
     )
     assert_forbidden(
-        lambda: contributor.list_versions("churn"),
+        lambda: versions.list_versions(contributor, "churn"),
         "alice is a contributor of fraud; read on churn needs viewer, contributor, approver, "
         "releaser or admin",
     )
@@ -347,33 +353,33 @@ def test_a_contributor_pushes_but_cannot_promote(fraud: Registry) -> None:
 
     version = push(contributor, "fraud", b"three")
     assert version.number == 3 and version.created_by == "alice"
-    contributor.set_alias("fraud@3", "candidate")
-    assert contributor.archive("fraud@2").status == "archived"
+    aliases.set_alias(contributor, "fraud@3", "candidate")
+    assert versions.archive(contributor, "fraud@2").status == "archived"
     assert_forbidden(
         lambda: push(contributor, "churn", b"four"),
         "alice is a contributor of fraud; push on churn needs contributor or admin",
     )
-    assert [e.actor for e in fraud.audit_log("fraud")][-3:] == ["alice"] * 3
+    assert [e.actor for e in audit.audit_log(fraud, "fraud")][-3:] == ["alice"] * 3
 
 
-def test_a_releaser_promotes_but_cannot_push(fraud: Registry) -> None:
+def test_a_releaser_promotes_but_cannot_push(fraud: ServiceContext) -> None:
     releaser = as_user(fraud, Grant("releaser"))
-    event = releaser.promote("fraud@2", "production", reason="better")
+    event = governance.promote(releaser, "fraud@2", "production", reason="better").event
     assert (event.old, event.new, event.actor) == (1, 2, "alice")
-    assert releaser.rollback("fraud", "production").new == 1
+    assert aliases.rollback(releaser, "fraud", "production").new == 1
     before = snapshot(fraud)
     assert_forbidden(
-        lambda: releaser.register_version("fraud", [], PushRequest()),
+        lambda: versions.register_version(releaser, "fraud", [], PushRequest()),
         "alice is a global releaser; push on fraud needs contributor or admin",
     )
     assert_forbidden(
-        lambda: releaser.archive("fraud@2"),
+        lambda: versions.archive(releaser, "fraud@2"),
         "alice is a global releaser; archive on fraud needs contributor or admin",
     )
     assert snapshot(fraud) == before
 
 
-def test_only_admins_verify_collect_garbage_and_manage_users(fraud: Registry) -> None:
+def test_only_admins_verify_collect_garbage_and_manage_users(fraud: ServiceContext) -> None:
     contributor = as_user(fraud, Grant("contributor"))
     before = snapshot(fraud)
     assert_forbidden(
@@ -404,28 +410,28 @@ def test_only_admins_verify_collect_garbage_and_manage_users(fraud: Registry) ->
     assert maintenance.gc(as_user(fraud, Grant("admin")), grace_seconds=3600).blobs == 0
 
 
-def test_an_actor_without_grants_sees_nothing(fraud: Registry) -> None:
+def test_an_actor_without_grants_sees_nothing(fraud: ServiceContext) -> None:
     nobody = as_user(fraud)
     assert_forbidden(
-        nobody.list_models,
+        lambda: models.list_models(nobody),
         "alice has no role; read on some model needs viewer, contributor, approver, "
         "releaser or admin on some model",
     )
     assert_forbidden(
-        lambda: nobody.open_blob("sha256:" + "0" * 64),
+        lambda: versions.open_blob(nobody, "sha256:" + "0" * 64),
         "alice has no role; read on some model needs viewer, contributor, approver, "
         "releaser or admin on some model",
     )
 
 
-def test_a_token_opens_a_registry_for_its_user(fraud: Registry) -> None:
+def test_a_token_opens_a_registry_for_its_user(fraud: ServiceContext) -> None:
     _, issued = admin.create_user(fraud, "carol", "contributor", "fraud")
-    served = admin.registry_for_token(fraud, issued.secret)
+    served = admin.context_for_token(fraud, issued.secret)
     assert served.principal == Actor("carol", (Grant("contributor", "fraud"),))
     assert served.actor == "carol" and served.store is fraud.store
     assert push(served, "fraud", b"by carol").created_by == "carol"
     served.close()  # a per-request registry leaves the shared store open
-    assert fraud.get_version("fraud@3").created_by == "carol"
+    assert versions.get_version(fraud, "fraud@3").created_by == "carol"
     with pytest.raises(TypeError):
         fraud.for_actor("carol")  # type: ignore[arg-type]
 

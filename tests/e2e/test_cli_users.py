@@ -12,7 +12,7 @@ from modelkeep.config import Settings
 from modelkeep.domain.access import Actor, Grant
 from modelkeep.errors import Unauthenticated
 from modelkeep.services import admin
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 from tests.conftest import CliRunnerInProcess
 from tests.e2e.support import (
     assert_error_line,
@@ -152,7 +152,7 @@ def test_tokens_create_list_and_revoke(cli: CliRunnerInProcess, settings: Settin
         refused(cli, "tokens", "list", "nobody", code="user_not_found")
 
 
-def assert_refused_token(registry: Registry, secret: str) -> None:
+def assert_refused_token(registry: ServiceContext, secret: str) -> None:
     with pytest.raises(Unauthenticated, match="revoked"):
         admin.authenticate(registry, secret)
 

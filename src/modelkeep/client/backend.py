@@ -26,15 +26,25 @@ from modelkeep.domain.runs import NewRun, Run
 from modelkeep.domain.versions import Model, Scalar, Version
 from modelkeep.ports import Progress, report_skipped
 from modelkeep.scanning import Piece, Scan
-from modelkeep.services import audit, datasets, maintenance, tracking
+from modelkeep.services import (
+    aliases,
+    audit,
+    datasets,
+    governance,
+    maintenance,
+    models,
+    tracking,
+    versions,
+)
 from modelkeep.services import files as file_service
 from modelkeep.services import lineage as lineage_service
 from modelkeep.services import retention as retention_service
 from modelkeep.services import storage as storage_service
 from modelkeep.services.audit import CheckpointResult, PublicKey
+from modelkeep.services.context import ServiceContext
 from modelkeep.services.maintenance import GcReport, VerifyReport
-from modelkeep.services.registry import PushRequest, Registry
 from modelkeep.services.storage import StorageReport
+from modelkeep.services.versions import PushRequest
 
 LOCAL_WRITERS = 4
 """Chunks hashed and written at once: each write waits on its fsync, so more threads
@@ -118,7 +128,7 @@ class Backend(GovernanceBackend, Protocol):
 class LocalBackend(LocalGovernance):
     """The services in this process: an embedded store, or a database an operator reaches."""
 
-    def __init__(self, registry: Registry, gc_grace_seconds: int) -> None:
+    def __init__(self, registry: ServiceContext, gc_grace_seconds: int) -> None:
         self.registry = registry
         self._grace = gc_grace_seconds
 
@@ -126,19 +136,19 @@ class LocalBackend(LocalGovernance):
         self.registry.close()
 
     def create_model(self, name: str, description: str, require: Iterable[str]) -> Model:
-        return self.registry.create_model(name, description, require)
+        return models.create_model(self.registry, name, description, require)
 
     def list_models(self) -> list[Model]:
-        return self.registry.list_models()
+        return models.list_models(self.registry)
 
     def get_model(self, name: str) -> Model:
-        return self.registry.get_model(name)
+        return models.get_model(self.registry, name)
 
     def check_push(self, model: str, request: PushRequest) -> None:
-        self.registry.check_push(model, request)
+        versions.check_push(self.registry, model, request)
 
     def missing(self, digests: Iterable[str]) -> set[str]:
-        return self.registry.missing_blobs(digests)
+        return versions.missing_blobs(self.registry, digests)
 
     def upload(self, files: Sequence[LocalFile], progress: Progress | None) -> list[FileEntry]:
         """One pass per file: hashed while it streams (or its chunks go) into the store."""
@@ -153,7 +163,7 @@ class LocalBackend(LocalGovernance):
                 progress,
                 workers=LOCAL_WRITERS,
             )
-        return upload(file, lambda s, p: self.registry.put_blob(s, progress=p), progress)
+        return upload(file, lambda s, p: versions.put_blob(self.registry, s, progress=p), progress)
 
     def _store_chunk(self, piece: Piece, progress: Progress | None) -> None:
         if not file_service.store_chunk(self.registry, piece.data, piece.digest):
@@ -166,50 +176,50 @@ class LocalBackend(LocalGovernance):
     def register_version(
         self, model: str, files: Sequence[FileEntry], request: PushRequest
     ) -> Version:
-        return self.registry.register_version(model, files, request)
+        return versions.register_version(self.registry, model, files, request)
 
     def list_versions(self, model: str) -> list[Version]:
-        return self.registry.list_versions(model)
+        return versions.list_versions(self.registry, model)
 
     def get_version(self, ref: str) -> Version:
-        return self.registry.get_version(ref)
+        return versions.get_version(self.registry, ref)
 
     def resolve(self, ref: str, at: datetime | None = None) -> Resolution:
-        return self.registry.resolve(ref, at)
+        return versions.resolve(self.registry, ref, at)
 
     def diff(self, old: str, new: str) -> VersionDiff:
-        return self.registry.diff(old, new)
+        return versions.diff(self.registry, old, new)
 
     def archive(self, ref: str, reason: str | None = None) -> Version:
-        return self.registry.archive(ref, reason)
+        return versions.archive(self.registry, ref, reason)
 
     def set_alias(
         self, ref: str, alias: str, reason: str | None = None, expect: int | None = None
     ) -> AliasEvent:
-        return self.registry.set_alias(ref, alias, reason, expect)
+        return aliases.set_alias(self.registry, ref, alias, reason, expect)
 
     def remove_alias(self, model: str, alias: str, reason: str | None = None) -> AliasEvent:
-        return self.registry.remove_alias(model, alias, reason)
+        return aliases.remove_alias(self.registry, model, alias, reason)
 
     def alias_history(self, model: str, alias: str | None = None) -> list[AliasEvent]:
-        return self.registry.alias_history(model, alias)
+        return aliases.alias_history(self.registry, model, alias)
 
     def promote(
         self, ref: str, to: str, reason: str | None = None, expect: int | None = None
     ) -> AliasEvent:
-        return self.registry.promote(ref, to, reason, expect)
+        return governance.promote(self.registry, ref, to, reason, expect).event
 
     def rollback(self, model: str, stage: str, reason: str | None = None) -> AliasEvent:
-        return self.registry.rollback(model, stage, reason)
+        return aliases.rollback(self.registry, model, stage, reason)
 
     def file_recipe(self, digest: str) -> Recipe:
         return file_service.file_recipe(self.registry, digest)
 
     def open_blob(self, digest: str) -> BinaryIO:
-        return self.registry.open_blob(digest)
+        return versions.open_blob(self.registry, digest)
 
     def fetch_chunk(self, digest: str, size: int) -> bytes:
-        return file_service.read_chunk(self.registry.open_blob, digest, size)
+        return file_service.read_chunk(lambda d: versions.open_blob(self.registry, d), digest, size)
 
     def verify(self, ref: str | None = None, sample: float | None = None) -> VerifyReport:
         return maintenance.verify(self.registry, ref, sample)
@@ -220,10 +230,10 @@ class LocalBackend(LocalGovernance):
     def audit_log(
         self, model: str | None = None, since: datetime | None = None
     ) -> list[AuditEvent]:
-        return self.registry.audit_log(model, since)
+        return audit.audit_log(self.registry, model, since)
 
     def audit_verify(self) -> ChainReport:
-        return self.registry.audit_verify()
+        return audit.verify(self.registry)
 
     def audit_checkpoint(self) -> CheckpointResult:
         return audit.checkpoint(self.registry)
@@ -248,7 +258,7 @@ class LocalBackend(LocalGovernance):
     # runs -------------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes) -> str:
-        return self.registry.put_blob(io.BytesIO(data)).digest
+        return versions.put_blob(self.registry, io.BytesIO(data)).digest
 
     def start_run(self, new: NewRun) -> Run:
         return tracking.start_run(self.registry, new)

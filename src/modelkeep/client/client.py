@@ -43,9 +43,9 @@ from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.datasets import DatasetPush, DatasetVersion
 from modelkeep.services.governance import GateResult, Promotion
 from modelkeep.services.maintenance import GcReport, VerifyReport
-from modelkeep.services.registry import PushRequest
 from modelkeep.services.storage import StorageReport
 from modelkeep.services.tracking import Series
+from modelkeep.services.versions import PushRequest
 
 EARLY_CHECK_BYTES = 32 * 1024 * 1024
 """Pushes this large are checked before upload; registration checks every push again."""

@@ -28,8 +28,8 @@ from modelkeep.domain.policy import Evaluation, RuleOutcome
 from modelkeep.errors import DestinationConflict
 from modelkeep.services import attestations, cards, governance
 from modelkeep.services.attestations import Evidence
+from modelkeep.services.context import ServiceContext
 from modelkeep.services.governance import GateResult, Promotion
-from modelkeep.services.registry import Registry
 
 
 class GovernanceBackend(Protocol):
@@ -66,7 +66,7 @@ class GovernanceBackend(Protocol):
 
 
 class LocalGovernance:
-    registry: Registry
+    registry: ServiceContext
 
     def set_policy(self, document: str) -> PolicyRecord:
         return governance.set_policy(self.registry, document)

@@ -53,8 +53,8 @@ from modelkeep.scanning import Piece, Scan
 from modelkeep.services.audit import CheckpointResult, PublicKey
 from modelkeep.services.datasets import DatasetPush, DatasetVersion
 from modelkeep.services.maintenance import GcReport, VerifyReport
-from modelkeep.services.registry import PushRequest
 from modelkeep.services.tracking import Series
+from modelkeep.services.versions import PushRequest
 
 API = "/api/v1"
 BLOCK = 1024 * 1024

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.services import admin
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 
 
 @runtime_checkable
@@ -35,7 +35,7 @@ class UserAdmin(Protocol):
 class LocalUserAdmin:
     """``services.admin`` on an open registry."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: ServiceContext) -> None:
         self.registry = registry
 
     def create_user(
@@ -70,7 +70,7 @@ class LocalUserAdmin:
 def user_admin(backend: object) -> UserAdmin:
     """The user verbs of ``backend``: its registry's, in process; its own, over HTTP."""
     registry = getattr(backend, "registry", None)
-    if isinstance(registry, Registry):
+    if isinstance(registry, ServiceContext):
         return LocalUserAdmin(registry)
     if isinstance(backend, UserAdmin):
         return backend

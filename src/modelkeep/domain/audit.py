@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from modelkeep.domain.events import EventKind
+
 GENESIS = "0" * 64
 CHECKPOINT_FORMAT = "modelkeep-audit-checkpoint-1"
 CHECKPOINT_PREFIX = "checkpoints/"
-CHECKPOINT_ACTION = "audit.checkpoint"
 
 
 def canonical_json(document: Any) -> bytes:
@@ -291,7 +292,7 @@ def _checkpoint_problem(
 def _unrecorded_checkpoints(events: Iterable[AuditEvent], found: set[str]) -> str | None:
     """A checkpoint the log says was written, but which is gone from the blob store."""
     for event in events:
-        if event.action != CHECKPOINT_ACTION:
+        if event.action != EventKind.AUDIT_CHECKPOINT:
             continue
         name = event.details.get("name")
         if isinstance(name, str) and name not in found:

@@ -4,8 +4,8 @@ Managing users needs a global admin (an operator of the store is one). Every cha
 writes an audit event in its own transaction; events name a token by its id, never by
 its secret or hash. A token's secret exists only in the value returned at creation.
 
-A server authenticates each request with ``authenticate`` (or ``registry_for_token``)
-and serves it with ``registry.for_actor(actor)``.
+A server authenticates each request with ``authenticate`` (or ``context_for_token``)
+and serves it with ``ctx.for_actor(actor)``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from modelkeep.domain import access
 from modelkeep.domain.access import Actor, Grant
+from modelkeep.domain.events import EventKind
 from modelkeep.domain.users import (
     TOKEN_BYTES,
     TOKEN_PREFIX,
@@ -38,137 +39,137 @@ from modelkeep.errors import (
     UserNotFound,
 )
 from modelkeep.ports import Transaction
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 
 
 def create_user(
-    registry: Registry,
+    ctx: ServiceContext,
     name: str,
     role: str,
     model: str | None = None,
     expires_in: timedelta | None = None,
 ) -> tuple[User, IssuedToken]:
     """A new user with one grant and a first token (its secret is shown only now)."""
-    registry.authorize(access.MANAGE_USERS, None)
+    ctx.authorize(access.MANAGE_USERS, None)
     check_user_name(name)
     grant = Grant(role, model)
-    with registry.store.transaction(write=True) as tx:
-        at = registry.clock()
-        if tx.get_user(name, at) is not None:
+    with ctx.store.transaction(write=True) as tx:
+        at = ctx.clock()
+        if tx.users.get(name, at) is not None:
             raise UserExists(f"user {name!r} already exists")
         _require_model(tx, grant)
-        tx.add_user(name, registry.actor, at)
-        tx.add_grant(name, grant)
-        issued = _issue(tx, registry, name, None, _expiry(at, expires_in), at)
+        tx.users.add(name, ctx.actor, at)
+        tx.users.add_grant(name, grant)
+        issued = _issue(tx, ctx, name, None, _expiry(at, expires_in), at)
         details = {**grant.to_dict(), **_token_details(issued.info)}
-        _audit(tx, registry, "user.create", name, details, at)
+        _audit(tx, ctx, EventKind.USER_CREATE, name, details, at)
         user = _user(tx, name, at)
         tx.commit()
     return user, issued
 
 
-def list_users(registry: Registry) -> list[User]:
-    registry.authorize(access.MANAGE_USERS, None)
-    with registry.store.transaction() as tx:
-        return tx.list_users(registry.clock())
+def list_users(ctx: ServiceContext) -> list[User]:
+    ctx.authorize(access.MANAGE_USERS, None)
+    with ctx.store.transaction() as tx:
+        return tx.users.all(ctx.clock())
 
 
-def get_user(registry: Registry, name: str) -> User:
-    registry.authorize(access.MANAGE_USERS, None)
-    with registry.store.transaction() as tx:
-        return _user(tx, name, registry.clock())
+def get_user(ctx: ServiceContext, name: str) -> User:
+    ctx.authorize(access.MANAGE_USERS, None)
+    with ctx.store.transaction() as tx:
+        return _user(tx, name, ctx.clock())
 
 
-def grant(registry: Registry, name: str, role: str, model: str | None = None) -> User:
+def grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -> User:
     """Give ``name`` the role (on ``model``, or globally); nothing changes if it has it."""
-    registry.authorize(access.MANAGE_USERS, None)
+    ctx.authorize(access.MANAGE_USERS, None)
     wanted = Grant(role, model)
-    with registry.store.transaction(write=True) as tx:
-        at = registry.clock()
+    with ctx.store.transaction(write=True) as tx:
+        at = ctx.clock()
         _user(tx, name, at)
         _require_model(tx, wanted)
-        if tx.add_grant(name, wanted):
-            _audit(tx, registry, "grant.add", name, wanted.to_dict(), at)
+        if tx.users.add_grant(name, wanted):
+            _audit(tx, ctx, EventKind.GRANT_ADD, name, wanted.to_dict(), at)
         user = _user(tx, name, at)
         tx.commit()
     return user
 
 
-def revoke_grant(registry: Registry, name: str, role: str, model: str | None = None) -> User:
+def revoke_grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -> User:
     """Take the role (on ``model``, or the global one) away from ``name``."""
-    registry.authorize(access.MANAGE_USERS, None)
+    ctx.authorize(access.MANAGE_USERS, None)
     held = Grant(role, model)
-    with registry.store.transaction(write=True) as tx:
-        at = registry.clock()
+    with ctx.store.transaction(write=True) as tx:
+        at = ctx.clock()
         _user(tx, name, at)
-        if not tx.remove_grant(name, held):
+        if not tx.users.remove_grant(name, held):
             raise GrantNotFound(f"{name} is not {held.describe()}")
-        _audit(tx, registry, "grant.remove", name, held.to_dict(), at)
+        _audit(tx, ctx, EventKind.GRANT_REMOVE, name, held.to_dict(), at)
         user = _user(tx, name, at)
         tx.commit()
     return user
 
 
-def set_disabled(registry: Registry, name: str, disabled: bool) -> User:
+def set_disabled(ctx: ServiceContext, name: str, disabled: bool) -> User:
     """Disable a user (its tokens stop working at once) or enable it again."""
-    registry.authorize(access.MANAGE_USERS, None)
-    with registry.store.transaction(write=True) as tx:
-        at = registry.clock()
+    ctx.authorize(access.MANAGE_USERS, None)
+    with ctx.store.transaction(write=True) as tx:
+        at = ctx.clock()
         user = _user(tx, name, at)
         if (user.disabled_at is not None) != disabled:
-            tx.set_user_disabled(name, at if disabled else None)
-            action = "user.disable" if disabled else "user.enable"
-            _audit(tx, registry, action, name, {}, at)
+            tx.users.set_disabled(name, at if disabled else None)
+            action = EventKind.USER_DISABLE if disabled else EventKind.USER_ENABLE
+            _audit(tx, ctx, action, name, {}, at)
             user = _user(tx, name, at)
             tx.commit()
     return user
 
 
 def create_token(
-    registry: Registry,
+    ctx: ServiceContext,
     name: str,
     expires_in: timedelta | None = None,
     label: str | None = None,
 ) -> IssuedToken:
     """Another token for ``name`` (its secret is shown only now)."""
-    registry.authorize(access.MANAGE_USERS, None)
+    ctx.authorize(access.MANAGE_USERS, None)
     check_label(label)
-    with registry.store.transaction(write=True) as tx:
-        at = registry.clock()
+    with ctx.store.transaction(write=True) as tx:
+        at = ctx.clock()
         _user(tx, name, at)
-        issued = _issue(tx, registry, name, label, _expiry(at, expires_in), at)
+        issued = _issue(tx, ctx, name, label, _expiry(at, expires_in), at)
         details = {**_token_details(issued.info), "label": label}
-        _audit(tx, registry, "token.create", name, details, at)
+        _audit(tx, ctx, EventKind.TOKEN_CREATE, name, details, at)
         tx.commit()
     return issued
 
 
-def list_tokens(registry: Registry, name: str | None = None) -> list[Token]:
+def list_tokens(ctx: ServiceContext, name: str | None = None) -> list[Token]:
     """Every token (of ``name``, if given), oldest first, revoked and expired ones too."""
-    registry.authorize(access.MANAGE_USERS, None)
-    with registry.store.transaction() as tx:
+    ctx.authorize(access.MANAGE_USERS, None)
+    with ctx.store.transaction() as tx:
         if name is not None:
-            _user(tx, name, registry.clock())
-        return tx.list_tokens(name)
+            _user(tx, name, ctx.clock())
+        return tx.users.tokens(name)
 
 
-def revoke_token(registry: Registry, token: int | str) -> Token:
+def revoke_token(ctx: ServiceContext, token: int | str) -> Token:
     """Revoke a token named by its id (as listed) or by its secret; already revoked is fine."""
-    registry.authorize(access.MANAGE_USERS, None)
-    with registry.store.transaction(write=True) as tx:
+    ctx.authorize(access.MANAGE_USERS, None)
+    with ctx.store.transaction(write=True) as tx:
         found = _find_token(tx, token)
         if found.revoked_at is not None:
             return found
-        at = registry.clock()
-        tx.revoke_token(found.id, at)
-        _audit(tx, registry, "token.revoke", found.user, {"token_id": found.id}, at)
-        revoked = tx.get_token(found.id)
+        at = ctx.clock()
+        tx.users.revoke_token(found.id, at)
+        _audit(tx, ctx, EventKind.TOKEN_REVOKE, found.user, {"token_id": found.id}, at)
+        revoked = tx.users.get_token(found.id)
         tx.commit()
     assert revoked is not None
     return revoked
 
 
-def authenticate(registry: Registry, token: str | None) -> Actor:
+def authenticate(ctx: ServiceContext, token: str | None) -> Actor:
     """The actor a bearer token stands for, with its grants; ``Unauthenticated`` if the
     token is missing, unknown, revoked or expired, or its user is disabled."""
     if not token:
@@ -177,23 +178,23 @@ def authenticate(registry: Registry, token: str | None) -> Actor:
         raise Unauthenticated(
             f"the token is not a modelkeep token (they start with {TOKEN_PREFIX})"
         )
-    with registry.store.transaction() as tx:
-        now = registry.clock()
-        found = tx.token_by_hash(hash_token(token))
+    with ctx.store.transaction() as tx:
+        now = ctx.clock()
+        found = tx.users.token_by_hash(hash_token(token))
         if found is None:
             raise Unauthenticated("the token is unknown")
         state = found.state(now)
         if state != "active":
             raise Unauthenticated(f"token {found.id} of {found.user} is {state}")
-        user = tx.get_user(found.user, now)
+        user = tx.users.get(found.user, now)
     if user is None or user.disabled_at is not None:
         raise Unauthenticated(f"user {found.user} is disabled")
     return Actor(user.name, user.grants)
 
 
-def registry_for_token(registry: Registry, token: str | None) -> Registry:
+def context_for_token(ctx: ServiceContext, token: str | None) -> ServiceContext:
     """A registry acting for the token's user (one per request on a server)."""
-    return registry.for_actor(authenticate(registry, token))
+    return ctx.for_actor(authenticate(ctx, token))
 
 
 # helpers ---------------------------------------------------------------------------------
@@ -201,14 +202,14 @@ def registry_for_token(registry: Registry, token: str | None) -> Registry:
 
 def _user(tx: Transaction, name: str, now: datetime) -> User:
     check_user_name(name)
-    user = tx.get_user(name, now)
+    user = tx.users.get(name, now)
     if user is None:
         raise UserNotFound(f"user {name!r} does not exist")
     return user
 
 
 def _require_model(tx: Transaction, wanted: Grant) -> None:
-    if wanted.model is not None and tx.required_fields(wanted.model) is None:
+    if wanted.model is not None and tx.models.required_fields(wanted.model) is None:
         raise ModelNotFound(
             f"model {wanted.model!r} does not exist",
             "create the model first, or grant the role globally",
@@ -228,14 +229,14 @@ def _expiry(at: datetime, expires_in: timedelta | None) -> datetime | None:
 
 def _issue(
     tx: Transaction,
-    registry: Registry,
+    ctx: ServiceContext,
     name: str,
     label: str | None,
     expires_at: datetime | None,
     at: datetime,
 ) -> IssuedToken:
     secret = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-    info = tx.add_token(name, hash_token(secret), label, registry.actor, at, expires_at)
+    info = tx.users.add_token(name, hash_token(secret), label, ctx.actor, at, expires_at)
     return IssuedToken(secret, info)
 
 
@@ -246,11 +247,11 @@ def _token_details(token: Token) -> dict[str, Any]:
 
 def _find_token(tx: Transaction, token: int | str) -> Token:
     if isinstance(token, str) and token.startswith(TOKEN_PREFIX):
-        found = tx.token_by_hash(hash_token(token))
+        found = tx.users.token_by_hash(hash_token(token))
         shown = "the given token"
     else:
         token_id = _token_id(token)
-        found = tx.get_token(token_id)
+        found = tx.users.get_token(token_id)
         shown = f"token {token_id}"
     if found is None:
         raise TokenNotFound(f"{shown} does not exist")
@@ -270,13 +271,13 @@ def _token_id(token: int | str) -> int:
 
 def _audit(
     tx: Transaction,
-    registry: Registry,
-    action: str,
+    ctx: ServiceContext,
+    action: EventKind,
     user: str,
     details: dict[str, Any],
     at: datetime,
 ) -> None:
-    registry._audit(tx, action, subject(user), details, at)
+    ctx.record_event(tx, action, subject(user), details, at)
 
 
 class TokenCache:
@@ -286,19 +287,19 @@ class TokenCache:
 
     MAX_ENTRIES = 10_000
 
-    def __init__(self, registry: Registry, ttl: float = 2.0) -> None:
-        self._registry = registry
+    def __init__(self, ctx: ServiceContext, ttl: float = 2.0) -> None:
+        self._base = ctx
         self._ttl = ttl
         self._seen: dict[str, tuple[float, Actor]] = {}
 
-    def registry_for(self, token: str | None) -> Registry:
+    def context_for(self, token: str | None) -> ServiceContext:
         key = hash_token(token) if token else ""
         now = time.monotonic()
         hit = self._seen.get(key)
         if hit is not None and hit[0] > now:
-            return self._registry.for_actor(hit[1])
-        actor = authenticate(self._registry, token)
+            return self._base.for_actor(hit[1])
+        actor = authenticate(self._base, token)
         if len(self._seen) >= self.MAX_ENTRIES:
             self._seen.clear()
         self._seen[key] = (now + self._ttl, actor)
-        return self._registry.for_actor(actor)
+        return self._base.for_actor(actor)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelkeep.domain import attestation as attest_format
 from modelkeep.domain.governance import Approval, Attestation, CheckResult, PolicyRecord
@@ -18,13 +18,12 @@ from modelkeep.domain.versions import Version
 from modelkeep.errors import NotFound, StoreUnavailable
 from modelkeep.ports import Transaction
 from modelkeep.services import audit as audit_service
-
-if TYPE_CHECKING:
-    from modelkeep.services.registry import Registry
+from modelkeep.services import versions
+from modelkeep.services.context import ServiceContext
 
 
 def attest(
-    registry: Registry,
+    ctx: ServiceContext,
     tx: Transaction,
     version: Version,
     stage: str,
@@ -35,19 +34,21 @@ def attest(
     reason: str | None,
 ) -> Attestation:
     """Sign the in-toto statement of this promotion and record it."""
-    signer = registry.signer
+    signer = ctx.signer
     if signer is None:
         raise StoreUnavailable(
             "this registry was opened without a signing key: promotions are signed",
             "open it with modelkeep.connect() or set MODELKEEP_SIGNING_KEY",
         )
-    at = registry.clock()
-    checks = tx.check_results(version.model, version.number)
+    at = ctx.clock()
+    checks = tx.governance.check_results(version.model, version.number)
     approvals = [
-        a for a in tx.approvals(version.model, version.number) if a.version_digest == version.digest
+        a
+        for a in tx.governance.approvals(version.model, version.number)
+        if a.version_digest == version.digest
     ]
     statement = attest_format.promotion_statement(
-        store_id=registry.blobs.store_id,
+        store_id=ctx.blobs.store_id,
         model=version.model,
         number=version.number,
         version_digest=version.digest,
@@ -57,7 +58,7 @@ def attest(
         checks=[_check_entry(c) for c in checks],
         approvals=[_approval_entry(a) for a in approvals if a.stage == stage],
         evaluation=[_rule_entry(r) for r in evaluation.rules],
-        actor=registry.actor,
+        actor=ctx.actor,
         at=at.isoformat(),
         override=(
             {"reason": reason, "unmet": [r.rule for r in evaluation.unmet]} if override else None
@@ -65,15 +66,15 @@ def attest(
     )
     public = signer.public_key(create=True) or b""
     envelope = attest_format.sign_envelope(statement, signer.sign, attest_format.key_id(public))
-    digest = registry.blobs.put_bytes(envelope).digest
-    return tx.add_attestation(
+    digest = ctx.blobs.put_bytes(envelope).digest
+    return tx.governance.add_attestation(
         version.model,
         version.number,
         stage=stage,
         envelope_digest=digest,
         policy_digest=record.digest if record else None,
         override_reason=reason if override else None,
-        actor=registry.actor,
+        actor=ctx.actor,
         at=at,
     )
 
@@ -106,10 +107,10 @@ def _rule_entry(rule: RuleOutcome) -> dict[str, Any]:
 # attestations and their evidence ----------------------------------------------------------
 
 
-def list_attestations(registry: Registry, ref: str) -> list[Attestation]:
-    version = registry.get_version(ref)
-    with registry.store.transaction() as tx:
-        return tx.attestations(version.model, version.number)
+def list_attestations(ctx: ServiceContext, ref: str) -> list[Attestation]:
+    version = versions.get_version(ctx, ref)
+    with ctx.store.transaction() as tx:
+        return tx.governance.attestations(version.model, version.number)
 
 
 @dataclass(frozen=True)
@@ -126,13 +127,13 @@ class Evidence:
     reports: dict[str, bytes]
 
 
-def evidence(registry: Registry, ref: str, stage: str | None = None) -> Evidence:
+def evidence(ctx: ServiceContext, ref: str, stage: str | None = None) -> Evidence:
     """The newest attestation of ``ref`` (for ``stage``, if given) with its evidence."""
-    version = registry.get_version(ref)
-    with registry.store.transaction() as tx:
+    version = versions.get_version(ctx, ref)
+    with ctx.store.transaction() as tx:
         found = [
             a
-            for a in tx.attestations(version.model, version.number)
+            for a in tx.governance.attestations(version.model, version.number)
             if stage is None or a.stage == stage
         ]
         if not found:
@@ -142,9 +143,9 @@ def evidence(registry: Registry, ref: str, stage: str | None = None) -> Evidence
                 "a version is attested when it is promoted",
             )
         chosen = found[-1]
-        checks = tx.check_results(version.model, version.number)
-        approvals = tx.approvals(version.model, version.number)
-    envelope = registry.blobs.read_bytes(chosen.envelope_digest)
+        checks = tx.governance.check_results(version.model, version.number)
+        approvals = tx.governance.approvals(version.model, version.number)
+    envelope = ctx.blobs.read_bytes(chosen.envelope_digest)
     statement = attest_format.parse_statement(attest_format.decode_envelope(envelope))
     predicate = statement.get("predicate", {})
     named_checks = {c["id"] for c in predicate.get("checks", [])}
@@ -153,15 +154,15 @@ def evidence(registry: Registry, ref: str, stage: str | None = None) -> Evidence
     return Evidence(
         attestation=chosen,
         envelope=envelope,
-        public_key=audit_service.public_key(registry).pem.encode("ascii"),
-        manifest=registry.blobs.read_bytes(version.digest),
-        policy=_policy_document(registry, chosen.policy_digest),
+        public_key=audit_service.public_key(ctx).pem.encode("ascii"),
+        manifest=ctx.blobs.read_bytes(version.digest),
+        policy=_policy_document(ctx, chosen.policy_digest),
         checks=kept_checks,
         approvals=[a for a in approvals if a.id in named_approvals],
-        reports={c.report_digest: registry.blobs.read_bytes(c.report_digest) for c in kept_checks},
+        reports={c.report_digest: ctx.blobs.read_bytes(c.report_digest) for c in kept_checks},
     )
 
 
-def _policy_document(registry: Registry, digest: str | None) -> str | None:
+def _policy_document(ctx: ServiceContext, digest: str | None) -> str | None:
     """The policy text the attestation names: stored as a blob under its digest."""
-    return registry.blobs.read_bytes(digest).decode("utf-8") if digest else None
+    return ctx.blobs.read_bytes(digest).decode("utf-8") if digest else None

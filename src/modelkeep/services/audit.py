@@ -17,7 +17,8 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -25,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelkeep.domain import access
 from modelkeep.domain.audit import (
-    CHECKPOINT_ACTION,
     CHECKPOINT_PREFIX,
     GENESIS,
     AuditEvent,
@@ -35,11 +35,11 @@ from modelkeep.domain.audit import (
     SignedCheckpoint,
     verify_with_checkpoints,
 )
+from modelkeep.domain.events import EventKind
+from modelkeep.domain.names import check_model_name
 from modelkeep.errors import Conflict, StoreUnavailable
 from modelkeep.ports import AuditSigner, BlobStore
-
-if TYPE_CHECKING:
-    from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 
 
 @dataclass(frozen=True)
@@ -93,20 +93,36 @@ class PublicKey:
         }
 
 
-def checkpoint(registry: Registry) -> CheckpointResult:
+def audit_log(
+    ctx: ServiceContext,
+    model: str | None = None,
+    since: datetime | None = None,
+    after: int | None = None,
+    limit: int | None = None,
+) -> list[AuditEvent]:
+    """Events about ``model`` (needs read on it), or every event (needs a global role);
+    ``after`` (a seq) and ``limit``: one page of them."""
+    if model is not None:
+        check_model_name(model)
+    ctx.authorize(access.READ, model)
+    with ctx.store.transaction() as tx:
+        return tx.audit.events(model, since, after, limit)
+
+
+def checkpoint(ctx: ServiceContext) -> CheckpointResult:
     """Sign the audit head and store it outside the database (needs a global admin)."""
-    registry.authorize(access.CHECKPOINT, None)
-    signer = _signer(registry)
-    with registry.store.transaction(write=True) as tx:
-        at = registry.clock()
-        seq, hash_ = tx.audit_head() or (0, GENESIS)
-        draft = Checkpoint(registry.blobs.store_id, seq, hash_, at.isoformat())
+    ctx.authorize(access.CHECKPOINT, None)
+    signer = _signer(ctx)
+    with ctx.store.transaction(write=True) as tx:
+        at = ctx.clock()
+        seq, hash_ = tx.audit.head() or (0, GENESIS)
+        draft = Checkpoint(ctx.blobs.store_id, seq, hash_, at.isoformat())
         public = signer.public_key(create=True) or b""
         signed = SignedCheckpoint(draft, signer.sign(draft.signed_bytes()).hex(), public.hex())
-        data = _store(registry.blobs, signed)
-        digest = registry.blobs.put_bytes(data).digest
+        data = _store(ctx.blobs, signed)
+        digest = ctx.blobs.put_bytes(data).digest
         details = {"seq": seq, "hash": hash_, "name": draft.name, "digest": digest}
-        registry._audit(tx, CHECKPOINT_ACTION, "audit", details, at)
+        ctx.record_event(tx, EventKind.AUDIT_CHECKPOINT, "audit", details, at)
         tx.commit()
     return CheckpointResult(draft.name, seq, hash_, draft.at, digest, public.hex())
 
@@ -125,15 +141,15 @@ def _store(blobs: BlobStore, signed: SignedCheckpoint) -> bytes:
     return data
 
 
-def verify(registry: Registry) -> ChainReport:
+def verify(ctx: ServiceContext) -> ChainReport:
     """The chain, recomputed, and compared with every checkpoint in the blob store."""
-    registry.authorize(access.READ, None)
-    with registry.store.transaction() as tx:
-        events, head = tx.audit_events(), tx.audit_head()
-    names = registry.blobs.list_named(CHECKPOINT_PREFIX)
-    public = registry.signer.public_key() if registry.signer is not None and names else None
-    found = [_load(registry.blobs, name, public, registry.signer) for name in names]
-    return verify_with_checkpoints(events, head, registry.blobs.store_id, found)
+    ctx.authorize(access.READ, None)
+    with ctx.store.transaction() as tx:
+        events, head = tx.audit.events(), tx.audit.head()
+    names = ctx.blobs.list_named(CHECKPOINT_PREFIX)
+    public = ctx.signer.public_key() if ctx.signer is not None and names else None
+    found = [_load(ctx.blobs, name, public, ctx.signer) for name in names]
+    return verify_with_checkpoints(events, head, ctx.blobs.store_id, found)
 
 
 def _load(
@@ -173,10 +189,10 @@ def signature_ok(public: bytes, signed: SignedCheckpoint) -> bool:
     return True
 
 
-def public_key(registry: Registry) -> PublicKey:
+def public_key(ctx: ServiceContext) -> PublicKey:
     """The store's audit public key, made on first use if the store may make it."""
-    registry.authorize(access.READ, None)
-    raw = _signer(registry).public_key(create=True)
+    ctx.authorize(access.READ, None)
+    raw = _signer(ctx).public_key(create=True)
     if raw is None:
         raise StoreUnavailable("the store has no audit key", "set MODELKEEP_SIGNING_KEY")
     return PublicKey.of(raw)
@@ -200,10 +216,10 @@ def json_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
         yield json.dumps(event.to_dict(), sort_keys=True, ensure_ascii=False)
 
 
-def _signer(registry: Registry) -> AuditSigner:
-    if registry.signer is None:
+def _signer(ctx: ServiceContext) -> AuditSigner:
+    if ctx.signer is None:
         raise StoreUnavailable(
             "this registry was opened without an audit key",
             "open it with modelkeep.connect() or set MODELKEEP_SIGNING_KEY",
         )
-    return registry.signer
+    return ctx.signer

@@ -11,6 +11,7 @@ from typing import Any
 
 from modelkeep.domain import access
 from modelkeep.domain.datasets import match_version
+from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.domain.names import Ref, check_model_name, parse_ref
 from modelkeep.domain.semver import SemVer
@@ -23,7 +24,8 @@ from modelkeep.errors import (
     SemverExists,
 )
 from modelkeep.ports import Transaction
-from modelkeep.services.registry import Registry
+from modelkeep.services import versions
+from modelkeep.services.context import ServiceContext
 
 MAX_STEPS = 100
 MAX_PROFILE_BYTES = 4 * 1024 * 1024
@@ -82,25 +84,25 @@ class DatasetVersion:
 
 
 def push(
-    registry: Registry, name: str, files: Sequence[FileEntry], request: DatasetPush
+    ctx: ServiceContext, name: str, files: Sequence[FileEntry], request: DatasetPush
 ) -> DatasetVersion:
     """Register uploaded files as the dataset's next version (the dataset is created on
     its first push). Same write ordering as a model version."""
     check_model_name(name)
-    registry.authorize(access.TRACK, access.ANY_MODEL)
+    ctx.authorize(access.TRACK, access.ANY_MODEL)
     if not files:
         raise EmptyPush("a dataset version needs at least one file")
     _check_request(request)
     manifest = Manifest.of(files)
-    at = registry.clock()
-    with registry.store.transaction(write=True) as tx:
-        registry.check_files_stored(tx, manifest)
-        dataset_id = tx.dataset_id(name)
+    at = ctx.clock()
+    with ctx.store.transaction(write=True) as tx:
+        versions.check_files_stored(ctx, tx, manifest)
+        dataset_id = tx.datasets.id_of(name)
         if dataset_id is None:
-            dataset_id = tx.add_dataset(name, "", registry.actor, at)
-            registry._audit(tx, "dataset.create", f"dataset:{name}", {}, at)
+            dataset_id = tx.datasets.add(name, "", ctx.actor, at)
+            ctx.record_event(tx, EventKind.DATASET_CREATE, f"dataset:{name}", {}, at)
         _check_unique(tx, name, manifest.digest, request.semver)
-        registry.blobs.put_bytes(manifest.canonical_bytes())
+        ctx.blobs.put_bytes(manifest.canonical_bytes())
         fields = {
             "semver": request.semver,
             "source": request.source,
@@ -109,13 +111,13 @@ def push(
             "profiles": dict(request.profiles),
             "message": request.message,
         }
-        number = tx.add_dataset_version(
-            dataset_id, manifest.digest, manifest.files, fields, registry.actor, at
+        number = tx.datasets.add_version(
+            dataset_id, manifest.digest, manifest.files, fields, ctx.actor, at
         )
         details = {"number": number, "digest": manifest.digest}
-        registry._audit(tx, "dataset.push", f"dataset:{name}@{number}", details, at)
+        ctx.record_event(tx, EventKind.DATASET_PUSH, f"dataset:{name}@{number}", details, at)
         tx.commit()
-    return get_version(registry, f"{name}@{number}")
+    return get_version(ctx, f"{name}@{number}")
 
 
 def _check_request(request: DatasetPush) -> None:
@@ -138,7 +140,7 @@ def _check_request(request: DatasetPush) -> None:
 
 
 def _check_unique(tx: Any, name: str, digest: str, semver: str | None) -> None:
-    for row in tx.dataset_versions(name):
+    for row in tx.datasets.versions(name):
         if row.digest == digest:
             raise DuplicateVersion(
                 f"these files are already registered as {name}@{row.number}",
@@ -148,17 +150,17 @@ def _check_unique(tx: Any, name: str, digest: str, semver: str | None) -> None:
             raise SemverExists(f"{name}@{semver} exists already (version {row.number})")
 
 
-def get_version(registry: Registry, ref: str) -> DatasetVersion:
+def get_version(ctx: ServiceContext, ref: str) -> DatasetVersion:
     """``NAME@N``, ``NAME@SEMVER``, ``NAME@sha256:PREFIX`` or ``NAME@latest`` (or ``NAME``)."""
     parsed = parse_ref(ref, default_latest=True)
-    registry.authorize(access.READ, access.ANY_MODEL)
-    with registry.store.transaction() as tx:
+    ctx.authorize(access.READ, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
         return _version(version_row(tx, parsed))
 
 
 def version_row(tx: Transaction, parsed: Ref) -> Any:
     """The row of the dataset version ``parsed`` names; DatasetNotFound if none."""
-    rows = tx.dataset_versions(parsed.model)
+    rows = tx.datasets.versions(parsed.model)
     if not rows:
         raise DatasetNotFound(f"there is no dataset {parsed.model!r}")
     found = match_version(rows, parsed.kind, parsed.value)
@@ -167,20 +169,20 @@ def version_row(tx: Transaction, parsed: Ref) -> Any:
     return found
 
 
-def list_versions(registry: Registry, name: str) -> list[DatasetVersion]:
+def list_versions(ctx: ServiceContext, name: str) -> list[DatasetVersion]:
     check_model_name(name)
-    registry.authorize(access.READ, access.ANY_MODEL)
-    with registry.store.transaction() as tx:
-        rows = tx.dataset_versions(name)
+    ctx.authorize(access.READ, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
+        rows = tx.datasets.versions(name)
     if not rows:
         raise DatasetNotFound(f"there is no dataset {name!r}")
     return [_version(r) for r in rows]
 
 
-def list_datasets(registry: Registry) -> list[dict[str, Any]]:
-    registry.authorize(access.READ, access.ANY_MODEL)
-    with registry.store.transaction() as tx:
-        return [{"name": n, "versions": c} for n, c in tx.list_dataset_names()]
+def list_datasets(ctx: ServiceContext) -> list[dict[str, Any]]:
+    ctx.authorize(access.READ, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
+        return [{"name": n, "versions": c} for n, c in tx.datasets.names()]
 
 
 def _version(row: Any) -> DatasetVersion:

@@ -23,7 +23,7 @@ from modelkeep.domain import access
 from modelkeep.domain.manifest import check_digest, sha256_digest
 from modelkeep.domain.recipes import MAX_CHUNK_BYTES, ChunkRef, Recipe
 from modelkeep.errors import BlobNotFound, DigestMismatch, InvalidInput, MissingChunk
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 
 AHEAD = 4
 """Chunks fetched ahead of the one being read: parallel downloads, bounded memory."""
@@ -32,43 +32,43 @@ Opener = Callable[[str], BinaryIO]
 T = TypeVar("T")
 
 
-def put_recipe(registry: Registry, recipe: Recipe) -> Recipe:
+def put_recipe(ctx: ServiceContext, recipe: Recipe) -> Recipe:
     """Record ``recipe``, whose file digest the caller computed from the very bytes it
     stored as chunks (the in-process client). A remote client calls ``assemble``."""
-    registry.authorize(access.PUSH, access.ANY_MODEL)
-    with registry.store.transaction() as tx:
-        known = tx.get_recipe(recipe.digest)
+    ctx.authorize(access.PUSH, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
+        known = tx.recipes.get(recipe.digest)
     if known is not None:
         return known
-    _check_chunks(registry, recipe.chunks)
-    with registry.store.transaction(write=True) as tx:
+    _check_chunks(ctx, recipe.chunks)
+    with ctx.store.transaction(write=True) as tx:
         # under the lock gc deletes under: the chunks are there, the recipe blob too
-        _check_chunks(registry, recipe.chunks)
-        registry.blobs.put_bytes(recipe.canonical_bytes())
-        tx.add_recipe(recipe, registry.clock())
+        _check_chunks(ctx, recipe.chunks)
+        ctx.blobs.put_bytes(recipe.canonical_bytes())
+        tx.recipes.add(recipe, ctx.clock())
         tx.commit()
     return recipe
 
 
-def assemble(registry: Registry, chunker: str, chunks: Sequence[ChunkRef]) -> Recipe:
+def assemble(ctx: ServiceContext, chunker: str, chunks: Sequence[ChunkRef]) -> Recipe:
     """The file that these stored chunks make, in this order: hashed here from the
     chunks themselves (each verified when it was stored), recorded, returned. So a
     recipe always rebuilds its file, whoever sent it."""
-    registry.authorize(access.PUSH, access.ANY_MODEL)
-    _check_chunks(registry, chunks)
+    ctx.authorize(access.PUSH, access.ANY_MODEL)
+    _check_chunks(ctx, chunks)
     hasher = hashlib.sha256()
-    for data in in_order(lambda i: registry.blobs.read_unchecked(chunks[i].digest), len(chunks)):
+    for data in in_order(lambda i: ctx.blobs.read_unchecked(chunks[i].digest), len(chunks)):
         hasher.update(data)
-    return put_recipe(registry, Recipe.of("sha256:" + hasher.hexdigest(), chunker, chunks))
+    return put_recipe(ctx, Recipe.of("sha256:" + hasher.hexdigest(), chunker, chunks))
 
 
-def store_chunk(registry: Registry, data: bytes, digest: str) -> bool:
+def store_chunk(ctx: ServiceContext, data: bytes, digest: str) -> bool:
     """Store a chunk this process just read and hashed, unless the store has it; True
     if it was new."""
-    registry.authorize(access.PUSH, access.ANY_MODEL)
-    if registry.blobs.touch(digest):  # reused: young again, so gc spares it meanwhile
+    ctx.authorize(access.PUSH, access.ANY_MODEL)
+    if ctx.blobs.touch(digest):  # reused: young again, so gc spares it meanwhile
         return False
-    registry.blobs.put_hashed(data, digest)
+    ctx.blobs.put_hashed(data, digest)
     return True
 
 
@@ -88,18 +88,18 @@ def parse_pack(listing: str) -> list[ChunkRef]:
     return refs
 
 
-def put_pack(registry: Registry, stream: BinaryIO, chunks: list[ChunkRef]) -> int:
+def put_pack(ctx: ServiceContext, stream: BinaryIO, chunks: list[ChunkRef]) -> int:
     """Store chunks sent back to back in one body; each must hash to its digest.
     Chunks before a bad one stay stored (a retry skips them); returns how many were new."""
-    registry.authorize(access.PUSH, access.ANY_MODEL)
+    ctx.authorize(access.PUSH, access.ANY_MODEL)
     stored = 0
     for chunk in chunks:
         data = _read_exactly(stream, chunk.size)
         actual = sha256_digest(data)
         if actual != chunk.digest:
             raise DigestMismatch(f"the uploaded chunk {chunk.digest} hashes to {actual}")
-        if not registry.blobs.has(chunk.digest):
-            registry.blobs.put_hashed(data, chunk.digest)
+        if not ctx.blobs.has(chunk.digest):
+            ctx.blobs.put_hashed(data, chunk.digest)
             stored += 1
     if stream.read(1):
         raise InvalidInput("the body is longer than its chunks", "send exactly the listed chunks")
@@ -117,9 +117,9 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytearray:
     return buffer
 
 
-def _check_chunks(registry: Registry, chunks: Sequence[ChunkRef]) -> None:
+def _check_chunks(ctx: ServiceContext, chunks: Sequence[ChunkRef]) -> None:
     for chunk in chunks:
-        stored = registry.blobs.stat(chunk.digest)
+        stored = ctx.blobs.stat(chunk.digest)
         if stored is None:
             raise BlobNotFound(
                 f"chunk {chunk.digest} was not uploaded", "upload every chunk of the file first"
@@ -130,24 +130,24 @@ def _check_chunks(registry: Registry, chunks: Sequence[ChunkRef]) -> None:
             )
 
 
-def file_recipe(registry: Registry, digest: str) -> Recipe:
+def file_recipe(ctx: ServiceContext, digest: str) -> Recipe:
     """How to read the file ``digest``: its recipe, or one whole blob."""
     check_digest(digest)
-    registry.authorize(access.READ, access.ANY_MODEL)
-    with registry.store.transaction() as tx:
-        recipe = tx.get_recipe(digest)
+    ctx.authorize(access.READ, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
+        recipe = tx.recipes.get(digest)
     if recipe is not None:
         return recipe
-    stored = registry.blobs.stat(digest)
+    stored = ctx.blobs.stat(digest)
     if stored is None:
         raise BlobNotFound(f"file {digest} is not in the store")
     return Recipe.whole(digest, stored.size)
 
 
-def open_file(registry: Registry, digest: str) -> BinaryIO:
+def open_file(ctx: ServiceContext, digest: str) -> BinaryIO:
     """The file's bytes, rebuilt from its chunks if it has any, verified as read."""
-    recipe = file_recipe(registry, digest)
-    return open_recipe(registry.blobs.open, recipe)
+    recipe = file_recipe(ctx, digest)
+    return open_recipe(ctx.blobs.open, recipe)
 
 
 def open_recipe(opener: Opener, recipe: Recipe) -> BinaryIO:

@@ -11,12 +11,13 @@ stored as a blob) that binds the version digest to that evidence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelkeep.domain import access
 from modelkeep.domain.aliases import AliasEvent
 from modelkeep.domain.audit import canonical_json
 from modelkeep.domain.datasets import match_version
+from modelkeep.domain.events import EventKind
 from modelkeep.domain.governance import (
     DECISIONS,
     Approval,
@@ -27,9 +28,7 @@ from modelkeep.domain.governance import (
 )
 from modelkeep.domain.names import STAGES, check_stage, parse_ref
 from modelkeep.domain.policy import (
-    EMPTY_POLICY,
     Evaluation,
-    ModelPolicy,
     Policy,
     PromotionFacts,
     StageOccupant,
@@ -48,47 +47,20 @@ from modelkeep.errors import (
     VersionArchived,
 )
 from modelkeep.ports import Transaction
-from modelkeep.services import attestations
-
-if TYPE_CHECKING:
-    from modelkeep.services.registry import Registry
+from modelkeep.services import aliases, attestations, lookup, models, policies, versions
+from modelkeep.services.context import ServiceContext
 
 MAX_POLICY_BYTES = 256 * 1024
 MAX_REPORT_BYTES = 8 * 1024 * 1024
 
 
-_IN_FORCE: dict[tuple[int, str], tuple[PolicyRecord, Policy]] = {}
-"""Parsed policies by (number, digest): every push and alias move asks which policy is in
-force, and only a new policy version costs reading and parsing its document again."""
-MAX_CACHED = 32
-
-
-def policy_in_force(tx: Transaction) -> tuple[PolicyRecord | None, Policy]:
-    """The newest policy document and its parsed rules (no document: no rules)."""
-    key = tx.current_policy_key()
-    if key is None:
-        return None, EMPTY_POLICY
-    if key not in _IN_FORCE:
-        record = tx.policy(key[0])
-        if record is None:  # cannot happen inside one transaction; read it whole then
-            return None, EMPTY_POLICY
-        if len(_IN_FORCE) >= MAX_CACHED:
-            _IN_FORCE.clear()
-        _IN_FORCE[key] = (record, parse_policy(record.document))
-    return _IN_FORCE[key]
-
-
-def model_policy(tx: Transaction, model: str) -> ModelPolicy:
-    return policy_in_force(tx)[1].for_model(model)
-
-
 # the policy -------------------------------------------------------------------------------
 
 
-def set_policy(registry: Registry, document: str) -> PolicyRecord:
+def set_policy(ctx: ServiceContext, document: str) -> PolicyRecord:
     """Store a new version of the registry's policy (a global admin); refused, with the
     line, unless it parses and names only known stages, roles, metrics and fields."""
-    registry.authorize(access.SET_POLICY, None)
+    ctx.authorize(access.SET_POLICY, None)
     data = document.encode("utf-8")
     if len(data) > MAX_POLICY_BYTES:
         raise InvalidInput(
@@ -96,37 +68,37 @@ def set_policy(registry: Registry, document: str) -> PolicyRecord:
             "keep the policy short: rules, not data",
         )
     parse_policy(document)
-    with registry.store.transaction(write=True) as tx:
-        current = tx.current_policy()
-        digest = registry.blobs.put_bytes(data).digest
+    with ctx.store.transaction(write=True) as tx:
+        current = tx.governance.current_policy()
+        digest = ctx.blobs.put_bytes(data).digest
         if current is not None and current.digest == digest:
             return current  # the same document again: nothing changes
-        at = registry.clock()
-        record = tx.add_policy(digest, document, registry.actor, at)
+        at = ctx.clock()
+        record = tx.governance.add_policy(digest, document, ctx.actor, at)
         previous = current.digest if current else None
         details = {"number": record.number, "digest": digest, "previous": previous}
-        registry._audit(tx, "policy.set", "policy", details, at)
+        ctx.record_event(tx, EventKind.POLICY_SET, "policy", details, at)
         tx.commit()
     return record
 
 
-def current_policy(registry: Registry) -> PolicyRecord | None:
-    registry.authorize(access.READ, access.ANY_MODEL)
-    with registry.store.transaction() as tx:
-        return tx.current_policy()
+def current_policy(ctx: ServiceContext) -> PolicyRecord | None:
+    ctx.authorize(access.READ, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
+        return tx.governance.current_policy()
 
 
-def policy_history(registry: Registry) -> list[PolicyRecord]:
-    registry.authorize(access.READ, access.ANY_MODEL)
-    with registry.store.transaction() as tx:
-        return tx.policies()
+def policy_history(ctx: ServiceContext) -> list[PolicyRecord]:
+    ctx.authorize(access.READ, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
+        return tx.governance.policies()
 
 
-def effective_policy(registry: Registry, model: str) -> dict[str, Any]:
+def effective_policy(ctx: ServiceContext, model: str) -> dict[str, Any]:
     """The rules that apply to ``model`` (the registry's, with its overrides)."""
-    registry.get_model(model)
-    with registry.store.transaction() as tx:
-        record, policy = policy_in_force(tx)
+    models.get_model(ctx, model)
+    with ctx.store.transaction() as tx:
+        record, policy = policies.policy_in_force(tx)
     return {
         "model": model,
         "policy": _policy_ref(record),
@@ -142,24 +114,24 @@ def _policy_ref(record: PolicyRecord | None) -> dict[str, Any] | None:
 
 
 def record_check(
-    registry: Registry, ref: str, dataset_ref: str | None, result: NewCheckResult
+    ctx: ServiceContext, ref: str, dataset_ref: str | None, result: NewCheckResult
 ) -> CheckResult:
     """Attach one check result (and its JSON report, stored as a blob) to a version."""
     parsed = parse_ref(ref)
-    registry.authorize(access.CHECK, parsed.model)
+    ctx.authorize(access.CHECK, parsed.model)
     _check_result(result)
     report = canonical_json(result.report)
     if len(report) > MAX_REPORT_BYTES:
         raise InvalidInput(f"the check report is over {MAX_REPORT_BYTES} bytes", "report less")
-    with registry.store.transaction(write=True) as tx:
-        version = registry.version_in(tx, parsed)
+    with ctx.store.transaction(write=True) as tx:
+        version = lookup.version_of(tx, parsed)
         if version.status == "archived":
             raise VersionArchived(f"{version.ref} is archived: it cannot be checked")
         dataset = _dataset(tx, dataset_ref) if dataset_ref else None
-        report_digest = registry.blobs.put_bytes(report).digest
-        at = registry.clock()
-        recorded = tx.add_check_result(
-            version.model, version.number, result, dataset, report_digest, registry.actor, at
+        report_digest = ctx.blobs.put_bytes(report).digest
+        at = ctx.clock()
+        recorded = tx.governance.add_check_result(
+            version.model, version.number, result, dataset, report_digest, ctx.actor, at
         )
         details = {
             "id": recorded.id,
@@ -170,7 +142,7 @@ def record_check(
             "dataset": recorded.dataset,
             "dataset_digest": recorded.dataset_digest,
         }
-        registry._audit(tx, "check.record", version.ref, details, at)
+        ctx.record_event(tx, EventKind.CHECK_RECORD, version.ref, details, at)
         tx.commit()
     return recorded
 
@@ -195,23 +167,23 @@ def _check_result(result: NewCheckResult) -> None:
 
 def _dataset(tx: Transaction, ref: str) -> tuple[int, str, str]:
     parsed = parse_ref(ref, default_latest=True)
-    found = match_version(tx.dataset_versions(parsed.model), parsed.kind, parsed.value)
+    found = match_version(tx.datasets.versions(parsed.model), parsed.kind, parsed.value)
     if found is None:
         raise DatasetNotFound(f"there is no dataset version {ref}")
     return int(found.id), f"{parsed.model}@{found.number}", str(found.digest)
 
 
-def list_checks(registry: Registry, ref: str) -> list[CheckResult]:
-    version = registry.get_version(ref)
-    with registry.store.transaction() as tx:
-        return tx.check_results(version.model, version.number)
+def list_checks(ctx: ServiceContext, ref: str) -> list[CheckResult]:
+    version = versions.get_version(ctx, ref)
+    with ctx.store.transaction() as tx:
+        return tx.governance.check_results(version.model, version.number)
 
 
 # approvals --------------------------------------------------------------------------------
 
 
 def review(
-    registry: Registry,
+    ctx: ServiceContext,
     ref: str,
     stage: str,
     decision: str,
@@ -226,29 +198,29 @@ def review(
         raise InvalidInput(f"{decision!r} is not a decision", "approve or reject")
     check_text("the comment", comment)
     parsed = parse_ref(ref)
-    registry.authorize(access.APPROVE, parsed.model)
-    with registry.store.transaction(write=True) as tx:
-        version = registry.version_in(tx, parsed)
+    ctx.authorize(access.APPROVE, parsed.model)
+    with ctx.store.transaction(write=True) as tx:
+        version = lookup.version_of(tx, parsed)
         _check_digest(version, expect_digest)
         if version.status == "archived":
             raise VersionArchived(f"{version.ref} is archived: it cannot be approved")
-        record, policy = policy_in_force(tx)
+        record, policy = policies.policy_in_force(tx)
         if decision == "approve":
             allowed, reason = may_approve(
-                policy.for_model(version.model), stage, version.created_by, registry.actor
+                policy.for_model(version.model), stage, version.created_by, ctx.actor
             )
             if not allowed:
                 raise SeparationOfDuties(reason)
-        at = registry.clock()
-        approval = tx.add_approval(
+        at = ctx.clock()
+        approval = tx.governance.add_approval(
             version.model,
             version.number,
             stage=stage,
             decision=decision,
-            user=registry.actor,
-            roles=roles_on(registry, version.model),
+            user=ctx.actor,
+            roles=roles_on(ctx, version.model),
             comment=comment,
-            check_ids=[c.id for c in tx.check_results(version.model, version.number)],
+            check_ids=[c.id for c in tx.governance.check_results(version.model, version.number)],
             policy_digest=record.digest if record else None,
             at=at,
         )
@@ -259,7 +231,7 @@ def review(
             "stage": stage,
             "comment": comment,
         }
-        registry._audit(tx, f"approval.{decision}", version.ref, details, at)
+        ctx.record_event(tx, EventKind.approval(decision), version.ref, details, at)
         tx.commit()
     return approval
 
@@ -274,18 +246,18 @@ def _check_digest(version: Version, expect: str | None) -> None:
         )
 
 
-def roles_on(registry: Registry, model: str) -> tuple[str, ...]:
+def roles_on(ctx: ServiceContext, model: str) -> tuple[str, ...]:
     """The actor's roles that apply to ``model`` (global or on that model)."""
-    grants = registry.principal.grants
+    grants = ctx.principal.grants
     return tuple(sorted({g.role for g in grants if g.model in (None, model)}))
 
 
-def list_approvals(registry: Registry, ref: str) -> list[Approval]:
-    version = registry.get_version(ref)
-    with registry.store.transaction() as tx:
+def list_approvals(ctx: ServiceContext, ref: str) -> list[Approval]:
+    version = versions.get_version(ctx, ref)
+    with ctx.store.transaction() as tx:
         return [
             a
-            for a in tx.approvals(version.model, version.number)
+            for a in tx.governance.approvals(version.model, version.number)
             if a.version_digest == version.digest
         ]
 
@@ -320,22 +292,22 @@ class GateResult:
         }
 
 
-def gate(registry: Registry, ref: str, stage: str, promoter: str | None = None) -> GateResult:
+def gate(ctx: ServiceContext, ref: str, stage: str, promoter: str | None = None) -> GateResult:
     """Would promoting ``ref`` to ``stage`` pass the policy? Changes nothing."""
     check_stage(stage)
     parsed = parse_ref(ref)
-    registry.authorize(access.READ, parsed.model)
-    with registry.store.transaction() as tx:
-        version = registry.version_in(tx, parsed)
-        record, policy = policy_in_force(tx)
-        evaluation = _evaluate(registry, tx, version, stage, policy, record, promoter)
+    ctx.authorize(access.READ, parsed.model)
+    with ctx.store.transaction() as tx:
+        version = lookup.version_of(tx, parsed)
+        record, policy = policies.policy_in_force(tx)
+        evaluation = _evaluate(ctx, tx, version, stage, policy, record, promoter)
     return GateResult(
         version.model, version.number, version.digest, stage, _policy_ref(record), evaluation
     )
 
 
 def _evaluate(
-    registry: Registry,
+    ctx: ServiceContext,
     tx: Transaction,
     version: Version,
     stage: str,
@@ -348,12 +320,12 @@ def _evaluate(
         number=version.number,
         digest=version.digest,
         created_by=version.created_by,
-        metadata=registry.metadata_through_run(tx, version.metadata),
+        metadata=versions.metadata_through_run(tx, version.metadata),
         message=version.message,
-        checks=tuple(c.fact() for c in tx.check_results(version.model, version.number)),
+        checks=tuple(c.fact() for c in tx.governance.check_results(version.model, version.number)),
         approvals=tuple(
             a.fact()
-            for a in tx.approvals(version.model, version.number)
+            for a in tx.governance.approvals(version.model, version.number)
             if a.version_digest == version.digest
         ),
         occupants={s: _occupant(tx, version.model, s) for s in STAGES},
@@ -364,10 +336,10 @@ def _evaluate(
 
 
 def _occupant(tx: Transaction, model: str, stage: str) -> StageOccupant | None:
-    key = tx.alias_key(model, stage)
+    key = tx.aliases.key(model, stage)
     if key is None:
         return None
-    checks = tuple(c.fact() for c in tx.check_results(model, key.number))
+    checks = tuple(c.fact() for c in tx.governance.check_results(model, key.number))
     return StageOccupant(ref=f"{model}@{key.number}", checks=checks)
 
 
@@ -389,7 +361,7 @@ class Promotion:
 
 
 def promote(
-    registry: Registry,
+    ctx: ServiceContext,
     ref: str,
     stage: str,
     reason: str | None = None,
@@ -401,41 +373,41 @@ def promote(
     reason) promotes anyway and says so loudly in the audit log and the attestation."""
     check_stage(stage)
     parsed = parse_ref(ref)
-    registry.authorize(access.PROMOTE, parsed.model)
+    ctx.authorize(access.PROMOTE, parsed.model)
     check_text("the reason", reason)
     if override:
-        registry.authorize(access.OVERRIDE, parsed.model)
+        ctx.authorize(access.OVERRIDE, parsed.model)
         if not reason or not reason.strip():
             raise InvalidInput("an override needs a reason", "give --reason TEXT")
-    with registry.store.transaction(write=True) as tx:
-        version = registry.version_in(tx, parsed)
+    with ctx.store.transaction(write=True) as tx:
+        version = lookup.version_of(tx, parsed)
         if version.status == "archived":
             raise VersionArchived(f"{version.ref} is archived")
-        current = tx.alias_key(version.model, stage)
-        registry.check_expected(version.model, stage, current, expect)
-        record, policy = policy_in_force(tx)
-        evaluation = _evaluate(registry, tx, version, stage, policy, record, registry.actor)
+        current = tx.aliases.key(version.model, stage)
+        aliases.check_expected(version.model, stage, current, expect)
+        record, policy = policies.policy_in_force(tx)
+        evaluation = _evaluate(ctx, tx, version, stage, policy, record, ctx.actor)
         result = GateResult(
             version.model, version.number, version.digest, stage, _policy_ref(record), evaluation
         )
         if current is not None and current.number == version.number:
-            return Promotion(tx.alias_events(version.model, stage)[-1], result, None)
+            return Promotion(tx.aliases.events(version.model, stage)[-1], result, None)
         if not evaluation.passed and not override:
             raise PolicyNotMet(_unmet_message(version, stage, evaluation))
         signed = attestations.attest(
-            registry, tx, version, stage, current, record, evaluation, override, reason
+            ctx, tx, version, stage, current, record, evaluation, override, reason
         )
         extra: dict[str, Any] = {"attestation": signed.envelope_digest}
         if record is not None:
             extra["policy_digest"] = record.digest
         if override:
             extra["override"] = {"reason": reason, "unmet": [r.rule for r in evaluation.unmet]}
-        event = registry.record_move(
-            tx, version.model, stage, "promote", version, current, reason, extra
+        event = aliases.record_move(
+            ctx, tx, version.model, stage, "promote", version, current, reason, extra
         )
         if override:
             details = {"stage": stage, "reason": reason, "unmet": extra["override"]["unmet"]}
-            registry._audit(tx, "policy.override", version.ref, details, signed.at)
+            ctx.record_event(tx, EventKind.POLICY_OVERRIDE, version.ref, details, signed.at)
         tx.commit()
     return Promotion(event, result, signed)
 

@@ -8,34 +8,34 @@ from modelkeep.domain.lineage import UPSTREAM, Lineage, walk
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import check_run_id
 from modelkeep.errors import InvalidInput, RunNotFound
-from modelkeep.services import datasets
-from modelkeep.services.registry import Registry
+from modelkeep.services import datasets, versions
+from modelkeep.services.context import ServiceContext
 
 
-def lineage(registry: Registry, ref: str, direction: str = UPSTREAM) -> Lineage:
+def lineage(ctx: ServiceContext, ref: str, direction: str = UPSTREAM) -> Lineage:
     """``ref`` is ``NAME@REF`` (a model version, or with ``dataset:`` a dataset version)
     or ``run:ID``."""
     if direction not in ("upstream", "downstream", "both"):
         raise InvalidInput(f"{direction!r} is not a direction", "upstream, downstream or both")
-    registry.authorize(access.READ, access.ANY_MODEL)
-    root = _node(registry, ref)
-    with registry.store.transaction() as tx:
-        edges = tx.lineage_edges()
+    ctx.authorize(access.READ, access.ANY_MODEL)
+    root = _node(ctx, ref)
+    with ctx.store.transaction() as tx:
+        edges = tx.datasets.lineage_edges()
     return walk(edges, root, direction)
 
 
-def _node(registry: Registry, ref: str) -> str:
+def _node(ctx: ServiceContext, ref: str) -> str:
     kind, sep, rest = ref.partition(":")
     if sep and kind == "run":
         run_id = check_run_id(rest)
-        with registry.store.transaction() as tx:
-            if tx.run_state(run_id) is None:
+        with ctx.store.transaction() as tx:
+            if tx.tracking.run_state(run_id) is None:
                 raise RunNotFound(f"there is no run {run_id}")
         return f"run:{run_id}"
     if sep and kind == "dataset":
         parsed = parse_ref(rest, default_latest=True)
-        with registry.store.transaction() as tx:
+        with ctx.store.transaction() as tx:
             found = datasets.version_row(tx, parsed)
         return f"dataset:{parsed.model}@{found.number}"
-    version = registry.get_version(rest if sep and kind == "model" else ref)
+    version = versions.get_version(ctx, rest if sep and kind == "model" else ref)
     return f"model:{version.model}@{version.number}"

@@ -20,13 +20,14 @@ from typing import Any
 
 from modelkeep.domain import access
 from modelkeep.domain.audit import AuditEvent
+from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import Manifest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.versions import Version
 from modelkeep.errors import InvalidInput
 from modelkeep.ports import BlobStore, StoredBlob
-from modelkeep.services import audit, retention
-from modelkeep.services.registry import Registry
+from modelkeep.services import audit, retention, versions
+from modelkeep.services.context import ServiceContext
 
 
 @dataclass(frozen=True)
@@ -99,33 +100,39 @@ class GcReport:
         }
 
 
-def verify(registry: Registry, ref: str | None = None, sample: float | None = None) -> VerifyReport:
+def verify(
+    ctx: ServiceContext, ref: str | None = None, sample: float | None = None
+) -> VerifyReport:
     """Re-hash every blob that ``ref`` (or, with None, any version) needs; with
     ``sample`` (a percentage), a random share of them, for routine runs.
 
     Needs admin of the version's model, or a global admin for every version."""
-    registry.authorize(access.VERIFY, parse_ref(ref, default_latest=True).model if ref else None)
+    ctx.authorize(access.VERIFY, parse_ref(ref, default_latest=True).model if ref else None)
     if sample is not None and not 0 < sample <= 100:
         raise InvalidInput(f"--sample {sample} is not a percentage", "give more than 0, up to 100")
-    with registry.store.transaction() as tx:
+    with ctx.store.transaction() as tx:
         if ref is None:
-            users = tx.blob_users()
-            versions = [v for m in tx.list_models() for v in tx.list_versions(m.name)]
+            users = tx.recipes.blob_users()
+            checked = [v for m in tx.models.all() for v in tx.versions.page(m.name)]
         else:
-            version = registry.get_version(ref)
-            versions = [version]
+            version = versions.get_version(ctx, ref)
+            checked = [version]
             # its manifest and, unless purged, its files' blobs (or recipes and chunks)
-            users = {d: [version.ref] for d, refs in tx.blob_users().items() if version.ref in refs}
-        registered = _registered_metadata(tx.audit_events(ref.partition("@")[0] if ref else None))
-    inconsistent = tuple(v.ref for v in versions if _inconsistent(v, registered))
+            users = {
+                d: [version.ref]
+                for d, refs in tx.recipes.blob_users().items()
+                if version.ref in refs
+            }
+        registered = _registered_metadata(tx.audit.events(ref.partition("@")[0] if ref else None))
+    inconsistent = tuple(v.ref for v in checked if _inconsistent(v, registered))
     chosen = _sampled(sorted(users), sample)
-    problems = [(d, p) for d, p in _check_all(registry, chosen) if p is not None]
-    with registry.store.transaction() as tx:
-        where = tx.blob_files(d for d, _ in problems)
+    problems = [(d, p) for d, p in _check_all(ctx, chosen) if p is not None]
+    with ctx.store.transaction() as tx:
+        where = tx.recipes.blob_files(d for d, _ in problems)
     damaged = tuple(
         DamagedBlob(d, problem, tuple(users[d]), tuple(where.get(d, ()))) for d, problem in problems
     )
-    return VerifyReport(len(chosen), len(versions), damaged, inconsistent, sample)
+    return VerifyReport(len(chosen), len(checked), damaged, inconsistent, sample)
 
 
 def _sampled(digests: list[str], percent: float | None) -> list[str]:
@@ -140,7 +147,7 @@ def _registered_metadata(events: list[AuditEvent]) -> dict[str, str]:
     return {
         e.subject: str(e.details["metadata_digest"])
         for e in events
-        if e.action == "version.push" and "metadata_digest" in e.details
+        if e.action == EventKind.VERSION_PUSH and "metadata_digest" in e.details
     }
 
 
@@ -152,36 +159,38 @@ def _inconsistent(version: Version, registered: dict[str, str]) -> bool:
     return recorded is not None and recorded != version.metadata_digest
 
 
-def _check_all(registry: Registry, digests: list[str]) -> list[tuple[str, str | None]]:
+def _check_all(ctx: ServiceContext, digests: list[str]) -> list[tuple[str, str | None]]:
     # hashlib releases the GIL, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return list(zip(digests, pool.map(registry.blobs.check, digests), strict=True))
+        return list(zip(digests, pool.map(ctx.blobs.check, digests), strict=True))
 
 
-def gc(registry: Registry, *, grace_seconds: int, dry_run: bool = False) -> GcReport:
+def gc(ctx: ServiceContext, *, grace_seconds: int, dry_run: bool = False) -> GcReport:
     """Apply the retention policies, then mark and sweep (needs a global admin).
 
     With ``dry_run`` nothing changes: the report names the versions retention would
     purge and counts the blobs that would be freed as if they were purged already."""
-    registry.authorize(access.GC, None)
-    purged = () if dry_run else retention.apply(registry)
-    now = registry.clock()
+    ctx.authorize(access.GC, None)
+    purged = () if dry_run else retention.apply(ctx)
+    now = ctx.clock()
     cutoff = now - timedelta(seconds=grace_seconds)
-    with registry.store.transaction() as tx:
+    with ctx.store.transaction() as tx:
         if dry_run:
             purging = retention.plan(tx, now)
             purged = tuple(v.ref for _, v in purging)
-            reachable = _marked(tx.blob_users(), {v.digest for _, v in purging}, set(purged))
+            reachable = _marked(
+                tx.recipes.blob_users(), {v.digest for _, v in purging}, set(purged)
+            )
         else:
-            reachable = set(tx.blob_users())
-        reachable |= tx.recipe_blobs_since(cutoff)
-    reachable |= audit.checkpoint_blobs(registry.blobs)  # signed audit checkpoints
-    candidates, young = unused(registry.blobs, reachable, cutoff)
+            reachable = set(tx.recipes.blob_users())
+        reachable |= tx.recipes.blobs_since(cutoff)
+    reachable |= audit.checkpoint_blobs(ctx.blobs)  # signed audit checkpoints
+    candidates, young = unused(ctx.blobs, reachable, cutoff)
     if dry_run:
-        temp = registry.blobs.sweep_temporary(cutoff, dry_run=True)
+        temp = ctx.blobs.sweep_temporary(cutoff, dry_run=True)
         freed = sum(b.size for b in candidates)
         return GcReport(True, len(candidates), freed, *temp, young, purged)
-    return sweep(registry, candidates, young, cutoff, purged)
+    return sweep(ctx, candidates, young, cutoff, purged)
 
 
 def _marked(users: dict[str, list[str]], manifests: set[str], purging: set[str]) -> set[str]:
@@ -191,7 +200,7 @@ def _marked(users: dict[str, list[str]], manifests: set[str], purging: set[str])
 
 
 def sweep(
-    registry: Registry,
+    ctx: ServiceContext,
     candidates: list[StoredBlob],
     young: int,
     cutoff: datetime,
@@ -202,19 +211,19 @@ def sweep(
     Runs under the write lock: no version can commit meanwhile, and registration checks
     its blobs under the same lock, so a blob is never deleted from under a new version.
     """
-    registry.authorize(access.GC, None)
-    with registry.store.transaction(write=True) as tx:
-        tx.delete_unused_recipes(cutoff)  # their chunks are candidates unless used elsewhere
-        used_now = set(tx.blob_users(b.digest for b in candidates))
-        used_now |= tx.recipe_blobs_since(cutoff)
+    ctx.authorize(access.GC, None)
+    with ctx.store.transaction(write=True) as tx:
+        tx.recipes.delete_unused(cutoff)  # their chunks are candidates unless used elsewhere
+        used_now = set(tx.recipes.blob_users(b.digest for b in candidates))
+        used_now |= tx.recipes.blobs_since(cutoff)
         freed = [
             b
             for b in candidates
-            if b.digest not in used_now and _still_old(registry.blobs, b.digest, cutoff)
+            if b.digest not in used_now and _still_old(ctx.blobs, b.digest, cutoff)
         ]
         for blob in freed:
-            registry.blobs.delete(blob.digest)
-        temp = registry.blobs.sweep_temporary(cutoff, dry_run=False)
+            ctx.blobs.delete(blob.digest)
+        temp = ctx.blobs.sweep_temporary(cutoff, dry_run=False)
         report = GcReport(
             False,
             len(freed),
@@ -223,7 +232,7 @@ def sweep(
             young + len(candidates) - len(freed),
             purged,
         )
-        registry._audit(tx, "store.gc", "store", report.to_dict(), registry.clock())
+        ctx.record_event(tx, EventKind.STORE_GC, "store", report.to_dict(), ctx.clock())
         tx.commit()
     return report
 

@@ -15,7 +15,7 @@ from typing import Any
 from modelkeep.domain import access
 from modelkeep.domain.names import check_model_name
 from modelkeep.errors import ModelNotFound
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 
 
 @dataclass(frozen=True)
@@ -91,21 +91,21 @@ class _Version:
     blobs: dict[str, int]  # blob -> size
 
 
-def report(registry: Registry, model: str | None = None) -> StorageReport:
+def report(ctx: ServiceContext, model: str | None = None) -> StorageReport:
     """One model (needs read on it), or every model the actor may read."""
     if model is not None:
         check_model_name(model)
-        registry.authorize(access.READ, model)
+        ctx.authorize(access.READ, model)
     else:
-        registry.authorize(access.READ, access.ANY_MODEL)
-    with registry.store.transaction() as tx:
+        ctx.authorize(access.READ, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
         if model is not None:
-            if tx.get_model(model) is None:
+            if tx.models.get(model) is None:
                 raise ModelNotFound(f"model {model!r} does not exist")
             names = [model]
         else:
-            names = [m.name for m in tx.list_models() if registry.can(access.READ, m.name)]
-        rows = tx.stored_files()
+            names = [m.name for m in tx.models.all() if ctx.can(access.READ, m.name)]
+        rows = tx.recipes.stored_files()
     versions: dict[int, _Version] = {}
     for row in rows:
         found = versions.get(row.id)

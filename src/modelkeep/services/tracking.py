@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from modelkeep.domain import access
+from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, check_digest, check_path
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import (
@@ -33,7 +34,7 @@ from modelkeep.domain.versions import Scalar, check_params
 from modelkeep.errors import InvalidInput, RunEnded, RunNotFound
 from modelkeep.ports import Transaction
 from modelkeep.services import datasets
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 
 MAX_POINTS_PER_BATCH = 100_000
 MAX_SERIES_POINTS = 10_000
@@ -54,19 +55,21 @@ class Point(NamedTuple):
     """When it was logged, in seconds since 1970 (UTC)."""
 
 
-def start_run(registry: Registry, new: NewRun) -> Run:
+def start_run(ctx: ServiceContext, new: NewRun) -> Run:
     """Record a new running run. Its dirty diff and package lock, if any, are blobs
     uploaded first (``put_blob``), named by their digests in ``new``."""
-    registry.authorize(access.TRACK, access.ANY_MODEL)
+    ctx.authorize(access.TRACK, access.ANY_MODEL)
     new = new.validated()
     for digest in (new.code.diff_digest, new.environment.packages_digest):
-        if digest is not None and not registry.blobs.has(check_digest(digest)):
+        if digest is not None and not ctx.blobs.has(check_digest(digest)):
             raise InvalidInput(f"blob {digest} was not uploaded", "upload it before the run")
     run_id = secrets.token_hex(6)
-    at = registry.clock()
-    with registry.store.transaction(write=True) as tx:
-        tx.add_run(run_id, new, registry.actor, at)
-        registry._audit(tx, "run.start", f"run:{run_id}", {"experiment": new.experiment}, at)
+    at = ctx.clock()
+    with ctx.store.transaction(write=True) as tx:
+        tx.tracking.add_run(run_id, new, ctx.actor, at)
+        ctx.record_event(
+            tx, EventKind.RUN_START, f"run:{run_id}", {"experiment": new.experiment}, at
+        )
         tx.commit()
     return Run(
         run_id,
@@ -81,28 +84,28 @@ def start_run(registry: Registry, new: NewRun) -> Run:
         new.notes,
         at,
         None,
-        registry.actor,
+        ctx.actor,
     )
 
 
-def get_run(registry: Registry, run_id: str) -> Run:
-    registry.authorize(access.READ, access.ANY_MODEL)
-    with registry.store.transaction() as tx:
-        run = tx.get_run(check_run_id(run_id))
+def get_run(ctx: ServiceContext, run_id: str) -> Run:
+    ctx.authorize(access.READ, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
+        run = tx.tracking.get_run(check_run_id(run_id))
     if run is None:
         raise RunNotFound(f"there is no run {run_id}", "list runs with 'modelkeep runs list'")
     return run
 
 
 def list_runs(
-    registry: Registry, experiment: str | None = None, run_ids: Sequence[str] | None = None
+    ctx: ServiceContext, experiment: str | None = None, run_ids: Sequence[str] | None = None
 ) -> list[Run]:
-    registry.authorize(access.READ, access.ANY_MODEL)
+    ctx.authorize(access.READ, access.ANY_MODEL)
     if experiment is not None:
         check_experiment(experiment)
     ids = [check_run_id(r) for r in run_ids] if run_ids is not None else None
-    with registry.store.transaction() as tx:
-        found = tx.list_runs(experiment, ids)
+    with ctx.store.transaction() as tx:
+        found = tx.tracking.list_runs(experiment, ids)
     if ids is not None:
         missing = sorted(set(ids) - {r.id for r in found})
         if missing:
@@ -112,68 +115,68 @@ def list_runs(
     return found
 
 
-def log_params(registry: Registry, run_id: str, params: Mapping[str, Scalar]) -> Run:
+def log_params(ctx: ServiceContext, run_id: str, params: Mapping[str, Scalar]) -> Run:
     """Add params to a running run; a param, once logged, keeps its value."""
-    registry.authorize(access.TRACK, access.ANY_MODEL)
+    ctx.authorize(access.TRACK, access.ANY_MODEL)
     check_params("param", params)
-    with registry.store.transaction(write=True, ordered=False) as tx:
+    with ctx.store.transaction(write=True, ordered=False) as tx:
         run_pk = _running(tx, run_id)
-        current = tx.run_params(run_pk)
+        current = tx.tracking.run_params(run_pk)
         changed = sorted(k for k, v in params.items() if k in current and current[k] != v)
         if changed:
             raise InvalidInput(
                 f"param {changed[0]!r} of run {run_id} is {current[changed[0]]!r} already",
                 "a run's params do not change; log another name or start a new run",
             )
-        tx.set_run_params(run_pk, {**current, **params})
+        tx.tracking.set_run_params(run_pk, {**current, **params})
         tx.commit()
-    return get_run(registry, run_id)
+    return get_run(ctx, run_id)
 
 
-def log_points(registry: Registry, run_id: str, points: Sequence[PointRow]) -> int:
+def log_points(ctx: ServiceContext, run_id: str, points: Sequence[PointRow]) -> int:
     """Append metric points to a running run, in one transaction."""
-    registry.authorize(access.TRACK, access.ANY_MODEL)
+    ctx.authorize(access.TRACK, access.ANY_MODEL)
     _check_batch(points)
-    with registry.store.transaction(write=True, ordered=False) as tx:
+    with ctx.store.transaction(write=True, ordered=False) as tx:
         count = _store_points(tx, _running(tx, run_id), points)
         tx.commit()
     return count
 
 
-def use_dataset(registry: Registry, run_id: str, ref: str) -> Run:
+def use_dataset(ctx: ServiceContext, run_id: str, ref: str) -> Run:
     """Record that a running run read a dataset version (a lineage edge)."""
-    registry.authorize(access.TRACK, access.ANY_MODEL)
+    ctx.authorize(access.TRACK, access.ANY_MODEL)
     parsed = parse_ref(ref, default_latest=True)
-    with registry.store.transaction(write=True, ordered=False) as tx:
+    with ctx.store.transaction(write=True, ordered=False) as tx:
         run_pk = _running(tx, run_id)
         version = datasets.version_row(tx, parsed)
-        tx.link_run_dataset(run_pk, version.id)
+        tx.datasets.link_run(run_pk, version.id)
         tx.commit()
-    return get_run(registry, run_id)
+    return get_run(ctx, run_id)
 
 
-def log_artifact(registry: Registry, run_id: str, entry: FileEntry) -> None:
+def log_artifact(ctx: ServiceContext, run_id: str, entry: FileEntry) -> None:
     """Attach an uploaded file (its blob must exist) to a running run."""
-    registry.authorize(access.TRACK, access.ANY_MODEL)
+    ctx.authorize(access.TRACK, access.ANY_MODEL)
     check_path(entry.path)
-    stored = registry.blobs.stat(entry.digest)
+    stored = ctx.blobs.stat(entry.digest)
     if stored is None or stored.size != entry.size:
         raise InvalidInput(f"file {entry.path!r} ({entry.digest}) was not uploaded")
-    with registry.store.transaction(write=True, ordered=False) as tx:
-        tx.add_run_artifact(_running(tx, run_id), entry.path, entry.size, entry.digest)
+    with ctx.store.transaction(write=True, ordered=False) as tx:
+        tx.tracking.add_run_artifact(_running(tx, run_id), entry.path, entry.size, entry.digest)
         tx.commit()
 
 
 def end_run(
-    registry: Registry, run_id: str, status: str = FINISHED, error: str | None = None
+    ctx: ServiceContext, run_id: str, status: str = FINISHED, error: str | None = None
 ) -> Run:
     """End a running run as finished, failed (with the error's message) or killed."""
-    finish_run(registry, run_id, status, error)
-    return get_run(registry, run_id)
+    finish_run(ctx, run_id, status, error)
+    return get_run(ctx, run_id)
 
 
 def finish_run(
-    registry: Registry,
+    ctx: ServiceContext,
     run_id: str,
     status: str = FINISHED,
     error: str | None = None,
@@ -182,20 +185,20 @@ def finish_run(
     """``end_run`` with the run's last metric points stored in the same transaction (one
     commit, so one disk sync, where a flush then an end made two), and without reading
     the run back; the number of points stored."""
-    registry.authorize(access.TRACK, access.ANY_MODEL)
+    ctx.authorize(access.TRACK, access.ANY_MODEL)
     if status not in ENDED:
         raise InvalidInput(f"{status!r} is not how a run ends", f"use one of {', '.join(ENDED)}")
     _check_batch(points)
     if error is not None:
         error = error[:MAX_ERROR_CHARS]
-    at = registry.clock()
+    at = ctx.clock()
     error = error if status in (FAILED, KILLED) else None
-    with registry.store.transaction(write=True) as tx:
-        run_pk = tx.end_running_run(check_run_id(run_id), status, error, at)
+    with ctx.store.transaction(write=True) as tx:
+        run_pk = tx.tracking.end_running_run(check_run_id(run_id), status, error, at)
         if run_pk is None:
             raise _not_running(tx, run_id)
         count = _store_points(tx, run_pk, points)
-        registry._audit(tx, "run.end", f"run:{run_id}", {"status": status}, at)
+        ctx.record_event(tx, EventKind.RUN_END, f"run:{run_id}", {"status": status}, at)
         tx.commit()
     return count
 
@@ -206,11 +209,11 @@ def _check_batch(points: Sequence[PointRow]) -> None:
 
 
 def _store_points(tx: Transaction, run_pk: int, points: Sequence[PointRow]) -> int:
-    return tx.add_metric_points(run_pk, points) if points else 0
+    return tx.tracking.add_metric_points(run_pk, points) if points else 0
 
 
 def _running(tx: Transaction, run_id: str) -> int:
-    state = tx.run_state(check_run_id(run_id), lock=True)
+    state = tx.tracking.run_state(check_run_id(run_id), lock=True)
     if state is None or state[1] in ENDED:
         raise _not_running(tx, run_id, state)
     return int(state[0])
@@ -220,7 +223,7 @@ def _not_running(
     tx: Transaction, run_id: str, state: tuple[int, str] | None = None
 ) -> RunNotFound | RunEnded:
     """Why a run takes nothing more: it does not exist, or it has ended."""
-    state = state or tx.run_state(check_run_id(run_id))
+    state = state or tx.tracking.run_state(check_run_id(run_id))
     if state is None:
         return RunNotFound(f"there is no run {run_id}")
     return RunEnded(
@@ -247,20 +250,20 @@ class Series:
 
 
 def metric_series(
-    registry: Registry, name: str, run_ids: Sequence[str], max_points: int = 1000
+    ctx: ServiceContext, name: str, run_ids: Sequence[str], max_points: int = 1000
 ) -> list[Series]:
     """One metric across runs, each run's series reduced to at most ``max_points``
     (evenly spaced points, always keeping the first and the last)."""
-    registry.authorize(access.READ, access.ANY_MODEL)
+    ctx.authorize(access.READ, access.ANY_MODEL)
     if not 2 <= max_points <= MAX_SERIES_POINTS:
         raise InvalidInput(f"max_points is 2 to {MAX_SERIES_POINTS}")
     ids = [check_run_id(r) for r in run_ids]
-    with registry.store.transaction() as tx:
-        pks = tx.run_pks(ids)
+    with ctx.store.transaction() as tx:
+        pks = tx.tracking.run_pks(ids)
         missing = sorted(set(ids) - set(pks))
         if missing:
             raise RunNotFound(f"there is no run {', '.join(missing)}")
-        found = tx.metric_points(name, [pks[r] for r in ids])
+        found = tx.tracking.metric_points(name, [pks[r] for r in ids])
     return [
         Series(r, tuple(_downsample(found[pks[r]], max_points)), len(found[pks[r]])) for r in ids
     ]

@@ -30,7 +30,7 @@ from modelkeep.entrypoints.api import (
     tracking_routes,
 )
 from modelkeep.errors import InvalidInput, ModelkeepError
-from modelkeep.services.registry import Registry
+from modelkeep.services.context import ServiceContext
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 STREAMED = ("/api/v1/blobs/", "/api/v1/chunks")  # bodies streamed to the store: no limit
@@ -50,8 +50,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 """Documented for every API route: they all answer errors in the one shape."""
 
-Authenticate = Callable[[str | None], Registry]
-"""Turns a request's bearer token into a Registry acting for its user (or raises)."""
+Authenticate = Callable[[str | None], ServiceContext]
+"""Turns a request's bearer token into a ServiceContext acting for its user (or raises)."""
 
 
 @dataclass(frozen=True)

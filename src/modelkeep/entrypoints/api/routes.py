@@ -19,9 +19,10 @@ from modelkeep.entrypoints.api.errors import error_response
 from modelkeep.entrypoints.api.paging import page
 from modelkeep.entrypoints.api.streams import read_body_in_thread
 from modelkeep.errors import DigestMismatch, InvalidInput, StoreUnavailable
+from modelkeep.services import aliases, audit, governance, maintenance, models, versions
 from modelkeep.services import files as file_service
-from modelkeep.services import governance, maintenance
-from modelkeep.services.registry import PushRequest, Registry
+from modelkeep.services.context import ServiceContext
+from modelkeep.services.versions import PushRequest
 
 health = APIRouter(tags=["health"])
 api = APIRouter()
@@ -30,16 +31,16 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 READ_BLOCK = 1024 * 1024
 
 
-def registry(request: Request) -> Registry:
+def registry(request: Request) -> ServiceContext:
     """The registry, acting for the user the request's bearer token names."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    acting: Registry = request.app.state.modelkeep.authenticate(given)
+    acting: ServiceContext = request.app.state.modelkeep.authenticate(given)
     return acting.for_request(getattr(request.state, "request_id", None))  # audit events
 
 
-Reg = Annotated[Registry, Depends(registry)]
+Reg = Annotated[ServiceContext, Depends(registry)]
 
 
 @health.get("/healthz")
@@ -63,18 +64,18 @@ def readyz(request: Request) -> JSONResponse:
 
 @api.get("/models", tags=["models"])
 def list_models(reg: Reg, limit: Limit = 100, after: str | None = None) -> dict[str, Any]:
-    models = sorted(reg.list_models(), key=lambda m: m.name)  # the cursor compares in Python
-    return page(((m.name, m.to_dict()) for m in models), limit, after)
+    found = sorted(models.list_models(reg), key=lambda m: m.name)  # the cursor compares in Python
+    return page(((m.name, m.to_dict()) for m in found), limit, after)
 
 
 @api.post("/models", status_code=201, tags=["models"])
 def create_model(reg: Reg, body: schemas.CreateModel) -> dict[str, Any]:
-    return reg.create_model(body.name, body.description, body.require).to_dict()
+    return models.create_model(reg, body.name, body.description, body.require).to_dict()
 
 
 @api.get("/models/{name}", tags=["models"])
 def get_model(reg: Reg, name: str) -> dict[str, Any]:
-    return reg.get_model(name).to_dict()
+    return models.get_model(reg, name).to_dict()
 
 
 # versions -------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ def get_model(reg: Reg, name: str) -> dict[str, Any]:
 def list_versions(
     reg: Reg, name: str, limit: Limit = 100, after: int | None = None
 ) -> dict[str, Any]:
-    found = reg.list_versions(name, after, limit + 1)  # one more: is there a next page?
+    found = versions.list_versions(reg, name, after, limit + 1)  # one more: is there a next page?
     return page(((v.number, v.to_dict()) for v in found), limit, None)
 
 
@@ -93,34 +94,34 @@ def register_version(reg: Reg, name: str, body: schemas.RegisterVersion) -> dict
     files = [FileEntry(f.path, f.size, f.digest) for f in body.files]
     metadata = VersionMetadata(**body.metadata.model_dump())
     request = PushRequest(metadata, body.semver, body.bump, body.message)
-    return reg.register_version(name, files, request).to_dict()
+    return versions.register_version(reg, name, files, request).to_dict()
 
 
 @api.post("/models/{name}/versions/check", status_code=204, tags=["versions"])
 def check_push(reg: Reg, name: str, body: schemas.PushDetails) -> None:
     """Would this registration be refused? Ask before uploading gigabytes."""
     metadata = VersionMetadata(**body.metadata.model_dump())
-    reg.check_push(name, PushRequest(metadata, body.semver, body.bump, body.message))
+    versions.check_push(reg, name, PushRequest(metadata, body.semver, body.bump, body.message))
 
 
 @api.get("/models/{name}/versions/{ref}", tags=["versions"])
 def get_version(reg: Reg, name: str, ref: str) -> dict[str, Any]:
-    return reg.get_version(f"{check_model_name(name)}@{ref}").to_dict()
+    return versions.get_version(reg, f"{check_model_name(name)}@{ref}").to_dict()
 
 
 @api.post("/models/{name}/versions/{ref}/archive", tags=["versions"])
 def archive(reg: Reg, name: str, ref: str, body: schemas.Reason) -> dict[str, Any]:
-    return reg.archive(f"{check_model_name(name)}@{ref}", body.reason).to_dict()
+    return versions.archive(reg, f"{check_model_name(name)}@{ref}", body.reason).to_dict()
 
 
 @api.get("/resolve", tags=["versions"])
 def resolve(reg: Reg, ref: str, at: datetime | None = None) -> dict[str, Any]:
-    return reg.resolve(ref, _aware(at)).to_dict()
+    return versions.resolve(reg, ref, _aware(at)).to_dict()
 
 
 @api.get("/diff", tags=["versions"])
 def diff(reg: Reg, old: str, new: str) -> dict[str, Any]:
-    return reg.diff(old, new).to_dict()
+    return versions.diff(reg, old, new).to_dict()
 
 
 # aliases and stages ---------------------------------------------------------------------
@@ -129,12 +130,12 @@ def diff(reg: Reg, old: str, new: str) -> dict[str, Any]:
 @api.put("/models/{name}/aliases/{alias}", tags=["aliases"])
 def set_alias(reg: Reg, name: str, alias: str, body: schemas.SetAlias) -> dict[str, Any]:
     ref = f"{check_model_name(name)}@{body.version}"
-    return reg.set_alias(ref, alias, body.reason, body.expect).to_dict()
+    return aliases.set_alias(reg, ref, alias, body.reason, body.expect).to_dict()
 
 
 @api.delete("/models/{name}/aliases/{alias}", tags=["aliases"])
 def remove_alias(reg: Reg, name: str, alias: str, reason: str | None = None) -> dict[str, Any]:
-    return reg.remove_alias(name, alias, reason).to_dict()
+    return aliases.remove_alias(reg, name, alias, reason).to_dict()
 
 
 @api.get("/models/{name}/aliases", tags=["aliases"])
@@ -142,7 +143,7 @@ def alias_history(
     reg: Reg, name: str, alias: str | None = None, limit: Limit = 1000, after: int | None = None
 ) -> dict[str, Any]:
     """Every move, oldest first; the cursor is an event's position in the history."""
-    events = enumerate(reg.alias_history(name, alias), start=1)
+    events = enumerate(aliases.alias_history(reg, name, alias), start=1)
     return page(((i, {**e.to_dict(), "id": i}) for i, e in events), limit, after)
 
 
@@ -156,7 +157,7 @@ def promote(reg: Reg, name: str, body: schemas.Promote) -> dict[str, Any]:
 
 @api.post("/models/{name}/rollback", tags=["aliases"])
 def rollback(reg: Reg, name: str, body: schemas.Rollback) -> dict[str, Any]:
-    return reg.rollback(name, body.stage, body.reason).to_dict()
+    return aliases.rollback(reg, name, body.stage, body.reason).to_dict()
 
 
 # blobs ----------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def missing_blobs(reg: Reg, body: schemas.Digests) -> dict[str, list[str]]:
     """Which of these blobs the store lacks: upload only those."""
     for digest in body.digests:
         check_digest(digest)
-    return {"missing": sorted(reg.missing_blobs(body.digests))}
+    return {"missing": sorted(versions.missing_blobs(reg, body.digests))}
 
 
 @api.put(
@@ -193,7 +194,7 @@ async def put_blob(request: Request, digest: str) -> JSONResponse:
         info = await read_body_in_thread(
             request.stream().__aiter__(),
             expected,
-            lambda reader: reg.put_blob(cast(BinaryIO, reader), expected=digest),
+            lambda reader: versions.put_blob(reg, cast(BinaryIO, reader), expected=digest),
         )
     except DigestMismatch as exc:  # the sender's bytes are wrong, not the store's
         return error_response(exc, 422)
@@ -207,7 +208,7 @@ async def put_blob(request: Request, digest: str) -> JSONResponse:
 )
 def get_blob(reg: Reg, digest: str) -> StreamingResponse:
     """A blob's bytes, verified as they are read (a damaged blob ends the stream early)."""
-    stream = reg.open_blob(check_digest(digest))
+    stream = versions.open_blob(reg, check_digest(digest))
     return StreamingResponse(_chunks(stream), media_type="application/octet-stream")
 
 
@@ -312,13 +313,13 @@ def audit_log(
     limit: Limit = 1000,
     after: int | None = None,
 ) -> dict[str, Any]:
-    events = reg.audit_log(model, _aware(since), after, limit + 1)  # one more: a next page?
+    events = audit.audit_log(reg, model, _aware(since), after, limit + 1)  # one more: a next page?
     return page(((e.seq, e.to_dict()) for e in events), limit, None)
 
 
 @api.get("/audit/verify", tags=["audit"])
 def audit_verify(reg: Reg) -> dict[str, Any]:
-    return reg.audit_verify().to_dict()
+    return audit.verify(reg).to_dict()
 
 
 def _aware(when: datetime | None) -> datetime | None:

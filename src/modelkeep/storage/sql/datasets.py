@@ -41,13 +41,14 @@ class DatasetVersionRow:
 
 
 class DatasetRows:
-    _conn: Connection
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
-    def dataset_id(self, name: str) -> int | None:
+    def id_of(self, name: str) -> int | None:
         found = self._conn.execute(select(datasets.c.id).where(datasets.c.name == name)).scalar()
         return None if found is None else int(found)
 
-    def add_dataset(self, name: str, description: str, actor: str, at: datetime) -> int:
+    def add(self, name: str, description: str, actor: str, at: datetime) -> int:
         row = {
             "name": name,
             "description": description,
@@ -59,12 +60,12 @@ class DatasetRows:
             self._conn.execute(insert(datasets).values(row).returning(datasets.c.id)).scalar_one()
         )
 
-    def list_dataset_names(self) -> list[tuple[str, int]]:
+    def names(self) -> list[tuple[str, int]]:
         """(name, number of versions) of every dataset."""
         query = select(datasets.c.name, datasets.c.last_number).order_by(datasets.c.name)
         return [(n, int(c)) for n, c in self._conn.execute(query)]
 
-    def add_dataset_version(
+    def add_version(
         self,
         dataset_id: int,
         digest: str,
@@ -102,7 +103,7 @@ class DatasetRows:
         )
         return number
 
-    def dataset_versions(self, name: str, *where: Any) -> list[DatasetVersionRow]:
+    def versions(self, name: str, *where: Any) -> list[DatasetVersionRow]:
         query = (
             select(dataset_versions, datasets.c.name.label("dataset"))
             .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
@@ -127,7 +128,7 @@ class DatasetRows:
 
     # lineage edges ----------------------------------------------------------------------
 
-    def link_run_dataset(self, run_pk: int, dataset_version_id: int) -> None:
+    def link_run(self, run_pk: int, dataset_version_id: int) -> None:
         exists = select(run_datasets.c.run_pk).where(
             run_datasets.c.run_pk == run_pk, run_datasets.c.dataset_version_id == dataset_version_id
         )

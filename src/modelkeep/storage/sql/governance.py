@@ -57,7 +57,8 @@ _ATTESTATIONS = _with_version(attestations)
 
 
 class GovernanceRows:
-    _conn: Connection
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
     # policies
 

@@ -8,13 +8,14 @@ released them) keep their manifest but no longer hold their files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, exists, insert, select
 
 from modelkeep.domain.recipes import ChunkRef, Recipe
+from modelkeep.storage.sql.governance import GovernanceRows
 from modelkeep.storage.sql.tables import (
     dataset_files,
     dataset_versions,
@@ -63,12 +64,11 @@ _MANIFESTS = select(versions.c.digest, models.c.name, versions.c.number).join(
 
 
 class RecipeRows:
-    _conn: Connection
+    def __init__(self, conn: Connection, governance: GovernanceRows) -> None:
+        self._conn = conn
+        self._governance = governance
 
-    governance_blobs: Callable[[], Iterator[tuple[str, str]]]
-    """Supplied by GovernanceRows, beside this mixin in SqlTransaction."""
-
-    def get_recipe(self, file_digest: str) -> Recipe | None:
+    def get(self, file_digest: str) -> Recipe | None:
         row = self._conn.execute(_RECIPE, {"digest": file_digest}).one_or_none()
         if row is None:
             return None
@@ -76,7 +76,7 @@ class RecipeRows:
         chunks = [ChunkRef(d, int(size)) for d, size in rows]
         return Recipe(row.file_digest, int(row.size), row.chunker, tuple(chunks))
 
-    def recipe_digests(self, file_digests: Iterable[str]) -> dict[str, str]:
+    def digests(self, file_digests: Iterable[str]) -> dict[str, str]:
         """File digest -> recipe blob digest, for the files that have a recipe."""
         wanted = sorted(set(file_digests))
         found: dict[str, str] = {}
@@ -87,7 +87,7 @@ class RecipeRows:
             found.update({f: r for f, r in self._conn.execute(query)})
         return found
 
-    def add_recipe(self, recipe: Recipe, at: datetime) -> bool:
+    def add(self, recipe: Recipe, at: datetime) -> bool:
         """Record a verified recipe; False if the file had one already."""
         if self._conn.execute(_RECIPE, {"digest": recipe.digest}).first() is not None:
             return False
@@ -110,7 +110,7 @@ class RecipeRows:
         )
         return True
 
-    def recipe_blobs_since(self, since: datetime) -> set[str]:
+    def blobs_since(self, since: datetime) -> set[str]:
         """Recipe and chunk blobs of recipes recorded since ``since``: a push in flight
         (recipe recorded, version not yet) needs them, so gc keeps them like young blobs."""
         young = select(recipes.c.file_digest, recipes.c.recipe_digest).where(
@@ -122,7 +122,7 @@ class RecipeRows:
             kept.update(d for d, _ in self._conn.execute(_CHUNKS, {"digest": file_digest}))
         return kept
 
-    def delete_unused_recipes(self, before: datetime, dry_run: bool = False) -> int:
+    def delete_unused(self, before: datetime, dry_run: bool = False) -> int:
         """Forget recipes older than ``before`` that no live version's, dataset's or
         run's file uses."""
         used = (
@@ -190,7 +190,7 @@ class RecipeRows:
             for digest, name, number in self._conn.execute(query):
                 yield digest, f"{name}@{number}"
         yield from self._tracking_blobs()
-        yield from self.governance_blobs()
+        yield from self._governance.governance_blobs()
 
     def _tracking_blobs(self) -> Iterator[tuple[str, str]]:
         """What datasets and runs need: dataset manifests, dataset files and run files
@@ -217,7 +217,7 @@ class RecipeRows:
 
     def _file_blobs(self, files: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
         """The blobs of files (digest, user): the file itself, or its recipe and chunks."""
-        chunked = self.recipe_digests(d for d, _ in files)
+        chunked = self.digests(d for d, _ in files)
         chunks: dict[str, list[str]] = {}
         wanted = sorted(chunked)
         for start in range(0, len(wanted), 500):

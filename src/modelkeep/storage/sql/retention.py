@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select
 
 from modelkeep.domain.retention import RetentionPolicy
-from modelkeep.storage.sql.tables import models, retention_policies, versions
+from modelkeep.storage.sql.tables import models, retention_policies
 
 _POLICIES = (
     select(
@@ -28,20 +27,21 @@ def _model_id(name: str) -> Any:
 
 
 class RetentionRows:
-    _conn: Connection
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
-    def get_retention(self, model: str) -> RetentionPolicy | None:
+    def get(self, model: str) -> RetentionPolicy | None:
         row = self._conn.execute(_POLICIES.where(models.c.name == model)).first()
         return _policy(row) if row else None
 
-    def retention_policies(self) -> list[RetentionPolicy]:
+    def all(self) -> list[RetentionPolicy]:
         """Every model's policy, by model name."""
         return [_policy(row) for row in self._conn.execute(_POLICIES)]
 
-    def set_retention(self, policy: RetentionPolicy) -> None:
+    def put(self, policy: RetentionPolicy) -> None:
         """Replace the model's policy (write transactions only: the audit head lock
         orders concurrent writers, so delete-then-insert cannot race)."""
-        self.clear_retention(policy.model)
+        self.clear(policy.model)
         self._conn.execute(
             insert(retention_policies).values(
                 model_id=_model_id(policy.model),
@@ -52,20 +52,12 @@ class RetentionRows:
             )
         )
 
-    def clear_retention(self, model: str) -> bool:
+    def clear(self, model: str) -> bool:
         """Remove the model's policy; False if it had none."""
         done = self._conn.execute(
             delete(retention_policies).where(retention_policies.c.model_id == _model_id(model))
         )
         return bool(done.rowcount)
-
-    def purge_version(self, model: str, number: int, at: datetime) -> None:
-        """Release the version's files: it keeps its manifest and metadata rows."""
-        self._conn.execute(
-            update(versions)
-            .where(versions.c.model_id == _model_id(model), versions.c.number == number)
-            .values(purged_at=at)
-        )
 
 
 def _policy(row: Any) -> RetentionPolicy:

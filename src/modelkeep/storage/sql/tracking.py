@@ -73,7 +73,8 @@ def _sqlite_insert(rows: int) -> str:
 
 
 class TrackingRows:
-    _conn: Connection
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
     # runs -----------------------------------------------------------------------------
 

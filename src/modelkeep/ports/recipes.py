@@ -1,0 +1,42 @@
+"""Recipes of chunked files, and which blobs live versions need (gc and verify)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from modelkeep.domain.recipes import Recipe
+
+
+class Recipes(Protocol):
+    def get(self, file_digest: str) -> Recipe | None: ...
+    def digests(self, file_digests: Iterable[str]) -> dict[str, str]:
+        """File digest -> recipe blob digest, for those files that have a recipe."""
+        ...
+
+    def add(self, recipe: Recipe, at: datetime) -> bool:
+        """Record a verified recipe; False if the file had one already."""
+        ...
+
+    def blobs_since(self, since: datetime) -> set[str]:
+        """The recipe and chunk blobs of recipes recorded since ``since``."""
+        ...
+
+    def delete_unused(self, before: datetime, dry_run: bool = False) -> int:
+        """Forget recipes older than ``before`` that no live version uses; how many."""
+        ...
+
+    def blob_users(self, digests: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """Digest -> the versions (``NAME@N``) whose manifest, files or chunks use it."""
+        ...
+
+    def blob_files(self, digests: Iterable[str]) -> dict[str, list[str]]:
+        """Digest -> the files (``NAME@N:PATH``) of live versions whose bytes it holds."""
+        ...
+
+    def stored_files(self) -> list[Any]:
+        """Every live version's file blobs (whole or chunks), oldest version first: rows
+        with ``name``, ``number``, ``path``, ``digest``, ``size`` (the file), ``blob``,
+        ``blob_size`` (one blob it is stored in), ``id`` and ``version_digest``."""
+        ...

@@ -1,0 +1,76 @@
+"""Reading models and versions inside a transaction, with the one error for each miss.
+
+Every context that names a model or a version resolves it here, so ``fraud@prod`` means
+the same thing to a push, a promotion, a check and a card."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from modelkeep.domain import aliases as alias_rules
+from modelkeep.domain.names import Ref, RefKind
+from modelkeep.domain.versions import Model, Version
+from modelkeep.errors import AliasNotFound, AmbiguousRef, ModelNotFound, VersionNotFound
+from modelkeep.ports import MetadataStore, Transaction, VersionKey
+
+
+def model(tx: Transaction, name: str) -> Model:
+    found = tx.models.get(name)
+    if found is None:
+        raise no_model(name)
+    return found
+
+
+def no_model(name: str) -> ModelNotFound:
+    return ModelNotFound(f"model {name!r} does not exist")
+
+
+def version(tx: Transaction, model_name: str, number: int) -> Version:
+    found = tx.versions.get(model_name, number)
+    if found is None:
+        raise VersionNotFound(f"{model_name}@{number} does not exist")
+    return found
+
+
+def version_of(tx: Transaction, ref: Ref) -> Version:
+    """The version ``ref`` names, read in ``tx``."""
+    return version(tx, ref.model, key(tx, ref, None).number)
+
+
+def reread(store: MetadataStore, old: Version) -> Version:
+    """``old`` as it is now, after a transaction that changed it committed."""
+    with store.transaction() as tx:
+        return version(tx, old.model, old.number)
+
+
+def key(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey:
+    """Resolve a reference to a version's number and digest (as of ``at``, if given)."""
+    found = _lookup(tx, ref, at)
+    if found is None:
+        model(tx, ref.model)
+        if ref.kind is RefKind.ALIAS:
+            when = f" at {at.isoformat()}" if at else ""
+            raise AliasNotFound(f"{ref.model} has no alias {ref.value!r}{when}")
+        raise VersionNotFound(f"{ref} does not exist")
+    if at is not None and found.created_at > at:
+        raise VersionNotFound(f"{ref} did not exist yet at {at.isoformat()}")
+    return found
+
+
+def _lookup(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey | None:
+    if ref.kind is RefKind.NUMBER:
+        return tx.versions.key_by_number(ref.model, int(ref.value))
+    if ref.kind is RefKind.SEMVER:
+        return tx.versions.key_by_semver(ref.model, ref.value)
+    if ref.kind is RefKind.LATEST:
+        return tx.versions.latest_key(ref.model, at)
+    if ref.kind is RefKind.DIGEST:
+        found = tx.versions.keys_by_digest_prefix(ref.model, ref.value)
+        if len(found) > 1:
+            numbers = ", ".join(str(k.number) for k in found)
+            raise AmbiguousRef(f"{ref} matches versions {numbers}")
+        return found[0] if found else None
+    if at is None:
+        return tx.aliases.key(ref.model, ref.value)
+    number = alias_rules.target_at(tx.aliases.events(ref.model, ref.value), ref.value, at)
+    return tx.versions.key_by_number(ref.model, number) if number is not None else None

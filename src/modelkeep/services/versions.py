@@ -1,0 +1,252 @@
+"""Versions: push files and register them, read, resolve, compare and archive.
+
+Write ordering (restic's rule): the files' blobs are stored first; ``register_version``
+then writes the manifest blob and commits the version row with its audit event. Both the
+blob checks and the manifest write happen under the write lock, which gc also takes to
+delete, so no blob can vanish before the version commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO
+
+from modelkeep.domain import access
+from modelkeep.domain import aliases as alias_rules
+from modelkeep.domain.datasets import match_version
+from modelkeep.domain.diff import VersionDiff, diff_versions
+from modelkeep.domain.events import EventKind
+from modelkeep.domain.manifest import FileEntry, Manifest
+from modelkeep.domain.names import STAGES, check_model_name, parse_ref
+from modelkeep.domain.runs import RUN_ID, through_run
+from modelkeep.domain.semver import Bump, SemVer, next_semver
+from modelkeep.domain.text import check_text
+from modelkeep.domain.versions import Version, VersionMetadata, require_fields
+from modelkeep.errors import (
+    BlobNotFound,
+    EmptyPush,
+    InvalidInput,
+    RunNotFound,
+    VersionInStage,
+)
+from modelkeep.ports import BlobInfo, NewVersion, Progress, Transaction
+from modelkeep.services import lookup, policies
+from modelkeep.services.context import ServiceContext
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """What a push registers besides its files."""
+
+    metadata: VersionMetadata = field(default_factory=VersionMetadata)
+    semver: str | None = None
+    bump: Bump | None = None
+    message: str | None = None
+
+
+# pushing ------------------------------------------------------------------------------
+
+
+def check_push(ctx: ServiceContext, model: str, request: PushRequest) -> None:
+    """Refuse a push before any byte is uploaded, if its registration would fail."""
+    check_model_name(model)
+    ctx.authorize(access.PUSH, model)
+    with ctx.store.transaction() as tx:
+        _prepare(tx, model, request)
+
+
+def put_blob(
+    ctx: ServiceContext,
+    stream: BinaryIO,
+    *,
+    expected: str | None = None,
+    progress: Progress | None = None,
+) -> BlobInfo:
+    """Store bytes for a push to come (registering them checks the model's grant)."""
+    ctx.authorize(access.PUSH, access.ANY_MODEL)
+    return ctx.blobs.put(stream, expected=expected, progress=progress)
+
+
+def missing_blobs(ctx: ServiceContext, digests: Iterable[str]) -> set[str]:
+    """Which of these the store lacks: blobs, or files (stored whole or chunked)."""
+    ctx.authorize(access.PUSH, access.ANY_MODEL)
+    absent = {d for d in set(digests) if not ctx.blobs.has(d)}
+    if absent:
+        with ctx.store.transaction() as tx:
+            chunked = {d: tx.recipes.get(d) for d in tx.recipes.digests(absent)}
+        # a chunked file counts as stored only with every chunk there: a chunk lost
+        # behind modelkeep's back is then pushed again, and the store is whole again
+        absent -= {
+            d
+            for d, recipe in chunked.items()
+            if recipe is not None and all(ctx.blobs.has(c.digest) for c in recipe.chunks)
+        }
+    return absent
+
+
+def open_blob(ctx: ServiceContext, digest: str) -> BinaryIO:
+    """Read a blob by digest: needs read on some model (a digest is learnt by reading
+    a version the actor may read)."""
+    ctx.authorize(access.READ, access.ANY_MODEL)
+    return ctx.blobs.open(digest)
+
+
+def register_version(
+    ctx: ServiceContext, model: str, files: Sequence[FileEntry], request: PushRequest
+) -> Version:
+    """Register uploaded files as the model's next version."""
+    check_model_name(model)
+    ctx.authorize(access.PUSH, model)
+    if not files:
+        raise EmptyPush("a version needs at least one file")
+    manifest = Manifest.of(files)
+    with ctx.store.transaction(write=True) as tx:
+        check_files_stored(ctx, tx, manifest)
+        metadata, semver = _prepare(tx, model, request)
+        ctx.blobs.put_bytes(manifest.canonical_bytes())
+        at = ctx.clock()
+        new = NewVersion(
+            model, semver, manifest.digest, manifest.files, metadata, request.message, ctx.actor, at
+        )
+        version = tx.versions.add(new)
+        _link_inputs(tx, version)
+        ctx.record_event(tx, EventKind.VERSION_PUSH, version.ref, _push_details(version), at)
+        tx.commit()
+    return version
+
+
+def _prepare(
+    tx: Transaction, model: str, request: PushRequest
+) -> tuple[VersionMetadata, str | None]:
+    required = tx.models.required_fields(model)
+    if required is None:
+        raise lookup.no_model(model)
+    policy = policies.model_policy(tx, model)
+    required = tuple(dict.fromkeys((*required, *policy.register_require)))
+    metadata = request.metadata.validated()
+    check_text("the message", request.message)
+    require_fields(model, required, metadata_through_run(tx, metadata), request.message)
+    if request.semver is not None and request.bump is not None:
+        raise InvalidInput("both a version and --bump were given", "give one of them")
+    semver = request.semver
+    if request.bump is not None:
+        semver = next_semver(tx.versions.semvers(model), request.bump)
+    if semver is not None:
+        SemVer.parse(semver)
+    return metadata, semver
+
+
+def metadata_through_run(tx: Transaction, metadata: VersionMetadata) -> VersionMetadata:
+    """The metadata with what its run recorded (a required field may be met there)."""
+    if metadata.run is None or not RUN_ID.fullmatch(metadata.run):
+        return metadata  # another tracker's run id: recorded as text, not linked
+    run = tx.tracking.get_run(metadata.run)
+    if run is None:
+        raise RunNotFound(f"there is no run {metadata.run}")
+    return through_run(metadata, run)
+
+
+def _link_inputs(tx: Transaction, version: Version) -> None:
+    """Lineage edges: the run that made the version, the registered datasets it names."""
+    run_pk = None
+    if version.metadata.run is not None and RUN_ID.fullmatch(version.metadata.run):
+        state = tx.tracking.run_state(version.metadata.run)
+        run_pk = state[0] if state else None
+    dataset_ids = []
+    for ref in version.metadata.datasets:
+        parsed = parse_ref(ref, default_latest=True)
+        rows = tx.datasets.versions(parsed.model)
+        found = match_version(rows, parsed.kind, parsed.value)
+        if found is not None:
+            dataset_ids.append(found.id)
+    tx.datasets.link_version_inputs(version.model, version.number, run_pk, dataset_ids)
+
+
+def check_files_stored(ctx: ServiceContext, tx: Transaction, manifest: Manifest) -> None:
+    """Every file is stored: chunked (a recorded recipe) or as one blob."""
+    chunked = tx.recipes.digests(e.digest for e in manifest.files)
+    for entry in manifest.files:
+        if entry.digest in chunked:
+            recipe = tx.recipes.get(entry.digest)
+            size = recipe.size if recipe else None
+        else:
+            stored = ctx.blobs.stat(entry.digest)
+            size = stored.size if stored else None
+        if size is None:
+            raise BlobNotFound(
+                f"file {entry.path!r} ({entry.digest}) was not uploaded",
+                "upload every file before registering the version",
+            )
+        if size != entry.size:
+            raise InvalidInput(
+                f"file {entry.path!r} is {size} bytes in the store, not {entry.size}",
+                "give the file's real size",
+            )
+
+
+def _push_details(version: Version) -> dict[str, Any]:
+    """What the audit log keeps of a push; ``metadata_digest`` makes metadata edits evident."""
+    return {
+        "number": version.number,
+        "digest": version.digest,
+        "semver": version.semver,
+        "files": len(version.files),
+        "size": version.size,
+        "metadata_digest": version.metadata_digest,
+    }
+
+
+# reading ------------------------------------------------------------------------------
+
+
+def list_versions(
+    ctx: ServiceContext, model: str, after: int | None = None, limit: int | None = None
+) -> list[Version]:
+    """The model's versions by number (``after``/``limit``: one page of them)."""
+    check_model_name(model)
+    ctx.authorize(access.READ, model)
+    with ctx.store.transaction() as tx:
+        lookup.model(tx, model)
+        return tx.versions.page(model, after, limit)
+
+
+def get_version(ctx: ServiceContext, ref: str) -> Version:
+    parsed = parse_ref(ref, default_latest=True)
+    ctx.authorize(access.READ, parsed.model)
+    with ctx.store.transaction() as tx:
+        return lookup.version_of(tx, parsed)
+
+
+def resolve(ctx: ServiceContext, ref: str, at: datetime | None = None) -> alias_rules.Resolution:
+    parsed = parse_ref(ref, default_latest=True)
+    ctx.authorize(access.READ, parsed.model)
+    with ctx.store.transaction() as tx:
+        key = lookup.key(tx, parsed, at)
+    return alias_rules.Resolution(parsed.model, parsed.value, key.number, key.digest)
+
+
+def diff(ctx: ServiceContext, old: str, new: str) -> VersionDiff:
+    return diff_versions(get_version(ctx, old), get_version(ctx, new))
+
+
+def archive(ctx: ServiceContext, ref: str, reason: str | None = None) -> Version:
+    parsed = parse_ref(ref)
+    check_text("the reason", reason)
+    ctx.authorize(access.ARCHIVE, parsed.model)
+    with ctx.store.transaction(write=True) as tx:
+        version = lookup.version_of(tx, parsed)
+        stages = [a for a in version.aliases if a in STAGES]
+        if stages:
+            raise VersionInStage(
+                f"{version.ref} is the {' and '.join(stages)} version",
+                "promote another version or roll back first",
+            )
+        if version.status == "archived":
+            return version
+        at = ctx.clock()
+        tx.versions.archive(parsed.model, version.number, at)
+        details = {"digest": version.digest, "reason": reason}
+        ctx.record_event(tx, EventKind.VERSION_ARCHIVE, version.ref, details, at)
+        tx.commit()
+    return lookup.reread(ctx.store, version)
