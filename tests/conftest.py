@@ -30,6 +30,8 @@ from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.s3 import make_client
 from tests.databases import PgDatabases, SqliteTemplate
 
+pytest_plugins = ["tests.transports"]  # which transports ``mk`` runs a test over
+
 PG_ADMIN_URL = os.environ.get(
     "MODELKEEP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -121,17 +123,6 @@ def settings(store_dir: Path, database_url: str) -> Settings:
     return Settings(
         uri=str(store_dir), database_url=database_url, token_cache_seconds=0, cache_dir="off"
     )
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``mk`` runs in process and over HTTP served in process; a live server costs a thread,
-    a port and real sockets, so only tests marked ``transport`` (where those matter:
-    streaming, large or odd bodies, URL decoding, concurrent connections) run there too."""
-    if "mk" in metafunc.fixturenames:
-        live = metafunc.definition.get_closest_marker("transport") is not None
-        metafunc.parametrize(
-            "mk", ["local", "http", "live"] if live else ["local", "http"], indirect=True
-        )
 
 
 @pytest.fixture
