@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -30,10 +29,11 @@ from modelkeep.domain.names import (
     parse_ref,
 )
 from modelkeep.domain.runs import RUN_ID, through_run
-from modelkeep.domain.semver import Bump, SemVer, next_semver
+from modelkeep.domain.semver import SemVer, next_semver
 from modelkeep.domain.text import check_text
 from modelkeep.domain.versions import (
     Model,
+    PushRequest,
     Version,
     VersionMetadata,
     check_description,
@@ -73,16 +73,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class PushRequest:
-    """What a push registers besides its files."""
-
-    metadata: VersionMetadata = field(default_factory=VersionMetadata)
-    semver: str | None = None
-    bump: Bump | None = None
-    message: str | None = None
 
 
 class Registry:
