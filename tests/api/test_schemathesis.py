@@ -91,7 +91,7 @@ def seed(operator: ServiceContext) -> None:
     import io
 
     from modelkeep.domain.manifest import FileEntry
-    from modelkeep.services.versions import PushRequest
+    from modelkeep.domain.versions import PushRequest
 
     models.create_model(operator, "m", "a model to find")
     for n in range(2):

@@ -33,12 +33,12 @@ from modelkeep import chunking
 from modelkeep.bootstrap import open_registry
 from modelkeep.config import Settings
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import PushRequest
 from modelkeep.errors import BlobNotFound, MissingChunk
 from modelkeep.scanning import Piece, scan_file
 from modelkeep.services import audit, maintenance, models, versions
 from modelkeep.services import files as file_service
 from modelkeep.services.context import ServiceContext, utc_now
-from modelkeep.services.versions import PushRequest
 
 MIB = 1024 * 1024
 SIZE = 20 * MIB  # chunked: at least chunking.WHOLE_BELOW

@@ -182,8 +182,8 @@ def test_a_blob_swept_before_registration_fails_the_push_cleanly(
 ) -> None:
     """Uploaded, then swept (a push slower than the grace period): no broken version."""
     from modelkeep.domain.manifest import FileEntry
+    from modelkeep.domain.versions import PushRequest
     from modelkeep.errors import BlobNotFound
-    from modelkeep.services.versions import PushRequest
 
     mk.create_model("m")
     info = registry.blobs.put_bytes(b"slow upload")

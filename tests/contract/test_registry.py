@@ -10,6 +10,7 @@ import pytest
 
 import modelkeep
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import PushRequest
 from modelkeep.errors import (
     AliasNotFound,
     AmbiguousRef,
@@ -28,7 +29,6 @@ from modelkeep.errors import (
 )
 from modelkeep.services import audit, models, versions
 from modelkeep.services.context import ServiceContext
-from modelkeep.services.versions import PushRequest
 from tests.conftest import FileMaker
 
 

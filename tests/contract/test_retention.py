@@ -12,7 +12,7 @@ import pytest
 
 import modelkeep
 from modelkeep.chunking import WHOLE_BELOW
-from modelkeep.client.backend import LocalBackend
+from modelkeep.client.local import LocalBackend
 from modelkeep.config import Settings
 from modelkeep.errors import Forbidden, InvalidInput, ModelNotFound, VersionPurged
 from modelkeep.services.context import ServiceContext

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor, Grant
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import PushRequest
 from modelkeep.errors import (
     Forbidden,
     GrantNotFound,
@@ -30,7 +31,6 @@ from modelkeep.errors import (
 )
 from modelkeep.services import admin, aliases, audit, governance, maintenance, models, versions
 from modelkeep.services.context import ServiceContext
-from modelkeep.services.versions import PushRequest
 from modelkeep.storage.sql import migrate
 from modelkeep.storage.sql.store import SqlMetadataStore
 

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from modelkeep import chunking, copying, scanning
 from modelkeep.domain.manifest import FileEntry, check_path, sha256_digest
@@ -34,11 +34,12 @@ from modelkeep.errors import (
     MissingChunk,
     UnsafePath,
 )
-from modelkeep.ports import BlobInfo, Progress
 from modelkeep.scanning import Scan, Sink
-from modelkeep.services import files as file_service
 
-Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
+if TYPE_CHECKING:
+    from modelkeep.ports import BlobInfo, Progress
+
+    Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
 Opener = Callable[[str], BinaryIO]
 log = logging.getLogger("modelkeep")
 
@@ -306,7 +307,7 @@ def rebuild(path: Path, recipe: Recipe, fetch_chunk: Fetch, progress: Progress |
             return data
 
         whole = hashlib.sha256()
-        for data in file_service.in_order(fetch, len(recipe.chunks)):
+        for data in copying.in_order(fetch, len(recipe.chunks)):
             whole.update(data)
             if progress is not None:
                 progress(len(data))

@@ -1,8 +1,8 @@
-"""Governance through the SDK's two transports: in process and over HTTP.
+"""Governance over HTTP, and the attestation bundle an export writes.
 
-``LocalGovernance`` calls services/governance.py; ``HttpGovernance`` calls the server's
-routes (entrypoints/api/governance_routes.py) and rebuilds the same records from JSON, so
-the contract tests run one suite over both.
+``HttpGovernance`` calls the server's routes (entrypoints/api/governance_routes.py) and
+rebuilds the same records from JSON that ``LocalGovernance`` (client/local.py) gets from
+services/governance.py, so the contract tests run one suite over both.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from modelkeep import attest_bundle as bundle
 from modelkeep.client import wire
@@ -20,109 +20,15 @@ from modelkeep.domain.governance import (
     Approval,
     Attestation,
     CheckResult,
+    Evidence,
+    GateResult,
     NewCheckResult,
     PolicyRecord,
+    Promotion,
 )
 from modelkeep.domain.names import parse_ref
-from modelkeep.domain.policy import Evaluation, RuleOutcome
+from modelkeep.domain.policy_eval import Evaluation, RuleOutcome
 from modelkeep.errors import DestinationConflict
-from modelkeep.services import attestations, cards, governance
-from modelkeep.services.attestations import Evidence
-from modelkeep.services.context import ServiceContext
-from modelkeep.services.governance import GateResult, Promotion
-
-
-class GovernanceBackend(Protocol):
-    def set_policy(self, document: str) -> PolicyRecord: ...
-    def policy(self) -> PolicyRecord | None: ...
-    def policy_history(self) -> list[PolicyRecord]: ...
-    def model_policy(self, model: str) -> dict[str, Any]: ...
-    def record_check(
-        self, ref: str, dataset: str | None, result: NewCheckResult
-    ) -> CheckResult: ...
-    def checks(self, ref: str) -> list[CheckResult]: ...
-    def decide(
-        self,
-        ref: str,
-        stage: str,
-        decision: str,
-        comment: str | None,
-        expect_digest: str | None,
-    ) -> Approval: ...
-    def approvals(self, ref: str) -> list[Approval]: ...
-    def gate(self, ref: str, stage: str, promoter: str | None = None) -> GateResult: ...
-    def promotion(
-        self,
-        ref: str,
-        to: str,
-        reason: str | None = None,
-        expect: int | None = None,
-        override: bool = False,
-    ) -> Promotion: ...
-    def attestations(self, ref: str) -> list[Attestation]: ...
-    def evidence(self, ref: str, stage: str | None = None) -> Evidence: ...
-    def card(self, ref: str, fmt: str = "md") -> str: ...
-    def governance_report(self, model: str | None = None, fmt: str = "md") -> str: ...
-
-
-class LocalGovernance:
-    registry: ServiceContext
-
-    def set_policy(self, document: str) -> PolicyRecord:
-        return governance.set_policy(self.registry, document)
-
-    def policy(self) -> PolicyRecord | None:
-        return governance.current_policy(self.registry)
-
-    def policy_history(self) -> list[PolicyRecord]:
-        return governance.policy_history(self.registry)
-
-    def model_policy(self, model: str) -> dict[str, Any]:
-        return governance.effective_policy(self.registry, model)
-
-    def record_check(self, ref: str, dataset: str | None, result: NewCheckResult) -> CheckResult:
-        return governance.record_check(self.registry, ref, dataset, result)
-
-    def checks(self, ref: str) -> list[CheckResult]:
-        return governance.list_checks(self.registry, ref)
-
-    def decide(
-        self,
-        ref: str,
-        stage: str,
-        decision: str,
-        comment: str | None,
-        expect_digest: str | None,
-    ) -> Approval:
-        return governance.review(self.registry, ref, stage, decision, comment, expect_digest)
-
-    def approvals(self, ref: str) -> list[Approval]:
-        return governance.list_approvals(self.registry, ref)
-
-    def gate(self, ref: str, stage: str, promoter: str | None = None) -> GateResult:
-        return governance.gate(self.registry, ref, stage, promoter)
-
-    def promotion(
-        self,
-        ref: str,
-        to: str,
-        reason: str | None = None,
-        expect: int | None = None,
-        override: bool = False,
-    ) -> Promotion:
-        return governance.promote(self.registry, ref, to, reason, expect, override)
-
-    def attestations(self, ref: str) -> list[Attestation]:
-        return attestations.list_attestations(self.registry, ref)
-
-    def evidence(self, ref: str, stage: str | None = None) -> Evidence:
-        return attestations.evidence(self.registry, ref, stage)
-
-    def card(self, ref: str, fmt: str = "md") -> str:
-        return cards.card(self.registry, ref, fmt)
-
-    def governance_report(self, model: str | None = None, fmt: str = "md") -> str:
-        return cards.governance_report(self.registry, model, fmt)
 
 
 class HttpGovernance:

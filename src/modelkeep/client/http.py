@@ -30,15 +30,19 @@ from modelkeep.client.governance import HttpGovernance
 from modelkeep.client.metrics_buffer import MetricPoint, pack_points
 from modelkeep.client.wire import path_segment as _seg
 from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.lineage import Lineage
+from modelkeep.domain.maintenance import GcReport, VerifyReport
 from modelkeep.domain.manifest import FileEntry, check_digest, sha256_digest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.recipes import Recipe
-from modelkeep.domain.runs import NewRun, Run
+from modelkeep.domain.retention import RetentionPolicy
+from modelkeep.domain.runs import NewRun, Run, Series
+from modelkeep.domain.storage_report import StorageReport
 from modelkeep.domain.users import IssuedToken, Token, User
-from modelkeep.domain.versions import Model, Scalar, Version
+from modelkeep.domain.versions import Model, PushRequest, Scalar, Version
 from modelkeep.errors import (
     Conflict,
     DigestMismatch,
@@ -50,11 +54,6 @@ from modelkeep.errors import (
 )
 from modelkeep.ports import Progress, report_skipped
 from modelkeep.scanning import Piece, Scan
-from modelkeep.services.audit import CheckpointResult, PublicKey
-from modelkeep.services.datasets import DatasetPush, DatasetVersion
-from modelkeep.services.maintenance import GcReport, VerifyReport
-from modelkeep.services.tracking import Series
-from modelkeep.services.versions import PushRequest
 
 API = "/api/v1"
 BLOCK = 1024 * 1024
@@ -378,21 +377,21 @@ class HttpBackend(HttpGovernance):
 
     # storage report and retention ------------------------------------------------------
 
-    def storage(self, model: str | None = None) -> wire.StorageReport:
+    def storage(self, model: str | None = None) -> StorageReport:
         params = {"model": model} if model is not None else {}
         return wire.storage_report(self._call("GET", "/storage", params=params))
 
-    def retention(self, model: str) -> wire.RetentionPolicy | None:
+    def retention(self, model: str) -> RetentionPolicy | None:
         return wire.retention_policy(self._call("GET", f"/models/{_seg(model)}/retention"))
 
     def set_retention(
         self, model: str, keep_last: int | None, keep_days: int | None
-    ) -> wire.RetentionPolicy:
+    ) -> RetentionPolicy:
         body = {"keep_last": keep_last, "keep_days": keep_days}
         path = f"/models/{_seg(model)}/retention"
         return wire.new_retention_policy(self._call("PUT", path, json=body))
 
-    def clear_retention(self, model: str) -> wire.RetentionPolicy | None:
+    def clear_retention(self, model: str) -> RetentionPolicy | None:
         return wire.retention_policy(self._call("DELETE", f"/models/{_seg(model)}/retention"))
 
     # runs -------------------------------------------------------------------------------

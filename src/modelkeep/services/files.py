@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO
 
+from modelkeep.copying import AHEAD, in_order
 from modelkeep.domain import access
 from modelkeep.domain.manifest import check_digest, sha256_digest
 from modelkeep.domain.recipes import MAX_CHUNK_BYTES, ChunkRef, Recipe
 from modelkeep.errors import BlobNotFound, DigestMismatch, InvalidInput, MissingChunk
 from modelkeep.services.context import ServiceContext
 
-AHEAD = 4
-"""Chunks fetched ahead of the one being read: parallel downloads, bounded memory."""
-
 Opener = Callable[[str], BinaryIO]
-T = TypeVar("T")
 
 
 def put_recipe(ctx: ServiceContext, recipe: Recipe) -> Recipe:
@@ -162,22 +157,6 @@ def chunk_bytes(opener: Opener, recipe: Recipe, ahead: int = AHEAD) -> Iterator[
     return in_order(
         lambda i: read_chunk(opener, chunks[i].digest, chunks[i].size), len(chunks), ahead
     )
-
-
-def in_order(fetch: Callable[[int], T], count: int, ahead: int = AHEAD) -> Iterator[T]:
-    """``fetch(0) … fetch(count - 1)`` run by a pool, ``ahead`` at a time, yielded in order."""
-    with ThreadPoolExecutor(ahead, "modelkeep-fetch") as pool:
-        pending: deque[Future[T]] = deque()
-        try:
-            for index in range(count):
-                pending.append(pool.submit(fetch, index))
-                if len(pending) >= ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 def read_chunk(opener: Opener, digest: str, size: int) -> bytes:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from modelkeep.domain.datasets import DatasetVersion
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.storage.sql.tables import (
     dataset_files,
@@ -24,20 +25,10 @@ from modelkeep.storage.sql.tables import (
 
 
 @dataclass(frozen=True)
-class DatasetVersionRow:
+class DatasetVersionRow(DatasetVersion):
+    """A dataset version and the id of its row (what lineage edges link)."""
+
     id: int
-    dataset: str
-    number: int
-    semver: str | None
-    digest: str
-    source: str | None
-    steps: tuple[str, ...]
-    sampling: str | None
-    profiles: dict[str, Any]
-    message: str | None
-    created_at: datetime
-    created_by: str
-    files: tuple[FileEntry, ...]
 
 
 class DatasetRows:
