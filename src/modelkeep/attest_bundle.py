@@ -37,6 +37,7 @@ from modelkeep.domain.attestation import (
     subject_digest,
     verify_envelope,
 )
+from modelkeep.domain.digest import digest_of, hex_part, is_digest, sha256_digest
 from modelkeep.domain.manifest import Manifest
 from modelkeep.errors import AttestationInvalid, ModelkeepError
 
@@ -49,7 +50,6 @@ READ_SIZE = 1 << 20
 SHOWN_PROBLEMS = 3
 
 _RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass
@@ -165,7 +165,7 @@ def _check_manifest(bundle: Path, digest: str, report: BundleReport) -> Manifest
     data = _read(bundle, MANIFEST, report)
     if data is None:
         return None
-    found = "sha256:" + hashlib.sha256(data).hexdigest()
+    found = sha256_digest(data)
     if found != digest:
         report.problems.append(
             f"{MANIFEST}: its sha256 is {found}, not the attested version digest {digest}"
@@ -194,7 +194,7 @@ def _check_policy(bundle: Path, policy: Any, report: BundleReport) -> None:
     data = _read(bundle, POLICY, report)
     if data is None:
         return
-    found = "sha256:" + hashlib.sha256(data).hexdigest()
+    found = sha256_digest(data)
     if found != expected:
         report.problems.append(f"{POLICY}: its sha256 is {found}, not the attested {expected}")
     else:
@@ -286,11 +286,11 @@ def _record_digest_of(record: dict[str, Any], expected: Any) -> str:
 def _check_reports(bundle: Path, named: dict[str, str], report: BundleReport) -> None:
     expected_names = set()
     for digest, check in sorted(named.items()):
-        if not _DIGEST.fullmatch(digest):
+        if not is_digest(digest):
             report.problems.append(f"{check}: report_digest {digest!r} is not a digest")
             continue
-        where = f"reports/{digest[7:]}.json"
-        expected_names.add(f"{digest[7:]}.json")
+        where = f"reports/{hex_part(digest)}.json"
+        expected_names.add(f"{hex_part(digest)}.json")
         path = bundle / where
         if not path.is_file():
             report.problems.append(f"{where}: missing (the report of {check})")
@@ -339,7 +339,7 @@ def file_digest(path: Path) -> str:
     with path.open("rb") as handle:
         while chunk := handle.read(READ_SIZE):
             hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest()
+    return digest_of(hasher)
 
 
 def _relative_files(root: Path) -> Iterator[str]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
+from modelkeep.domain.digest import PREFIX
 from modelkeep.errors import StoreUnavailable, UnsupportedUri
 from modelkeep.ports import BlobStore
 from modelkeep.services.registry import Registry
@@ -97,7 +98,7 @@ def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
     def ready() -> None:
         with base.store.transaction() as tx:
             tx.audit_head()
-        base.blobs.stat("sha256:" + "0" * 64)  # a round trip to the blob store
+        base.blobs.stat(PREFIX + "0" * 64)  # a round trip to the blob store
 
     state = ServerState(tokens.registry_for, ready, settings.gc_grace_seconds)
     return state, base.close

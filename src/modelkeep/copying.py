@@ -17,6 +17,8 @@ from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any, BinaryIO
 
+from modelkeep.domain.digest import digest_of
+
 BLOCK = 4 * 1024 * 1024
 PIPELINE_FROM = 16 * 1024 * 1024  # below this a thread costs more than it saves
 BUFFERS = 3
@@ -42,7 +44,7 @@ def sha256_of(stream: BinaryIO) -> tuple[str, int]:
     """``("sha256:…", size)`` of what ``stream`` holds."""
     hasher = hashlib.sha256()
     size = copy(stream, None, hasher=hasher)
-    return "sha256:" + hasher.hexdigest(), size
+    return digest_of(hasher), size
 
 
 def _size_hint(stream: BinaryIO) -> int:

@@ -23,6 +23,7 @@ from modelkeep.config import Settings
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.governance import (
     Approval,
     Attestation,
@@ -31,7 +32,7 @@ from modelkeep.domain.governance import (
     PolicyRecord,
 )
 from modelkeep.domain.lineage import Lineage
-from modelkeep.domain.manifest import FileEntry, sha256_digest
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.runs import Run
 from modelkeep.domain.semver import Bump

@@ -16,6 +16,7 @@ from modelkeep import attest_bundle as bundle
 from modelkeep.client import wire
 from modelkeep.client.wire import path_segment as _seg
 from modelkeep.domain.audit import canonical_json
+from modelkeep.domain.digest import hex_part
 from modelkeep.domain.governance import (
     Approval,
     Attestation,
@@ -281,5 +282,5 @@ def write_bundle(found: Evidence, dest: Path) -> Path:
     for approval in found.approvals:
         (dest / "approvals" / f"{approval.id}.json").write_bytes(canonical_json(approval.record()))
     for digest, data in found.reports.items():
-        (dest / "reports" / f"{digest.removeprefix('sha256:')}.json").write_bytes(data)
+        (dest / "reports" / f"{hex_part(digest)}.json").write_bytes(data)
     return dest

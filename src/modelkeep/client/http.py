@@ -32,8 +32,9 @@ from modelkeep.client.wire import path_segment as _seg
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.digest import check_digest, digest_of, sha256_digest
 from modelkeep.domain.lineage import Lineage
-from modelkeep.domain.manifest import FileEntry, check_digest, sha256_digest
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.recipes import Recipe
 from modelkeep.domain.runs import NewRun, Run
@@ -564,7 +565,7 @@ class _VerifiedDownload(io.RawIOBase):
         return n
 
     def _check(self) -> None:
-        actual = "sha256:" + self._hash.hexdigest()
+        actual = digest_of(self._hash)
         if actual != self._digest:
             raise DigestMismatch(f"blob {self._digest} arrived damaged: its bytes hash to {actual}")
 

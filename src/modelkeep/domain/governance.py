@@ -8,13 +8,13 @@ exported records can check that the evidence is the one that was signed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Self
 
 from modelkeep.domain.audit import canonical_json
+from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.policy import ApprovalFact, CheckFact
 
 DECISIONS = ("approve", "reject")
@@ -22,7 +22,7 @@ DECISIONS = ("approve", "reject")
 
 def digest_of(document: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of the canonical JSON of ``document``."""
-    return "sha256:" + hashlib.sha256(canonical_json(document)).hexdigest()
+    return sha256_digest(canonical_json(document))
 
 
 def _time(value: str | datetime) -> datetime:

@@ -35,6 +35,7 @@ from modelkeep.domain.audit import (
     SignedCheckpoint,
     verify_with_checkpoints,
 )
+from modelkeep.domain.digest import sha256_digest
 from modelkeep.errors import Conflict, StoreUnavailable
 from modelkeep.ports import AuditSigner, BlobStore
 
@@ -188,7 +189,7 @@ def checkpoint_blobs(blobs: BlobStore) -> set[str]:
     for name in blobs.list_named(CHECKPOINT_PREFIX):
         data = blobs.get_named(name)
         if data is not None:
-            found.add("sha256:" + hashlib.sha256(data).hexdigest())
+            found.add(sha256_digest(data))
     return found
 
 

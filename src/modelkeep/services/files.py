@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, TypeVar
 
 from modelkeep.domain import access
-from modelkeep.domain.manifest import check_digest, sha256_digest
+from modelkeep.domain.digest import check_digest, digest_of, sha256_digest
 from modelkeep.domain.recipes import MAX_CHUNK_BYTES, ChunkRef, Recipe
 from modelkeep.errors import BlobNotFound, DigestMismatch, InvalidInput, MissingChunk
 from modelkeep.services.registry import Registry
@@ -59,7 +59,7 @@ def assemble(registry: Registry, chunker: str, chunks: Sequence[ChunkRef]) -> Re
     hasher = hashlib.sha256()
     for data in in_order(lambda i: registry.blobs.read_unchecked(chunks[i].digest), len(chunks)):
         hasher.update(data)
-    return put_recipe(registry, Recipe.of("sha256:" + hasher.hexdigest(), chunker, chunks))
+    return put_recipe(registry, Recipe.of(digest_of(hasher), chunker, chunks))
 
 
 def store_chunk(registry: Registry, data: bytes, digest: str) -> bool:
@@ -221,7 +221,7 @@ class RebuiltFile(io.RawIOBase):
         return n
 
     def _check(self) -> None:
-        actual = "sha256:" + self._hash.hexdigest()
+        actual = digest_of(self._hash)
         if actual != self._recipe.digest:
             raise DigestMismatch(
                 f"file {self._recipe.digest} rebuilt from its chunks hashes to {actual}",

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from modelkeep.domain import access
-from modelkeep.domain.manifest import FileEntry, check_digest, check_path
+from modelkeep.domain.digest import check_digest
+from modelkeep.domain.manifest import FileEntry, check_path
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import (
     ENDED,

@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from modelkeep.domain.digest import digest_of
 from modelkeep.domain.runs import ENDED, FINISHED, Run, metric_to_json
 from modelkeep.domain.versions import Scalar
 from modelkeep.entrypoints.cli import parsing
@@ -453,7 +454,7 @@ def _save_blob(digest: str, path: Path) -> None:
         while block := source.read(1024 * 1024):
             hasher.update(block)
             out.write(block)
-    if f"sha256:{hasher.hexdigest()}" != digest:
+    if digest_of(hasher) != digest:
         path.unlink()
         raise DigestMismatch(
             f"blob {digest} read back with other bytes", "run 'modelkeep verify --all'"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modelkeep import copying
+from modelkeep.domain.digest import digest_of
 from modelkeep.errors import BlobNotFound, Conflict, DigestMismatch, StoreUnavailable
 from modelkeep.ports import BlobInfo, Progress, StoredBlob
 from modelkeep.storage.blobs.layout import (
@@ -246,7 +247,7 @@ class VerifyingReader(io.RawIOBase):
             self._hash.update(memoryview(buffer)[:n])
         elif not self._checked:
             self._checked = True
-            actual = "sha256:" + self._hash.hexdigest()
+            actual = digest_of(self._hash)
             if actual != self._digest:
                 raise DigestMismatch(f"blob {self._digest} is damaged: its bytes hash to {actual}")
         return int(n or 0)
@@ -268,7 +269,7 @@ def _link(source: Path, target: Path) -> None:
 def _copy_hashing(stream: BinaryIO, out: BinaryIO | None, progress: Progress | None) -> BlobInfo:
     hasher = hashlib.sha256()
     size = copying.copy(stream, out, hasher=hasher, progress=progress)
-    return BlobInfo("sha256:" + hasher.hexdigest(), size)
+    return BlobInfo(digest_of(hasher), size)
 
 
 def _create_exclusive(path: Path, data: bytes) -> None:

@@ -56,6 +56,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from modelkeep.domain.digest import digest_of, hex_part, sha256_digest
 from modelkeep.errors import (
     BlobNotFound,
     Conflict,
@@ -252,7 +253,7 @@ class S3BlobStore:
     def put_bytes(self, data: bytes) -> BlobInfo:
         if len(data) >= self.part_size:
             return self.put(io.BytesIO(data))
-        info = BlobInfo("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+        info = BlobInfo(sha256_digest(data), len(data))
         self._put_whole(memoryview(data), info)
         return info
 
@@ -262,7 +263,7 @@ class S3BlobStore:
 
     def _put_whole(self, data: memoryview, info: BlobInfo) -> None:
         key = self._key(blob_key(info.digest))
-        checksum = base64.b64encode(bytes.fromhex(info.digest.removeprefix("sha256:"))).decode()
+        checksum = base64.b64encode(bytes.fromhex(hex_part(info.digest))).decode()
 
         def write(cond: dict[str, str]) -> _Refusal | None:
             body = _Body(data)
@@ -457,7 +458,7 @@ class S3BlobStore:
                     hasher.update(chunk)
             finally:
                 body.close()
-        actual = "sha256:" + hasher.hexdigest()
+        actual = digest_of(hasher)
         return None if actual == digest else f"content hashes to {actual}"
 
     def _get_body(self, digest: str) -> Any | None:
@@ -720,7 +721,7 @@ def _part(number: int, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _checked(hasher: Any, size: int, expected: str | None) -> BlobInfo:
-    info = BlobInfo("sha256:" + hasher.hexdigest(), size)
+    info = BlobInfo(digest_of(hasher), size)
     if expected is not None and info.digest != expected:
         raise DigestMismatch(
             f"the uploaded bytes hash to {info.digest}, not {expected}", "upload the file again"
