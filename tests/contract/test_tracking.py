@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 import modelkeep
-from modelkeep import chunking
 from modelkeep.client.metrics_buffer import check_metric, pack_points
 from modelkeep.config import Settings
+from modelkeep.content import chunking
 from modelkeep.errors import (
     DatasetNotFound,
     InvalidInput,

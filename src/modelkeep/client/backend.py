@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, Protocol
 from modelkeep.client.files import LocalFile, is_chunked, upload, upload_chunked
 from modelkeep.client.governance import GovernanceBackend, LocalGovernance
 from modelkeep.client.metrics_buffer import MetricPoint
+from modelkeep.content.scanning import Piece, Scan
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff
@@ -25,7 +26,6 @@ from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.runs import NewRun, Run
 from modelkeep.domain.versions import Model, Scalar, Version
 from modelkeep.ports import Progress, report_skipped
-from modelkeep.scanning import Piece, Scan
 from modelkeep.services import audit, datasets, maintenance, tracking
 from modelkeep.services import files as file_service
 from modelkeep.services import lineage as lineage_service

@@ -13,13 +13,14 @@ from typing import Any, BinaryIO
 
 from modelkeep.attest_bundle import BundleReport, verify_bundle
 from modelkeep.bootstrap import open_registry
-from modelkeep.client import files, hashcache, runs
+from modelkeep.client import files, runs
 from modelkeep.client.backend import Backend, LocalBackend
 from modelkeep.client.governance import write_bundle
 from modelkeep.client.http import HttpBackend
 from modelkeep.client.metrics_buffer import check_metric
 from modelkeep.client.users import user_admin
 from modelkeep.config import Settings
+from modelkeep.content import hashcache
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import VersionDiff

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from modelkeep import chunking, copying, scanning
+from modelkeep.content import chunking, copying, scanning
+from modelkeep.content.scanning import Scan, Sink
 from modelkeep.domain.digest import digest_of, hex_part, sha256_digest
 from modelkeep.domain.manifest import FileEntry, check_path
 from modelkeep.domain.recipes import Recipe
@@ -36,7 +37,6 @@ from modelkeep.errors import (
     UnsafePath,
 )
 from modelkeep.ports import BlobInfo, Progress
-from modelkeep.scanning import Scan, Sink
 from modelkeep.services import files as file_service
 
 Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from modelkeep import copying
+from modelkeep.content import copying
+from modelkeep.content.verifying import VerifyingReader
 from modelkeep.domain.digest import digest_of
 from modelkeep.errors import BlobNotFound, Conflict, DigestMismatch, StoreUnavailable
 from modelkeep.ports import BlobInfo, Progress, StoredBlob
@@ -224,37 +225,6 @@ class LocalBlobStore:
             return sorted(prefix + entry.name for entry in folder.iterdir() if entry.is_file())
         except FileNotFoundError:
             return []
-
-
-class VerifyingReader(io.RawIOBase):
-    """Hashes what it reads; at end of stream, raises DigestMismatch if damaged."""
-
-    def __init__(self, raw: BinaryIO, digest: str) -> None:
-        self._raw = raw
-        self._digest = digest
-        self._hash = hashlib.sha256()
-        self._checked = False
-
-    def readable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._raw.fileno()
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            self._hash.update(memoryview(buffer)[:n])
-        elif not self._checked:
-            self._checked = True
-            actual = digest_of(self._hash)
-            if actual != self._digest:
-                raise DigestMismatch(f"blob {self._digest} is damaged: its bytes hash to {actual}")
-        return int(n or 0)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
 
 
 def _link(source: Path, target: Path) -> None:

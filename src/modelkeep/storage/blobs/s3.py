@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import boto3
@@ -56,6 +56,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from modelkeep.content.verifying import VerifyingReader
 from modelkeep.domain.digest import digest_of, hex_part, sha256_digest
 from modelkeep.errors import (
     BlobNotFound,
@@ -75,7 +76,7 @@ from modelkeep.storage.blobs.layout import (
     check_named_prefix,
     digest_of_key,
 )
-from modelkeep.storage.blobs.local import BUFFER, VerifyingReader
+from modelkeep.storage.blobs.local import BUFFER
 
 MiB = 1024 * 1024
 PART_SIZE = 8 * MiB
@@ -432,9 +433,7 @@ class S3BlobStore:
         body = self._get_body(digest)
         if body is None:
             raise BlobNotFound(f"blob {digest} is missing from the store")
-        return io.BufferedReader(
-            VerifyingReader(cast(BinaryIO, _BodyReader(body, self)), digest), BUFFER
-        )
+        return io.BufferedReader(VerifyingReader(_BodyReader(body, self), digest), BUFFER)
 
     def read_bytes(self, digest: str) -> bytes:
         with self.open(digest) as reader:

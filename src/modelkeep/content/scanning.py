@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelkeep import chunking
+from modelkeep.content import chunking
 from modelkeep.domain.digest import digest_of, sha256_digest
 from modelkeep.domain.recipes import ChunkRef, Recipe
 
