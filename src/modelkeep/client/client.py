@@ -427,7 +427,7 @@ class Client:
     ) -> DatasetVersion:
         """Store data files (deduplicated like model files) as the dataset's next version,
         with a schema and profile of each CSV and Parquet file."""
-        from modelkeep import profiling  # pyarrow: imported only when a dataset is pushed
+        from modelkeep.stats import profiling  # pyarrow: imported only when a dataset is pushed
 
         local = files.collect(paths)
         profiles = {f.path: profiling.profile_file(f.source).to_dict() for f in local}
