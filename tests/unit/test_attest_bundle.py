@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modelkeep.attest_bundle import raise_if_bad, verify_bundle
+from modelkeep.attest.bundle import raise_if_bad, verify_bundle
 from modelkeep.domain.attestation import (
     key_id,
     promotion_statement,

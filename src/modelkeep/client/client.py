@@ -11,11 +11,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from modelkeep.attest_bundle import BundleReport, verify_bundle
+from modelkeep.attest.bundle import BundleReport, verify_bundle, write_bundle
 from modelkeep.bootstrap import open_registry
 from modelkeep.client import files, runs
 from modelkeep.client.backend import Backend, LocalBackend
-from modelkeep.client.governance import write_bundle
 from modelkeep.client.http import HttpBackend
 from modelkeep.client.metrics_buffer import check_metric
 from modelkeep.client.users import user_admin
