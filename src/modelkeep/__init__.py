@@ -17,8 +17,7 @@ from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import ModelkeepError
 from modelkeep.services.maintenance import DamagedBlob, GcReport, VerifyReport
 from modelkeep.services.storage import StorageReport
-
-__version__ = "0.1.0"
+from modelkeep.version import __version__
 
 __all__ = [
     "AliasEvent",

@@ -1,11 +1,15 @@
-"""The composition root: the one place that reads settings and picks adapters."""
+"""The composition root: the one place that reads settings and picks adapters.
+
+Settings -> adapters -> services. It imports no entrypoint: the CLI, the API app (and
+any later server: a gateway, a web UI) are built from what it returns.
+"""
 
 from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
@@ -18,10 +22,21 @@ from modelkeep.storage.blobs.s3 import S3BlobStore
 from modelkeep.storage.keys import FileAuditSigner, default_key_path
 from modelkeep.storage.sql.store import SqlMetadataStore
 
-if TYPE_CHECKING:
-    from modelkeep.entrypoints.api.app import ServerState
-
 DATABASE_FILE = "modelkeep.db"
+
+Authenticate = Callable[[str | None], Registry]
+"""Turns a request's bearer token into a Registry acting for its user (or raises)."""
+
+
+@dataclass(frozen=True)
+class ServerRuntime:
+    """What a server serves, whatever its protocol: built by ``open_server``, turned into
+    the HTTP API by ``entrypoints.api.app.create_app``."""
+
+    authenticate: Authenticate
+    ready: Callable[[], None]
+    """Raises when the database or the blob store cannot be reached."""
+    gc_grace_seconds: int
 
 
 def local_actor() -> str:
@@ -86,10 +101,9 @@ def audit_signer(settings: Settings, root: Path) -> FileAuditSigner:
     return FileAuditSigner(default_key_path(root), may_create=True)
 
 
-def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
+def open_server(settings: Settings) -> tuple[ServerRuntime, Callable[[], None]]:
     """What ``modelkeep server`` serves, and how to close it: one registry opened as the
     operator, from which each request gets a registry acting for its token's user."""
-    from modelkeep.entrypoints.api.app import ServerState
     from modelkeep.services import admin
 
     base = open_registry(settings)
@@ -100,5 +114,5 @@ def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
             tx.audit_head()
         base.blobs.stat(PREFIX + "0" * 64)  # a round trip to the blob store
 
-    state = ServerState(tokens.registry_for, ready, settings.gc_grace_seconds)
-    return state, base.close
+    runtime = ServerRuntime(tokens.registry_for, ready, settings.gc_grace_seconds)
+    return runtime, base.close
