@@ -17,8 +17,7 @@ from modelkeep.domain.storage_report import StorageReport
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import ModelkeepError
-
-__version__ = "0.1.0"
+from modelkeep.version import __version__
 
 __all__ = [
     "AliasEvent",

@@ -1,14 +1,19 @@
-"""The composition root: the one place that reads settings and picks adapters."""
+"""The composition root: the one place that reads settings and picks adapters.
+
+Settings -> adapters -> services. It imports no entrypoint: the CLI, the API app (and
+any later server: a gateway, a web UI) are built from what it returns.
+"""
 
 from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
+from modelkeep.domain.digest import PREFIX
 from modelkeep.errors import StoreUnavailable, UnsupportedUri
 from modelkeep.ports import BlobStore
 from modelkeep.services.context import ServiceContext
@@ -17,10 +22,21 @@ from modelkeep.storage.blobs.s3 import S3BlobStore
 from modelkeep.storage.keys import FileAuditSigner, default_key_path
 from modelkeep.storage.sql.store import SqlMetadataStore
 
-if TYPE_CHECKING:
-    from modelkeep.entrypoints.api.app import ServerState
-
 DATABASE_FILE = "modelkeep.db"
+
+Authenticate = Callable[[str | None], ServiceContext]
+"""Turns a request's bearer token into a ServiceContext acting for its user (or raises)."""
+
+
+@dataclass(frozen=True)
+class ServerRuntime:
+    """What a server serves, whatever its protocol: built by ``open_server``, turned into
+    the HTTP API by ``entrypoints.api.app.create_app``."""
+
+    authenticate: Authenticate
+    ready: Callable[[], None]
+    """Raises when the database or the blob store cannot be reached."""
+    gc_grace_seconds: int
 
 
 def local_actor() -> str:
@@ -84,10 +100,9 @@ def audit_signer(settings: Settings, root: Path) -> FileAuditSigner:
     return FileAuditSigner(default_key_path(root), may_create=True)
 
 
-def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
+def open_server(settings: Settings) -> tuple[ServerRuntime, Callable[[], None]]:
     """What ``modelkeep server`` serves, and how to close it: one registry opened as the
     operator, from which each request gets a registry acting for its token's user."""
-    from modelkeep.entrypoints.api.app import ServerState
     from modelkeep.services import admin
 
     base = open_registry(settings)
@@ -96,7 +111,7 @@ def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
     def ready() -> None:
         with base.store.transaction() as tx:
             tx.audit.head()
-        base.blobs.stat("sha256:" + "0" * 64)  # a round trip to the blob store
+        base.blobs.stat(PREFIX + "0" * 64)  # a round trip to the blob store
 
-    state = ServerState(tokens.context_for, ready, settings.gc_grace_seconds)
-    return state, base.close
+    runtime = ServerRuntime(tokens.context_for, ready, settings.gc_grace_seconds)
+    return runtime, base.close

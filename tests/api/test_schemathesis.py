@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance
 
-from modelkeep.bootstrap import open_server
+from modelkeep.bootstrap import ServerRuntime, open_server
 from modelkeep.config import Settings
 from modelkeep.domain.access import ADMIN, Grant
-from modelkeep.entrypoints.api.app import ServerState, create_app
+from modelkeep.entrypoints.api.app import create_app
 from modelkeep.errors import Unauthenticated
 from modelkeep.services import admin, aliases, models, versions
 from modelkeep.services.context import ServiceContext
@@ -34,7 +34,7 @@ MAX_EXAMPLES = 15
 class Store:
     """The store the app serves, opened by the fixture below (the app exists before it)."""
 
-    state: ServerState | None = None
+    state: ServerRuntime | None = None
 
     def authenticate(self, token: str | None) -> ServiceContext:
         assert self.state is not None, "the store fixture opens the store"
@@ -46,7 +46,7 @@ class Store:
 
 
 STORE = Store()
-APP = create_app(ServerState(STORE.authenticate, STORE.ready, gc_grace_seconds=3600))
+APP = create_app(ServerRuntime(STORE.authenticate, STORE.ready, gc_grace_seconds=3600))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

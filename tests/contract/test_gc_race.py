@@ -29,13 +29,13 @@ from typing import Any
 import pytest
 
 import modelkeep
-from modelkeep import chunking
 from modelkeep.bootstrap import open_registry
 from modelkeep.config import Settings
+from modelkeep.content import chunking
+from modelkeep.content.scanning import Piece, scan_file
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.versions import PushRequest
 from modelkeep.errors import BlobNotFound, MissingChunk
-from modelkeep.scanning import Piece, scan_file
 from modelkeep.services import audit, maintenance, models, versions
 from modelkeep.services import files as file_service
 from modelkeep.services.context import ServiceContext, utc_now

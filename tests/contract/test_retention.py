@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import modelkeep
-from modelkeep.chunking import WHOLE_BELOW
 from modelkeep.client.local import LocalBackend
 from modelkeep.config import Settings
+from modelkeep.content.chunking import WHOLE_BELOW
 from modelkeep.errors import Forbidden, InvalidInput, ModelNotFound, VersionPurged
 from modelkeep.services.context import ServiceContext
 from tests.conftest import FileMaker, served_app

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import modelkeep
-from modelkeep.chunking import WHOLE_BELOW
 from modelkeep.config import Settings
+from modelkeep.content.chunking import WHOLE_BELOW
 from modelkeep.domain.access import Actor, Grant
 from modelkeep.domain.versions import PushRequest
 from modelkeep.errors import Forbidden, ModelNotFound

@@ -140,7 +140,7 @@ def test_the_attestation_verifies_and_names_its_evidence(
     edited = json.loads(record.read_text())
     edited["metrics"]["accuracy"] = 0.99
     record.write_text(json.dumps(edited))
-    from modelkeep.attest_bundle import verify_bundle
+    from modelkeep.attest.bundle import verify_bundle
 
     tampered = verify_bundle(bundle)
     assert not tampered.ok and any(f"checks/{check.id}.json" in p for p in tampered.problems)

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelkeep.domain.manifest import sha256_digest
+from modelkeep.domain.digest import sha256_digest
 
 GIT_TIMEOUT = 30.0
 """Seconds one git command may take; a slow network filesystem should not hang a run."""

@@ -11,17 +11,36 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from modelkeep.client import files, hashcache, runs
+from modelkeep.attest.bundle import BundleReport, verify_bundle
+from modelkeep.client import files, runs
+from modelkeep.client.backend import Backend
 from modelkeep.client.metrics_buffer import check_metric
 from modelkeep.config import Settings
+from modelkeep.content import hashcache
+from modelkeep.domain.aliases import AliasEvent, Resolution
+from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
-from modelkeep.domain.manifest import FileEntry, sha256_digest
-from modelkeep.domain.versions import PushRequest, VersionMetadata
+from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.digest import sha256_digest
+from modelkeep.domain.governance import (
+    Approval,
+    Attestation,
+    CheckResult,
+    NewCheckResult,
+    PolicyRecord,
+)
+from modelkeep.domain.lineage import Lineage
+from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.retention import RetentionPolicy
+from modelkeep.domain.runs import Run
+from modelkeep.domain.semver import Bump
+from modelkeep.domain.users import IssuedToken, Token, User
+from modelkeep.domain.versions import Model, PushRequest, Scalar, Version, VersionMetadata
 from modelkeep.errors import BlobNotFound, InvalidInput, VersionArchived
 
 if TYPE_CHECKING:
     # types only: the transports (client/local.py, client/http.py) load in connect()
-    from modelkeep.attest_bundle import BundleReport
+    from modelkeep.attest.bundle import BundleReport
     from modelkeep.client.backend import Backend
     from modelkeep.domain.aliases import AliasEvent, Resolution
     from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
@@ -429,7 +448,7 @@ class Client:
     ) -> DatasetVersion:
         """Store data files (deduplicated like model files) as the dataset's next version,
         with a schema and profile of each CSV and Parquet file."""
-        from modelkeep import profiling  # pyarrow: imported only when a dataset is pushed
+        from modelkeep.stats import profiling  # pyarrow: imported only when a dataset is pushed
 
         local = files.collect(paths)
         profiles = {f.path: profiling.profile_file(f.source).to_dict() for f in local}
@@ -574,7 +593,7 @@ class Client:
     ) -> Path:
         """Write the newest attestation of ``ref`` and its evidence into ``dest`` (a new
         or empty directory), for ``attest verify --bundle`` anywhere, offline."""
-        from modelkeep.client.governance import write_bundle
+        from modelkeep.attest.bundle import write_bundle
 
         return write_bundle(self._backend.evidence(ref, stage), Path(dest))
 
@@ -587,7 +606,6 @@ class Client:
     ) -> BundleReport:
         """Check the newest attestation of ``ref``: its signature (with ``public_key``, PEM,
         if given, else the store's), its evidence, and that the files still match."""
-        from modelkeep.attest_bundle import verify_bundle  # cryptography, when verifying
 
         with tempfile.TemporaryDirectory(prefix="modelkeep-attest-") as work:
             bundle = self.export_attestation(ref, Path(work, "bundle"), stage=stage)

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-from modelkeep import attest_bundle as bundle
 from modelkeep.client import wire
 from modelkeep.client.wire import path_segment as _seg
-from modelkeep.domain.audit import canonical_json
 from modelkeep.domain.governance import (
     Approval,
     Attestation,
@@ -28,7 +25,6 @@ from modelkeep.domain.governance import (
 )
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.policy_eval import Evaluation, RuleOutcome
-from modelkeep.errors import DestinationConflict
 
 
 class HttpGovernance:
@@ -168,24 +164,3 @@ def promotion(data: Mapping[str, Any]) -> Promotion:
         gate,
         Attestation.from_dict(attestation) if attestation else None,
     )
-
-
-def write_bundle(found: Evidence, dest: Path) -> Path:
-    """Write an attestation and its evidence as attest_bundle.py lays a bundle out (the
-    records as canonical JSON, so their digests can be recomputed from the files)."""
-    if dest.exists() and any(dest.iterdir()):
-        raise DestinationConflict(f"{dest} is not empty", "export into a new or empty directory")
-    for folder in ("checks", "approvals", "reports"):
-        (dest / folder).mkdir(parents=True, exist_ok=True)
-    (dest / bundle.ENVELOPE).write_bytes(found.envelope)
-    (dest / bundle.PUBLIC_KEY).write_bytes(found.public_key)
-    (dest / bundle.MANIFEST).write_bytes(found.manifest)
-    if found.policy is not None:
-        (dest / bundle.POLICY).write_bytes(found.policy.encode("utf-8"))
-    for check in found.checks:
-        (dest / "checks" / f"{check.id}.json").write_bytes(canonical_json(check.record()))
-    for approval in found.approvals:
-        (dest / "approvals" / f"{approval.id}.json").write_bytes(canonical_json(approval.record()))
-    for digest, data in found.reports.items():
-        (dest / "reports" / f"{digest.removeprefix('sha256:')}.json").write_bytes(data)
-    return dest

@@ -17,6 +17,7 @@ from modelkeep.bootstrap import open_registry
 from modelkeep.client.files import LocalFile, is_chunked, upload, upload_chunked
 from modelkeep.client.metrics_buffer import MetricPoint
 from modelkeep.config import Settings
+from modelkeep.content.scanning import Piece, Scan
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
@@ -41,7 +42,6 @@ from modelkeep.domain.storage_report import StorageReport
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, PushRequest, Scalar, Version
 from modelkeep.ports import Progress, report_skipped
-from modelkeep.scanning import Piece, Scan
 from modelkeep.services import (
     admin,
     aliases,

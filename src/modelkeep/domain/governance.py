@@ -11,7 +11,6 @@ one attestation (what an offline verifier needs).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -19,6 +18,7 @@ from typing import Any, Self
 
 from modelkeep.domain.aliases import AliasEvent
 from modelkeep.domain.audit import canonical_json
+from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.policy_eval import ApprovalFact, CheckFact, Evaluation
 
 DECISIONS = ("approve", "reject")
@@ -26,7 +26,7 @@ DECISIONS = ("approve", "reject")
 
 def digest_of(document: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of the canonical JSON of ``document``."""
-    return "sha256:" + hashlib.sha256(canonical_json(document)).hexdigest()
+    return sha256_digest(canonical_json(document))
 
 
 def _time(value: str | datetime) -> datetime:

@@ -11,7 +11,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from modelkeep.domain.manifest import FileEntry, sha256_digest
+from modelkeep.domain.digest import sha256_digest
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.semver import Bump
 from modelkeep.domain.text import check_text

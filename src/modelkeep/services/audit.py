@@ -13,7 +13,6 @@ one, is reported even when its ``audit_head`` was rewritten to match.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -34,6 +33,7 @@ from modelkeep.domain.audit import (
     SignedCheckpoint,
     verify_with_checkpoints,
 )
+from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.names import check_model_name
 from modelkeep.errors import Conflict, StoreUnavailable
@@ -152,7 +152,7 @@ def checkpoint_blobs(blobs: BlobStore) -> set[str]:
     for name in blobs.list_named(CHECKPOINT_PREFIX):
         data = blobs.get_named(name)
         if data is not None:
-            found.add("sha256:" + hashlib.sha256(data).hexdigest())
+            found.add(sha256_digest(data))
     return found
 
 

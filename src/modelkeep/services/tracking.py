@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from modelkeep.domain import access
+from modelkeep.domain.digest import check_digest
 from modelkeep.domain.events import EventKind
-from modelkeep.domain.manifest import FileEntry, check_digest, check_path
+from modelkeep.domain.manifest import FileEntry, check_path
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import (
     ENDED,

@@ -10,7 +10,8 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from modelkeep.domain.manifest import FileEntry, check_digest
+from modelkeep.domain.digest import check_digest
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import check_model_name
 from modelkeep.domain.recipes import parse_chunk_list
 from modelkeep.domain.versions import PushRequest, VersionMetadata

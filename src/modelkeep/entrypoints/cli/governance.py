@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 import click
 from rich.table import Table
 
-from modelkeep.attest_bundle import BundleReport, raise_if_bad, verify_bundle
+from modelkeep.attest.bundle import BundleReport, raise_if_bad, verify_bundle
 from modelkeep.domain.governance import Approval, CheckResult, GateResult
 from modelkeep.domain.names import STAGES
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state

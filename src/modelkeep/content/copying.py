@@ -20,6 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from queue import SimpleQueue
 from typing import Any, BinaryIO, TypeVar
 
+from modelkeep.domain.digest import digest_of
+
 BLOCK = 4 * 1024 * 1024
 PIPELINE_FROM = 16 * 1024 * 1024  # below this a thread costs more than it saves
 BUFFERS = 3
@@ -49,7 +51,7 @@ def sha256_of(stream: BinaryIO) -> tuple[str, int]:
     """``("sha256:…", size)`` of what ``stream`` holds."""
     hasher = hashlib.sha256()
     size = copy(stream, None, hasher=hasher)
-    return "sha256:" + hasher.hexdigest(), size
+    return digest_of(hasher), size
 
 
 def _size_hint(stream: BinaryIO) -> int:
