@@ -1,6 +1,8 @@
 """Shared fixtures. Storage tests run on SQLite and on the real PostgreSQL server
-(``MODELKEEP_TEST_PG_URL``, default postgres@127.0.0.1:5432): each test session makes a
-throwaway database, each test a fresh schema in it."""
+(``MODELKEEP_TEST_PG_URL``, default postgres@127.0.0.1:5432). Each test session (each
+xdist worker) migrates once per kind and each test gets a database with the content of a
+freshly migrated one (``tests/databases.py``); tests marked ``empty_database`` get an empty
+one (a new SQLite file; a new schema in the session's PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ import modelkeep
 from modelkeep.config import Settings
 from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.s3 import make_client
+from tests.databases import PgDatabases, SqliteTemplate
+
+pytest_plugins = ["tests.transports"]  # which transports ``mk`` runs a test over
 
 PG_ADMIN_URL = os.environ.get(
     "MODELKEEP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -42,23 +47,23 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A throwaway PostgreSQL database for this test session (dropped at the end)."""
-    name = f"modelkeep_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def pg_databases() -> Iterator[PgDatabases]:
+    """This session's PostgreSQL databases (all dropped at the end)."""
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        databases = PgDatabases(PG_ADMIN_URL, f"modelkeep_test_{uuid.uuid4().hex[:12]}")
     except Exception as exc:  # pragma: no cover - environment problem, say so plainly
         pytest.fail(
             f"PostgreSQL at {PG_ADMIN_URL} is not usable ({exc}); start it with "
             "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'"
         )
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_databases: PgDatabases) -> str:
+    """The session's first PostgreSQL database, where tests make empty schemas."""
+    return pg_databases.url(pg_databases.name)
 
 
 def make_pg_schema_url(pg_database: str) -> tuple[str, str]:
@@ -78,16 +83,33 @@ def drop_pg_schema(pg_database: str, schema: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
+    return SqliteTemplate(tmp_path_factory.mktemp("template") / "meta.db")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty metadata database: SQLite file or PostgreSQL schema."""
+    """A fresh metadata database at the newest revision, SQLite or PostgreSQL (the store
+    opens it without migrating); an empty one for tests marked ``empty_database``."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'meta.db'}"
+        path = tmp_path / "meta.db"
+        if empty:
+            yield f"sqlite:///{path}"
+        else:
+            yield request.getfixturevalue("sqlite_template").copy_to(path)
         return
-    pg_database = request.getfixturevalue("pg_database")
-    url, schema = make_pg_schema_url(pg_database)
+    if empty:
+        pg_database = request.getfixturevalue("pg_database")
+        url, schema = make_pg_schema_url(pg_database)
+        yield url
+        drop_pg_schema(pg_database, schema)
+        return
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    url = databases.acquire()
     yield url
-    drop_pg_schema(pg_database, schema)
+    databases.release(url)
 
 
 @pytest.fixture
@@ -103,7 +125,7 @@ def settings(store_dir: Path, database_url: str) -> Settings:
     )
 
 
-@pytest.fixture(params=["local", "http", "live"])
+@pytest.fixture
 def mk(request: pytest.FixtureRequest, settings: Settings) -> Iterator[modelkeep.Client]:
     """An SDK client on a fresh store (local blobs + SQLite or PostgreSQL): in process,
     through the HTTP API served in process, or through a live uvicorn server on loopback."""

@@ -43,6 +43,7 @@ def sha256(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.transport  # a chunked push (streamed pack) and chunk downloads over sockets
 def test_a_large_file_round_trips_bit_exact_through_its_chunks(
     mk: modelkeep.Client, registry: ServiceContext, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ def _writer(settings: Settings, index: int, folder: str, barrier: Any) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.empty_database  # the writers race through the migrations too
 def test_processes_pushing_at_once_get_numbers_1_to_n(settings: Settings, tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     barrier = context.Manager().Barrier(WRITERS)
@@ -48,6 +49,7 @@ def test_processes_pushing_at_once_get_numbers_1_to_n(settings: Settings, tmp_pa
         assert mk.verify().ok
 
 
+@pytest.mark.transport  # concurrent connections to one server
 def test_threads_moving_one_alias_lose_no_move(
     mk: modelkeep.Client, settings: Settings, tmp_path: Path
 ) -> None:

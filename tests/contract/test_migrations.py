@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -11,6 +12,8 @@ from sqlalchemy import create_engine
 from modelkeep.storage.sql import migrate
 from modelkeep.storage.sql.store import SqlMetadataStore
 from modelkeep.storage.sql.tables import metadata
+
+pytestmark = pytest.mark.empty_database  # these tests run the migrations themselves
 
 
 def test_head_constant_matches_the_migration_scripts() -> None:
@@ -41,8 +44,6 @@ def test_opening_twice_migrates_once_and_keeps_the_store_id(database_url: str) -
 
 
 def test_a_database_of_another_store_is_refused(database_url: str) -> None:
-    import pytest
-
     from modelkeep.errors import StoreMismatch
 
     SqlMetadataStore.open(database_url, blob_store_id="s1").close()
@@ -59,8 +60,6 @@ def test_every_revision_is_known_in_order() -> None:
 
 
 def test_a_database_from_a_newer_modelkeep_is_refused_cleanly(database_url: str) -> None:
-    import pytest
-
     from modelkeep.errors import UnknownStoreFormat
 
     SqlMetadataStore.open(database_url, blob_store_id="s1").close()

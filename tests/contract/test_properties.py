@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,7 @@ contents = st.dictionaries(
 )
 
 
+@pytest.mark.transport  # odd names and bytes (empty files too) through real sockets
 @SETTINGS
 @given(contents)
 def test_pull_of_push_returns_the_same_bytes(

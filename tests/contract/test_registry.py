@@ -54,6 +54,7 @@ def test_unknown_required_fields_are_refused(mk: modelkeep.Client) -> None:
         mk.create_model("m", require=["colour"])
 
 
+@pytest.mark.transport  # the common path (upload, JSON bodies) on a real server
 def test_versions_are_numbered_and_keep_their_metadata(
     mk: modelkeep.Client, files: FileMaker
 ) -> None:
@@ -117,6 +118,7 @@ def test_identical_files_are_one_version(mk: modelkeep.Client, files: FileMaker)
         mk.push("m", [files.make("w.bin", b"same")])
 
 
+@pytest.mark.transport  # refs ('@', ':', digests) in URL paths, decoded by uvicorn
 def test_every_kind_of_reference_resolves(mk: modelkeep.Client, files: FileMaker) -> None:
     mk.create_model("m")
     v1 = push(mk, files, version="1.0.0")

@@ -35,6 +35,7 @@ from tests.conftest import served_app
 MIB = 1024 * 1024
 
 
+@pytest.mark.transport  # metrics sent from a background thread beside the main one
 def test_a_run_records_params_metrics_and_how_it_ended(mk: modelkeep.Client) -> None:
     with mk.start_run("fraud", seed=7, params={"lr": 0.1}, name="baseline") as run:
         run.log_params({"depth": 6})
@@ -230,6 +231,7 @@ def test_gc_keeps_what_runs_and_datasets_need(
         assert maintenance.verify(registry).ok
 
 
+@pytest.mark.transport  # a non-ASCII metric name in the URL path
 def test_the_points_left_at_the_end_are_stored_with_the_end(mk: modelkeep.Client) -> None:
     with mk.start_run("fraud") as run:
         run.log_metrics({"a": 1.0, "b": -math.inf}, step=0)

@@ -451,6 +451,7 @@ def database_at_0001(database_url: str) -> str:
     return database_url
 
 
+@pytest.mark.empty_database
 def test_a_0001_database_gains_the_user_tables(database_at_0001: str) -> None:
     store = SqlMetadataStore.open(database_at_0001, blob_store_id="s1")
     store.close()

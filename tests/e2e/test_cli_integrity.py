@@ -290,6 +290,7 @@ def test_a_garbled_format_file_is_refused(cli: CliRunnerInProcess, store: Path) 
 # a file that changes while it is pushed -----------------------------------------------
 
 
+@pytest.mark.transport  # a streamed upload whose file grows mid-body
 @pytest.mark.parametrize("size", [100, 9 * 1024 * 1024], ids=["small", "several-buffers"])
 def test_a_file_that_changes_during_push_is_refused(
     mk: modelkeep.Client, files: FileMaker, size: int

@@ -1,16 +1,14 @@
-"""Governance through the SDK, in process and over HTTP (served in process and live), on
+"""Governance through the SDK, in process and over HTTP (served in process), on
 SQLite and PostgreSQL: the policy, evidence, gated promotion, overrides, attestations."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import modelkeep
-from modelkeep.config import Settings
 from modelkeep.domain.governance import NewCheckResult
 from modelkeep.errors import (
     Conflict,
@@ -21,21 +19,8 @@ from modelkeep.errors import (
     SeparationOfDuties,
     VersionArchived,
 )
-from tests.conftest import served_client
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=["local", "http"])
-def mk(request: pytest.FixtureRequest, settings: Settings) -> Iterator[modelkeep.Client]:
-    """In process and over HTTP (the live server adds nothing here that the other
-    contract suites do not already cover, and governance tests are many)."""
-    if request.param == "local":
-        with modelkeep.connect(settings=settings) as client:
-            yield client
-        return
-    with served_client(settings) as client:
-        yield client
 
 
 EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
