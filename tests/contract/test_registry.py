@@ -29,6 +29,9 @@ from modelkeep.errors import (
 from modelkeep.services.registry import PushRequest, Registry
 from tests.conftest import FileMaker
 
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
+
 
 def push(
     mk: modelkeep.Client, files: FileMaker, model: str = "m", **kwargs: object

@@ -33,6 +33,9 @@ from modelkeep.services.registry import PushRequest, Registry
 from modelkeep.storage.sql import migrate
 from modelkeep.storage.sql.store import SqlMetadataStore
 
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
+
 
 class Clock:
     def __init__(self) -> None:
@@ -203,6 +206,7 @@ def test_grants_add_up_and_are_revoked(registry: Registry) -> None:
         admin.grant(registry, "nobody", "viewer")
 
 
+@pytest.mark.backends("sqlite", "postgresql")  # reads the SQL tables
 def test_tokens_are_stored_only_as_their_sha256(registry: Registry, settings: Settings) -> None:
     _, issued = admin.create_user(registry, "alice", "viewer")
     extra = admin.create_token(registry, "alice", label="ci")
@@ -445,6 +449,7 @@ def database_at_0001(database_url: str) -> str:
     return database_url
 
 
+@pytest.mark.backends("sqlite", "postgresql")  # migrates SQL
 def test_a_0001_database_gains_the_user_tables(database_at_0001: str) -> None:
     store = SqlMetadataStore.open(database_at_0001, blob_store_id="s1")
     store.close()

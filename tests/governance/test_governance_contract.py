@@ -23,6 +23,9 @@ from modelkeep.errors import (
 )
 from tests.conftest import served_client
 
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
