@@ -15,14 +15,16 @@ from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
 from modelkeep.domain.digest import PREFIX
 from modelkeep.errors import StoreUnavailable, UnsupportedUri
-from modelkeep.ports import BlobStore
+from modelkeep.ports import BlobStore, MetadataStore
 from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.local import LocalBlobStore
 from modelkeep.storage.blobs.s3 import S3BlobStore
 from modelkeep.storage.keys import FileAuditSigner, default_key_path
+from modelkeep.storage.memory import open_memory_store
 from modelkeep.storage.sql.store import SqlMetadataStore
 
 DATABASE_FILE = "modelkeep.db"
+MEMORY_SCHEME = "memory://"
 
 Authenticate = Callable[[str | None], ServiceContext]
 """Turns a request's bearer token into a ServiceContext acting for its user (or raises)."""
@@ -82,13 +84,24 @@ def _make_directory(root: Path) -> None:
         ) from None
 
 
+def open_metadata_store(settings: Settings, root: Path, blob_store_id: str) -> MetadataStore:
+    """``MODELKEEP_DATABASE_URL``: empty for SQLite in the store directory, a SQLAlchemy
+    URL, or ``memory://[NAME]`` for rows kept in this process only (tests)."""
+    url = settings.database_url
+    timeout_ms = settings.sqlite_busy_timeout_ms
+    if url.startswith(MEMORY_SCHEME):
+        name = url.removeprefix(MEMORY_SCHEME) or blob_store_id
+        return open_memory_store(name, blob_store_id=blob_store_id, busy_timeout_ms=timeout_ms)
+    database_url = url or f"sqlite:///{root / DATABASE_FILE}"
+    return SqlMetadataStore.open(
+        database_url, blob_store_id=blob_store_id, busy_timeout_ms=timeout_ms
+    )
+
+
 def open_registry(settings: Settings) -> ServiceContext:
     root = store_root(settings.uri)
     blobs = open_blob_store(settings, root)
-    database_url = settings.database_url or f"sqlite:///{root / DATABASE_FILE}"
-    store = SqlMetadataStore.open(
-        database_url, blob_store_id=blobs.store_id, busy_timeout_ms=settings.sqlite_busy_timeout_ms
-    )
+    store = open_metadata_store(settings, root, blobs.store_id)
     operator = Actor.operator(local_actor())
     return ServiceContext(store, blobs, operator, signer=audit_signer(settings, root))
 

@@ -31,6 +31,9 @@ from modelkeep.services import audit, models, versions
 from modelkeep.services.context import ServiceContext
 from tests.conftest import FileMaker
 
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
+
 
 def push(
     mk: modelkeep.Client, files: FileMaker, model: str = "m", **kwargs: object

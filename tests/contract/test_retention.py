@@ -18,6 +18,9 @@ from modelkeep.errors import Forbidden, InvalidInput, ModelNotFound, VersionPurg
 from modelkeep.services.context import ServiceContext
 from tests.conftest import FileMaker, served_app
 
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
+
 
 @pytest.fixture
 def settings(store_dir: Path, database_url: str) -> Settings:

@@ -32,6 +32,9 @@ from modelkeep.services import maintenance
 from modelkeep.services.context import ServiceContext
 from tests.conftest import served_app
 
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
+
 MIB = 1024 * 1024
 
 

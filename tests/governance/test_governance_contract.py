@@ -20,6 +20,9 @@ from modelkeep.errors import (
     VersionArchived,
 )
 
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
