@@ -5,7 +5,6 @@ audit chain it keeps verifies. What the rows mean is held to the registry contra
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import uuid
@@ -22,10 +21,8 @@ from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.versions import VersionMetadata
 from modelkeep.errors import ModelExists, StoreMismatch, StoreUnavailable
 from modelkeep.ports import NewVersion
+from modelkeep.services import audit, models
 from modelkeep.storage.memory import MemoryMetadataStore, drop_memory_store, open_memory_store
-from modelkeep.storage.memory.datasets import DatasetVersionRow
-from modelkeep.storage.memory.recipes import StoredFile
-from modelkeep.storage.sql.datasets import DatasetVersionRow as SqlDatasetVersionRow
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -204,29 +201,11 @@ def test_one_name_is_one_store_for_one_blob_store(name: str, store: MemoryMetada
 def test_bootstrap_opens_the_memory_store_and_writes_no_database(name: str, tmp_path: Path) -> None:
     settings = Settings(uri=str(tmp_path / "store"), database_url=f"memory://{name}")
     registry = open_registry(settings)
-    registry.create_model("m")
+    models.create_model(registry, "m")
     registry.close()
     reopened = open_registry(settings)
     assert isinstance(reopened.store, MemoryMetadataStore)
-    assert [m.name for m in reopened.list_models()] == ["m"]
-    assert reopened.audit_verify().ok
+    assert [m.name for m in models.list_models(reopened)] == ["m"]
+    assert audit.verify(reopened).ok
     reopened.close()
     assert not list(tmp_path.rglob("*.db"))
-
-
-def test_rows_have_the_sql_rows_attributes() -> None:
-    """Services read dataset versions and stored files by attribute: the same names."""
-    memory = [(f.name, f.type) for f in dataclasses.fields(DatasetVersionRow)]
-    sql = [(f.name, f.type) for f in dataclasses.fields(SqlDatasetVersionRow)]
-    assert memory == sql
-    assert StoredFile._fields == (
-        "name",
-        "number",
-        "path",
-        "digest",
-        "size",
-        "blob",
-        "blob_size",
-        "id",
-        "version_digest",
-    )

@@ -4,12 +4,13 @@ versions and model versions, in memory."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.errors import Conflict
+from modelkeep.ports.tracking import DatasetVersionRow
 from modelkeep.storage.memory.state import (
     DatasetRow,
     DatasetVersionData,
@@ -21,25 +22,6 @@ from modelkeep.storage.memory.state import (
 from modelkeep.storage.memory.tracking import dataset_name
 
 _FIELDS = frozenset({"semver", "source", "steps", "sampling", "profiles", "message"})
-
-
-@dataclass(frozen=True)
-class DatasetVersionRow:
-    """What ``versions`` answers: the attributes of ``storage.sql.datasets``' row."""
-
-    id: int
-    dataset: str
-    number: int
-    semver: str | None
-    digest: str
-    source: str | None
-    steps: tuple[str, ...]
-    sampling: str | None
-    profiles: dict[str, Any]
-    message: str | None
-    created_at: datetime
-    created_by: str
-    files: tuple[FileEntry, ...]
 
 
 class DatasetRows:

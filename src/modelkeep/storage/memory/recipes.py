@@ -6,26 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import NamedTuple
 
 from modelkeep.domain.recipes import Recipe
+from modelkeep.ports.recipes import StoredFile
 from modelkeep.storage.memory.governance import GovernanceRows
 from modelkeep.storage.memory.state import RecipeRow, Tables, VersionRow, View, utc
 from modelkeep.storage.memory.tracking import dataset_name
-
-
-class StoredFile(NamedTuple):
-    """A row of ``stored_files``: the attributes of the SQL adapter's row."""
-
-    name: str
-    number: int
-    path: str
-    digest: str
-    size: int
-    blob: str
-    blob_size: int
-    id: int
-    version_digest: str
 
 
 def _live(tables: Tables) -> list[VersionRow]:

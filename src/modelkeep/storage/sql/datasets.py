@@ -4,14 +4,13 @@ dataset versions and model versions."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from modelkeep.domain.datasets import DatasetVersion
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.ports.tracking import DatasetVersionRow
 from modelkeep.storage.sql.tables import (
     dataset_files,
     dataset_versions,
@@ -22,13 +21,6 @@ from modelkeep.storage.sql.tables import (
     version_inputs,
     versions,
 )
-
-
-@dataclass(frozen=True)
-class DatasetVersionRow(DatasetVersion):
-    """A dataset version and the id of its row (what lineage edges link)."""
-
-    id: int
 
 
 class DatasetRows:
