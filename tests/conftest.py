@@ -234,23 +234,23 @@ def served_app(settings: Settings, role: str = "admin") -> Iterator[tuple[Any, s
 
 def _app_and_token(settings: Settings, user: str, role: str) -> tuple[Any, str, Any]:
     """The API app on the test store, a new user's token, and how to close the app."""
-    from modelkeep.bootstrap import open_registry, open_server
+    from modelkeep.bootstrap import open_context, open_server
     from modelkeep.entrypoints.api.app import create_app
     from modelkeep.services import admin
 
-    operator = open_registry(settings)
+    operator = open_context(settings)
     _, issued = admin.create_user(operator, user, role)
     operator.close()
-    state, close = open_server(settings)
-    return create_app(state), issued.secret, close
+    state = open_server(settings)
+    return create_app(state), issued.secret, state.close
 
 
 @pytest.fixture
 def registry(settings: Settings) -> Iterator[ServiceContext]:
     """The services on the test store, for reaching inside it (blobs, transactions)."""
-    from modelkeep.bootstrap import open_registry
+    from modelkeep.bootstrap import open_context
 
-    opened = open_registry(settings)
+    opened = open_context(settings)
     yield opened
     opened.close()
 

@@ -18,7 +18,6 @@ from modelkeep.errors import StoreUnavailable, UnsupportedUri
 from modelkeep.ports import BlobStore, MetadataStore
 from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.local import LocalBlobStore
-from modelkeep.storage.blobs.s3 import S3BlobStore
 from modelkeep.storage.keys import FileAuditSigner, default_key_path
 from modelkeep.storage.memory import open_memory_store
 from modelkeep.storage.sql.store import SqlMetadataStore
@@ -39,6 +38,8 @@ class ServerRuntime:
     ready: Callable[[], None]
     """Raises when the database or the blob store cannot be reached."""
     gc_grace_seconds: int
+    close: Callable[[], None]
+    """Closes what ``open_server`` opened (the database's connections)."""
 
 
 def local_actor() -> str:
@@ -65,6 +66,8 @@ def open_blob_store(settings: Settings, root: Path) -> BlobStore:
     if not url:
         return LocalBlobStore(root)
     if url.startswith("s3://"):
+        from modelkeep.storage.blobs.s3 import S3BlobStore  # boto3: only for an S3 store
+
         if not settings.database_url:  # the SQLite database stays in the store directory
             _make_directory(root)
         return S3BlobStore(url, endpoint_url=settings.s3_endpoint_url or None)
@@ -98,7 +101,7 @@ def open_metadata_store(settings: Settings, root: Path, blob_store_id: str) -> M
     )
 
 
-def open_registry(settings: Settings) -> ServiceContext:
+def open_context(settings: Settings) -> ServiceContext:
     root = store_root(settings.uri)
     blobs = open_blob_store(settings, root)
     store = open_metadata_store(settings, root, blobs.store_id)
@@ -113,12 +116,12 @@ def audit_signer(settings: Settings, root: Path) -> FileAuditSigner:
     return FileAuditSigner(default_key_path(root), may_create=True)
 
 
-def open_server(settings: Settings) -> tuple[ServerRuntime, Callable[[], None]]:
-    """What ``modelkeep server`` serves, and how to close it: one registry opened as the
-    operator, from which each request gets a registry acting for its token's user."""
+def open_server(settings: Settings) -> ServerRuntime:
+    """What ``modelkeep server`` serves, and how to close it: one context opened as the
+    operator, from which each request gets a context acting for its token's user."""
     from modelkeep.services import admin
 
-    base = open_registry(settings)
+    base = open_context(settings)
     tokens = admin.TokenCache(base, settings.token_cache_seconds)
 
     def ready() -> None:
@@ -126,5 +129,4 @@ def open_server(settings: Settings) -> tuple[ServerRuntime, Callable[[], None]]:
             tx.audit.head()
         base.blobs.stat(PREFIX + "0" * 64)  # a round trip to the blob store
 
-    runtime = ServerRuntime(tokens.context_for, ready, settings.gc_grace_seconds)
-    return runtime, base.close
+    return ServerRuntime(tokens.context_for, ready, settings.gc_grace_seconds, base.close)

@@ -73,17 +73,17 @@ class Admin:
 @pytest.fixture(scope="module")
 def fuzz_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
     """A store in a temporary directory (SQLite) with a model and two versions in it."""
-    from modelkeep.bootstrap import open_registry
+    from modelkeep.bootstrap import open_context
 
     root: Path = tmp_path_factory.mktemp("fuzz") / "store"
     store_settings = Settings(uri=str(root))
-    operator = open_registry(store_settings)
-    state, close = open_server(store_settings)
+    operator = open_context(store_settings)
+    state = open_server(store_settings)
     STORE.state = state
     seed(operator)
     yield Admin(operator)
     STORE.state = None
-    close()
+    state.close()
     operator.close()
 
 

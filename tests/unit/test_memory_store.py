@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from modelkeep.bootstrap import open_registry
+from modelkeep.bootstrap import open_context
 from modelkeep.config import Settings
 from modelkeep.domain.audit import verify_chain
 from modelkeep.domain.manifest import FileEntry
@@ -200,10 +200,10 @@ def test_one_name_is_one_store_for_one_blob_store(name: str, store: MemoryMetada
 
 def test_bootstrap_opens_the_memory_store_and_writes_no_database(name: str, tmp_path: Path) -> None:
     settings = Settings(uri=str(tmp_path / "store"), database_url=f"memory://{name}")
-    registry = open_registry(settings)
+    registry = open_context(settings)
     models.create_model(registry, "m")
     registry.close()
-    reopened = open_registry(settings)
+    reopened = open_context(settings)
     assert isinstance(reopened.store, MemoryMetadataStore)
     assert [m.name for m in models.list_models(reopened)] == ["m"]
     assert audit.verify(reopened).ok

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
-from modelkeep.bootstrap import open_registry
+from modelkeep.bootstrap import open_context
 from modelkeep.client.files import LocalFile, is_chunked, upload, upload_chunked
 from modelkeep.client.metrics_buffer import MetricPoint
 from modelkeep.config import Settings
@@ -68,7 +68,7 @@ than cores keep the disk busy."""
 
 def open_local(settings: Settings) -> LocalBackend:
     """The store ``settings.uri`` names, opened in this process."""
-    return LocalBackend(open_registry(settings), settings.gc_grace_seconds)
+    return LocalBackend(open_context(settings), settings.gc_grace_seconds)
 
 
 class LocalGovernance:
