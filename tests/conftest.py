@@ -95,6 +95,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A fresh metadata database at the newest revision, SQLite or PostgreSQL (the store
     opens it without migrating); an empty one for tests marked ``empty_database``."""
     empty = request.node.get_closest_marker("empty_database") is not None
+    if request.param == "memory":  # only for tests marked backends(..., "memory")
+        yield from memory_database_url()
+        return
     if request.param == "sqlite":
         path = tmp_path / "meta.db"
         if empty:
@@ -112,6 +115,40 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     url = databases.acquire()
     yield url
     databases.release(url)
+
+
+# The in-memory metadata store as a third backend ---------------------------------------
+# ``database_url`` runs a test on SQLite and PostgreSQL; ``@pytest.mark.backends(...)`` (or
+# a module's ``pytestmark``; the closest mark wins) names the backends instead, and
+# "memory" there adds the in-memory store (storage/memory): for tests that reach the store
+# only through services, the SDK or the API in this process, never through SQL.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): the metadata stores database_url runs the test on "
+        '(of "sqlite", "postgresql", "memory"; unmarked: sqlite and postgresql)',
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A ``backends`` mark becomes a parametrize mark: pytest then parametrizes the fixture
+    with these values instead of its own ``params`` (first, so test ids keep their order)."""
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None and "database_url" in metafunc.fixturenames:
+        chosen = pytest.mark.parametrize("database_url", marker.args, indirect=True)
+        metafunc.definition.add_marker(chosen, append=False)
+
+
+def memory_database_url() -> Iterator[str]:
+    """``memory://NAME``: a store of its own in this process, forgotten afterwards."""
+    from modelkeep.storage.memory import drop_memory_store
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield f"memory://{name}"
+    drop_memory_store(name)
 
 
 @pytest.fixture
@@ -199,23 +236,23 @@ def served_app(settings: Settings, role: str = "admin") -> Iterator[tuple[Any, s
 
 def _app_and_token(settings: Settings, user: str, role: str) -> tuple[Any, str, Any]:
     """The API app on the test store, a new user's token, and how to close the app."""
-    from modelkeep.bootstrap import open_registry, open_server
+    from modelkeep.bootstrap import open_context, open_server
     from modelkeep.entrypoints.api.app import create_app
     from modelkeep.services import admin
 
-    operator = open_registry(settings)
+    operator = open_context(settings)
     _, issued = admin.create_user(operator, user, role)
     operator.close()
-    state, close = open_server(settings)
-    return create_app(state), issued.secret, close
+    state = open_server(settings)
+    return create_app(state), issued.secret, state.close
 
 
 @pytest.fixture
 def registry(settings: Settings) -> Iterator[ServiceContext]:
     """The services on the test store, for reaching inside it (blobs, transactions)."""
-    from modelkeep.bootstrap import open_registry
+    from modelkeep.bootstrap import open_context
 
-    opened = open_registry(settings)
+    opened = open_context(settings)
     yield opened
     opened.close()
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import ast
+import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import modelkeep
+from modelkeep.client.backend import Backend
+from modelkeep.client.http import HttpBackend
+from modelkeep.client.local import LocalBackend
 
 SRC = Path(modelkeep.__file__).parent
 IO_LIBRARIES = {
@@ -159,6 +166,54 @@ def test_only_bootstrap_picks_adapters() -> None:
     assert users == {"bootstrap.py"}
 
 
+def test_bootstrap_imports_no_entrypoint() -> None:
+    """The composition root builds what the entrypoints serve; it never depends on them."""
+    bad = {m for m in imports_of(SRC / "bootstrap.py") if m.startswith("modelkeep.entrypoints")}
+    assert not bad, f"bootstrap.py imports {bad}"
+
+
+ROOT_MODULES = {"__init__", "__main__", "bootstrap", "config", "errors", "ports", "version"}
+"""The only modules directly under src/modelkeep/; everything else lives in a package."""
+
+
+def test_no_loose_top_level_modules() -> None:
+    loose = {p.name for p in SRC.glob("*.py") if p.stem not in ROOT_MODULES}
+    assert not loose, f"move {sorted(loose)} into a package"
+
+
+SHARED = ("content", "stats", "attest", "render")
+"""Packages every layer may use: they import only the domain, errors and each other."""
+
+
+@pytest.mark.parametrize(
+    "path", [p for s in SHARED for p in modules(s)], ids=lambda p: p.relative_to(SRC).as_posix()
+)
+def test_shared_packages_import_no_layer_above_the_domain(path: Path) -> None:
+    allowed = ("modelkeep.domain", "modelkeep.errors", *(f"modelkeep.{s}" for s in SHARED))
+    bad = {
+        m
+        for m in imports_of(path)
+        if m.startswith("modelkeep") and not m.startswith(allowed) and m != "modelkeep"
+    }
+    bad |= {m for m in imports_of(path) if m.split(".")[0] in {"sqlalchemy", "fastapi", "click"}}
+    assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+def test_no_module_imports_names_from_the_package_root() -> None:
+    """``from modelkeep import X`` only for a submodule: the root (the SDK's surface)
+    imports the layers, so a layer importing it back would be a cycle."""
+    found = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "modelkeep" and node.level == 0:
+                found |= {
+                    f"{path.relative_to(SRC)}: {alias.name}"
+                    for alias in node.names
+                    if not (SRC / f"{alias.name}.py").exists() and not (SRC / alias.name).is_dir()
+                }
+    assert not found, found
+
+
 def test_only_config_reads_the_environment() -> None:
     readers = {
         p.relative_to(SRC).as_posix()
@@ -179,3 +234,81 @@ def test_public_surface_is_sorted_and_complete() -> None:
     assert modelkeep.__all__ == sorted(modelkeep.__all__)
     for name in modelkeep.__all__:
         assert hasattr(modelkeep, name)
+
+
+HEAVY = ("sqlalchemy", "alembic", "boto3", "botocore", "fastapi", "starlette", "uvicorn", "pyarrow")
+"""What ``import modelkeep`` never loads: the store, the server, the profiler."""
+
+IN_PROCESS_TRANSPORT = {"client/local.py"}
+"""The one client module that calls the services (and opens the store) in this process."""
+
+
+def loaded_after(code: str, tmp_path: Path) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running ``code``."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC.parent), os.environ.get("PYTHONPATH", "")]),
+        "MODELKEEP_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    report = "import sys; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{report}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+def test_import_modelkeep_loads_no_store_server_or_http(tmp_path: Path) -> None:
+    loaded = loaded_after("import modelkeep", tmp_path)
+    assert "modelkeep" in loaded
+    # httpx too: it is loaded by the first connect() to a server, not by the import
+    assert not loaded & {*HEAVY, "httpx"}, loaded & {*HEAVY, "httpx"}
+
+
+def test_a_client_over_http_loads_no_store(tmp_path: Path) -> None:
+    code = "import modelkeep\nmodelkeep.connect('http://127.0.0.1:9').close()"
+    loaded = loaded_after(code, tmp_path)
+    assert "httpx" in loaded
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in modules("client") if p.relative_to(SRC).as_posix() not in IN_PROCESS_TRANSPORT],
+    ids=lambda p: p.name,
+)
+def test_client_imports_no_services_storage_or_bootstrap(path: Path) -> None:
+    """Result types come from the domain; only the in-process transport reaches the
+    services (every import counts, also one inside a function or TYPE_CHECKING)."""
+    layers = ("modelkeep.services", "modelkeep.storage", "modelkeep.bootstrap")
+    bad = {m for m in imports_of(path) if m.startswith((*layers, "modelkeep.entrypoints"))}
+    assert not bad, f"{path.name} imports {bad}"
+
+
+def backend_verbs() -> list[str]:
+    """Every public method ``Backend`` declares, with those of the protocols it extends."""
+    protocols = [c for c in Backend.__mro__ if getattr(c, "_is_protocol", False)]
+    return sorted(
+        {name for c in protocols for name, v in vars(c).items() if callable(v)}
+        - {name for name in dir(object)}
+        - {name for c in protocols for name in vars(c) if name.startswith("_")}
+    )
+
+
+@pytest.mark.parametrize("transport", [LocalBackend, HttpBackend], ids=lambda c: c.__name__)
+def test_both_transports_implement_every_verb_alike(transport: type) -> None:
+    """One interface: each verb of ``Backend`` exists on both transports and takes the
+    same parameters, in the same order, so a verb cannot drift between them."""
+    drift = {}
+    for verb in backend_verbs():
+        declared = list(inspect.signature(getattr(Backend, verb)).parameters)
+        implemented = getattr(transport, verb, None)
+        found = list(inspect.signature(implemented).parameters) if implemented else None
+        if found != declared:
+            drift[verb] = (declared, found)
+    assert len(backend_verbs()) > 60
+    assert not drift, f"{transport.__name__} differs from Backend: {drift}"

@@ -148,6 +148,15 @@ def test_the_audit_table_lists_every_event_kind_and_no_other() -> None:
     assert documented == {kind.value for kind in EventKind}
 
 
+def test_the_code_structure_names_only_modules_that_exist() -> None:
+    section = read("design.md").split("## Code structure", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"\b([a-z_]+\.py)\b", section))
+    names = {p.name for p in Path(modelkeep.__file__).parent.rglob("*.py")}
+    names |= {p.name for p in (Path(__file__).parent).glob("*.py")}
+    assert len(named) > 20
+    assert named <= names, named - names
+
+
 def test_manifest_example_digest_is_what_the_code_computes() -> None:
     text = read("design.md")
     canonical = marked(text, "manifest-example")

@@ -10,15 +10,14 @@ from modelkeep.client.client import Client, PullResult, connect
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.diff import Change, VersionDiff
+from modelkeep.domain.maintenance import DamagedBlob, GcReport, VerifyReport
 from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.domain.retention import RetentionPolicy
+from modelkeep.domain.storage_report import StorageReport
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import ModelkeepError
-from modelkeep.services.maintenance import DamagedBlob, GcReport, VerifyReport
-from modelkeep.services.storage import StorageReport
-
-__version__ = "0.1.0"
+from modelkeep.version import __version__
 
 __all__ = [
     "AliasEvent",

@@ -1,26 +1,45 @@
-"""The composition root: the one place that reads settings and picks adapters."""
+"""The composition root: the one place that reads settings and picks adapters.
+
+Settings -> adapters -> services. It imports no entrypoint: the CLI, the API app (and
+any later server: a gateway, a web UI) are built from what it returns.
+"""
 
 from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
+from modelkeep.domain.digest import PREFIX
 from modelkeep.errors import StoreUnavailable, UnsupportedUri
-from modelkeep.ports import BlobStore
+from modelkeep.ports import BlobStore, MetadataStore
 from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.local import LocalBlobStore
-from modelkeep.storage.blobs.s3 import S3BlobStore
 from modelkeep.storage.keys import FileAuditSigner, default_key_path
+from modelkeep.storage.memory import open_memory_store
 from modelkeep.storage.sql.store import SqlMetadataStore
 
-if TYPE_CHECKING:
-    from modelkeep.entrypoints.api.app import ServerState
-
 DATABASE_FILE = "modelkeep.db"
+MEMORY_SCHEME = "memory://"
+
+Authenticate = Callable[[str | None], ServiceContext]
+"""Turns a request's bearer token into a ServiceContext acting for its user (or raises)."""
+
+
+@dataclass(frozen=True)
+class ServerRuntime:
+    """What a server serves, whatever its protocol: built by ``open_server``, turned into
+    the HTTP API by ``entrypoints.api.app.create_app``."""
+
+    authenticate: Authenticate
+    ready: Callable[[], None]
+    """Raises when the database or the blob store cannot be reached."""
+    gc_grace_seconds: int
+    close: Callable[[], None]
+    """Closes what ``open_server`` opened (the database's connections)."""
 
 
 def local_actor() -> str:
@@ -47,6 +66,8 @@ def open_blob_store(settings: Settings, root: Path) -> BlobStore:
     if not url:
         return LocalBlobStore(root)
     if url.startswith("s3://"):
+        from modelkeep.storage.blobs.s3 import S3BlobStore  # boto3: only for an S3 store
+
         if not settings.database_url:  # the SQLite database stays in the store directory
             _make_directory(root)
         return S3BlobStore(url, endpoint_url=settings.s3_endpoint_url or None)
@@ -66,13 +87,24 @@ def _make_directory(root: Path) -> None:
         ) from None
 
 
-def open_registry(settings: Settings) -> ServiceContext:
+def open_metadata_store(settings: Settings, root: Path, blob_store_id: str) -> MetadataStore:
+    """``MODELKEEP_DATABASE_URL``: empty for SQLite in the store directory, a SQLAlchemy
+    URL, or ``memory://[NAME]`` for rows kept in this process only (tests)."""
+    url = settings.database_url
+    timeout_ms = settings.sqlite_busy_timeout_ms
+    if url.startswith(MEMORY_SCHEME):
+        name = url.removeprefix(MEMORY_SCHEME) or blob_store_id
+        return open_memory_store(name, blob_store_id=blob_store_id, busy_timeout_ms=timeout_ms)
+    database_url = url or f"sqlite:///{root / DATABASE_FILE}"
+    return SqlMetadataStore.open(
+        database_url, blob_store_id=blob_store_id, busy_timeout_ms=timeout_ms
+    )
+
+
+def open_context(settings: Settings) -> ServiceContext:
     root = store_root(settings.uri)
     blobs = open_blob_store(settings, root)
-    database_url = settings.database_url or f"sqlite:///{root / DATABASE_FILE}"
-    store = SqlMetadataStore.open(
-        database_url, blob_store_id=blobs.store_id, busy_timeout_ms=settings.sqlite_busy_timeout_ms
-    )
+    store = open_metadata_store(settings, root, blobs.store_id)
     operator = Actor.operator(local_actor())
     return ServiceContext(store, blobs, operator, signer=audit_signer(settings, root))
 
@@ -84,19 +116,17 @@ def audit_signer(settings: Settings, root: Path) -> FileAuditSigner:
     return FileAuditSigner(default_key_path(root), may_create=True)
 
 
-def open_server(settings: Settings) -> tuple[ServerState, Callable[[], None]]:
-    """What ``modelkeep server`` serves, and how to close it: one registry opened as the
-    operator, from which each request gets a registry acting for its token's user."""
-    from modelkeep.entrypoints.api.app import ServerState
+def open_server(settings: Settings) -> ServerRuntime:
+    """What ``modelkeep server`` serves, and how to close it: one context opened as the
+    operator, from which each request gets a context acting for its token's user."""
     from modelkeep.services import admin
 
-    base = open_registry(settings)
+    base = open_context(settings)
     tokens = admin.TokenCache(base, settings.token_cache_seconds)
 
     def ready() -> None:
         with base.store.transaction() as tx:
             tx.audit.head()
-        base.blobs.stat("sha256:" + "0" * 64)  # a round trip to the blob store
+        base.blobs.stat(PREFIX + "0" * 64)  # a round trip to the blob store
 
-    state = ServerState(tokens.context_for, ready, settings.gc_grace_seconds)
-    return state, base.close
+    return ServerRuntime(tokens.context_for, ready, settings.gc_grace_seconds, base.close)

@@ -15,7 +15,7 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from starlette.testclient import TestClient
 
-from modelkeep.bootstrap import open_registry
+from modelkeep.bootstrap import open_context
 from modelkeep.client.client import Client
 from modelkeep.client.http import HttpBackend
 from modelkeep.config import Settings
@@ -205,7 +205,7 @@ def bad_tokens(settings: Settings, as_admin: Callable[..., Any]) -> dict[str, di
     assert as_admin("POST", "/tokens/revoke", json={"token": revoked}).status_code == 200
     disabled = create_user(as_admin, "disabled", "admin")
     assert as_admin("POST", "/users/disabled/disable").status_code == 200
-    operator = open_registry(settings)
+    operator = open_context(settings)
     try:
         operator.clock = lambda: datetime.now(UTC) - timedelta(days=1)
         expired = admin.create_token(operator, "test-admin", timedelta(hours=1)).secret

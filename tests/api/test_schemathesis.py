@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance
 
-from modelkeep.bootstrap import open_server
+from modelkeep.bootstrap import ServerRuntime, open_server
 from modelkeep.config import Settings
 from modelkeep.domain.access import ADMIN, Grant
-from modelkeep.entrypoints.api.app import ServerState, create_app
+from modelkeep.entrypoints.api.app import create_app
 from modelkeep.errors import Unauthenticated
 from modelkeep.services import admin, aliases, models, versions
 from modelkeep.services.context import ServiceContext
@@ -34,7 +34,7 @@ MAX_EXAMPLES = 15
 class Store:
     """The store the app serves, opened by the fixture below (the app exists before it)."""
 
-    state: ServerState | None = None
+    state: ServerRuntime | None = None
 
     def authenticate(self, token: str | None) -> ServiceContext:
         assert self.state is not None, "the store fixture opens the store"
@@ -46,7 +46,7 @@ class Store:
 
 
 STORE = Store()
-APP = create_app(ServerState(STORE.authenticate, STORE.ready, gc_grace_seconds=3600))
+APP = create_app(ServerRuntime(STORE.authenticate, STORE.ready, gc_grace_seconds=3600))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
@@ -73,17 +73,17 @@ class Admin:
 @pytest.fixture(scope="module")
 def fuzz_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
     """A store in a temporary directory (SQLite) with a model and two versions in it."""
-    from modelkeep.bootstrap import open_registry
+    from modelkeep.bootstrap import open_context
 
     root: Path = tmp_path_factory.mktemp("fuzz") / "store"
     store_settings = Settings(uri=str(root))
-    operator = open_registry(store_settings)
-    state, close = open_server(store_settings)
+    operator = open_context(store_settings)
+    state = open_server(store_settings)
     STORE.state = state
     seed(operator)
     yield Admin(operator)
     STORE.state = None
-    close()
+    state.close()
     operator.close()
 
 
@@ -91,7 +91,7 @@ def seed(operator: ServiceContext) -> None:
     import io
 
     from modelkeep.domain.manifest import FileEntry
-    from modelkeep.services.versions import PushRequest
+    from modelkeep.domain.versions import PushRequest
 
     models.create_model(operator, "m", "a model to find")
     for n in range(2):

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 
 import modelkeep
-from modelkeep.bootstrap import open_registry
+from modelkeep.bootstrap import open_context
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
 from modelkeep.domain.audit import GENESIS, AuditEvent, Checkpoint, SignedCheckpoint
@@ -243,25 +243,25 @@ def test_a_shared_signing_key_from_the_settings(settings: Settings, tmp_path: Pa
         )
     )
     shared = settings.replace(signing_key=str(key))
-    first = open_registry(shared)
+    first = open_context(shared)
     try:
         changes(first, 1)
         made = audit.checkpoint(first)
     finally:
         first.close()
-    replica = open_registry(shared)
+    replica = open_context(shared)
     try:
         assert audit.verify(replica).ok
     finally:
         replica.close()
-    own_key = open_registry(settings)  # the store's own key is another key
+    own_key = open_context(settings)  # the store's own key is another key
     try:
         own_key.signer.public_key(create=True)  # type: ignore[union-attr]
         report = audit.verify(own_key)
         assert (report.ok, report.checkpoint) == (False, made.name)
     finally:
         own_key.close()
-    missing = open_registry(settings.replace(signing_key=str(tmp_path / "absent.pem")))
+    missing = open_context(settings.replace(signing_key=str(tmp_path / "absent.pem")))
     try:
         with pytest.raises(InvalidInput, match="does not exist"):
             audit.checkpoint(missing)
@@ -339,7 +339,7 @@ def test_events_written_through_the_api_carry_the_request_id(settings: Settings)
     assert by_action["model.create"]["details"]["request_id"] == "req-model-1"
     assert by_action["audit.checkpoint"]["details"]["request_id"] == given
     assert by_action["user.create"]["details"].get("request_id") is None  # not via the API
-    registry = open_registry(settings)
+    registry = open_context(settings)
     try:
         assert audit.verify(registry).ok
     finally:

@@ -756,7 +756,7 @@ def test_chunked_files_on_s3_dedup_and_two_pushes_of_the_same_chunks_store_one_c
 ) -> None:
     """A large file is stored as chunks in S3; two clients pushing the same new chunks at
     once both succeed with one copy; a one-region edit adds only the chunks around it."""
-    from modelkeep import chunking
+    from modelkeep.content import chunking
 
     settings = Settings(
         uri=str(tmp_path / "store"),

@@ -14,8 +14,8 @@ import pytest
 from safetensors.numpy import save_file
 
 import modelkeep
-from modelkeep import chunking
 from modelkeep.config import Settings
+from modelkeep.content import chunking
 from modelkeep.errors import DigestMismatch, InvalidInput, MissingChunk
 from modelkeep.services import files as file_service
 from modelkeep.services import maintenance, versions
@@ -242,7 +242,7 @@ def test_gc_keeps_the_chunks_of_a_push_in_flight_and_reclaims_abandoned_ones(
 ) -> None:
     data = random_bytes(SIZE, 11)
     source = write(tmp_path / "model.bin", data)
-    from modelkeep.scanning import scan_file
+    from modelkeep.content.scanning import scan_file
 
     scan = scan_file(source, lambda p: file_service.store_chunk(registry, p.data, p.digest))
     recipe = file_service.put_recipe(registry, scan.recipe())

@@ -1,6 +1,6 @@
 """gc racing pushes of chunked files, from two replicas on one database and one store.
 
-A replica is an independent ``open_registry(settings)``: one pushes large (chunked)
+A replica is an independent ``open_context(settings)``: one pushes large (chunked)
 files through the SDK while the other runs gc in a loop, from its own thread or, to race
 through the database's locks as two machines would, from its own process. gc runs with
 a grace period of 0, the harshest: every blob no version uses is a candidate at once.
@@ -29,16 +29,16 @@ from typing import Any
 import pytest
 
 import modelkeep
-from modelkeep import chunking
-from modelkeep.bootstrap import open_registry
+from modelkeep.bootstrap import open_context
 from modelkeep.config import Settings
+from modelkeep.content import chunking
+from modelkeep.content.scanning import Piece, scan_file
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import PushRequest
 from modelkeep.errors import BlobNotFound, MissingChunk
-from modelkeep.scanning import Piece, scan_file
 from modelkeep.services import audit, maintenance, models, versions
 from modelkeep.services import files as file_service
 from modelkeep.services.context import ServiceContext, utc_now
-from modelkeep.services.versions import PushRequest
 
 MIB = 1024 * 1024
 SIZE = 20 * MIB  # chunked: at least chunking.WHOLE_BELOW
@@ -105,7 +105,7 @@ def gc_loop(settings: Settings, stop: Any, started: Any, seed: int) -> GcRuns:
     """Open a replica and run gc (grace 0) until ``stop`` is set. Module level, so that a
     spawned process can run it."""
     rng = random.Random(seed)
-    registry = open_registry(settings)
+    registry = open_context(settings)
     result = GcRuns()
     try:
         started.set()
@@ -229,7 +229,7 @@ def push_while_gc_runs(mk: modelkeep.Client, folder: Path, base: bytes) -> Pushe
 
 def check_store(settings: Settings, pushed: dict[int, str], tmp_path: Path) -> None:
     """With no gc running: verify ok, every version pulls bit-exact, the chain is whole."""
-    registry = open_registry(settings)
+    registry = open_context(settings)
     try:
         stored = {
             v.number: [f.digest for f in v.files] for v in versions.list_versions(registry, "m")
@@ -279,7 +279,7 @@ def test_gc_racing_pushes_of_chunked_files_leaves_only_complete_versions(
     assert runs.runs >= MIN_GC_RUNS, summary
 
     # And a last gc with nothing in flight leaves every version whole.
-    registry = open_registry(settings)
+    registry = open_context(settings)
     try:
         maintenance.gc(registry, grace_seconds=0)
     finally:
@@ -320,7 +320,7 @@ def push_in_flight(registry: ServiceContext, source: Path) -> FileEntry:
 @pytest.fixture
 def replicas(settings: Settings) -> Any:
     """Two independent registries on the same database and store: (pusher, gc)."""
-    pusher, collector = open_registry(settings), open_registry(settings)
+    pusher, collector = open_context(settings), open_context(settings)
     yield pusher, collector
     pusher.close()
     collector.close()

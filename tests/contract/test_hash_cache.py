@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import modelkeep
-from modelkeep import chunking, scanning
 from modelkeep.client import files as client_files
 from modelkeep.config import Settings
+from modelkeep.content import chunking, scanning
 from modelkeep.services import files as file_service
 from modelkeep.services import maintenance
 from modelkeep.services.context import ServiceContext

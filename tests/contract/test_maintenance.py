@@ -20,6 +20,9 @@ from modelkeep.services.maintenance import sweep, unused
 from tests.clock import FakeClock
 from tests.conftest import FileMaker
 
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
+
 
 def blob_path(store: Path, digest: str) -> Path:
     hexpart = digest.removeprefix("sha256:")
@@ -58,6 +61,7 @@ def test_verify_names_damaged_blobs_and_the_versions_they_break(
     assert mk.verify("m@3").checked_blobs == 2  # its manifest and its one file
 
 
+@pytest.mark.backends("sqlite", "postgresql")  # edits rows in SQL
 def test_verify_catches_metadata_that_no_longer_matches_the_digest(
     mk: modelkeep.Client, files: FileMaker, settings: Settings
 ) -> None:
@@ -106,6 +110,7 @@ def test_gc_with_no_grace_still_never_touches_reachable_blobs(
         assert mk.verify().ok
 
 
+@pytest.mark.backends("sqlite", "postgresql")  # edits rows in SQL
 @pytest.mark.parametrize(
     ("statement", "first_bad"),
     [
@@ -132,6 +137,7 @@ def test_audit_verify_names_the_first_tampered_seq(
     assert report.first_bad_seq == first_bad
 
 
+@pytest.mark.backends("sqlite", "postgresql")  # edits rows in SQL
 def test_verify_catches_metadata_edited_in_the_database(
     mk: modelkeep.Client, files: FileMaker, settings: Settings
 ) -> None:
@@ -183,8 +189,8 @@ def test_a_blob_swept_before_registration_fails_the_push_cleanly(
 ) -> None:
     """Uploaded, then swept (a push slower than the grace period): no broken version."""
     from modelkeep.domain.manifest import FileEntry
+    from modelkeep.domain.versions import PushRequest
     from modelkeep.errors import BlobNotFound
-    from modelkeep.services.versions import PushRequest
 
     mk.create_model("m")
     info = registry.blobs.put_bytes(b"slow upload")

@@ -9,6 +9,7 @@ import pytest
 
 import modelkeep
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import PushRequest
 from modelkeep.errors import (
     AliasNotFound,
     AmbiguousRef,
@@ -27,9 +28,11 @@ from modelkeep.errors import (
 )
 from modelkeep.services import audit, models, versions
 from modelkeep.services.context import ServiceContext
-from modelkeep.services.versions import PushRequest
 from tests.clock import FakeClock
 from tests.conftest import FileMaker
+
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
 
 
 def push(

@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 
 import modelkeep
-from modelkeep.chunking import WHOLE_BELOW
-from modelkeep.client.backend import LocalBackend
+from modelkeep.client.local import LocalBackend
 from modelkeep.config import Settings
+from modelkeep.content.chunking import WHOLE_BELOW
 from modelkeep.errors import Forbidden, InvalidInput, ModelNotFound, VersionPurged
 from modelkeep.services.context import ServiceContext
 from tests.clock import FakeClock
 from tests.conftest import FileMaker, served_app
+
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 import modelkeep
-from modelkeep.chunking import WHOLE_BELOW
 from modelkeep.config import Settings
+from modelkeep.content.chunking import WHOLE_BELOW
 from modelkeep.domain.access import Actor, Grant
+from modelkeep.domain.versions import PushRequest
 from modelkeep.errors import Forbidden, ModelNotFound
 from modelkeep.services import models, storage, versions
 from modelkeep.services.context import ServiceContext
-from modelkeep.services.versions import PushRequest
 from tests.conftest import FileMaker
 
 A, B, SHARED = b"a" * 100, b"b" * 50, b"s" * 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import array
 import base64
+import hashlib
 import math
 import random
 import subprocess
@@ -16,9 +17,10 @@ import pandas as pd
 import pytest
 
 import modelkeep
-from modelkeep import chunking
 from modelkeep.client.metrics_buffer import check_metric, pack_points
+from modelkeep.client.reproduce import reproduce
 from modelkeep.config import Settings
+from modelkeep.content import chunking
 from modelkeep.errors import (
     DatasetNotFound,
     InvalidInput,
@@ -29,6 +31,9 @@ from modelkeep.errors import (
 from modelkeep.services import maintenance
 from modelkeep.services.context import ServiceContext
 from tests.conftest import served_app
+
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
 
 MIB = 1024 * 1024
 
@@ -54,6 +59,27 @@ def test_a_run_records_params_metrics_and_how_it_ended(mk: modelkeep.Client) -> 
     assert done.environment.python and done.environment.packages_digest
     assert done.ended_at is not None and done.ended_at >= done.started_at
     assert [r.id for r in mk.runs("fraud")] == [run.id]
+
+
+def test_the_sdk_reproduces_a_run_as_the_cli_does(mk: modelkeep.Client, tmp_path: Path) -> None:
+    with mk.start_run("fraud", seed=3, params={"lr": 0.1}) as run:
+        pass
+    plan = reproduce(mk, run.id)
+    assert (plan["run"], plan["seed"], plan["params"], plan["checkout"]) == (
+        run.id,
+        3,
+        {"lr": 0.1},
+        None,
+    )
+    assert plan == reproduce(mk, mk.run(run.id))
+    done = reproduce(mk, run.id, tmp_path / "rerun")
+    files = done["checkout"]["files"]
+    assert done["checkout"]["dir"] == str(tmp_path / "rerun")
+    assert files[0] == "lock.txt" and files[-3:] == ["params.json", "run.json", "reproduce.sh"]
+    lock = (tmp_path / "rerun" / "lock.txt").read_bytes()
+    assert (
+        "sha256:" + hashlib.sha256(lock).hexdigest() == mk.run(run.id).environment.packages_digest
+    )
 
 
 def test_points_logged_before_an_exception_are_kept_and_the_run_failed(

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor, Grant
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.versions import PushRequest
 from modelkeep.errors import (
     Forbidden,
     GrantNotFound,
@@ -30,9 +31,11 @@ from modelkeep.errors import (
 )
 from modelkeep.services import admin, aliases, audit, governance, maintenance, models, versions
 from modelkeep.services.context import ServiceContext
-from modelkeep.services.versions import PushRequest
 from modelkeep.storage.sql import migrate
 from modelkeep.storage.sql.store import SqlMetadataStore
+
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
 
 
 class Clock:
@@ -204,6 +207,7 @@ def test_grants_add_up_and_are_revoked(registry: ServiceContext) -> None:
         admin.grant(registry, "nobody", "viewer")
 
 
+@pytest.mark.backends("sqlite", "postgresql")  # reads the SQL tables
 def test_tokens_are_stored_only_as_their_sha256(
     registry: ServiceContext, settings: Settings
 ) -> None:
@@ -451,6 +455,7 @@ def database_at_0001(database_url: str) -> str:
     return database_url
 
 
+@pytest.mark.backends("sqlite", "postgresql")  # migrates SQL
 @pytest.mark.empty_database
 def test_a_0001_database_gains_the_user_tables(database_at_0001: str) -> None:
     store = SqlMetadataStore.open(database_at_0001, blob_store_id="s1")

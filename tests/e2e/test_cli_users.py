@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from modelkeep.bootstrap import open_registry
+from modelkeep.bootstrap import open_context
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor, Grant
 from modelkeep.errors import Unauthenticated
@@ -38,7 +38,7 @@ def test_users_create_prints_a_token_that_authenticates(
     assert created["user"]["tokens"] == 1
     assert created["user"]["created_by"].startswith("local:")
 
-    registry = open_registry(settings)
+    registry = open_context(settings)
     try:
         actor = admin.authenticate(registry, created["token"])
     finally:
@@ -138,7 +138,7 @@ def test_tokens_create_list_and_revoke(cli: CliRunnerInProcess, settings: Settin
     assert states == ["revoked", "revoked", "active"]
     assert ok_json(cli, "users", "list")[0]["tokens"] == 1
 
-    registry = open_registry(settings)
+    registry = open_context(settings)
     try:
         for secret in (first["token"], second["token"]):
             assert_refused_token(registry, secret)

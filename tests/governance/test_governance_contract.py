@@ -20,6 +20,9 @@ from modelkeep.errors import (
     VersionArchived,
 )
 
+# Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
+pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -125,7 +128,7 @@ def test_the_attestation_verifies_and_names_its_evidence(
     edited = json.loads(record.read_text())
     edited["metrics"]["accuracy"] = 0.99
     record.write_text(json.dumps(edited))
-    from modelkeep.attest_bundle import verify_bundle
+    from modelkeep.attest.bundle import verify_bundle
 
     tampered = verify_bundle(bundle)
     assert not tampered.ok and any(f"checks/{check.id}.json" in p for p in tampered.problems)

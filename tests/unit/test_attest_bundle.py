@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modelkeep.attest_bundle import raise_if_bad, verify_bundle
+from modelkeep.attest.bundle import raise_if_bad, verify_bundle
 from modelkeep.domain.attestation import (
     key_id,
     promotion_statement,
@@ -20,7 +20,8 @@ from modelkeep.domain.attestation import (
     sign_envelope,
 )
 from modelkeep.domain.audit import canonical_json
-from modelkeep.domain.manifest import FileEntry, Manifest, sha256_digest
+from modelkeep.domain.digest import sha256_digest
+from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.errors import AttestationInvalid
 
 MODEL_FILES = {"model.onnx": b"\x08\x07onnx-bytes" * 100, "config/config.json": b'{"lr": 0.1}'}

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from modelkeep.domain.cards import render_card, render_governance_report, rmf_assessment
+from modelkeep.domain.cards import rmf_assessment
 from modelkeep.errors import InvalidInput
+from modelkeep.render.cards import render_card, render_governance_report
 
 VERSION_DIGEST = "sha256:" + "aa" * 32
 FILE_DIGEST = "sha256:" + "bb" * 32

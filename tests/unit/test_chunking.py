@@ -16,8 +16,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
-from modelkeep import chunking
-from modelkeep.chunking import FASTCDC, MAX_CHUNK, MIB, MIN_CHUNK, SAFETENSORS, read_chunks
+from modelkeep.content import chunking
+from modelkeep.content.chunking import FASTCDC, MAX_CHUNK, MIB, MIN_CHUNK, SAFETENSORS, read_chunks
 from modelkeep.errors import FileChanged
 
 Warnings = list[str]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelkeep import copying
+from modelkeep.content import copying
 
 
 @pytest.fixture(scope="module")

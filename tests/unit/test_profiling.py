@@ -17,15 +17,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from modelkeep.profiling import (
-    LIMITS,
-    QUANTILES,
-    ColumnProfile,
-    Limits,
-    NoProfile,
-    Profile,
-    profile_file,
-)
+from modelkeep.stats.profiles import QUANTILES, ColumnProfile, NoProfile, Profile
+from modelkeep.stats.profiling import LIMITS, Limits, profile_file
 
 ROWS = 120_000
 FORMATS = ["csv", "tsv", "csv.gz", "parquet"]
@@ -389,7 +382,7 @@ MEMORY_PROBE = """
 import json, sys, tracemalloc
 from pathlib import Path
 import pyarrow as pa
-from modelkeep.profiling import Limits, profile_file
+from modelkeep.stats.profiling import Limits, profile_file
 tracemalloc.start()
 profile_file(Path(sys.argv[2]))  # first use imports lazily: not the profile's memory
 before, _ = tracemalloc.get_traced_memory()

@@ -18,6 +18,7 @@ import numpy as np
 
 from modelkeep.checks.data import Array, Features, name_list, one_line
 from modelkeep.checks.deps import require
+from modelkeep.domain.digest import digest_of
 from modelkeep.errors import CheckFailed, InvalidPolicy, UnsafeModelFormat
 
 SAFE_SUFFIXES = (".skops", ".onnx")
@@ -124,7 +125,7 @@ def file_digest(path: Path) -> str:
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
+    return digest_of(digest)
 
 
 def is_trusted_type(name: str) -> bool:

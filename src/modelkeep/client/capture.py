@@ -15,7 +15,6 @@ installed, so equal environments have equal digests.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import platform
 import re
@@ -28,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelkeep.domain.manifest import sha256_digest
+from modelkeep.domain.digest import sha256_digest
 
 GIT_TIMEOUT = 30.0
 """Seconds one git command may take; a slow network filesystem should not hang a run."""
@@ -279,6 +278,8 @@ def _path_state() -> tuple[tuple[str, int], ...]:
 
 @functools.lru_cache(maxsize=4)
 def _packages_for(path_state: tuple[tuple[str, int], ...]) -> bytes:
+    import importlib.metadata  # tens of milliseconds: only when a run starts
+
     del path_state  # the cache key only
     found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():

@@ -9,20 +9,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from modelkeep.attest_bundle import BundleReport, verify_bundle
-from modelkeep.bootstrap import open_registry
-from modelkeep.client import files, hashcache, runs
-from modelkeep.client.backend import Backend, LocalBackend
-from modelkeep.client.governance import write_bundle
-from modelkeep.client.http import HttpBackend
+from modelkeep.attest.bundle import BundleReport, verify_bundle
+from modelkeep.client import files, runs
+from modelkeep.client.backend import Backend
 from modelkeep.client.metrics_buffer import check_metric
-from modelkeep.client.users import user_admin
 from modelkeep.config import Settings
+from modelkeep.content import hashcache
 from modelkeep.domain.aliases import AliasEvent, Resolution
 from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.governance import (
     Approval,
     Attestation,
@@ -31,21 +30,39 @@ from modelkeep.domain.governance import (
     PolicyRecord,
 )
 from modelkeep.domain.lineage import Lineage
-from modelkeep.domain.manifest import FileEntry, sha256_digest
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.runs import Run
 from modelkeep.domain.semver import Bump
 from modelkeep.domain.users import IssuedToken, Token, User
-from modelkeep.domain.versions import Model, Scalar, Version, VersionMetadata
+from modelkeep.domain.versions import Model, PushRequest, Scalar, Version, VersionMetadata
 from modelkeep.errors import BlobNotFound, InvalidInput, VersionArchived
-from modelkeep.ports import Progress, report_skipped
-from modelkeep.services.audit import CheckpointResult, PublicKey
-from modelkeep.services.datasets import DatasetPush, DatasetVersion
-from modelkeep.services.governance import GateResult, Promotion
-from modelkeep.services.maintenance import GcReport, VerifyReport
-from modelkeep.services.storage import StorageReport
-from modelkeep.services.tracking import Series
-from modelkeep.services.versions import PushRequest
+
+if TYPE_CHECKING:
+    # types only: the transports (client/local.py, client/http.py) load in connect()
+    from modelkeep.attest.bundle import BundleReport
+    from modelkeep.client.backend import Backend
+    from modelkeep.domain.aliases import AliasEvent, Resolution
+    from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+    from modelkeep.domain.diff import VersionDiff
+    from modelkeep.domain.governance import (
+        Approval,
+        Attestation,
+        CheckResult,
+        GateResult,
+        NewCheckResult,
+        PolicyRecord,
+        Promotion,
+    )
+    from modelkeep.domain.lineage import Lineage
+    from modelkeep.domain.maintenance import GcReport, VerifyReport
+    from modelkeep.domain.retention import RetentionPolicy
+    from modelkeep.domain.runs import Run, Series
+    from modelkeep.domain.semver import Bump
+    from modelkeep.domain.storage_report import StorageReport
+    from modelkeep.domain.users import IssuedToken, Token, User
+    from modelkeep.domain.versions import Model, Scalar, Version
+    from modelkeep.ports import Progress
 
 EARLY_CHECK_BYTES = 32 * 1024 * 1024
 """Pushes this large are checked before upload; registration checks every push again."""
@@ -80,9 +97,13 @@ def connect(
     elif uri is not None:
         settings = settings.replace(uri=uri)
     if settings.uri.startswith(("http://", "https://")):
+        from modelkeep.client.http import HttpBackend  # httpx, only for a server
+
         token = token or settings.token or None
         return Client(HttpBackend(settings.uri, token), settings)
-    return Client(LocalBackend(open_registry(settings), settings.gc_grace_seconds), settings)
+    from modelkeep.client.local import open_local  # the store: SQLAlchemy, maybe boto3
+
+    return Client(open_local(settings), settings)
 
 
 class Client:
@@ -176,6 +197,8 @@ class Client:
             f.path: FileEntry(f.path, f.size, known[f.path]) for f in local if f.path in known
         }
         if progress is not None and reused:
+            from modelkeep.ports import report_skipped
+
             progress(sum(e.size for e in reused.values()))
             report_skipped(progress, sum(e.size for e in reused.values()))
         return [uploaded.get(f.path) or reused[f.path] for f in local]
@@ -287,36 +310,36 @@ class Client:
     ) -> tuple[User, IssuedToken]:
         """A new user with one role (on ``model``, or global) and a first token, whose
         ``secret`` is returned only now."""
-        return user_admin(self._backend).create_user(name, role, model, expires_in)
+        return self._backend.create_user(name, role, model, expires_in)
 
     def list_users(self) -> list[User]:
-        return user_admin(self._backend).list_users()
+        return self._backend.list_users()
 
     def grant(self, name: str, *, role: str, model: str | None = None) -> User:
-        return user_admin(self._backend).grant(name, role, model)
+        return self._backend.grant(name, role, model)
 
     def revoke_grant(self, name: str, *, role: str, model: str | None = None) -> User:
-        return user_admin(self._backend).revoke_grant(name, role, model)
+        return self._backend.revoke_grant(name, role, model)
 
     def disable_user(self, name: str) -> User:
         """Its tokens stop working at once; ``enable_user`` undoes it."""
-        return user_admin(self._backend).set_user_disabled(name, True)
+        return self._backend.set_user_disabled(name, True)
 
     def enable_user(self, name: str) -> User:
-        return user_admin(self._backend).set_user_disabled(name, False)
+        return self._backend.set_user_disabled(name, False)
 
     def create_token(
         self, name: str, *, expires_in: timedelta | None = None, label: str | None = None
     ) -> IssuedToken:
         """Another token for ``name``; its ``secret`` is returned only now."""
-        return user_admin(self._backend).create_token(name, expires_in, label)
+        return self._backend.create_token(name, expires_in, label)
 
     def list_tokens(self, name: str | None = None) -> list[Token]:
-        return user_admin(self._backend).list_tokens(name)
+        return self._backend.list_tokens(name)
 
     def revoke_token(self, token: int | str) -> Token:
         """Revoke a token by its id (as listed) or by its secret."""
-        return user_admin(self._backend).revoke_token(token)
+        return self._backend.revoke_token(token)
 
     # storage report and retention
 
@@ -425,7 +448,7 @@ class Client:
     ) -> DatasetVersion:
         """Store data files (deduplicated like model files) as the dataset's next version,
         with a schema and profile of each CSV and Parquet file."""
-        from modelkeep import profiling  # pyarrow: imported only when a dataset is pushed
+        from modelkeep.stats import profiling  # pyarrow: imported only when a dataset is pushed
 
         local = files.collect(paths)
         profiles = {f.path: profiling.profile_file(f.source).to_dict() for f in local}
@@ -495,6 +518,7 @@ class Client:
         ``sensitive`` if given. The model is never unpickled: skops and ONNX only."""
         from modelkeep.checks.runner import CheckInput, run_checks
         from modelkeep.checks.suite import default_suite, parse_suite
+        from modelkeep.domain.governance import NewCheckResult
 
         version = self.show(ref)
         if version.status == "archived":
@@ -569,6 +593,8 @@ class Client:
     ) -> Path:
         """Write the newest attestation of ``ref`` and its evidence into ``dest`` (a new
         or empty directory), for ``attest verify --bundle`` anywhere, offline."""
+        from modelkeep.attest.bundle import write_bundle
+
         return write_bundle(self._backend.evidence(ref, stage), Path(dest))
 
     def verify_attestation(
@@ -580,6 +606,7 @@ class Client:
     ) -> BundleReport:
         """Check the newest attestation of ``ref``: its signature (with ``public_key``, PEM,
         if given, else the store's), its evidence, and that the files still match."""
+
         with tempfile.TemporaryDirectory(prefix="modelkeep-attest-") as work:
             bundle = self.export_attestation(ref, Path(work, "bundle"), stage=stage)
             pulled = Path(work, "files")

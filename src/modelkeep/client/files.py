@@ -19,10 +19,12 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from modelkeep import chunking, copying, scanning
-from modelkeep.domain.manifest import FileEntry, check_path, sha256_digest
+from modelkeep.content import chunking, copying, scanning
+from modelkeep.content.scanning import Scan, Sink
+from modelkeep.domain.digest import digest_of, hex_part, sha256_digest
+from modelkeep.domain.manifest import FileEntry, check_path
 from modelkeep.domain.recipes import Recipe
 from modelkeep.errors import (
     BlobNotFound,
@@ -35,10 +37,11 @@ from modelkeep.errors import (
     UnsafePath,
 )
 from modelkeep.ports import BlobInfo, Progress
-from modelkeep.scanning import Scan, Sink
-from modelkeep.services import files as file_service
 
-Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
+if TYPE_CHECKING:
+    from modelkeep.ports import BlobInfo, Progress
+
+    Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
 Opener = Callable[[str], BinaryIO]
 log = logging.getLogger("modelkeep")
 
@@ -265,7 +268,7 @@ def _stage(
                 copying.copy(stream, out, progress=progress)  # the reader verifies as it reads
                 os.fsync(out.fileno())
         else:
-            partial = staging.parent / PARTIAL / recipe.digest.removeprefix("sha256:")
+            partial = staging.parent / PARTIAL / hex_part(recipe.digest)
             rebuild(partial, recipe, source.fetch_chunk, progress)
             os.replace(partial, temp)
     except (DigestMismatch, BlobNotFound, MissingChunk) as exc:
@@ -306,11 +309,11 @@ def rebuild(path: Path, recipe: Recipe, fetch_chunk: Fetch, progress: Progress |
             return data
 
         whole = hashlib.sha256()
-        for data in file_service.in_order(fetch, len(recipe.chunks)):
+        for data in copying.in_order(fetch, len(recipe.chunks)):
             whole.update(data)
             if progress is not None:
                 progress(len(data))
-        if "sha256:" + whole.hexdigest() != recipe.digest:
+        if digest_of(whole) != recipe.digest:
             raise DigestMismatch(f"{_bad_chunks(fd, recipe)} did not arrive intact")
         os.fsync(fd)
     finally:

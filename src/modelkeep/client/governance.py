@@ -1,128 +1,30 @@
-"""Governance through the SDK's two transports: in process and over HTTP.
+"""Governance over HTTP, and the attestation bundle an export writes.
 
-``LocalGovernance`` calls services/governance.py; ``HttpGovernance`` calls the server's
-routes (entrypoints/api/governance_routes.py) and rebuilds the same records from JSON, so
-the contract tests run one suite over both.
+``HttpGovernance`` calls the server's routes (entrypoints/api/governance_routes.py) and
+rebuilds the same records from JSON that ``LocalGovernance`` (client/local.py) gets from
+services/governance.py, so the contract tests run one suite over both.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from modelkeep import attest_bundle as bundle
 from modelkeep.client import wire
 from modelkeep.client.wire import path_segment as _seg
-from modelkeep.domain.audit import canonical_json
 from modelkeep.domain.governance import (
     Approval,
     Attestation,
     CheckResult,
+    Evidence,
+    GateResult,
     NewCheckResult,
     PolicyRecord,
+    Promotion,
 )
 from modelkeep.domain.names import parse_ref
-from modelkeep.domain.policy import Evaluation, RuleOutcome
-from modelkeep.errors import DestinationConflict
-from modelkeep.services import attestations, cards, governance
-from modelkeep.services.attestations import Evidence
-from modelkeep.services.context import ServiceContext
-from modelkeep.services.governance import GateResult, Promotion
-
-
-class GovernanceBackend(Protocol):
-    def set_policy(self, document: str) -> PolicyRecord: ...
-    def policy(self) -> PolicyRecord | None: ...
-    def policy_history(self) -> list[PolicyRecord]: ...
-    def model_policy(self, model: str) -> dict[str, Any]: ...
-    def record_check(
-        self, ref: str, dataset: str | None, result: NewCheckResult
-    ) -> CheckResult: ...
-    def checks(self, ref: str) -> list[CheckResult]: ...
-    def decide(
-        self,
-        ref: str,
-        stage: str,
-        decision: str,
-        comment: str | None,
-        expect_digest: str | None,
-    ) -> Approval: ...
-    def approvals(self, ref: str) -> list[Approval]: ...
-    def gate(self, ref: str, stage: str, promoter: str | None = None) -> GateResult: ...
-    def promotion(
-        self,
-        ref: str,
-        to: str,
-        reason: str | None = None,
-        expect: int | None = None,
-        override: bool = False,
-    ) -> Promotion: ...
-    def attestations(self, ref: str) -> list[Attestation]: ...
-    def evidence(self, ref: str, stage: str | None = None) -> Evidence: ...
-    def card(self, ref: str, fmt: str = "md") -> str: ...
-    def governance_report(self, model: str | None = None, fmt: str = "md") -> str: ...
-
-
-class LocalGovernance:
-    registry: ServiceContext
-
-    def set_policy(self, document: str) -> PolicyRecord:
-        return governance.set_policy(self.registry, document)
-
-    def policy(self) -> PolicyRecord | None:
-        return governance.current_policy(self.registry)
-
-    def policy_history(self) -> list[PolicyRecord]:
-        return governance.policy_history(self.registry)
-
-    def model_policy(self, model: str) -> dict[str, Any]:
-        return governance.effective_policy(self.registry, model)
-
-    def record_check(self, ref: str, dataset: str | None, result: NewCheckResult) -> CheckResult:
-        return governance.record_check(self.registry, ref, dataset, result)
-
-    def checks(self, ref: str) -> list[CheckResult]:
-        return governance.list_checks(self.registry, ref)
-
-    def decide(
-        self,
-        ref: str,
-        stage: str,
-        decision: str,
-        comment: str | None,
-        expect_digest: str | None,
-    ) -> Approval:
-        return governance.review(self.registry, ref, stage, decision, comment, expect_digest)
-
-    def approvals(self, ref: str) -> list[Approval]:
-        return governance.list_approvals(self.registry, ref)
-
-    def gate(self, ref: str, stage: str, promoter: str | None = None) -> GateResult:
-        return governance.gate(self.registry, ref, stage, promoter)
-
-    def promotion(
-        self,
-        ref: str,
-        to: str,
-        reason: str | None = None,
-        expect: int | None = None,
-        override: bool = False,
-    ) -> Promotion:
-        return governance.promote(self.registry, ref, to, reason, expect, override)
-
-    def attestations(self, ref: str) -> list[Attestation]:
-        return attestations.list_attestations(self.registry, ref)
-
-    def evidence(self, ref: str, stage: str | None = None) -> Evidence:
-        return attestations.evidence(self.registry, ref, stage)
-
-    def card(self, ref: str, fmt: str = "md") -> str:
-        return cards.card(self.registry, ref, fmt)
-
-    def governance_report(self, model: str | None = None, fmt: str = "md") -> str:
-        return cards.governance_report(self.registry, model, fmt)
+from modelkeep.domain.policy_eval import Evaluation, RuleOutcome
 
 
 class HttpGovernance:
@@ -262,24 +164,3 @@ def promotion(data: Mapping[str, Any]) -> Promotion:
         gate,
         Attestation.from_dict(attestation) if attestation else None,
     )
-
-
-def write_bundle(found: Evidence, dest: Path) -> Path:
-    """Write an attestation and its evidence as attest_bundle.py lays a bundle out (the
-    records as canonical JSON, so their digests can be recomputed from the files)."""
-    if dest.exists() and any(dest.iterdir()):
-        raise DestinationConflict(f"{dest} is not empty", "export into a new or empty directory")
-    for folder in ("checks", "approvals", "reports"):
-        (dest / folder).mkdir(parents=True, exist_ok=True)
-    (dest / bundle.ENVELOPE).write_bytes(found.envelope)
-    (dest / bundle.PUBLIC_KEY).write_bytes(found.public_key)
-    (dest / bundle.MANIFEST).write_bytes(found.manifest)
-    if found.policy is not None:
-        (dest / bundle.POLICY).write_bytes(found.policy.encode("utf-8"))
-    for check in found.checks:
-        (dest / "checks" / f"{check.id}.json").write_bytes(canonical_json(check.record()))
-    for approval in found.approvals:
-        (dest / "approvals" / f"{approval.id}.json").write_bytes(canonical_json(approval.record()))
-    for digest, data in found.reports.items():
-        (dest / "reports" / f"{digest.removeprefix('sha256:')}.json").write_bytes(data)
-    return dest

@@ -7,7 +7,6 @@ trusts no transport. Errors come back as the same classes the services raise.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import threading
@@ -17,7 +16,6 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from modelkeep import copying
 from modelkeep.client import wire
 from modelkeep.client.files import (
     LocalFile,
@@ -29,16 +27,24 @@ from modelkeep.client.files import (
 from modelkeep.client.governance import HttpGovernance
 from modelkeep.client.metrics_buffer import MetricPoint, pack_points
 from modelkeep.client.wire import path_segment as _seg
+from modelkeep.content import copying
+from modelkeep.content.scanning import Piece, Scan
+from modelkeep.content.verifying import VerifyingReader
 from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.diff import VersionDiff
+from modelkeep.domain.digest import check_digest, sha256_digest
 from modelkeep.domain.lineage import Lineage
-from modelkeep.domain.manifest import FileEntry, check_digest, sha256_digest
+from modelkeep.domain.maintenance import GcReport, VerifyReport
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.recipes import Recipe
-from modelkeep.domain.runs import NewRun, Run
+from modelkeep.domain.retention import RetentionPolicy
+from modelkeep.domain.runs import NewRun, Run, Series
+from modelkeep.domain.storage_report import StorageReport
 from modelkeep.domain.users import IssuedToken, Token, User
-from modelkeep.domain.versions import Model, Scalar, Version
+from modelkeep.domain.versions import Model, PushRequest, Scalar, Version
 from modelkeep.errors import (
     Conflict,
     DigestMismatch,
@@ -49,12 +55,6 @@ from modelkeep.errors import (
     all_error_classes,
 )
 from modelkeep.ports import Progress, report_skipped
-from modelkeep.scanning import Piece, Scan
-from modelkeep.services.audit import CheckpointResult, PublicKey
-from modelkeep.services.datasets import DatasetPush, DatasetVersion
-from modelkeep.services.maintenance import GcReport, VerifyReport
-from modelkeep.services.tracking import Series
-from modelkeep.services.versions import PushRequest
 
 API = "/api/v1"
 BLOCK = 1024 * 1024
@@ -313,7 +313,7 @@ class HttpBackend(HttpGovernance):
             response.read()
             response.close()
             raise _error(response)
-        return io.BufferedReader(_VerifiedDownload(response, digest), BLOCK)
+        return io.BufferedReader(_download(response, digest), BLOCK)
 
     def verify(self, ref: str | None = None, sample: float | None = None) -> VerifyReport:
         body = {"ref": ref, "sample": sample}
@@ -378,21 +378,21 @@ class HttpBackend(HttpGovernance):
 
     # storage report and retention ------------------------------------------------------
 
-    def storage(self, model: str | None = None) -> wire.StorageReport:
+    def storage(self, model: str | None = None) -> StorageReport:
         params = {"model": model} if model is not None else {}
         return wire.storage_report(self._call("GET", "/storage", params=params))
 
-    def retention(self, model: str) -> wire.RetentionPolicy | None:
+    def retention(self, model: str) -> RetentionPolicy | None:
         return wire.retention_policy(self._call("GET", f"/models/{_seg(model)}/retention"))
 
     def set_retention(
         self, model: str, keep_last: int | None, keep_days: int | None
-    ) -> wire.RetentionPolicy:
+    ) -> RetentionPolicy:
         body = {"keep_last": keep_last, "keep_days": keep_days}
         path = f"/models/{_seg(model)}/retention"
         return wire.new_retention_policy(self._call("PUT", path, json=body))
 
-    def clear_retention(self, model: str) -> wire.RetentionPolicy | None:
+    def clear_retention(self, model: str) -> RetentionPolicy | None:
         return wire.retention_policy(self._call("DELETE", f"/models/{_seg(model)}/retention"))
 
     # runs -------------------------------------------------------------------------------
@@ -531,46 +531,23 @@ def _error(response: httpx.Response) -> ModelkeepError:
         )
 
 
-class _VerifiedDownload(io.RawIOBase):
+def _download(response: httpx.Response, digest: str) -> VerifyingReader:
     """A blob streamed from the server, hashed as read; DigestMismatch at the end if bad."""
 
-    def __init__(self, response: httpx.Response, digest: str) -> None:
-        self._response = response
-        self._chunks = response.iter_raw(BLOCK)
-        self._pending = memoryview(b"")
-        self._digest = digest
-        self._hash = hashlib.sha256()
-        self._done = False
+    def blocks() -> Iterator[bytes]:
+        try:
+            yield from response.iter_raw(BLOCK)
+        except httpx.HTTPError as exc:
+            raise DigestMismatch(
+                f"blob {digest} ended early: {exc}",
+                "pull again; if it repeats run 'modelkeep verify'",
+            ) from None
 
-    def readable(self) -> bool:
-        return True
+    return VerifyingReader(blocks(), digest, mismatch=_arrived_damaged, on_close=response.close)
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._pending and not self._done:
-            try:
-                self._pending = memoryview(next(self._chunks))
-            except StopIteration:
-                self._done = True
-                self._check()
-            except httpx.HTTPError as exc:
-                raise DigestMismatch(
-                    f"blob {self._digest} ended early: {exc}",
-                    "pull again; if it repeats run 'modelkeep verify'",
-                ) from None
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._hash.update(self._pending[:n])
-        self._pending = self._pending[n:]  # a view: no copy of the rest
-        return n
 
-    def _check(self) -> None:
-        actual = "sha256:" + self._hash.hexdigest()
-        if actual != self._digest:
-            raise DigestMismatch(f"blob {self._digest} arrived damaged: its bytes hash to {actual}")
-
-    def close(self) -> None:
-        self._response.close()
-        super().close()
+def _arrived_damaged(expected: str, actual: str) -> DigestMismatch:
+    return DigestMismatch(f"blob {expected} arrived damaged: its bytes hash to {actual}")
 
 
 def _seconds(duration: timedelta | None) -> int | None:

@@ -14,10 +14,10 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from modelkeep.client import capture
-from modelkeep.client.files import LocalFile, collect
+from modelkeep.client.files import collect
 from modelkeep.client.metrics_buffer import MetricBuffer, MetricPoint, check_metric
 from modelkeep.domain import runs as run_rules
 from modelkeep.domain.manifest import FileEntry
@@ -25,22 +25,8 @@ from modelkeep.domain.runs import Code, Environment, NewRun, Run
 from modelkeep.domain.versions import Scalar, Version
 
 if TYPE_CHECKING:
+    from modelkeep.client.backend import Backend
     from modelkeep.client.client import Client
-
-
-class RunBackend(Protocol):
-    def put_bytes(self, data: bytes) -> str: ...
-    def start_run(self, new: NewRun) -> Run: ...
-    def get_run(self, run_id: str) -> Run: ...
-    def log_params(self, run_id: str, params: Mapping[str, Scalar]) -> Run: ...
-    def log_points(self, run_id: str, points: Sequence[MetricPoint]) -> None: ...
-    def use_dataset(self, run_id: str, ref: str) -> Run: ...
-    def log_artifact(self, run_id: str, entry: FileEntry) -> None: ...
-    def upload(self, files: Sequence[LocalFile], progress: Any) -> list[FileEntry]: ...
-    def end_run(self, run_id: str, status: str, error: str | None) -> Run: ...
-    def finish_run(
-        self, run_id: str, status: str, error: str | None, points: Sequence[MetricPoint]
-    ) -> None: ...
 
 
 def captured_run(
@@ -77,7 +63,7 @@ def captured_run(
 class ActiveRun:
     """A running run: log to it, then leave the ``with`` block (or call ``end``)."""
 
-    def __init__(self, client: Client, backend: RunBackend, run: Run) -> None:
+    def __init__(self, client: Client, backend: Backend, run: Run) -> None:
         self._client = client
         self._backend = backend
         self.id = run.id

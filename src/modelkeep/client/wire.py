@@ -1,6 +1,4 @@
-"""JSON documents of the API back into the SDK's frozen objects (the reverse of to_dict).
-
-``StorageReport`` and ``RetentionPolicy`` are re-exported for client/http.py."""
+"""JSON documents of the API back into the SDK's frozen objects (the reverse of to_dict)."""
 
 from __future__ import annotations
 
@@ -11,21 +9,18 @@ import httpx
 
 from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport
+from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+from modelkeep.domain.datasets import DatasetVersion
 from modelkeep.domain.diff import Change, VersionDiff
 from modelkeep.domain.lineage import Lineage
+from modelkeep.domain.maintenance import DamagedBlob, GcReport, VerifyReport
 from modelkeep.domain.manifest import FileEntry
-from modelkeep.domain.retention import RetentionPolicy as RetentionPolicy
-from modelkeep.domain.runs import Code, Environment, Run, metric_from_json
+from modelkeep.domain.retention import RetentionPolicy
+from modelkeep.domain.runs import Code, Environment, Run, Series, metric_from_json
+from modelkeep.domain.storage_report import ModelStorage, StorageReport, VersionStorage
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import InternalError
-from modelkeep.services.audit import CheckpointResult, PublicKey
-from modelkeep.services.datasets import DatasetVersion
-from modelkeep.services.maintenance import DamagedBlob, GcReport, VerifyReport
-from modelkeep.services.storage import ModelStorage, VersionStorage
-from modelkeep.services.storage import StorageReport as StorageReport
-from modelkeep.services.tracking import Series
 
 
 def _time(text: str | None) -> datetime | None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -33,25 +32,25 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelkeep.domain.audit import canonical_json
+from modelkeep.domain.digest import PREFIX, is_digest, sha256_digest
 from modelkeep.errors import AttestationInvalid, InvalidInput
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://modelkeep.dev/attestations/promotion/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 def record_digest(record: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of a record's canonical JSON: how a statement names evidence."""
-    return "sha256:" + hashlib.sha256(canonical_json(dict(record))).hexdigest()
+    return sha256_digest(canonical_json(dict(record)))
 
 
 def key_id(public_raw: bytes) -> str:
     """The keyid of a raw 32-byte Ed25519 public key: ``sha256:<hex of sha256(key)>``."""
-    return "sha256:" + hashlib.sha256(public_raw).hexdigest()
+    return sha256_digest(public_raw)
 
 
 def public_key_from_pem(pem: bytes) -> bytes:
@@ -86,7 +85,7 @@ def promotion_statement(
 ) -> dict[str, Any]:
     """The in-toto v1 Statement that ``model@number`` (``version_digest``) went to
     ``stage``, with the evidence that justified it (see the module docstring)."""
-    if not _DIGEST.fullmatch(version_digest):
+    if not is_digest(version_digest):
         raise InvalidInput(f"{version_digest!r} is not a digest", "write it as sha256:<64 hex>")
     predicate = {
         "store_id": store_id,
@@ -121,7 +120,7 @@ def _plain(value: Any) -> Any:
 
 def subject_digest(statement: Mapping[str, Any]) -> str:
     """The attested version digest, ``sha256:<hex>``."""
-    return "sha256:" + str(statement["subject"][0]["digest"]["sha256"])
+    return PREFIX + str(statement["subject"][0]["digest"]["sha256"])
 
 
 # DSSE -------------------------------------------------------------------------------------
@@ -256,7 +255,7 @@ def _subject_problem(subject: Any, predicate: Mapping[str, Any]) -> str:
     hex_ = digest.get("sha256") if isinstance(digest, dict) else None
     if not isinstance(hex_, str) or not _HEX64.fullmatch(hex_):
         return "the subject has no sha256 digest of 64 lowercase hex digits"
-    if predicate.get("version_digest") != f"sha256:{hex_}":
+    if predicate.get("version_digest") != PREFIX + hex_:
         return "the subject's digest is not the predicate's version_digest"
     name = f"{predicate.get('model')}@{predicate.get('number')}"
     if subject[0].get("name") != name:

@@ -301,3 +301,58 @@ def _unrecorded_checkpoints(events: Iterable[AuditEvent], found: set[str]) -> st
                 "blob store: checkpoints were deleted"
             )
     return None
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    """A checkpoint written: its name in the blob store, what it vouches for, its blob."""
+
+    name: str
+    seq: int
+    hash: str
+    at: str
+    digest: str
+    public_key: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": self.at,
+            "digest": self.digest,
+            "public_key": self.public_key,
+        }
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """The store's audit public key: raw 32 bytes (hex) and SubjectPublicKeyInfo PEM."""
+
+    hex: str
+    pem: str
+    fingerprint: str
+    """sha256 of the raw key, hex."""
+
+    @classmethod
+    def of(cls, raw: bytes) -> PublicKey:
+        # imported here: ``import modelkeep`` stays light, and only a store has a key
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        pem = (
+            Ed25519PublicKey.from_public_bytes(raw)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode("ascii")
+        )
+        return cls(raw.hex(), pem, hashlib.sha256(raw).hexdigest())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "algorithm": "ed25519",
+            "public_key_hex": self.hex,
+            "public_key_pem": self.pem,
+            "fingerprint": self.fingerprint,
+        }

@@ -1,6 +1,6 @@
-"""Model cards and governance reports, rendered as Markdown or standalone HTML.
+"""Model cards and governance reports: what they say, as a document, and its Markdown.
 
-Pure rendering from *card facts*, a plain dict the services build for one version. Every
+Pure documents from *card facts*, a plain dict the services build for one version. Every
 key but ``version`` may be absent (or None); what is missing is shown as a gap, never
 invented::
 
@@ -29,16 +29,16 @@ Intended use, limitations and out-of-scope uses come from ``version.metadata.met
 (``intended_use``, ``limitations``, ``out_of_scope``); intended use falls back to the
 model description. The NIST AI RMF mapping is ``modelkeep.domain.rmf``.
 
-Both formats are built from one document model (sections of paragraphs, lists, tables and
-alerts) so that they always say the same thing. HTML escapes every value; Markdown
-escapes ``|`` in table cells and keeps cells on one line.
+Every format is built from one document model (sections of paragraphs, lists, tables and
+alerts) so that they always say the same thing: ``to_markdown`` here, HTML (with its
+CSS) in ``modelkeep.render.cards``, which also picks the format. Markdown escapes ``|``
+in table cells and keeps cells on one line.
 """
 
 from __future__ import annotations
 
-import html
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,11 +56,9 @@ from modelkeep.domain.rmf import (
     stated,
     version_name,
 )
-from modelkeep.errors import InvalidInput
 
-__all__ = ["FORMATS", "render_card", "render_governance_report", "rmf_assessment"]
+__all__ = ["Document", "card_document", "governance_report_document", "rmf_assessment"]
 
-FORMATS = ("md", "html")
 NOT_STATED = "not stated"
 NONE = "—"
 APPROVAL_FIELDS = ("stage", "decision", "user", "comment", "created_at", "digest")
@@ -107,6 +105,14 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Document:
+    """A card or a report: a title and its sections, ready for a renderer."""
+
+    title: str
+    sections: Sequence[Section]
+
+
 def text(value: Any) -> str:
     """One fact as display text: None as a dash, booleans as yes/no, JSON for the rest."""
     if value is None or value == "":
@@ -118,11 +124,6 @@ def text(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise InvalidInput(f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
 
 
 # Markdown ---------------------------------------------------------------------------------
@@ -164,76 +165,12 @@ def _md_line(value: str) -> str:
     return " ".join(value.splitlines())
 
 
-# HTML -------------------------------------------------------------------------------------
-
-CSS = """
-body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto;
-       padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
-h1 { border-bottom: 2px solid #444; padding-bottom: .3rem; }
-h2 { margin-top: 2rem; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .92rem; }
-th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left;
-         vertical-align: top; }
-th { background: #f2f2f2; }
-td { word-break: break-word; }
-.alert { background: #fde2e1; border: 2px solid #b00020; color: #7a0014;
-         padding: .5rem .75rem; font-weight: bold; }
-.empty { color: #666; font-style: italic; }
-"""
-
-
-def to_html(title: str, sections: Sequence[Section]) -> str:
-    esc = html.escape
-    out = [
-        "<!doctype html>",
-        '<html lang="en">',
-        '<head><meta charset="utf-8">',
-        f"<title>{esc(title)}</title>",
-        f"<style>{CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{esc(title)}</h1>",
-    ]
-    for part in sections:
-        out.append(f"<section>\n<h2>{esc(part.title)}</h2>")
-        out += [_html_block(block) for block in part.blocks]
-        out.append("</section>")
-    out += ["</body>", "</html>"]
-    return "\n".join(out) + "\n"
-
-
-def _html_block(block: Block) -> str:
-    esc = html.escape
-    if isinstance(block, Para):
-        return f"<p>{esc(block.text)}</p>"
-    if isinstance(block, Heading):
-        return f"<h3>{esc(block.text)}</h3>"
-    if isinstance(block, Bullets):
-        return "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in block.lines) + "</ul>"
-    if isinstance(block, Alert):
-        return f'<p class="alert">{esc(block.text)}</p>'
-    if not block.rows:
-        return f'<p class="empty">{esc(block.empty)}</p>'
-    head = "".join(f"<th>{esc(h)}</th>" for h in block.headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in block.rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-RENDERERS: dict[str, Callable[[str, Sequence[Section]], str]] = {
-    "md": to_markdown,
-    "html": to_html,
-}
-
-
 # the model card ---------------------------------------------------------------------------
 
 
-def render_card(facts: Mapping[str, Any], fmt: str = "md") -> str:
-    """The model card of one version (``fmt`` is ``md`` or ``html``)."""
-    _check_format(fmt)
-    return RENDERERS[fmt](f"Model card: {version_name(facts)}", card_sections(facts))
+def card_document(facts: Mapping[str, Any]) -> Document:
+    """The model card of one version."""
+    return Document(f"Model card: {version_name(facts)}", card_sections(facts))
 
 
 def card_sections(facts: Mapping[str, Any]) -> list[Section]:
@@ -462,12 +399,9 @@ def _gaps(facts: Mapping[str, Any]) -> Section:
 # the governance report --------------------------------------------------------------------
 
 
-def render_governance_report(
-    models: Sequence[Mapping[str, Any]], fmt: str, generated_at: str
-) -> str:
+def governance_report_document(models: Sequence[Mapping[str, Any]], generated_at: str) -> Document:
     """One report over many models: a summary table, then each model's met and missing
     evidence per NIST AI RMF function."""
-    _check_format(fmt)
     assessed = [(facts, rmf_assessment(facts)) for facts in models]
     summary = Section(
         "Summary",
@@ -481,7 +415,7 @@ def render_governance_report(
         ],
     )
     details = [_model_section(f, a) for f, a in assessed]
-    return RENDERERS[fmt]("AI governance report (NIST AI RMF)", [summary, *details])
+    return Document("AI governance report (NIST AI RMF)", [summary, *details])
 
 
 def _summary_row(

@@ -1,10 +1,13 @@
-"""Dataset versions: which one a reference names."""
+"""Dataset versions: what a push registers, and which one a reference names."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import RefKind
 
 
@@ -33,3 +36,55 @@ def match_version(rows: Sequence[V], kind: RefKind, value: str) -> V | None:
         found = [r for r in rows if r.digest.startswith(value)]
         return found[0] if len(found) == 1 else None
     return None
+
+
+@dataclass(frozen=True)
+class DatasetPush:
+    source: str | None = None
+    steps: tuple[str, ...] = ()
+    sampling: str | None = None
+    semver: str | None = None
+    message: str | None = None
+    profiles: Mapping[str, Any] = field(default_factory=dict)
+    """File path -> its schema and profile (or why none was made)."""
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    dataset: str
+    number: int
+    semver: str | None
+    digest: str
+    source: str | None
+    steps: tuple[str, ...]
+    sampling: str | None
+    profiles: Mapping[str, Any]
+    message: str | None
+    created_at: datetime
+    created_by: str
+    files: tuple[FileEntry, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}@{self.number}"
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "number": self.number,
+            "semver": self.semver,
+            "digest": self.digest,
+            "source": self.source,
+            "steps": list(self.steps),
+            "sampling": self.sampling,
+            "profiles": dict(self.profiles),
+            "message": self.message,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "files": [f.to_dict() for f in self.files],
+            "size": self.size,
+        }

@@ -4,25 +4,29 @@ Each is written once and never changed; a later fact is a new record. Check resu
 approvals have a **record digest**: the sha256 of the canonical JSON of ``record()``
 (every field but the row id), which signed attestations name, so that anyone holding the
 exported records can check that the evidence is the one that was signed.
+
+Beside them, what governance answers: a gate's result, a promotion, and the evidence of
+one attestation (what an offline verifier needs).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Self
 
+from modelkeep.domain.aliases import AliasEvent
 from modelkeep.domain.audit import canonical_json
-from modelkeep.domain.policy import ApprovalFact, CheckFact
+from modelkeep.domain.digest import sha256_digest
+from modelkeep.domain.policy_eval import ApprovalFact, CheckFact, Evaluation
 
 DECISIONS = ("approve", "reject")
 
 
 def digest_of(document: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of the canonical JSON of ``document``."""
-    return "sha256:" + hashlib.sha256(canonical_json(document)).hexdigest()
+    return sha256_digest(canonical_json(document))
 
 
 def _time(value: str | datetime) -> datetime:
@@ -215,3 +219,61 @@ class Attestation:
             actor=str(data["actor"]),
             at=_time(data["at"]),
         )
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What the policy says of promoting one version to one stage."""
+
+    model: str
+    number: int
+    digest: str
+    stage: str
+    policy: dict[str, Any] | None
+    evaluation: Evaluation
+
+    @property
+    def passed(self) -> bool:
+        return self.evaluation.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "number": self.number,
+            "digest": self.digest,
+            "stage": self.stage,
+            "policy": self.policy,
+            **self.evaluation.to_dict(),
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class Promotion:
+    event: AliasEvent
+    gate: GateResult
+    attestation: Attestation | None
+    """None when the version was in the stage already (nothing moved, nothing signed)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.event.to_dict(),
+            "digest": self.gate.digest,
+            "policy": self.gate.policy,
+            "evaluation": self.gate.evaluation.to_dict(),
+            "attestation": self.attestation.to_dict() if self.attestation else None,
+        }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything an offline verifier needs for one attestation (``attest export``)."""
+
+    attestation: Attestation
+    envelope: bytes
+    public_key: bytes
+    manifest: bytes
+    policy: str | None
+    checks: Sequence[CheckResult]
+    approvals: Sequence[Approval]
+    reports: dict[str, bytes]

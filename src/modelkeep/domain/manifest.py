@@ -8,29 +8,17 @@ in UTF-8. It depends on file content only, never on how the store keeps the byte
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from modelkeep.domain.digest import check_digest, sha256_digest
 from modelkeep.errors import InvalidInput, UnsafePath
 
 MANIFEST_FORMAT = 1
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_PATH_BYTES = 4096
-
-
-def check_digest(digest: str) -> str:
-    if not DIGEST.fullmatch(digest):
-        raise InvalidInput(f"{digest!r} is not a digest", "write it as sha256:<64 hex digits>")
-    return digest
-
-
-def sha256_digest(data: bytes | bytearray) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def check_path(path: str) -> str:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from modelkeep.domain.digest import PREFIX, hex_part
 from modelkeep.errors import InvalidInput, InvalidName, InvalidRef
 
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
@@ -79,13 +80,13 @@ def _classify(ref: str, text: str) -> tuple[RefKind, str]:
         return RefKind.LATEST, ref
     if NUMBER.fullmatch(ref):
         return RefKind.NUMBER, ref
-    if ref.startswith("sha256:"):
-        hexpart = ref.removeprefix("sha256:").lower()
+    if ref.startswith(PREFIX):
+        hexpart = hex_part(ref).lower()
         if not DIGEST_HEX.fullmatch(hexpart):
             raise InvalidRef(
                 f"{text!r}: a digest reference needs {MIN_DIGEST_PREFIX} to 64 hex digits"
             )
-        return RefKind.DIGEST, "sha256:" + hexpart
+        return RefKind.DIGEST, PREFIX + hexpart
     if is_semver(ref):
         return RefKind.SEMVER, ref
     if ALIAS_NAME.fullmatch(ref):

@@ -10,13 +10,12 @@ Chunking never changes a file's identity: only this mapping depends on it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from modelkeep.domain.manifest import DIGEST
+from modelkeep.domain.digest import is_digest, sha256_digest
 from modelkeep.errors import InvalidInput
 
 RECIPE_FORMAT = 1
@@ -72,7 +71,7 @@ class Recipe:
     @property
     def recipe_digest(self) -> str:
         """The digest of the recipe blob itself."""
-        return "sha256:" + hashlib.sha256(self.canonical_bytes()).hexdigest()
+        return sha256_digest(self.canonical_bytes())
 
     def offsets(self) -> list[int]:
         """Where each chunk starts in the file."""
@@ -129,7 +128,7 @@ def parse_chunk_list(doc: Any) -> tuple[str, tuple[ChunkRef, ...]]:
 
 
 def _digest(value: Any) -> str:
-    if not isinstance(value, str) or not DIGEST.fullmatch(value):
+    if not isinstance(value, str) or not is_digest(value):
         raise InvalidInput(f"{value!r} in the recipe is not a digest", "write sha256:<64 hex>")
     return value
 

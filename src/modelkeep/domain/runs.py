@@ -179,3 +179,20 @@ def through_run(metadata: VersionMetadata, run: Run) -> VersionMetadata:
         run=metadata.run,
         meta=metadata.meta,
     )
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric of one run, possibly downsampled: (step, value) pairs in step order."""
+
+    run: str
+    points: tuple[tuple[int, float], ...]
+    total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "total": self.total,
+            "steps": [s for s, _ in self.points],
+            "values": [metric_to_json(v) for _, v in self.points],
+        }

@@ -11,8 +11,10 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from modelkeep.domain.manifest import FileEntry, sha256_digest
+from modelkeep.domain.digest import sha256_digest
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import parse_ref
+from modelkeep.domain.semver import Bump
 from modelkeep.domain.text import check_text
 from modelkeep.errors import InvalidMetadata, MissingMetadata, VersionPurged
 
@@ -268,3 +270,13 @@ class Version:
             "archived_at": self.archived_at.isoformat() if self.archived_at else None,
             "purged_at": self.purged_at.isoformat() if self.purged_at else None,
         }
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """What a push registers besides its files."""
+
+    metadata: VersionMetadata = field(default_factory=VersionMetadata)
+    semver: str | None = None
+    bump: Bump | None = None
+    message: str | None = None

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import NamedTuple, Protocol
 
 from modelkeep.domain.recipes import Recipe
+
+
+class StoredFile(NamedTuple):
+    """One blob a live version's file is stored in: the file itself, or one of its chunks.
+
+    ``digest``/``size`` are the file's, ``blob``/``blob_size`` the blob's; ``id`` orders
+    versions by creation."""
+
+    name: str
+    number: int
+    path: str
+    digest: str
+    size: int
+    blob: str
+    blob_size: int
+    id: int
+    version_digest: str
 
 
 class Recipes(Protocol):
@@ -35,8 +52,6 @@ class Recipes(Protocol):
         """Digest -> the files (``NAME@N:PATH``) of live versions whose bytes it holds."""
         ...
 
-    def stored_files(self) -> list[Any]:
-        """Every live version's file blobs (whole or chunks), oldest version first: rows
-        with ``name``, ``number``, ``path``, ``digest``, ``size`` (the file), ``blob``,
-        ``blob_size`` (one blob it is stored in), ``id`` and ``version_digest``."""
+    def stored_files(self) -> list[StoredFile]:
+        """Every live version's file blobs (whole or chunks), oldest version first."""
         ...

@@ -4,11 +4,20 @@ the lineage edges between data, runs and versions."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from modelkeep.domain.datasets import DatasetVersion
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.runs import NewRun, Run
+
+
+@dataclass(frozen=True)
+class DatasetVersionRow(DatasetVersion):
+    """A dataset version and the id of its row (what lineage edges link)."""
+
+    id: int
 
 
 class Tracking(Protocol):
@@ -47,7 +56,7 @@ class Datasets(Protocol):
         actor: str,
         at: datetime,
     ) -> int: ...
-    def versions(self, name: str, *where: Any) -> list[Any]: ...
+    def versions(self, name: str, *where: Any) -> list[DatasetVersionRow]: ...
     def link_run(self, run_pk: int, dataset_version_id: int) -> None: ...
     def link_version_inputs(
         self, model: str, number: int, run_pk: int | None, dataset_version_ids: Sequence[int]

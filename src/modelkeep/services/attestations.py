@@ -7,12 +7,10 @@ in-toto statement of the version digest, the policy, every check result and appr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from modelkeep.domain import attestation as attest_format
-from modelkeep.domain.governance import Approval, Attestation, CheckResult, PolicyRecord
+from modelkeep.domain.governance import Approval, Attestation, CheckResult, Evidence, PolicyRecord
 from modelkeep.domain.policy import Evaluation, RuleOutcome
 from modelkeep.domain.versions import Version
 from modelkeep.errors import NotFound, StoreUnavailable
@@ -111,20 +109,6 @@ def list_attestations(ctx: ServiceContext, ref: str) -> list[Attestation]:
     version = versions.get_version(ctx, ref)
     with ctx.store.transaction() as tx:
         return tx.governance.attestations(version.model, version.number)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """Everything an offline verifier needs for one attestation (``attest export``)."""
-
-    attestation: Attestation
-    envelope: bytes
-    public_key: bytes
-    manifest: bytes
-    policy: str | None
-    checks: Sequence[CheckResult]
-    approvals: Sequence[Approval]
-    reports: dict[str, bytes]
 
 
 def evidence(ctx: ServiceContext, ref: str, stage: str | None = None) -> Evidence:

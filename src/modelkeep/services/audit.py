@@ -13,15 +13,11 @@ one, is reported even when its ``audit_head`` was rewritten to match.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelkeep.domain import access
@@ -32,65 +28,17 @@ from modelkeep.domain.audit import (
     ChainReport,
     Checkpoint,
     CheckpointFile,
+    CheckpointResult,
+    PublicKey,
     SignedCheckpoint,
     verify_with_checkpoints,
 )
+from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.names import check_model_name
 from modelkeep.errors import Conflict, StoreUnavailable
 from modelkeep.ports import AuditSigner, BlobStore
 from modelkeep.services.context import ServiceContext
-
-
-@dataclass(frozen=True)
-class CheckpointResult:
-    """A checkpoint written: its name in the blob store, what it vouches for, its blob."""
-
-    name: str
-    seq: int
-    hash: str
-    at: str
-    digest: str
-    public_key: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "seq": self.seq,
-            "hash": self.hash,
-            "at": self.at,
-            "digest": self.digest,
-            "public_key": self.public_key,
-        }
-
-
-@dataclass(frozen=True)
-class PublicKey:
-    """The store's audit public key: raw 32 bytes (hex) and SubjectPublicKeyInfo PEM."""
-
-    hex: str
-    pem: str
-    fingerprint: str
-    """sha256 of the raw key, hex."""
-
-    @classmethod
-    def of(cls, raw: bytes) -> PublicKey:
-        pem = (
-            Ed25519PublicKey.from_public_bytes(raw)
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode("ascii")
-        )
-        return cls(raw.hex(), pem, hashlib.sha256(raw).hexdigest())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "algorithm": "ed25519",
-            "public_key_hex": self.hex,
-            "public_key_pem": self.pem,
-            "fingerprint": self.fingerprint,
-        }
 
 
 def audit_log(
@@ -204,7 +152,7 @@ def checkpoint_blobs(blobs: BlobStore) -> set[str]:
     for name in blobs.list_named(CHECKPOINT_PREFIX):
         data = blobs.get_named(name)
         if data is not None:
-            found.add("sha256:" + hashlib.sha256(data).hexdigest())
+            found.add(sha256_digest(data))
     return found
 
 

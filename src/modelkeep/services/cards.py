@@ -10,12 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from modelkeep.domain import access
-from modelkeep.domain.cards import render_card, render_governance_report
 from modelkeep.domain.names import STAGES
 from modelkeep.domain.runs import RUN_ID
 from modelkeep.domain.versions import Version
 from modelkeep.errors import ModelkeepError
-from modelkeep.services import aliases, audit, datasets, models, policies, tracking, versions
+from modelkeep.render.cards import render_card, render_governance_report
+from modelkeep.services import (
+    aliases,
+    audit,
+    datasets,
+    models,
+    policies,
+    tracking,
+    versions,
+)
 from modelkeep.services.context import ServiceContext
 
 

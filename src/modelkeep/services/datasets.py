@@ -4,13 +4,11 @@ for CSV and Parquet files, a schema and profile computed by the client as it pus
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from modelkeep.domain import access
-from modelkeep.domain.datasets import match_version
+from modelkeep.domain.datasets import DatasetPush, DatasetVersion, match_version
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.domain.names import Ref, check_model_name, parse_ref
@@ -29,58 +27,6 @@ from modelkeep.services.context import ServiceContext
 
 MAX_STEPS = 100
 MAX_PROFILE_BYTES = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class DatasetPush:
-    source: str | None = None
-    steps: tuple[str, ...] = ()
-    sampling: str | None = None
-    semver: str | None = None
-    message: str | None = None
-    profiles: Mapping[str, Any] = field(default_factory=dict)
-    """File path -> its schema and profile (or why none was made)."""
-
-
-@dataclass(frozen=True)
-class DatasetVersion:
-    dataset: str
-    number: int
-    semver: str | None
-    digest: str
-    source: str | None
-    steps: tuple[str, ...]
-    sampling: str | None
-    profiles: Mapping[str, Any]
-    message: str | None
-    created_at: datetime
-    created_by: str
-    files: tuple[FileEntry, ...]
-
-    @property
-    def ref(self) -> str:
-        return f"{self.dataset}@{self.number}"
-
-    @property
-    def size(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "number": self.number,
-            "semver": self.semver,
-            "digest": self.digest,
-            "source": self.source,
-            "steps": list(self.steps),
-            "sampling": self.sampling,
-            "profiles": dict(self.profiles),
-            "message": self.message,
-            "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by,
-            "files": [f.to_dict() for f in self.files],
-            "size": self.size,
-        }
 
 
 def push(

@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO
 
+from modelkeep.content.copying import AHEAD, in_order
+from modelkeep.content.verifying import VerifyingReader
 from modelkeep.domain import access
-from modelkeep.domain.manifest import check_digest, sha256_digest
+from modelkeep.domain.digest import check_digest, digest_of, sha256_digest
 from modelkeep.domain.recipes import MAX_CHUNK_BYTES, ChunkRef, Recipe
 from modelkeep.errors import BlobNotFound, DigestMismatch, InvalidInput, MissingChunk
 from modelkeep.services.context import ServiceContext
 
-AHEAD = 4
-"""Chunks fetched ahead of the one being read: parallel downloads, bounded memory."""
-
 Opener = Callable[[str], BinaryIO]
-T = TypeVar("T")
 
 
 def put_recipe(ctx: ServiceContext, recipe: Recipe) -> Recipe:
@@ -59,7 +55,7 @@ def assemble(ctx: ServiceContext, chunker: str, chunks: Sequence[ChunkRef]) -> R
     hasher = hashlib.sha256()
     for data in in_order(lambda i: ctx.blobs.read_unchecked(chunks[i].digest), len(chunks)):
         hasher.update(data)
-    return put_recipe(ctx, Recipe.of("sha256:" + hasher.hexdigest(), chunker, chunks))
+    return put_recipe(ctx, Recipe.of(digest_of(hasher), chunker, chunks))
 
 
 def store_chunk(ctx: ServiceContext, data: bytes, digest: str) -> bool:
@@ -153,7 +149,10 @@ def open_file(ctx: ServiceContext, digest: str) -> BinaryIO:
 def open_recipe(opener: Opener, recipe: Recipe) -> BinaryIO:
     if recipe.is_whole:
         return opener(recipe.digest)
-    return io.BufferedReader(RebuiltFile(opener, recipe), 1024 * 1024)
+    return io.BufferedReader(
+        VerifyingReader(chunk_bytes(opener, recipe), recipe.digest, mismatch=_not_the_file),
+        1024 * 1024,
+    )
 
 
 def chunk_bytes(opener: Opener, recipe: Recipe, ahead: int = AHEAD) -> Iterator[bytes]:
@@ -162,22 +161,6 @@ def chunk_bytes(opener: Opener, recipe: Recipe, ahead: int = AHEAD) -> Iterator[
     return in_order(
         lambda i: read_chunk(opener, chunks[i].digest, chunks[i].size), len(chunks), ahead
     )
-
-
-def in_order(fetch: Callable[[int], T], count: int, ahead: int = AHEAD) -> Iterator[T]:
-    """``fetch(0) … fetch(count - 1)`` run by a pool, ``ahead`` at a time, yielded in order."""
-    with ThreadPoolExecutor(ahead, "modelkeep-fetch") as pool:
-        pending: deque[Future[T]] = deque()
-        try:
-            for index in range(count):
-                pending.append(pool.submit(fetch, index))
-                if len(pending) >= ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 def read_chunk(opener: Opener, digest: str, size: int) -> bytes:
@@ -193,45 +176,8 @@ def read_chunk(opener: Opener, digest: str, size: int) -> bytes:
     return data
 
 
-class RebuiltFile(io.RawIOBase):
-    """A chunked file read in order; DigestMismatch at the end if it is not the file."""
-
-    def __init__(self, opener: Opener, recipe: Recipe) -> None:
-        self._recipe = recipe
-        self._chunks = chunk_bytes(opener, recipe)
-        self._hash = hashlib.sha256()
-        self._pending = memoryview(b"")
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._pending and not self._done:
-            data = next(self._chunks, None)
-            if data is None:
-                self._done = True
-                self._check()
-            else:
-                self._hash.update(data)
-                self._pending = memoryview(data)
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def _check(self) -> None:
-        actual = "sha256:" + self._hash.hexdigest()
-        if actual != self._recipe.digest:
-            raise DigestMismatch(
-                f"file {self._recipe.digest} rebuilt from its chunks hashes to {actual}",
-                "run 'modelkeep verify' to find the damaged chunk",
-            )
-
-    def close(self) -> None:
-        if not self._done:
-            self._done = True
-            close = getattr(self._chunks, "close", None)
-            if close is not None:
-                close()
-        super().close()
+def _not_the_file(expected: str, actual: str) -> DigestMismatch:
+    return DigestMismatch(
+        f"file {expected} rebuilt from its chunks hashes to {actual}",
+        "run 'modelkeep verify' to find the damaged chunk",
+    )

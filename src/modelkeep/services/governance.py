@@ -10,21 +10,20 @@ stored as a blob) that binds the version digest to that evidence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from modelkeep.domain import access
-from modelkeep.domain.aliases import AliasEvent
 from modelkeep.domain.audit import canonical_json
 from modelkeep.domain.datasets import match_version
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.governance import (
     DECISIONS,
     Approval,
-    Attestation,
     CheckResult,
+    GateResult,
     NewCheckResult,
     PolicyRecord,
+    Promotion,
 )
 from modelkeep.domain.names import STAGES, check_stage, parse_ref
 from modelkeep.domain.policy import (
@@ -265,33 +264,6 @@ def list_approvals(ctx: ServiceContext, ref: str) -> list[Approval]:
 # evaluation, gate, promotion --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GateResult:
-    """What the policy says of promoting one version to one stage."""
-
-    model: str
-    number: int
-    digest: str
-    stage: str
-    policy: dict[str, Any] | None
-    evaluation: Evaluation
-
-    @property
-    def passed(self) -> bool:
-        return self.evaluation.passed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "number": self.number,
-            "digest": self.digest,
-            "stage": self.stage,
-            "policy": self.policy,
-            **self.evaluation.to_dict(),
-            "passed": self.passed,
-        }
-
-
 def gate(ctx: ServiceContext, ref: str, stage: str, promoter: str | None = None) -> GateResult:
     """Would promoting ``ref`` to ``stage`` pass the policy? Changes nothing."""
     check_stage(stage)
@@ -341,23 +313,6 @@ def _occupant(tx: Transaction, model: str, stage: str) -> StageOccupant | None:
         return None
     checks = tuple(c.fact() for c in tx.governance.check_results(model, key.number))
     return StageOccupant(ref=f"{model}@{key.number}", checks=checks)
-
-
-@dataclass(frozen=True)
-class Promotion:
-    event: AliasEvent
-    gate: GateResult
-    attestation: Attestation | None
-    """None when the version was in the stage already (nothing moved, nothing signed)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.event.to_dict(),
-            "digest": self.gate.digest,
-            "policy": self.gate.policy,
-            "evaluation": self.gate.evaluation.to_dict(),
-            "attestation": self.attestation.to_dict() if self.attestation else None,
-        }
 
 
 def promote(

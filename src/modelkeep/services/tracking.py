@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from modelkeep.domain import access
+from modelkeep.domain.digest import check_digest
 from modelkeep.domain.events import EventKind
-from modelkeep.domain.manifest import FileEntry, check_digest, check_path
+from modelkeep.domain.manifest import FileEntry, check_path
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import (
     ENDED,
@@ -26,9 +26,9 @@ from modelkeep.domain.runs import (
     RUNNING,
     NewRun,
     Run,
+    Series,
     check_experiment,
     check_run_id,
-    metric_to_json,
 )
 from modelkeep.domain.versions import Scalar, check_params
 from modelkeep.errors import InvalidInput, RunEnded, RunNotFound
@@ -230,23 +230,6 @@ def _not_running(
         f"run {run_id} has ended ({state[1]}): nothing more can be logged to it",
         "start a new run",
     )
-
-
-@dataclass(frozen=True)
-class Series:
-    """One metric of one run, possibly downsampled: (step, value) pairs in step order."""
-
-    run: str
-    points: tuple[tuple[int, float], ...]
-    total: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run": self.run,
-            "total": self.total,
-            "steps": [s for s, _ in self.points],
-            "values": [metric_to_json(v) for _, v in self.points],
-        }
 
 
 def metric_series(

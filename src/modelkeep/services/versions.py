@@ -8,7 +8,6 @@ delete, so no blob can vanish before the version commits."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -20,9 +19,9 @@ from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.domain.names import STAGES, check_model_name, parse_ref
 from modelkeep.domain.runs import RUN_ID, through_run
-from modelkeep.domain.semver import Bump, SemVer, next_semver
+from modelkeep.domain.semver import SemVer, next_semver
 from modelkeep.domain.text import check_text
-from modelkeep.domain.versions import Version, VersionMetadata, require_fields
+from modelkeep.domain.versions import PushRequest, Version, VersionMetadata, require_fields
 from modelkeep.errors import (
     BlobNotFound,
     EmptyPush,
@@ -33,17 +32,6 @@ from modelkeep.errors import (
 from modelkeep.ports import BlobInfo, NewVersion, Progress, Transaction
 from modelkeep.services import lookup, policies
 from modelkeep.services.context import ServiceContext
-
-
-@dataclass(frozen=True)
-class PushRequest:
-    """What a push registers besides its files."""
-
-    metadata: VersionMetadata = field(default_factory=VersionMetadata)
-    semver: str | None = None
-    bump: Bump | None = None
-    message: str | None = None
-
 
 # pushing ------------------------------------------------------------------------------
 

@@ -9,8 +9,6 @@ pass for the following page, or null on the last one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelkeep import __version__
+from modelkeep.bootstrap import ServerRuntime
 from modelkeep.entrypoints.api import (
     admin_routes,
     audit_routes,
@@ -30,7 +28,7 @@ from modelkeep.entrypoints.api import (
     tracking_routes,
 )
 from modelkeep.errors import InvalidInput, ModelkeepError
-from modelkeep.services.context import ServiceContext
+from modelkeep.version import __version__
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 STREAMED = ("/api/v1/blobs/", "/api/v1/chunks")  # bodies streamed to the store: no limit
@@ -50,25 +48,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 """Documented for every API route: they all answer errors in the one shape."""
 
-Authenticate = Callable[[str | None], ServiceContext]
-"""Turns a request's bearer token into a ServiceContext acting for its user (or raises)."""
 
-
-@dataclass(frozen=True)
-class ServerState:
-    authenticate: Authenticate
-    ready: Callable[[], None]
-    """Raises when the database or the blob store cannot be reached."""
-    gc_grace_seconds: int
-
-
-def create_app(state: ServerState) -> FastAPI:
+def create_app(runtime: ServerRuntime) -> FastAPI:
+    """The HTTP API over what ``bootstrap.open_server`` opened."""
     app = FastAPI(
         title="modelkeep",
         version=__version__,
         description="Versioned, content-addressed, audited models.",
     )
-    app.state.modelkeep = state
+    app.state.modelkeep = runtime
     errors.install(app)
     app.add_middleware(LimitsAndRequestId)
     app.include_router(routes.health)

@@ -16,5 +16,5 @@ from modelkeep.entrypoints.api.app import create_app
 
 
 def app_from_environment() -> FastAPI:
-    state, _close = open_server(Settings.from_env(os.environ))
+    state = open_server(Settings.from_env(os.environ))
     return create_app(state)  # closed with the worker process

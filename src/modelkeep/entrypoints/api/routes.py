@@ -10,10 +10,11 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from modelkeep.domain.manifest import FileEntry, check_digest
+from modelkeep.domain.digest import check_digest
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import check_model_name
 from modelkeep.domain.recipes import parse_chunk_list
-from modelkeep.domain.versions import VersionMetadata
+from modelkeep.domain.versions import PushRequest, VersionMetadata
 from modelkeep.entrypoints.api import schemas
 from modelkeep.entrypoints.api.errors import error_response
 from modelkeep.entrypoints.api.paging import page
@@ -22,7 +23,6 @@ from modelkeep.errors import DigestMismatch, InvalidInput, StoreUnavailable
 from modelkeep.services import aliases, audit, governance, maintenance, models, versions
 from modelkeep.services import files as file_service
 from modelkeep.services.context import ServiceContext
-from modelkeep.services.versions import PushRequest
 
 health = APIRouter(tags=["health"])
 api = APIRouter()

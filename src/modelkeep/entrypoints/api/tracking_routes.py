@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelkeep.domain.datasets import DatasetPush
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.runs import Code, Environment, NewRun, metric_from_json
 from modelkeep.entrypoints.api import schemas
@@ -199,7 +200,7 @@ def list_datasets(reg: Reg) -> dict[str, Any]:
 @router.post("/datasets/{name}/versions", status_code=201)
 def push_dataset(reg: Reg, name: str, body: schemas.PushDataset) -> dict[str, Any]:
     files = [FileEntry(f.path, f.size, f.digest) for f in body.files]
-    request = datasets.DatasetPush(
+    request = DatasetPush(
         body.source, tuple(body.steps), body.sampling, body.semver, body.message, body.profiles
     )
     return datasets.push(reg, name, files, request).to_dict()

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from modelkeep import __version__
 from modelkeep.entrypoints.cli import (
     aliases,
     datasets,
@@ -25,6 +24,7 @@ from modelkeep.entrypoints.cli import (
 )
 from modelkeep.entrypoints.cli.context import CliState
 from modelkeep.errors import InternalError, IOFailure, ModelkeepError, UsageError
+from modelkeep.version import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

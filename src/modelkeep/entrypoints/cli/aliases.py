@@ -6,9 +6,9 @@ import click
 from rich.table import Table
 
 from modelkeep.domain.aliases import AliasEvent
+from modelkeep.domain.governance import Promotion
 from modelkeep.domain.names import STAGES
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state
-from modelkeep.services.governance import Promotion
 
 REASON = click.option("--reason", metavar="TEXT", help="Why, for the history and audit log.")
 

@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from modelkeep.client import files
+from modelkeep.domain.datasets import DatasetVersion
 from modelkeep.entrypoints.cli.context import (
     console,
     emit,
@@ -19,7 +20,6 @@ from modelkeep.entrypoints.cli.context import (
     state,
     transfer_progress,
 )
-from modelkeep.services.datasets import DatasetVersion
 
 TOP_SHOWN = 3
 """Top values of a category column shown per cell (JSON has all of them)."""

@@ -11,12 +11,11 @@ from xml.etree import ElementTree
 import click
 from rich.table import Table
 
-from modelkeep.attest_bundle import BundleReport, raise_if_bad, verify_bundle
-from modelkeep.domain.governance import Approval, CheckResult
+from modelkeep.attest.bundle import BundleReport, raise_if_bad, verify_bundle
+from modelkeep.domain.governance import Approval, CheckResult, GateResult
 from modelkeep.domain.names import STAGES
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state
 from modelkeep.errors import InvalidInput, PolicyNotMet
-from modelkeep.services.governance import GateResult
 
 TO_STAGE = click.option(
     "--to", "stage", type=click.Choice(STAGES), required=True, help="The stage."

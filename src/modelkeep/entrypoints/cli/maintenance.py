@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from modelkeep.domain.audit import ChainReport
+from modelkeep.domain.maintenance import GcReport, VerifyReport
 from modelkeep.entrypoints.cli import parsing
 from modelkeep.entrypoints.cli.context import (
     CliState,
@@ -20,7 +21,6 @@ from modelkeep.entrypoints.cli.context import (
 )
 from modelkeep.errors import AuditChainBroken, DigestMismatch
 from modelkeep.services import audit as audit_service
-from modelkeep.services.maintenance import GcReport, VerifyReport
 
 
 @click.command()

@@ -35,10 +35,10 @@ def server(host: str, port: int, workers: int) -> None:
     from modelkeep.entrypoints.api.app import create_app
 
     settings = state().settings
-    server_state, close = open_server(settings)  # also migrates once, before any worker
+    server_state = open_server(settings)  # also migrates once, before any worker
     err_console.print(f"modelkeep server on http://{host}:{port} (store {settings.uri})")
     if workers > 1:
-        close()
+        server_state.close()
         os.environ["MODELKEEP_URI"] = settings.uri  # the workers read their settings anew
         uvicorn.run(
             "modelkeep.entrypoints.api.factory:app_from_environment",
@@ -55,4 +55,4 @@ def server(host: str, port: int, workers: int) -> None:
             create_app(server_state), host=host, port=port, log_level="warning", access_log=False
         )
     finally:
-        close()
+        server_state.close()

@@ -7,8 +7,8 @@ import click
 from rich.table import Table
 
 from modelkeep.domain.retention import RetentionPolicy
+from modelkeep.domain.storage_report import StorageReport
 from modelkeep.entrypoints.cli.context import console, emit, human_size, json_option, state
-from modelkeep.services.storage import StorageReport
 
 
 @click.command()

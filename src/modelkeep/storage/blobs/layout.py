@@ -8,7 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from modelkeep.domain.manifest import DIGEST, check_digest
+from modelkeep.domain.digest import PREFIX, check_digest, hex_part, is_digest
 from modelkeep.errors import InvalidInput, UnknownStoreFormat
 
 STORE_FORMAT = 1
@@ -20,7 +20,7 @@ _NAMED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 def blob_key(digest: str) -> str:
-    hexpart = check_digest(digest).removeprefix("sha256:")
+    hexpart = hex_part(check_digest(digest))
     return f"{BLOB_PREFIX}{hexpart[:2]}/{hexpart[2:]}"
 
 
@@ -29,8 +29,8 @@ def digest_of_key(key: str) -> str | None:
     if not key.startswith(BLOB_PREFIX):
         return None
     fan, _, rest = key.removeprefix(BLOB_PREFIX).partition("/")
-    candidate = "sha256:" + fan + rest
-    return candidate if len(fan) == 2 and DIGEST.fullmatch(candidate) else None
+    candidate = PREFIX + fan + rest
+    return candidate if len(fan) == 2 and is_digest(candidate) else None
 
 
 def check_named_prefix(prefix: str) -> str:

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from modelkeep import copying
+from modelkeep.content import copying
+from modelkeep.content.verifying import VerifyingReader
+from modelkeep.domain.digest import digest_of
 from modelkeep.errors import BlobNotFound, Conflict, DigestMismatch, StoreUnavailable
 from modelkeep.ports import BlobInfo, Progress, StoredBlob
 from modelkeep.storage.blobs.layout import (
@@ -225,37 +227,6 @@ class LocalBlobStore:
             return []
 
 
-class VerifyingReader(io.RawIOBase):
-    """Hashes what it reads; at end of stream, raises DigestMismatch if damaged."""
-
-    def __init__(self, raw: BinaryIO, digest: str) -> None:
-        self._raw = raw
-        self._digest = digest
-        self._hash = hashlib.sha256()
-        self._checked = False
-
-    def readable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._raw.fileno()
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            self._hash.update(memoryview(buffer)[:n])
-        elif not self._checked:
-            self._checked = True
-            actual = "sha256:" + self._hash.hexdigest()
-            if actual != self._digest:
-                raise DigestMismatch(f"blob {self._digest} is damaged: its bytes hash to {actual}")
-        return int(n or 0)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
 def _link(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
@@ -268,7 +239,7 @@ def _link(source: Path, target: Path) -> None:
 def _copy_hashing(stream: BinaryIO, out: BinaryIO | None, progress: Progress | None) -> BlobInfo:
     hasher = hashlib.sha256()
     size = copying.copy(stream, out, hasher=hasher, progress=progress)
-    return BlobInfo("sha256:" + hasher.hexdigest(), size)
+    return BlobInfo(digest_of(hasher), size)
 
 
 def _create_exclusive(path: Path, data: bytes) -> None:

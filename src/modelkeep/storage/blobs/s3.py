@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import boto3
@@ -56,6 +56,8 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from modelkeep.content.verifying import VerifyingReader
+from modelkeep.domain.digest import digest_of, hex_part, sha256_digest
 from modelkeep.errors import (
     BlobNotFound,
     Conflict,
@@ -74,7 +76,7 @@ from modelkeep.storage.blobs.layout import (
     check_named_prefix,
     digest_of_key,
 )
-from modelkeep.storage.blobs.local import BUFFER, VerifyingReader
+from modelkeep.storage.blobs.local import BUFFER
 
 MiB = 1024 * 1024
 PART_SIZE = 8 * MiB
@@ -252,7 +254,7 @@ class S3BlobStore:
     def put_bytes(self, data: bytes) -> BlobInfo:
         if len(data) >= self.part_size:
             return self.put(io.BytesIO(data))
-        info = BlobInfo("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+        info = BlobInfo(sha256_digest(data), len(data))
         self._put_whole(memoryview(data), info)
         return info
 
@@ -262,7 +264,7 @@ class S3BlobStore:
 
     def _put_whole(self, data: memoryview, info: BlobInfo) -> None:
         key = self._key(blob_key(info.digest))
-        checksum = base64.b64encode(bytes.fromhex(info.digest.removeprefix("sha256:"))).decode()
+        checksum = base64.b64encode(bytes.fromhex(hex_part(info.digest))).decode()
 
         def write(cond: dict[str, str]) -> _Refusal | None:
             body = _Body(data)
@@ -431,9 +433,7 @@ class S3BlobStore:
         body = self._get_body(digest)
         if body is None:
             raise BlobNotFound(f"blob {digest} is missing from the store")
-        return io.BufferedReader(
-            VerifyingReader(cast(BinaryIO, _BodyReader(body, self)), digest), BUFFER
-        )
+        return io.BufferedReader(VerifyingReader(_BodyReader(body, self), digest), BUFFER)
 
     def read_bytes(self, digest: str) -> bytes:
         with self.open(digest) as reader:
@@ -457,7 +457,7 @@ class S3BlobStore:
                     hasher.update(chunk)
             finally:
                 body.close()
-        actual = "sha256:" + hasher.hexdigest()
+        actual = digest_of(hasher)
         return None if actual == digest else f"content hashes to {actual}"
 
     def _get_body(self, digest: str) -> Any | None:
@@ -720,7 +720,7 @@ def _part(number: int, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _checked(hasher: Any, size: int, expected: str | None) -> BlobInfo:
-    info = BlobInfo("sha256:" + hasher.hexdigest(), size)
+    info = BlobInfo(digest_of(hasher), size)
     if expected is not None and info.digest != expected:
         raise DigestMismatch(
             f"the uploaded bytes hash to {info.digest}, not {expected}", "upload the file again"

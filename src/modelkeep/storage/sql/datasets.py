@@ -4,13 +4,13 @@ dataset versions and model versions."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.ports.tracking import DatasetVersionRow
 from modelkeep.storage.sql.tables import (
     dataset_files,
     dataset_versions,
@@ -21,23 +21,6 @@ from modelkeep.storage.sql.tables import (
     version_inputs,
     versions,
 )
-
-
-@dataclass(frozen=True)
-class DatasetVersionRow:
-    id: int
-    dataset: str
-    number: int
-    semver: str | None
-    digest: str
-    source: str | None
-    steps: tuple[str, ...]
-    sampling: str | None
-    profiles: dict[str, Any]
-    message: str | None
-    created_at: datetime
-    created_by: str
-    files: tuple[FileEntry, ...]
 
 
 class DatasetRows:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, exists, insert, select
 
 from modelkeep.domain.recipes import ChunkRef, Recipe
+from modelkeep.ports.recipes import StoredFile
 from modelkeep.storage.sql.governance import GovernanceRows
 from modelkeep.storage.sql.tables import (
     dataset_files,
@@ -234,7 +235,7 @@ class RecipeRows:
             for chunk in chunks.get(digest, ()):
                 yield chunk, user
 
-    def stored_files(self) -> list[Any]:
+    def stored_files(self) -> list[StoredFile]:
         """Every live version's files with their chunk sizes, oldest version first: rows
         of (name, number, path, digest, size, blob, blob_size, id, version_digest), where
         ``digest``/``size`` are the file's, ``blob``/``blob_size`` one blob it is stored in
@@ -272,5 +273,5 @@ class RecipeRows:
             .join(recipe_chunks, recipe_chunks.c.file_digest == version_files.c.digest)
             .where(versions.c.purged_at.is_(None))
         )
-        rows = [*self._conn.execute(whole), *self._conn.execute(chunked)]
+        rows = [StoredFile(*row) for q in (whole, chunked) for row in self._conn.execute(q)]
         return sorted(rows, key=lambda r: (r.id, r.path))

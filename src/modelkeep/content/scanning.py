@@ -17,7 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelkeep import chunking
+from modelkeep.content import chunking
+from modelkeep.domain.digest import digest_of, sha256_digest
 from modelkeep.domain.recipes import ChunkRef, Recipe
 
 IN_FLIGHT = 8
@@ -87,7 +88,7 @@ def scan_file(
                 future.cancel()
             raise
         refs = [future.result() for future in futures]
-    digest = "sha256:" + whole.hexdigest() if whole is not None else None
+    digest = digest_of(whole) if whole is not None else None
     return Scan(chunks.chunker, tuple(refs), digest)
 
 
@@ -102,7 +103,7 @@ def _handle(
     index: int, offset: int, data: bytes, sink: Sink | None, budget: threading.BoundedSemaphore
 ) -> ChunkRef:
     try:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = sha256_digest(data)
         if sink is not None:
             sink(Piece(index, offset, digest, data))
         return ChunkRef(digest, len(data))

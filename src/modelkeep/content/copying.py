@@ -1,4 +1,5 @@
-"""Streaming copies that hash and write at the same time, in constant memory.
+"""Streaming copies that hash and write at the same time, in constant memory, and
+chunks fetched ahead in parallel but consumed in order (``in_order``).
 
 Large copies run as a two-stage pipeline: this thread reads and hashes a block while a
 writer thread writes the block before it (hashlib and file writes release the GIL), so a
@@ -13,13 +14,21 @@ import io
 import operator
 import os
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from queue import SimpleQueue
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
+
+from modelkeep.domain.digest import digest_of
 
 BLOCK = 4 * 1024 * 1024
 PIPELINE_FROM = 16 * 1024 * 1024  # below this a thread costs more than it saves
 BUFFERS = 3
+AHEAD = 4
+"""Chunks fetched ahead of the one being read: parallel downloads, bounded memory."""
+
+T = TypeVar("T")
 
 Progress = Callable[[int], None]
 
@@ -42,7 +51,7 @@ def sha256_of(stream: BinaryIO) -> tuple[str, int]:
     """``("sha256:…", size)`` of what ``stream`` holds."""
     hasher = hashlib.sha256()
     size = copy(stream, None, hasher=hasher)
-    return "sha256:" + hasher.hexdigest(), size
+    return digest_of(hasher), size
 
 
 def _size_hint(stream: BinaryIO) -> int:
@@ -133,3 +142,19 @@ def _pipelined(
     if writer.error is not None:
         raise writer.error
     return size
+
+
+def in_order(fetch: Callable[[int], T], count: int, ahead: int = AHEAD) -> Iterator[T]:
+    """``fetch(0) … fetch(count - 1)`` run by a pool, ``ahead`` at a time, yielded in order."""
+    with ThreadPoolExecutor(ahead, "modelkeep-fetch") as pool:
+        pending: deque[Future[T]] = deque()
+        try:
+            for index in range(count):
+                pending.append(pool.submit(fetch, index))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

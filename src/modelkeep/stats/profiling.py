@@ -51,23 +51,30 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-Floats = npt.NDArray[np.float64]
-Value = str | int | float | bool | None
-"""A top value as JSON has it (times as ISO text, bytes as hex)."""
+from modelkeep.stats.accumulators import Floats, Moments, Sample
+from modelkeep.stats.profiles import (
+    QUANTILES,
+    CategoryStats,
+    ColumnProfile,
+    NoProfile,
+    NumberStats,
+    Profile,
+    TimeStats,
+    Value,
+    finite,
+)
 
-QUANTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p95", 0.95))
 TOP = 10
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".csv.gz": ",", ".tsv.gz": "\t"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -91,120 +98,6 @@ class Limits:
 
 
 LIMITS = Limits()
-
-
-@dataclass(frozen=True)
-class NumberStats:
-    """Statistics of a numeric column over its finite values (see the module docstring)."""
-
-    count: int
-    infinite: int
-    min: float | None
-    max: float | None
-    mean: float | None
-    std: float | None
-    quantiles: tuple[float, ...] | None  # in the order of QUANTILES
-    approximate: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        quantiles = None
-        if self.quantiles is not None:
-            names = [name for name, _ in QUANTILES]
-            quantiles = {n: _finite(q) for n, q in zip(names, self.quantiles, strict=True)}
-        return {
-            "count": self.count,
-            "infinite": self.infinite,
-            "min": _finite(self.min),
-            "max": _finite(self.max),
-            "mean": _finite(self.mean),
-            "std": _finite(self.std),
-            "quantiles": quantiles,
-            "approximate": self.approximate,
-        }
-
-
-@dataclass(frozen=True)
-class CategoryStats:
-    """Distinct and most common values of a category or bool column."""
-
-    distinct: int
-    top: tuple[tuple[Value, int], ...]
-    approximate: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "distinct": self.distinct,
-            "top": [[value, count] for value, count in self.top],
-            "approximate": self.approximate,
-        }
-
-
-@dataclass(frozen=True)
-class TimeStats:
-    """Earliest and latest value of a time column, as ISO 8601 text."""
-
-    min: str | None
-    max: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"min": self.min, "max": self.max}
-
-
-@dataclass(frozen=True)
-class ColumnProfile:
-    """One column: its name, arrow type, kind, missing values and the statistics of its
-    kind (exactly one of ``numbers``, ``categories``, ``times``, or none for "other")."""
-
-    name: str
-    type: str
-    kind: str  # "number" | "category" | "bool" | "time" | "other"
-    missing: int
-    missing_share: float
-    numbers: NumberStats | None = None
-    categories: CategoryStats | None = None
-    times: TimeStats | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "type": self.type,
-            "kind": self.kind,
-            "missing": self.missing,
-            "missing_share": self.missing_share,
-        }
-        for stats in (self.numbers, self.categories, self.times):
-            if stats is not None:
-                out.update(stats.to_dict())
-        return out
-
-
-@dataclass(frozen=True)
-class Profile:
-    """The schema and profile of a CSV or Parquet file."""
-
-    format: str  # "csv" | "parquet"
-    rows: int
-    columns: tuple[ColumnProfile, ...]
-
-    def schema(self) -> list[dict[str, str]]:
-        return [{"name": c.name, "type": c.type} for c in self.columns]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": self.format,
-            "rows": self.rows,
-            "columns": [c.to_dict() for c in self.columns],
-        }
-
-
-@dataclass(frozen=True)
-class NoProfile:
-    """Why a file got no profile (it is stored as plain data all the same)."""
-
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"reason": self.reason}
 
 
 def profile_file(
@@ -407,8 +300,8 @@ class _NumberColumn(_Column):
         self.infinite = 0
         self.low: float | None = None
         self.high: float | None = None
-        self.moments = _Moments()
-        self.sample = _Sample(sample, rng)
+        self.moments = Moments()
+        self.sample = Sample(sample, rng)
 
     def add(self, array: pa.Array) -> None:
         super().add(array)
@@ -420,9 +313,9 @@ class _NumberColumn(_Column):
         values: Floats = raw.astype(np.float64)
         nan = np.isnan(values)
         self.missing += int(nan.sum())
-        finite = np.isfinite(values)
-        self.infinite += int(finite.size - nan.sum() - finite.sum())
-        values = values[finite]
+        kept = np.isfinite(values)
+        self.infinite += int(kept.size - nan.sum() - kept.sum())
+        values = values[kept]
         if values.size == 0:
             return
         if not self.integer:
@@ -452,71 +345,6 @@ class _NumberColumn(_Column):
             approximate=self.sample.approximate,
         )
         return {"numbers": numbers}
-
-
-@dataclass
-class _Moments:
-    """Count, mean and sum of squared deviations, merged batch by batch (Chan et al.)."""
-
-    n: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-
-    def add(self, values: Floats) -> None:
-        m = values.size
-        with np.errstate(over="ignore", invalid="ignore"):
-            mean = float(values.mean())
-            m2 = float(np.square(values - mean).sum())
-            n = self.n + m
-            delta = mean - self.mean
-            self.mean += delta * m / n
-            self.m2 += m2 + delta * delta * self.n * m / n
-        self.n = n
-
-    def std(self) -> float | None:
-        return float(np.sqrt(self.m2 / (self.n - 1))) if self.n > 1 else None
-
-
-@dataclass
-class _Sample:
-    """All values while they fit in ``size``; after that a uniform reservoir sample
-    (Vitter's algorithm R, vectorised per batch)."""
-
-    size: int
-    rng: np.random.Generator
-    seen: int = 0
-    parts: list[Floats] = field(default_factory=list)
-    reservoir: Floats | None = None
-
-    @property
-    def approximate(self) -> bool:
-        return self.reservoir is not None
-
-    def values(self) -> Floats:
-        if self.reservoir is not None:
-            return self.reservoir
-        return np.concatenate(self.parts) if self.parts else np.empty(0)
-
-    def add(self, values: Floats) -> None:
-        if self.reservoir is None:
-            room = self.size - self.seen
-            self.parts.append(values[:room].copy())  # a copy: no arrow buffer kept alive
-            self.seen += min(room, values.size)
-            if values.size <= room:
-                return
-            self.reservoir, self.parts = np.concatenate(self.parts), []
-            values = values[room:]
-        self._replace(values)
-
-    def _replace(self, values: Floats) -> None:
-        assert self.reservoir is not None
-        position = self.seen + 1 + np.arange(values.size)  # 1-based place in the stream
-        taken = np.flatnonzero(self.rng.random(values.size) * position < self.size)
-        slots = self.rng.integers(0, self.size, taken.size)
-        # As in the one-at-a-time algorithm, the last value sent to a slot stays there.
-        unique, first_from_end = np.unique(slots[::-1], return_index=True)
-        self.reservoir[unique] = values[taken[taken.size - 1 - first_from_end]]
-        self.seen += values.size
 
 
 class _CategoryColumn(_Column):
@@ -593,17 +421,9 @@ def _plain(value: Any) -> Value:
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
-        return _finite(value)
+        return finite(value)
     if isinstance(value, bytes):
         return value.hex()
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return str(value)
-
-
-def _finite(value: float | None) -> float | None:
-    if isinstance(value, int):  # exact integer bounds, however large
-        return value
-    if value is None or not np.isfinite(value):
-        return None
-    return value

@@ -1,7 +1,7 @@
-"""Offline verification of an exported attestation bundle: no database, no server.
+"""An exported attestation bundle, written and verified offline: no database, no server.
 
 ``modelkeep attest export NAME@REF DIR`` fills a directory with one promotion's
-attestation and every piece of evidence it names::
+attestation and every piece of evidence it names (``write_bundle``)::
 
     DIR/attestation.dsse.json   the DSSE envelope (domain/attestation.py)
     DIR/public_key.pem          the store's Ed25519 public key (SubjectPublicKeyInfo PEM)
@@ -19,15 +19,15 @@ to know the store signed it passes the key it trusts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from modelkeep.content.copying import sha256_of
 from modelkeep.domain.attestation import (
     decode_envelope,
     key_id,
@@ -37,19 +37,61 @@ from modelkeep.domain.attestation import (
     subject_digest,
     verify_envelope,
 )
+from modelkeep.domain.audit import canonical_json
+from modelkeep.domain.digest import hex_part, is_digest, sha256_digest
+from modelkeep.domain.governance import Approval, CheckResult
 from modelkeep.domain.manifest import Manifest
-from modelkeep.errors import AttestationInvalid, ModelkeepError
+from modelkeep.errors import AttestationInvalid, DestinationConflict, ModelkeepError
 
 ENVELOPE = "attestation.dsse.json"
 PUBLIC_KEY = "public_key.pem"
 MANIFEST = "manifest.json"
 POLICY = "policy.yaml"
 EVIDENCE_DIRS = ("checks", "approvals", "reports")
-READ_SIZE = 1 << 20
 SHOWN_PROBLEMS = 3
 
 _RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+class BundleContents(Protocol):
+    """What a bundle holds, as the services hand it out (``attestations.Evidence``)."""
+
+    @property
+    def envelope(self) -> bytes: ...
+    @property
+    def public_key(self) -> bytes: ...
+    @property
+    def manifest(self) -> bytes: ...
+    @property
+    def policy(self) -> str | None: ...
+    @property
+    def checks(self) -> Sequence[CheckResult]: ...
+    @property
+    def approvals(self) -> Sequence[Approval]: ...
+    @property
+    def reports(self) -> Mapping[str, bytes]: ...
+
+
+def write_bundle(found: BundleContents, dest: Path) -> Path:
+    """Write an attestation and its evidence into ``dest`` (new or empty), laid out as
+    above (the records as canonical JSON, so their digests can be recomputed from the
+    files)."""
+    if dest.exists() and any(dest.iterdir()):
+        raise DestinationConflict(f"{dest} is not empty", "export into a new or empty directory")
+    for folder in EVIDENCE_DIRS:
+        (dest / folder).mkdir(parents=True, exist_ok=True)
+    (dest / ENVELOPE).write_bytes(found.envelope)
+    (dest / PUBLIC_KEY).write_bytes(found.public_key)
+    (dest / MANIFEST).write_bytes(found.manifest)
+    if found.policy is not None:
+        (dest / POLICY).write_bytes(found.policy.encode("utf-8"))
+    for check in found.checks:
+        (dest / "checks" / f"{check.id}.json").write_bytes(canonical_json(check.record()))
+    for approval in found.approvals:
+        (dest / "approvals" / f"{approval.id}.json").write_bytes(canonical_json(approval.record()))
+    for digest, data in found.reports.items():
+        (dest / "reports" / f"{hex_part(digest)}.json").write_bytes(data)
+    return dest
 
 
 @dataclass
@@ -165,7 +207,7 @@ def _check_manifest(bundle: Path, digest: str, report: BundleReport) -> Manifest
     data = _read(bundle, MANIFEST, report)
     if data is None:
         return None
-    found = "sha256:" + hashlib.sha256(data).hexdigest()
+    found = sha256_digest(data)
     if found != digest:
         report.problems.append(
             f"{MANIFEST}: its sha256 is {found}, not the attested version digest {digest}"
@@ -194,7 +236,7 @@ def _check_policy(bundle: Path, policy: Any, report: BundleReport) -> None:
     data = _read(bundle, POLICY, report)
     if data is None:
         return
-    found = "sha256:" + hashlib.sha256(data).hexdigest()
+    found = sha256_digest(data)
     if found != expected:
         report.problems.append(f"{POLICY}: its sha256 is {found}, not the attested {expected}")
     else:
@@ -286,11 +328,11 @@ def _record_digest_of(record: dict[str, Any], expected: Any) -> str:
 def _check_reports(bundle: Path, named: dict[str, str], report: BundleReport) -> None:
     expected_names = set()
     for digest, check in sorted(named.items()):
-        if not _DIGEST.fullmatch(digest):
+        if not is_digest(digest):
             report.problems.append(f"{check}: report_digest {digest!r} is not a digest")
             continue
-        where = f"reports/{digest[7:]}.json"
-        expected_names.add(f"{digest[7:]}.json")
+        where = f"reports/{hex_part(digest)}.json"
+        expected_names.add(f"{hex_part(digest)}.json")
         path = bundle / where
         if not path.is_file():
             report.problems.append(f"{where}: missing (the report of {check})")
@@ -334,12 +376,9 @@ def _file_problem(path: Path, size: int, digest: str) -> str:
 
 
 def file_digest(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read 1 MiB at a time."""
-    hasher = hashlib.sha256()
+    """``sha256:<hex>`` of a file, read in constant memory."""
     with path.open("rb") as handle:
-        while chunk := handle.read(READ_SIZE):
-            hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest()
+        return sha256_of(handle)[0]
 
 
 def _relative_files(root: Path) -> Iterator[str]:
