@@ -146,7 +146,7 @@ def test_verify_catches_metadata_edited_in_the_database(
     mk.push("m", [files.make()], metrics={"auc": 0.8})
     engine = create_engine(settings.database_url)
     with engine.begin() as conn:
-        versions = conn.execute(text("SELECT id, metadata FROM versions")).all()
+        versions = conn.execute(text("SELECT id, metadata FROM versions ORDER BY id")).all()
         first = versions[0]
         metadata = (
             first.metadata
