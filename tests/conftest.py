@@ -7,6 +7,7 @@ one (a new SQLite file; a new schema in the session's PostgreSQL database)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import subprocess
@@ -28,6 +29,7 @@ import modelkeep
 from modelkeep.config import Settings
 from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.s3 import make_client
+from tests.clock import FakeClock
 from tests.databases import PgDatabases, SqliteTemplate
 
 pytest_plugins = ["tests.transports"]  # which transports ``mk`` runs a test over
@@ -253,6 +255,17 @@ def registry(settings: Settings) -> Iterator[ServiceContext]:
     opened = open_context(settings)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The clock of every store opened from now on in this test (the SDK's, the API's, the
+    CLI's): request it before ``mk`` or ``registry``, which open theirs when they are made."""
+    from modelkeep import bootstrap
+
+    fake = FakeClock()
+    monkeypatch.setattr(bootstrap, "ServiceContext", functools.partial(ServiceContext, clock=fake))
+    return fake
 
 
 @pytest.fixture

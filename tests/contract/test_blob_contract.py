@@ -40,6 +40,7 @@ from modelkeep.ports.blobs import BlobInfo, BlobStore
 from modelkeep.storage.blobs.layout import FORMAT_FILE, blob_key
 from modelkeep.storage.blobs.local import LocalBlobStore
 from modelkeep.storage.blobs.s3 import TOUCHED, S3BlobStore, make_client, parse_s3_url
+from tests.clock import FakeClock
 from tests.conftest import FileMaker, S3Bucket
 
 MiB = 1024 * 1024
@@ -692,7 +693,7 @@ def test_s3_url_prefixes_are_normalised() -> None:
 
 
 def test_the_registry_runs_on_s3(
-    s3_bucket: S3Bucket, database_url: str, files: FileMaker, tmp_path: Path
+    clock: FakeClock, s3_bucket: S3Bucket, database_url: str, files: FileMaker, tmp_path: Path
 ) -> None:
     """push / pull / verify / gc with blobs in S3, on SQLite and on PostgreSQL."""
     settings = Settings(
@@ -713,7 +714,7 @@ def test_the_registry_runs_on_s3(
 
         blobs = S3BlobStore(settings.blob_url, endpoint_url=settings.s3_endpoint_url)
         orphan = blobs.put_bytes(b"left behind by a killed push")
-        time.sleep(0.01)
+        clock.advance()  # older than gc's "now"
         report = mk.gc()
         assert (report.blobs, report.bytes) == (1, orphan.size)
         assert not blobs.has(orphan.digest)

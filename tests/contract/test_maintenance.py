@@ -17,6 +17,7 @@ from modelkeep.config import Settings
 from modelkeep.services import versions
 from modelkeep.services.context import ServiceContext
 from modelkeep.services.maintenance import sweep, unused
+from tests.clock import FakeClock
 from tests.conftest import FileMaker
 
 # Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
@@ -99,12 +100,12 @@ def test_gc_keeps_reachable_blobs_and_sweeps_old_orphans(
 
 
 def test_gc_with_no_grace_still_never_touches_reachable_blobs(
-    files: FileMaker, settings: Settings
+    clock: FakeClock, files: FileMaker, settings: Settings
 ) -> None:
     with modelkeep.connect(settings=settings.replace(gc_grace_seconds=0)) as mk:
         mk.create_model("m")
         mk.push("m", [files.make(), files.make("other.bin")])
-        time.sleep(0.01)
+        clock.advance()  # every blob is older than gc's "now"
         assert mk.gc().blobs == 0
         assert mk.verify().ok
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,6 +28,7 @@ from modelkeep.errors import (
 )
 from modelkeep.services import audit, models, versions
 from modelkeep.services.context import ServiceContext
+from tests.clock import FakeClock
 from tests.conftest import FileMaker
 
 # Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
@@ -162,15 +162,13 @@ def test_an_ambiguous_digest_prefix_is_refused(
 
 
 def test_aliases_move_with_history_and_resolve_in_the_past(
-    mk: modelkeep.Client, files: FileMaker
+    clock: FakeClock, mk: modelkeep.Client, files: FileMaker
 ) -> None:
     mk.create_model("m")
     for _ in range(3):
         push(mk, files)
     mk.set_alias("m@1", "champion", reason="first")
-    time.sleep(0.01)
-    between = datetime.now(UTC)
-    time.sleep(0.01)
+    between = clock()  # after the first move, before the second
     moved = mk.set_alias("m@2", "champion", reason="better")
     assert (moved.old, moved.new, moved.reason) == (1, 2, "better")
     assert mk.resolve("m@champion").number == 2
@@ -189,11 +187,10 @@ def test_aliases_move_with_history_and_resolve_in_the_past(
     ]
 
 
-def test_latest_at_a_past_time(mk: modelkeep.Client, files: FileMaker) -> None:
+def test_latest_at_a_past_time(clock: FakeClock, mk: modelkeep.Client, files: FileMaker) -> None:
     mk.create_model("m")
     push(mk, files)
-    time.sleep(0.01)
-    between = datetime.now(UTC)
+    between = clock()
     push(mk, files)
     assert mk.resolve("m@latest", at=between).number == 1
     with pytest.raises(VersionNotFound, match="did not exist yet"):

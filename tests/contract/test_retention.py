@@ -4,7 +4,6 @@ SDK transport: purging, exact bytes freed, pulls of kept and purged versions, ro
 from __future__ import annotations
 
 import random
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from modelkeep.config import Settings
 from modelkeep.content.chunking import WHOLE_BELOW
 from modelkeep.errors import Forbidden, InvalidInput, ModelNotFound, VersionPurged
 from modelkeep.services.context import ServiceContext
+from tests.clock import FakeClock
 from tests.conftest import FileMaker, served_app
 
 # Also on the in-memory store (tests/conftest.py); a test that reaches into SQL says so.
@@ -40,7 +40,7 @@ def content(number: int, size: int) -> bytes:
 
 
 def test_keep_last_purges_old_versions_but_never_a_named_one(
-    mk: modelkeep.Client, files: FileMaker, settings: Settings, tmp_path: Path
+    clock: FakeClock, mk: modelkeep.Client, files: FileMaker, settings: Settings, tmp_path: Path
 ) -> None:
     mk.create_model("m")
     shared = files.make("shared.bin", b"s" * 500)
@@ -54,7 +54,7 @@ def test_keep_last_purges_old_versions_but_never_a_named_one(
     policy = mk.set_retention("m", keep_last=2)
     assert (policy.keep_last, policy.keep_days) == (2, None)
     assert mk.retention("m") == policy
-    time.sleep(0.01)  # every blob is older than "now"
+    clock.advance()  # every blob is older than "now"
 
     dry = mk.gc(dry_run=True)
     assert dry.purged == ("m@3",)
@@ -97,7 +97,7 @@ def test_keep_last_purges_old_versions_but_never_a_named_one(
 
 
 def test_gc_frees_the_chunks_only_a_purged_version_used(
-    settings: Settings, registry: ServiceContext, files: FileMaker, tmp_path: Path
+    clock: FakeClock, settings: Settings, registry: ServiceContext, files: FileMaker, tmp_path: Path
 ) -> None:
     """A chunked file: dry-run predicts exactly what gc frees (the purged version's own
     chunks and its recipe), and the kept version still pulls bit-exact."""
@@ -112,7 +112,7 @@ def test_gc_frees_the_chunks_only_a_purged_version_used(
         v2 = mk.push("big", [second])
         before = mk.storage("big")
         mk.set_retention("big", keep_last=1)
-        time.sleep(0.01)
+        clock.advance()  # every blob is older than "now"
         dry = mk.gc(dry_run=True)
         done = mk.gc()
         after = mk.storage("big")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clock import FakeClock
 from tests.conftest import CliRunnerInProcess, FileMaker
 from tests.e2e.conftest import Pusher
 from tests.e2e.support import (
@@ -251,18 +252,17 @@ def _mid(a: str, b: str) -> str:
 
 
 def test_resolve_at_a_time_between_two_alias_moves(
-    cli: CliRunnerInProcess, model: str, push: Pusher
+    clock: FakeClock, cli: CliRunnerInProcess, model: str, push: Pusher
 ) -> None:
     first, second = push(model, b"one"), push(model, b"two")
     ok(cli("alias", "set", "m@1", "champion"))
-    time.sleep(0.01)
     ok(cli("alias", "set", "m@2", "champion"))
     t1, t2 = (e["at"] for e in ok_json(cli, "alias", "history", model, "champion"))
 
     then = ok_json(cli, "resolve", "m@champion", "--at", _mid(t1, t2))
     assert (then["number"], then["digest"]) == (1, first["digest"])
     assert ok_json(cli, "resolve", "m@champion", "--at", t2)["number"] == 2
-    now = ok_json(cli, "resolve", "m@champion", "--at", datetime.now(UTC).isoformat())
+    now = ok_json(cli, "resolve", "m@champion", "--at", clock().isoformat())
     assert (now["number"], now["digest"]) == (2, second["digest"])
     before = (datetime.fromisoformat(t1) - timedelta(seconds=1)).isoformat()
     assert_error_line(cli("resolve", "m@champion", "--at", before), "alias_not_found")
@@ -271,10 +271,9 @@ def test_resolve_at_a_time_between_two_alias_moves(
 
 
 def test_resolve_at_for_stages_and_latest(
-    cli: CliRunnerInProcess, model: str, push: Pusher
+    clock: FakeClock, cli: CliRunnerInProcess, model: str, push: Pusher
 ) -> None:
     first = push(model, b"one")
-    time.sleep(0.01)
     second = push(model, b"two")
     between_pushes = _mid(str(first["created_at"]), str(second["created_at"]))
     assert ok_json(cli, "resolve", "m@latest", "--at", between_pushes)["number"] == 1
@@ -282,7 +281,6 @@ def test_resolve_at_for_stages_and_latest(
     assert_error_line(cli("resolve", "m@2", "--at", between_pushes), "version_not_found")
 
     ok(cli("promote", "m@1", "--to", "production"))
-    time.sleep(0.01)
     ok(cli("promote", "m@2", "--to", "production"))
     t1, t2 = (e["at"] for e in ok_json(cli, "alias", "history", model, "production"))
     assert ok_json(cli, "resolve", "m@production", "--at", _mid(t1, t2))["number"] == 1
@@ -611,13 +609,14 @@ def test_gc_dry_run_reports_and_gc_deletes_only_unreferenced_blobs(
 # audit --------------------------------------------------------------------------------
 
 
-def test_audit_log_records_every_change_in_a_chain(cli: CliRunnerInProcess, push: Pusher) -> None:
+def test_audit_log_records_every_change_in_a_chain(
+    clock: FakeClock, cli: CliRunnerInProcess, push: Pusher
+) -> None:
     ok(cli("models", "create", "a"))
     ok(cli("models", "create", "ab"))
     push("a", b"a1")
     push("ab", b"ab1")
     ok(cli("alias", "set", "a@1", "champion"))
-    time.sleep(0.01)
     ok(cli("promote", "a@1", "--to", "production"))
     ok(cli("archive", "ab@1"))
 

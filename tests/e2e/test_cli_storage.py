@@ -3,11 +3,11 @@ purged version, through the CLI on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.clock import FakeClock
 from tests.conftest import CliRunnerInProcess
 from tests.e2e.conftest import Pusher
 from tests.e2e.support import (
@@ -85,14 +85,14 @@ def test_retention_set_show_clear(cli: CliRunnerInProcess, model: str) -> None:
 
 
 def test_gc_purges_by_retention_and_a_purged_version_cannot_be_pulled(
-    cli: CliRunnerInProcess, model: str, push: Pusher, store: Path, tmp_path: Path
+    clock: FakeClock, cli: CliRunnerInProcess, model: str, push: Pusher, store: Path, tmp_path: Path
 ) -> None:
     old = push(model, b"old weights" * 10)
     push(model, b"newer weights")
     push(model, b"newest weights")
     ok(cli("promote", "m@2", "--to", "production"))
     ok(cli("retention", "set", model, "--keep-last", "1"))
-    time.sleep(0.01)
+    clock.advance()  # every blob is older than gc's "now"
 
     dry = ok(cli("gc", "--dry-run")).out
     assert dry.splitlines()[0] == "would purge m@1 (retention)"

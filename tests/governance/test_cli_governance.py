@@ -29,18 +29,26 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-@pytest.fixture
-def trained(cli: CliRunnerInProcess, tmp_path: Path) -> Path:
-    """fraud@1 (a skops model of examples/ci/train.py), dataset tx@1, the example policy."""
+@pytest.fixture(scope="module")
+def training(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/ci/train.py run once: it is deterministic (the same seed, the same bytes)."""
     import subprocess
     import sys
 
-    build = tmp_path / "build"
+    build = tmp_path_factory.mktemp("training")
     subprocess.run(
         [sys.executable, str(ROOT / "examples" / "ci" / "train.py"), "--out", str(build)],
         check=True,
         capture_output=True,
     )
+    return build
+
+
+@pytest.fixture
+def trained(cli: CliRunnerInProcess, training: Path, tmp_path: Path) -> Path:
+    """fraud@1 (a skops model of examples/ci/train.py), dataset tx@1, the example policy;
+    in a build directory of the test's own (a copy of the one training)."""
+    build = shutil.copytree(training, tmp_path / "build")
     ok(cli("policy", "set", str(ROOT / "examples" / "policy.yaml"), "--json"))
     ok(cli("models", "create", "fraud", "--json"))
     ok(cli("datasets", "push", "tx", str(build / "data.csv"), "--json"))
