@@ -15,7 +15,8 @@ from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
 from modelkeep.domain.digest import PREFIX
 from modelkeep.errors import StoreUnavailable, UnsupportedUri
-from modelkeep.ports import BlobStore, MetadataStore
+from modelkeep.ports.blobs import BlobStore
+from modelkeep.ports.unit_of_work import MetadataStore
 from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.local import LocalBlobStore
 from modelkeep.storage.keys import FileAuditSigner, default_key_path

@@ -36,7 +36,7 @@ from modelkeep.errors import (
     UnknownStoreFormat,
     UnsupportedUri,
 )
-from modelkeep.ports import BlobInfo, BlobStore
+from modelkeep.ports.blobs import BlobInfo, BlobStore
 from modelkeep.storage.blobs.layout import FORMAT_FILE, blob_key
 from modelkeep.storage.blobs.local import LocalBlobStore
 from modelkeep.storage.blobs.s3 import TOUCHED, S3BlobStore, make_client, parse_s3_url

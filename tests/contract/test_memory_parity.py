@@ -19,7 +19,8 @@ from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.runs import Code, Environment, NewRun
 from modelkeep.domain.versions import VersionMetadata
 from modelkeep.errors import DuplicateVersion, ModelExists, SemverExists, VersionNotFound
-from modelkeep.ports import MetadataStore, NewVersion, Transaction
+from modelkeep.ports.registry import NewVersion
+from modelkeep.ports.unit_of_work import MetadataStore, Transaction
 from modelkeep.storage.memory import drop_memory_store, open_memory_store
 from modelkeep.storage.sql.store import SqlMetadataStore
 

@@ -20,7 +20,7 @@ from modelkeep.domain.audit import verify_chain
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.versions import VersionMetadata
 from modelkeep.errors import ModelExists, StoreMismatch, StoreUnavailable
-from modelkeep.ports import NewVersion
+from modelkeep.ports.registry import NewVersion
 from modelkeep.services import audit, models
 from modelkeep.storage.memory import MemoryMetadataStore, drop_memory_store, open_memory_store
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from modelkeep.domain.runs import NewRun, Run, Series
     from modelkeep.domain.storage_report import StorageReport
     from modelkeep.domain.versions import Model, PushRequest, Scalar, Version
-    from modelkeep.ports import Progress
+    from modelkeep.ports.blobs import Progress
 
 
 class GovernanceBackend(Protocol):

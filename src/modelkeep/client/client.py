@@ -11,31 +11,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from modelkeep.attest.bundle import BundleReport, verify_bundle
 from modelkeep.client import files, runs
-from modelkeep.client.backend import Backend
 from modelkeep.client.metrics_buffer import check_metric
 from modelkeep.config import Settings
 from modelkeep.content import hashcache
-from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
-from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.digest import sha256_digest
-from modelkeep.domain.governance import (
-    Approval,
-    Attestation,
-    CheckResult,
-    NewCheckResult,
-    PolicyRecord,
-)
-from modelkeep.domain.lineage import Lineage
 from modelkeep.domain.manifest import FileEntry
-from modelkeep.domain.retention import RetentionPolicy
-from modelkeep.domain.runs import Run
-from modelkeep.domain.semver import Bump
-from modelkeep.domain.users import IssuedToken, Token, User
-from modelkeep.domain.versions import Model, PushRequest, Scalar, Version, VersionMetadata
+from modelkeep.domain.versions import PushRequest, VersionMetadata
 from modelkeep.errors import BlobNotFound, InvalidInput, VersionArchived
 
 if TYPE_CHECKING:
@@ -62,7 +45,7 @@ if TYPE_CHECKING:
     from modelkeep.domain.storage_report import StorageReport
     from modelkeep.domain.users import IssuedToken, Token, User
     from modelkeep.domain.versions import Model, Scalar, Version
-    from modelkeep.ports import Progress
+    from modelkeep.ports.blobs import Progress
 
 EARLY_CHECK_BYTES = 32 * 1024 * 1024
 """Pushes this large are checked before upload; registration checks every push again."""
@@ -197,7 +180,7 @@ class Client:
             f.path: FileEntry(f.path, f.size, known[f.path]) for f in local if f.path in known
         }
         if progress is not None and reused:
-            from modelkeep.ports import report_skipped
+            from modelkeep.ports.blobs import report_skipped
 
             progress(sum(e.size for e in reused.values()))
             report_skipped(progress, sum(e.size for e in reused.values()))
@@ -606,6 +589,8 @@ class Client:
     ) -> BundleReport:
         """Check the newest attestation of ``ref``: its signature (with ``public_key``, PEM,
         if given, else the store's), its evidence, and that the files still match."""
+
+        from modelkeep.attest.bundle import verify_bundle  # cryptography: only when asked
 
         with tempfile.TemporaryDirectory(prefix="modelkeep-attest-") as work:
             bundle = self.export_attestation(ref, Path(work, "bundle"), stage=stage)

@@ -36,10 +36,10 @@ from modelkeep.errors import (
     MissingChunk,
     UnsafePath,
 )
-from modelkeep.ports import BlobInfo, Progress
+from modelkeep.ports.blobs import BlobInfo, Progress
 
 if TYPE_CHECKING:
-    from modelkeep.ports import BlobInfo, Progress
+    from modelkeep.ports.blobs import BlobInfo, Progress
 
     Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
 Opener = Callable[[str], BinaryIO]

@@ -54,7 +54,7 @@ from modelkeep.errors import (
     StoreUnavailable,
     all_error_classes,
 )
-from modelkeep.ports import Progress, report_skipped
+from modelkeep.ports.blobs import Progress, report_skipped
 
 API = "/api/v1"
 BLOCK = 1024 * 1024

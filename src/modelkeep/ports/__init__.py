@@ -6,28 +6,8 @@ all held to one contract suite.
 - ``unit_of_work``: the metadata store and its transaction, whose rows are reached by
   context: ``registry`` (models, versions, aliases), ``audit``, ``users``, ``recipes``,
   ``tracking`` (runs, datasets), ``governance`` (policies, evidence, retention).
+
+Each name is imported from its module (``modelkeep.ports.blobs``, ``...unit_of_work``):
+the package itself imports nothing, so a client that only needs ``Progress`` does not
+load the metadata ports and the domain records behind them.
 """
-
-from modelkeep.ports.blobs import (
-    AuditSigner,
-    BlobInfo,
-    BlobStore,
-    Progress,
-    StoredBlob,
-    report_skipped,
-)
-from modelkeep.ports.registry import NewVersion, VersionKey
-from modelkeep.ports.unit_of_work import MetadataStore, Transaction
-
-__all__ = [
-    "AuditSigner",
-    "BlobInfo",
-    "BlobStore",
-    "MetadataStore",
-    "NewVersion",
-    "Progress",
-    "StoredBlob",
-    "Transaction",
-    "VersionKey",
-    "report_skipped",
-]

@@ -38,7 +38,7 @@ from modelkeep.errors import (
     UserExists,
     UserNotFound,
 )
-from modelkeep.ports import Transaction
+from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services.context import ServiceContext
 
 

@@ -15,7 +15,8 @@ from modelkeep.domain.names import Ref, check_alias_name, check_model_name, chec
 from modelkeep.domain.text import check_text
 from modelkeep.domain.versions import Version
 from modelkeep.errors import AliasMoved, AliasNotFound, Forbidden, ProtectedAlias, VersionArchived
-from modelkeep.ports import Transaction, VersionKey
+from modelkeep.ports.registry import VersionKey
+from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import lookup, policies
 from modelkeep.services.context import ServiceContext
 

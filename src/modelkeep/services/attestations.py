@@ -14,7 +14,7 @@ from modelkeep.domain.governance import Approval, Attestation, CheckResult, Evid
 from modelkeep.domain.policy import Evaluation, RuleOutcome
 from modelkeep.domain.versions import Version
 from modelkeep.errors import NotFound, StoreUnavailable
-from modelkeep.ports import Transaction
+from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import audit as audit_service
 from modelkeep.services import versions
 from modelkeep.services.context import ServiceContext

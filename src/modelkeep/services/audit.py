@@ -37,7 +37,7 @@ from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.names import check_model_name
 from modelkeep.errors import Conflict, StoreUnavailable
-from modelkeep.ports import AuditSigner, BlobStore
+from modelkeep.ports.blobs import AuditSigner, BlobStore
 from modelkeep.services.context import ServiceContext
 
 

@@ -1,8 +1,8 @@
 """Model cards and the governance report, from registry facts only.
 
-This module gathers the facts (``card_facts``); ``domain/cards.py`` renders them and maps
-them to the NIST AI RMF functions. Nothing here is typed in by hand: a gap in the
-evidence shows as a gap in the card.
+This module gathers the facts (``card_facts``); ``domain/cards.py`` builds the document and
+maps it to the NIST AI RMF functions, ``render/cards.py`` writes it as Markdown or HTML.
+Nothing here is typed in by hand: a gap in the evidence shows as a gap in the card.
 """
 
 from __future__ import annotations

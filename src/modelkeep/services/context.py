@@ -19,7 +19,8 @@ from modelkeep.domain.access import Action, Actor, Decision
 from modelkeep.domain.audit import AuditEvent
 from modelkeep.domain.events import EventKind
 from modelkeep.errors import Forbidden
-from modelkeep.ports import AuditSigner, BlobStore, MetadataStore, Transaction
+from modelkeep.ports.blobs import AuditSigner, BlobStore
+from modelkeep.ports.unit_of_work import MetadataStore, Transaction
 
 Clock = Callable[[], datetime]
 

@@ -21,7 +21,7 @@ from modelkeep.errors import (
     InvalidInput,
     SemverExists,
 )
-from modelkeep.ports import Transaction
+from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import versions
 from modelkeep.services.context import ServiceContext
 

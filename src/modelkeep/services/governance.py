@@ -45,7 +45,7 @@ from modelkeep.errors import (
     SeparationOfDuties,
     VersionArchived,
 )
-from modelkeep.ports import Transaction
+from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import aliases, attestations, lookup, models, policies, versions
 from modelkeep.services.context import ServiceContext
 

@@ -11,7 +11,8 @@ from modelkeep.domain import aliases as alias_rules
 from modelkeep.domain.names import Ref, RefKind
 from modelkeep.domain.versions import Model, Version
 from modelkeep.errors import AliasNotFound, AmbiguousRef, ModelNotFound, VersionNotFound
-from modelkeep.ports import MetadataStore, Transaction, VersionKey
+from modelkeep.ports.registry import VersionKey
+from modelkeep.ports.unit_of_work import MetadataStore, Transaction
 
 
 def model(tx: Transaction, name: str) -> Model:

@@ -24,7 +24,7 @@ from modelkeep.domain.manifest import Manifest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.versions import Version
 from modelkeep.errors import InvalidInput
-from modelkeep.ports import BlobStore, StoredBlob
+from modelkeep.ports.blobs import BlobStore, StoredBlob
 from modelkeep.services import audit, retention, versions
 from modelkeep.services.context import ServiceContext
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from modelkeep.domain.governance import PolicyRecord
 from modelkeep.domain.policy import EMPTY_POLICY, ModelPolicy, Policy, parse_policy
-from modelkeep.ports import Transaction
+from modelkeep.ports.unit_of_work import Transaction
 
 _IN_FORCE: dict[tuple[int, str], tuple[PolicyRecord, Policy]] = {}
 """Parsed policies by (number, digest): every push and alias move asks which policy is in

@@ -17,7 +17,7 @@ from modelkeep.domain.names import check_model_name
 from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.versions import Version
 from modelkeep.errors import ModelNotFound
-from modelkeep.ports import Transaction
+from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services.context import ServiceContext
 
 

@@ -32,7 +32,7 @@ from modelkeep.domain.runs import (
 )
 from modelkeep.domain.versions import Scalar, check_params
 from modelkeep.errors import InvalidInput, RunEnded, RunNotFound
-from modelkeep.ports import Transaction
+from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import datasets
 from modelkeep.services.context import ServiceContext
 

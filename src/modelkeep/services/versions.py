@@ -29,7 +29,9 @@ from modelkeep.errors import (
     RunNotFound,
     VersionInStage,
 )
-from modelkeep.ports import BlobInfo, NewVersion, Progress, Transaction
+from modelkeep.ports.blobs import BlobInfo, Progress
+from modelkeep.ports.registry import NewVersion
+from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import lookup, policies
 from modelkeep.services.context import ServiceContext
 

@@ -21,7 +21,7 @@ from modelkeep.content import copying
 from modelkeep.content.verifying import VerifyingReader
 from modelkeep.domain.digest import digest_of
 from modelkeep.errors import BlobNotFound, Conflict, DigestMismatch, StoreUnavailable
-from modelkeep.ports import BlobInfo, Progress, StoredBlob
+from modelkeep.ports.blobs import BlobInfo, Progress, StoredBlob
 from modelkeep.storage.blobs.layout import (
     FORMAT_FILE,
     StoreFormat,

@@ -66,7 +66,7 @@ from modelkeep.errors import (
     StoreUnavailable,
     UnsupportedUri,
 )
-from modelkeep.ports import BlobInfo, Progress, StoredBlob
+from modelkeep.ports.blobs import BlobInfo, Progress, StoredBlob
 from modelkeep.storage.blobs.layout import (
     BLOB_PREFIX,
     FORMAT_FILE,

@@ -9,7 +9,7 @@ from datetime import datetime
 from modelkeep.domain.aliases import AliasAction, AliasEvent
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import Conflict, DuplicateVersion, ModelExists, SemverExists
-from modelkeep.ports import NewVersion, VersionKey
+from modelkeep.ports.registry import NewVersion, VersionKey
 from modelkeep.storage.memory.state import (
     AliasEventRow,
     ModelRow,

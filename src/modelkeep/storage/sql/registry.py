@@ -13,7 +13,7 @@ from modelkeep.domain.aliases import AliasAction, AliasEvent
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.versions import Model, Version, VersionMetadata
 from modelkeep.errors import Conflict, DuplicateVersion, ModelExists, SemverExists
-from modelkeep.ports import NewVersion, VersionKey
+from modelkeep.ports.registry import NewVersion, VersionKey
 from modelkeep.storage.sql.tables import alias_events, aliases, models, version_files, versions
 
 _VERSION_COLUMNS = (
