@@ -46,7 +46,9 @@ class Store:
 
 
 STORE = Store()
-APP = create_app(ServerRuntime(STORE.authenticate, STORE.ready, gc_grace_seconds=3600))
+APP = create_app(  # closing is the fixture's: it closes the runtime it opens
+    ServerRuntime(STORE.authenticate, STORE.ready, gc_grace_seconds=3600, close=lambda: None)
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
