@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from modelkeep.domain.access import Grant
-from modelkeep.domain.governance import NewCheckResult
+from modelkeep.domain.governance import Approval, Attestation, NewCheckResult
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.recipes import ChunkRef, Recipe
 from modelkeep.domain.retention import RetentionPolicy
@@ -139,27 +139,39 @@ def write_governance(tx: Transaction) -> None:
         "fraud", 2, check, (1, "tx@1", digest(402)), digest(502), "ann", at(2)
     )
     tx.governance.add_check_result("fraud", 3, check, None, digest(503), "ann", at(3))
+    fraud_2 = tx.versions.get("fraud", 2)
+    assert fraud_2 is not None
     tx.governance.add_approval(
-        "fraud",
-        2,
+        approval("fraud", 2, fraud_2.digest, check_ids=(1,), policy_digest=digest(501))
+    )
+    tx.governance.add_attestation(
+        Attestation(
+            0, "fraud", 2, fraud_2.digest, "production", digest(504), None, "urgent", "ann", at(5)
+        )
+    )
+
+
+def approval(
+    model: str,
+    number: int,
+    version_digest: str,
+    *,
+    check_ids: tuple[int, ...] = (),
+    policy_digest: str | None = None,
+) -> Approval:
+    return Approval(
+        id=0,
+        model=model,
+        number=number,
+        version_digest=version_digest,
         stage="production",
         decision="approve",
         user="carol",
-        roles=["approver"],
+        roles=("approver",),
         comment="ok",
-        check_ids=[1],
-        policy_digest=digest(501),
-        at=at(4),
-    )
-    tx.governance.add_attestation(
-        "fraud",
-        2,
-        stage="production",
-        envelope_digest=digest(504),
-        policy_digest=None,
-        override_reason="urgent",
-        actor="ann",
-        at=at(5),
+        check_ids=check_ids,
+        policy_digest=policy_digest,
+        created_at=at(4),
     )
 
 
@@ -170,18 +182,7 @@ def refusals(tx: Transaction) -> list[str]:
         lambda: tx.models.add("fraud", "", (), "ann", at(0)),
         lambda: tx.versions.add(version("fraud", 2, None, [])),
         lambda: tx.versions.add(version("fraud", 9, "1.1.0", [])),
-        lambda: tx.governance.add_approval(
-            "fraud",
-            99,
-            stage="s",
-            decision="d",
-            user="u",
-            roles=[],
-            comment=None,
-            check_ids=[],
-            policy_digest=None,
-            at=at(0),
-        ),
+        lambda: tx.governance.add_approval(approval("fraud", 99, digest(0))),
     ]
     for attempt in attempts:
         with pytest.raises((ModelExists, DuplicateVersion, SemverExists, VersionNotFound)) as e:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -42,33 +41,15 @@ class Governance(Protocol):
         ...
 
     def check_results(self, model: str, number: int | None = None) -> list[CheckResult]: ...
-    def add_approval(
-        self,
-        model: str,
-        number: int,
-        *,
-        stage: str,
-        decision: str,
-        user: str,
-        roles: Sequence[str],
-        comment: str | None,
-        check_ids: Sequence[int],
-        policy_digest: str | None,
-        at: datetime,
-    ) -> Approval: ...
+    def add_approval(self, approval: Approval) -> Approval:
+        """Record ``approval`` of its version; the stored record, with its row ``id``."""
+        ...
+
     def approvals(self, model: str, number: int | None = None) -> list[Approval]: ...
-    def add_attestation(
-        self,
-        model: str,
-        number: int,
-        *,
-        stage: str,
-        envelope_digest: str,
-        policy_digest: str | None,
-        override_reason: str | None,
-        actor: str,
-        at: datetime,
-    ) -> Attestation: ...
+    def add_attestation(self, attestation: Attestation) -> Attestation:
+        """Record ``attestation`` of its version; the stored record, with its row ``id``."""
+        ...
+
     def attestations(self, model: str, number: int | None = None) -> list[Attestation]: ...
 
 

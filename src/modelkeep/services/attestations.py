@@ -66,14 +66,18 @@ def attest(
     envelope = attest_format.sign_envelope(statement, signer.sign, attest_format.key_id(public))
     digest = ctx.blobs.put_bytes(envelope).digest
     return tx.governance.add_attestation(
-        version.model,
-        version.number,
-        stage=stage,
-        envelope_digest=digest,
-        policy_digest=record.digest if record else None,
-        override_reason=reason if override else None,
-        actor=ctx.actor,
-        at=at,
+        Attestation(
+            id=0,
+            model=version.model,
+            number=version.number,
+            version_digest=version.digest,
+            stage=stage,
+            envelope_digest=digest,
+            policy_digest=record.digest if record else None,
+            override_reason=reason if override else None,
+            actor=ctx.actor,
+            at=at,
+        )
     )
 
 

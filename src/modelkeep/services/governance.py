@@ -211,17 +211,22 @@ def review(
             if not allowed:
                 raise SeparationOfDuties(reason)
         at = ctx.clock()
+        checks = tx.governance.check_results(version.model, version.number)
         approval = tx.governance.add_approval(
-            version.model,
-            version.number,
-            stage=stage,
-            decision=decision,
-            user=ctx.actor,
-            roles=roles_on(ctx, version.model),
-            comment=comment,
-            check_ids=[c.id for c in tx.governance.check_results(version.model, version.number)],
-            policy_digest=record.digest if record else None,
-            at=at,
+            Approval(
+                id=0,
+                model=version.model,
+                number=version.number,
+                version_digest=version.digest,
+                stage=stage,
+                decision=decision,
+                user=ctx.actor,
+                roles=roles_on(ctx, version.model),
+                comment=comment,
+                check_ids=tuple(c.id for c in checks),
+                policy_digest=record.digest if record else None,
+                created_at=at,
+            )
         )
         details = {
             "id": approval.id,

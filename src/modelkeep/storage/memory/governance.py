@@ -3,7 +3,7 @@ memory. Governance rows are written once and never changed, as in SQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
@@ -103,73 +103,24 @@ class GovernanceRows:
 
     # approvals
 
-    def add_approval(
-        self,
-        model: str,
-        number: int,
-        *,
-        stage: str,
-        decision: str,
-        user: str,
-        roles: Sequence[str],
-        comment: str | None,
-        check_ids: Sequence[int],
-        policy_digest: str | None,
-        at: datetime,
-    ) -> Approval:
-        version_digest = self._version_digest(model, number)
+    def add_approval(self, approval: Approval) -> Approval:
+        self._version_digest(approval.model, approval.number)  # the version must exist
         tables = self._view.change()
-        approval = Approval(
-            id=tables.next_id("approvals"),
-            model=model,
-            number=number,
-            version_digest=version_digest,
-            stage=stage,
-            decision=decision,
-            user=user,
-            roles=tuple(roles),
-            comment=comment,
-            check_ids=tuple(check_ids),
-            policy_digest=policy_digest,
-            created_at=at,
-        )
-        tables.approvals[approval.id] = replace(approval, created_at=utc(at))
-        return approval
+        stored = replace(approval, id=tables.next_id("approvals"))
+        tables.approvals[stored.id] = replace(stored, created_at=utc(stored.created_at))
+        return stored
 
     def approvals(self, model: str, number: int | None = None) -> list[Approval]:
         return _of_version(self._view.read.approvals, model, number)
 
     # attestations
 
-    def add_attestation(
-        self,
-        model: str,
-        number: int,
-        *,
-        stage: str,
-        envelope_digest: str,
-        policy_digest: str | None,
-        override_reason: str | None,
-        actor: str,
-        at: datetime,
-    ) -> Attestation:
-        version_digest = self._version_digest(model, number)
+    def add_attestation(self, attestation: Attestation) -> Attestation:
+        self._version_digest(attestation.model, attestation.number)  # the version must exist
         tables = self._view.change()
-        attestation_id = tables.next_id("attestations")
-        stored = Attestation(
-            id=attestation_id,
-            model=model,
-            number=number,
-            version_digest=version_digest,
-            stage=stage,
-            envelope_digest=envelope_digest,
-            policy_digest=policy_digest,
-            override_reason=override_reason,
-            actor=actor,
-            at=utc(at),
-        )
-        tables.attestations[attestation_id] = stored
-        return stored  # the SQL adapter reads the row back
+        stored = replace(attestation, id=tables.next_id("attestations"), at=utc(attestation.at))
+        tables.attestations[stored.id] = stored
+        return stored  # as the SQL adapter, which reads the row back
 
     def attestations(self, model: str, number: int | None = None) -> list[Attestation]:
         return _of_version(self._view.read.attestations, model, number)

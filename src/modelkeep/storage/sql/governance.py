@@ -3,7 +3,7 @@ governance. Rows are inserted, never updated: services decide, this module recor
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -168,48 +168,21 @@ class GovernanceRows:
 
     # approvals
 
-    def add_approval(
-        self,
-        model: str,
-        number: int,
-        *,
-        stage: str,
-        decision: str,
-        user: str,
-        roles: Sequence[str],
-        comment: str | None,
-        check_ids: Sequence[int],
-        policy_digest: str | None,
-        at: datetime,
-    ) -> Approval:
-        version_id, version_digest = self._version_row(model, number)
-        approval = Approval(
-            id=0,
-            model=model,
-            number=number,
-            version_digest=version_digest,
-            stage=stage,
-            decision=decision,
-            user=user,
-            roles=tuple(roles),
-            comment=comment,
-            check_ids=tuple(check_ids),
-            policy_digest=policy_digest,
-            created_at=at,
-        )
+    def add_approval(self, approval: Approval) -> Approval:
+        version_id, _ = self._version_row(approval.model, approval.number)
         approval_id = self._conn.execute(
             insert(approvals)
             .values(
                 version_id=version_id,
-                stage=stage,
-                decision=decision,
-                user=user,
-                roles=list(roles),
-                comment=comment,
-                check_ids=list(check_ids),
-                policy_digest=policy_digest,
-                digest=approval.digest,
-                created_at=at,
+                stage=approval.stage,
+                decision=approval.decision,
+                user=approval.user,
+                roles=list(approval.roles),
+                comment=approval.comment,
+                check_ids=list(approval.check_ids),
+                policy_digest=approval.policy_digest,
+                digest=replace(approval, id=0).digest,
+                created_at=approval.created_at,
             )
             .returning(approvals.c.id)
         ).scalar_one()
@@ -223,29 +196,18 @@ class GovernanceRows:
 
     # attestations
 
-    def add_attestation(
-        self,
-        model: str,
-        number: int,
-        *,
-        stage: str,
-        envelope_digest: str,
-        policy_digest: str | None,
-        override_reason: str | None,
-        actor: str,
-        at: datetime,
-    ) -> Attestation:
-        version_id, _ = self._version_row(model, number)
+    def add_attestation(self, attestation: Attestation) -> Attestation:
+        version_id, _ = self._version_row(attestation.model, attestation.number)
         attestation_id = self._conn.execute(
             insert(attestations)
             .values(
                 version_id=version_id,
-                stage=stage,
-                envelope_digest=envelope_digest,
-                policy_digest=policy_digest,
-                override_reason=override_reason,
-                actor=actor,
-                at=at,
+                stage=attestation.stage,
+                envelope_digest=attestation.envelope_digest,
+                policy_digest=attestation.policy_digest,
+                override_reason=attestation.override_reason,
+                actor=attestation.actor,
+                at=attestation.at,
             )
             .returning(attestations.c.id)
         ).scalar_one()
