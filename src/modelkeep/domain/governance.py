@@ -17,16 +17,10 @@ from datetime import datetime
 from typing import Any, Self
 
 from modelkeep.domain.aliases import AliasEvent
-from modelkeep.domain.audit import canonical_json
-from modelkeep.domain.digest import sha256_digest
+from modelkeep.domain.attestation import record_digest
 from modelkeep.domain.policy_eval import ApprovalFact, CheckFact, Evaluation
 
 DECISIONS = ("approve", "reject")
-
-
-def digest_of(document: Mapping[str, Any]) -> str:
-    """``sha256:<hex>`` of the canonical JSON of ``document``."""
-    return sha256_digest(canonical_json(document))
 
 
 def _time(value: str | datetime) -> datetime:
@@ -86,7 +80,7 @@ class _Record:
 
     @property
     def digest(self) -> str:
-        return digest_of(self.record())
+        return record_digest(self.record())
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, **self.record(), "digest": self.digest}
