@@ -7,6 +7,7 @@ in-toto statement of the version digest, the policy, every check result and appr
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from modelkeep.domain import attestation as attest_format
@@ -39,28 +40,9 @@ def attest(
             "open it with modelkeep.connect() or set MODELKEEP_SIGNING_KEY",
         )
     at = ctx.clock()
-    checks = tx.governance.check_results(version.model, version.number)
-    approvals = [
-        a
-        for a in tx.governance.approvals(version.model, version.number)
-        if a.version_digest == version.digest
-    ]
-    statement = attest_format.promotion_statement(
-        store_id=ctx.blobs.store_id,
-        model=version.model,
-        number=version.number,
-        version_digest=version.digest,
-        stage=stage,
-        previous={"number": current.number, "digest": current.digest} if current else None,
-        policy={"version": record.number, "digest": record.digest} if record else None,
-        checks=[_check_entry(c) for c in checks],
-        approvals=[_approval_entry(a) for a in approvals if a.stage == stage],
-        evaluation=[_rule_entry(r) for r in evaluation.rules],
-        actor=ctx.actor,
-        at=at.isoformat(),
-        override=(
-            {"reason": reason, "unmet": [r.rule for r in evaluation.unmet]} if override else None
-        ),
+    overridden = {"reason": reason, "unmet": [r.rule for r in evaluation.unmet]}
+    statement = _statement(
+        ctx, tx, version, stage, current, record, evaluation, overridden if override else None, at
     )
     public = signer.public_key(create=True) or b""
     envelope = attest_format.sign_envelope(statement, signer.sign, attest_format.key_id(public))
@@ -78,6 +60,41 @@ def attest(
             actor=ctx.actor,
             at=at,
         )
+    )
+
+
+def _statement(
+    ctx: ServiceContext,
+    tx: Transaction,
+    version: Version,
+    stage: str,
+    current: Any,
+    record: PolicyRecord | None,
+    evaluation: Evaluation,
+    override: dict[str, Any] | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """The in-toto statement of a promotion: every piece of evidence by record digest."""
+    checks = tx.governance.check_results(version.model, version.number)
+    approvals = [
+        a
+        for a in tx.governance.approvals(version.model, version.number)
+        if a.version_digest == version.digest and a.stage == stage
+    ]
+    return attest_format.promotion_statement(
+        store_id=ctx.blobs.store_id,
+        model=version.model,
+        number=version.number,
+        version_digest=version.digest,
+        stage=stage,
+        previous={"number": current.number, "digest": current.digest} if current else None,
+        policy={"version": record.number, "digest": record.digest} if record else None,
+        checks=[_check_entry(c) for c in checks],
+        approvals=[_approval_entry(a) for a in approvals],
+        evaluation=[_rule_entry(r) for r in evaluation.rules],
+        actor=ctx.actor,
+        at=at.isoformat(),
+        override=override,
     )
 
 

@@ -10,6 +10,7 @@ stored as a blob) that binds the version digest to that evidence.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from modelkeep.domain import access
@@ -211,23 +212,8 @@ def review(
             if not allowed:
                 raise SeparationOfDuties(reason)
         at = ctx.clock()
-        checks = tx.governance.check_results(version.model, version.number)
-        approval = tx.governance.add_approval(
-            Approval(
-                id=0,
-                model=version.model,
-                number=version.number,
-                version_digest=version.digest,
-                stage=stage,
-                decision=decision,
-                user=ctx.actor,
-                roles=roles_on(ctx, version.model),
-                comment=comment,
-                check_ids=tuple(c.id for c in checks),
-                policy_digest=record.digest if record else None,
-                created_at=at,
-            )
-        )
+        new = _approval(ctx, tx, version, stage, decision, comment, record, at)
+        approval = tx.governance.add_approval(new)
         details = {
             "id": approval.id,
             "digest": approval.digest,
@@ -238,6 +224,35 @@ def review(
         ctx.record_event(tx, EventKind.approval(decision), version.ref, details, at)
         tx.commit()
     return approval
+
+
+def _approval(
+    ctx: ServiceContext,
+    tx: Transaction,
+    version: Version,
+    stage: str,
+    decision: str,
+    comment: str | None,
+    record: PolicyRecord | None,
+    at: datetime,
+) -> Approval:
+    """The decision, bound to the version's digest and to the check results and policy in
+    force now (an approval older than a newer result is shown as such when promoting)."""
+    checks = tx.governance.check_results(version.model, version.number)
+    return Approval(
+        id=0,
+        model=version.model,
+        number=version.number,
+        version_digest=version.digest,
+        stage=stage,
+        decision=decision,
+        user=ctx.actor,
+        roles=roles_on(ctx, version.model),
+        comment=comment,
+        check_ids=tuple(c.id for c in checks),
+        policy_digest=record.digest if record else None,
+        created_at=at,
+    )
 
 
 def _check_digest(version: Version, expect: str | None) -> None:
