@@ -24,12 +24,11 @@ class VersionStorage:
         }
 
 
-@dataclass(frozen=True)
-class ModelStorage:
-    model: str
+class _Savings:
+    """What sharing saves, for anything with logical and physical bytes."""
+
     logical_bytes: int
     physical_bytes: int
-    versions: tuple[VersionStorage, ...] = ()
 
     @property
     def saved_bytes(self) -> int:
@@ -39,6 +38,14 @@ class ModelStorage:
     def saving_ratio(self) -> float:
         """The share of the logical bytes that sharing saves (0 when there are none)."""
         return _ratio(self.saved_bytes, self.logical_bytes)
+
+
+@dataclass(frozen=True)
+class ModelStorage(_Savings):
+    model: str
+    logical_bytes: int
+    physical_bytes: int
+    versions: tuple[VersionStorage, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,18 +57,10 @@ class ModelStorage:
 
 
 @dataclass(frozen=True)
-class StorageReport:
+class StorageReport(_Savings):
     logical_bytes: int
     physical_bytes: int
     models: tuple[ModelStorage, ...] = ()
-
-    @property
-    def saved_bytes(self) -> int:
-        return self.logical_bytes - self.physical_bytes
-
-    @property
-    def saving_ratio(self) -> float:
-        return _ratio(self.saved_bytes, self.logical_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
