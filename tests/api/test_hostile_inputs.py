@@ -127,3 +127,61 @@ def test_a_version_with_nul_in_its_text_is_refused(
     check = http.post(f"{API}/models/m/versions/check", json=details)
     assert_refused(check, code)
     assert [v["number"] for v in http.get(f"{API}/models/m/versions").json()["items"]] == [1, 2]
+
+
+# integers beyond 64 bits, and request ids fit for the audit chain ------------------------
+
+BEYOND_64_BITS = [2**63, 2**70, -(2**63) - 1]
+
+
+@pytest.mark.parametrize("number", BEYOND_64_BITS)
+def test_cursors_beyond_64_bits_are_refused(http: TestClient, number: int) -> None:
+    for path in ("/models/m/versions", "/audit", "/models/m/aliases", "/policy/history"):
+        answer = http.get(f"{API}{path}", params={"after": number})
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.parametrize("number", BEYOND_64_BITS)
+def test_seeds_beyond_64_bits_are_refused(http: TestClient, number: int) -> None:
+    run = http.post(f"{API}/runs", json={"experiment": "e", "seed": number})
+    assert_refused(run, "invalid_input")
+    assert "64 bits" in run.json()["error"]["message"]
+    version = register(http, b"seeded", metadata={"seed": number})
+    assert version.status_code == 400, version.text
+    assert "64 bits" in version.json()["error"]["message"]
+    assert http.get(f"{API}/models/m").json()["versions"] == 2  # nothing was registered
+
+
+def test_the_largest_seed_and_step_are_kept(http: TestClient) -> None:
+    run = http.post(f"{API}/runs", json={"experiment": "e", "seed": 2**63 - 1})
+    assert run.status_code == 201, run.text
+    run_id = run.json()["id"]
+    batch = {"names": ["loss"], "steps": [2**63 - 1], "values": [1.0], "at": [1.7e9]}
+    assert http.post(f"{API}/runs/{run_id}/metrics", json=batch).status_code == 200
+    assert http.get(f"{API}/runs/{run_id}").json()["seed"] == 2**63 - 1
+
+
+@pytest.mark.parametrize("step", [2**63, -1])
+def test_steps_out_of_range_are_refused(http: TestClient, step: int) -> None:
+    run_id = http.post(f"{API}/runs", json={"experiment": "e"}).json()["id"]
+    batch = {"names": ["loss"], "steps": [step], "values": [1.0], "at": [1.7e9]}
+    assert_refused(http.post(f"{API}/runs/{run_id}/metrics", json=batch), "invalid_input")
+
+
+def test_a_long_or_unprintable_request_id_is_replaced(http: TestClient) -> None:
+    for given in ("x" * 30_000, "a b", "id;drop"):
+        answer = http.post(f"{API}/models", json={"name": "n"}, headers={"x-request-id": given})
+        kept = answer.headers["x-request-id"]
+        assert kept != given and len(kept) == 32
+        http.post(f"{API}/models", json={"name": "n2"}, headers={"x-request-id": given})
+    events = http.get(f"{API}/audit", params={"limit": 1000}).json()["items"]
+    assert all(len(e["details"].get("request_id", "")) <= 128 for e in events)
+
+
+def test_a_plain_request_id_is_kept_and_audited(http: TestClient) -> None:
+    given = "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7"
+    answer = http.post(f"{API}/models", json={"name": "traced"}, headers={"x-request-id": given})
+    assert answer.status_code == 201 and answer.headers["x-request-id"] == given
+    events = http.get(f"{API}/audit", params={"model": "traced"}).json()["items"]
+    assert [e["details"]["request_id"] for e in events] == [given]

@@ -34,13 +34,14 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NamedTuple
 
+from modelkeep.domain.numbers import INT64_MAX
 from modelkeep.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 
 MAX_NAME = 250
 """Characters in a metric name."""
-MAX_STEP = 2**63 - 1
+MAX_STEP = INT64_MAX
 """The largest step a database BIGINT holds."""
 RETRY_DELAYS = (0.5, 2.0, 5.0)
 """Pauses in seconds between attempts to send a batch; the last one repeats in the

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from modelkeep.domain.numbers import INT64_MAX, INT64_MIN, is_int64
 from modelkeep.domain.versions import Scalar, VersionMetadata, check_params
 from modelkeep.errors import InvalidInput, InvalidName
 
@@ -108,10 +109,11 @@ class NewRun:
     def validated(self) -> NewRun:
         check_experiment(self.experiment)
         check_params("param", self.params)
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
-        ):
-            raise InvalidInput(f"seed {self.seed!r} is not a whole number")
+        if self.seed is not None and not is_int64(self.seed):
+            raise InvalidInput(
+                f"seed {self.seed!r} is not a whole number of 64 bits",
+                f"give a seed from {INT64_MIN} to {INT64_MAX}",
+            )
         if self.name is not None and not (0 < len(self.name) <= 256 and self.name.isprintable()):
             raise InvalidInput(f"run name {self.name!r} is empty, too long or unprintable")
         return self

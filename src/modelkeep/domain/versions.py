@@ -14,6 +14,7 @@ from typing import Any
 from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import parse_ref
+from modelkeep.domain.numbers import is_int64
 from modelkeep.domain.semver import Bump
 from modelkeep.domain.text import check_text
 from modelkeep.errors import InvalidMetadata, MissingMetadata, VersionPurged
@@ -83,10 +84,8 @@ class VersionMetadata:
         for name, text in (("commit", self.commit), ("run", self.run)):
             if text is not None and not (0 < len(text) <= 256 and text.isprintable()):
                 raise InvalidMetadata(f"{name} {text!r} is empty, too long or unprintable")
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
-        ):
-            raise InvalidMetadata(f"seed {self.seed!r} is not a whole number")
+        if self.seed is not None and not is_int64(self.seed):
+            raise InvalidMetadata(f"seed {self.seed!r} is not a whole number of 64 bits")
         return VersionMetadata(
             self.params, metrics, self.datasets, self.commit, self.seed, self.run, self.meta
         )

@@ -14,16 +14,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from modelkeep.domain.access import ROLES
+from modelkeep.domain.numbers import INT64_MAX
 from modelkeep.domain.users import Token
 from modelkeep.entrypoints.api import schemas
-from modelkeep.entrypoints.api.paging import page
-from modelkeep.entrypoints.api.routes import Limit, Reg
+from modelkeep.entrypoints.api.paging import Cursor, Limit, page
+from modelkeep.entrypoints.api.routes import Reg
 from modelkeep.services import admin
 
 router = APIRouter(tags=["users"])
 
-MAX_TOKEN_ID = 2**63 - 1
-TokenId = Annotated[int, Path(ge=1, le=MAX_TOKEN_ID, description="The id tokens are listed by")]
+TokenId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The id tokens are listed by")]
 Role = Annotated[
     str,
     Query(max_length=32, description="The role", json_schema_extra={"enum": list(ROLES)}),
@@ -90,7 +90,7 @@ def enable_user(reg: Reg, name: str) -> dict[str, Any]:
 
 @router.get("/tokens")
 def list_tokens(
-    reg: Reg, user: str | None = None, limit: Limit = 100, after: int | None = None
+    reg: Reg, user: str | None = None, limit: Limit = 100, after: Cursor | None = None
 ) -> dict[str, Any]:
     """Every token (of ``user``, if given), oldest first, revoked and expired ones too;
     never their secrets."""

@@ -8,6 +8,7 @@ pass for the following page, or null on the last one.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -31,6 +32,8 @@ from modelkeep.errors import InvalidInput, ModelkeepError
 from modelkeep.version import __version__
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+"""What a client's X-Request-Id may be (a UUID, a trace id); anything else is replaced."""
 STREAMED = ("/api/v1/blobs/", "/api/v1/chunks")  # bodies streamed to the store: no limit
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -85,7 +88,7 @@ class LimitsAndRequestId:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = _request_id(headers.get("x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
         refused = _refused(headers.get("content-length"), scope["path"])
         if refused is not None:
@@ -99,6 +102,14 @@ class LimitsAndRequestId:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def _request_id(given: str | None) -> str:
+    """The client's ``X-Request-Id`` if it is a plain id, else one of the server's: it is
+    stored in hash-chained audit events, so it must be short and printable."""
+    if given is not None and REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
 
 
 def _refused(length: str | None, path: str) -> JSONResponse | None:

@@ -16,8 +16,8 @@ from fastapi.responses import Response
 from modelkeep.domain.governance import NewCheckResult
 from modelkeep.domain.names import check_model_name
 from modelkeep.entrypoints.api import schemas
-from modelkeep.entrypoints.api.paging import page
-from modelkeep.entrypoints.api.routes import Limit, Reg
+from modelkeep.entrypoints.api.paging import Cursor, Limit, page
+from modelkeep.entrypoints.api.routes import Reg
 from modelkeep.services import attestations, cards, governance
 
 router = APIRouter(tags=["governance"])
@@ -43,7 +43,7 @@ def set_policy(reg: Reg, body: schemas.SetPolicy) -> dict[str, Any]:
 
 
 @router.get("/policy/history")
-def policy_history(reg: Reg, limit: Limit = 100, after: int | None = None) -> dict[str, Any]:
+def policy_history(reg: Reg, limit: Limit = 100, after: Cursor | None = None) -> dict[str, Any]:
     found = governance.policy_history(reg)
     return page(((p.number, p.to_dict()) for p in found), limit, after)
 
@@ -70,7 +70,7 @@ def record_check(reg: Reg, name: str, ref: str, body: schemas.CheckResultIn) -> 
 
 @router.get("/models/{name}/versions/{ref}/checks")
 def list_checks(
-    reg: Reg, name: str, ref: str, limit: Limit = 1000, after: int | None = None
+    reg: Reg, name: str, ref: str, limit: Limit = 1000, after: Cursor | None = None
 ) -> dict[str, Any]:
     found = governance.list_checks(reg, _ref(name, ref))
     return page(((c.id, c.to_dict()) for c in found), limit, after)
@@ -86,7 +86,7 @@ def review(reg: Reg, name: str, ref: str, body: schemas.Decision) -> dict[str, A
 
 @router.get("/models/{name}/versions/{ref}/approvals")
 def list_approvals(
-    reg: Reg, name: str, ref: str, limit: Limit = 1000, after: int | None = None
+    reg: Reg, name: str, ref: str, limit: Limit = 1000, after: Cursor | None = None
 ) -> dict[str, Any]:
     found = governance.list_approvals(reg, _ref(name, ref))
     return page(((a.id, a.to_dict()) for a in found), limit, after)
@@ -106,7 +106,7 @@ def gate(
 
 @router.get("/models/{name}/versions/{ref}/attestations")
 def list_attestations(
-    reg: Reg, name: str, ref: str, limit: Limit = 1000, after: int | None = None
+    reg: Reg, name: str, ref: str, limit: Limit = 1000, after: Cursor | None = None
 ) -> dict[str, Any]:
     found = attestations.list_attestations(reg, _ref(name, ref))
     return page(((a.id, a.to_dict()) for a in found), limit, after)

@@ -8,7 +8,15 @@ Short lists (models, users, a version's checks) are cut here."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Query
+
+from modelkeep.domain.numbers import INT64_MAX
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[int, Query(ge=0, le=INT64_MAX, description="The key of the last item seen")]
+"""A numeric cursor: a row id or number, which the database holds in 64 bits."""
 
 
 def page(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, BinaryIO, cast
 
 import anyio
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from modelkeep.domain.digest import check_digest
@@ -17,7 +17,7 @@ from modelkeep.domain.recipes import parse_chunk_list
 from modelkeep.domain.versions import PushRequest, VersionMetadata
 from modelkeep.entrypoints.api import schemas
 from modelkeep.entrypoints.api.errors import error_response
-from modelkeep.entrypoints.api.paging import page
+from modelkeep.entrypoints.api.paging import Cursor, Limit, page
 from modelkeep.entrypoints.api.streams import read_body_in_thread
 from modelkeep.errors import DigestMismatch, InvalidInput, StoreUnavailable
 from modelkeep.services import aliases, audit, governance, maintenance, models, versions
@@ -27,7 +27,6 @@ from modelkeep.services.context import ServiceContext
 health = APIRouter(tags=["health"])
 api = APIRouter()
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
 READ_BLOCK = 1024 * 1024
 
 
@@ -83,7 +82,7 @@ def get_model(reg: Reg, name: str) -> dict[str, Any]:
 
 @api.get("/models/{name}/versions", tags=["versions"])
 def list_versions(
-    reg: Reg, name: str, limit: Limit = 100, after: int | None = None
+    reg: Reg, name: str, limit: Limit = 100, after: Cursor | None = None
 ) -> dict[str, Any]:
     found = versions.list_versions(reg, name, after, limit + 1)  # one more: is there a next page?
     return page(((v.number, v.to_dict()) for v in found), limit, None)
@@ -140,7 +139,7 @@ def remove_alias(reg: Reg, name: str, alias: str, reason: str | None = None) -> 
 
 @api.get("/models/{name}/aliases", tags=["aliases"])
 def alias_history(
-    reg: Reg, name: str, alias: str | None = None, limit: Limit = 1000, after: int | None = None
+    reg: Reg, name: str, alias: str | None = None, limit: Limit = 1000, after: Cursor | None = None
 ) -> dict[str, Any]:
     """Every move, oldest first; the cursor is an event's position in the history."""
     events = enumerate(aliases.alias_history(reg, name, alias), start=1)
@@ -311,7 +310,7 @@ def audit_log(
     model: str | None = None,
     since: datetime | None = None,
     limit: Limit = 1000,
-    after: int | None = None,
+    after: Cursor | None = None,
 ) -> dict[str, Any]:
     events = audit.audit_log(reg, model, _aware(since), after, limit + 1)  # one more: a next page?
     return page(((e.seq, e.to_dict()) for e in events), limit, None)

@@ -19,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelkeep.domain.datasets import DatasetPush
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.numbers import INT64_MAX
 from modelkeep.domain.runs import Code, Environment, NewRun, metric_from_json
 from modelkeep.entrypoints.api import schemas
-from modelkeep.entrypoints.api.paging import page
-from modelkeep.entrypoints.api.routes import Limit, Reg
+from modelkeep.entrypoints.api.paging import Cursor, Limit, page
+from modelkeep.entrypoints.api.routes import Reg
 from modelkeep.errors import InvalidInput
 from modelkeep.services import datasets, lineage, tracking
 
@@ -56,7 +57,7 @@ def list_runs(
     experiment: str | None = None,
     ids: Annotated[str | None, Query(max_length=100_000)] = None,
     limit: Limit = 1000,
-    after: int | None = None,
+    after: Cursor | None = None,
 ) -> dict[str, Any]:
     """Runs oldest first (of one experiment, or the ``ids`` given comma-separated)."""
     wanted = [i for i in ids.split(",") if i] if ids is not None else None
@@ -158,6 +159,8 @@ def _points(body: schemas.MetricBatch) -> list[tracking.PointRow]:
     count = len(body.names)
     if not len(body.steps) == len(body.values) == len(body.at) == count:
         raise InvalidInput("names, steps, values and at must be lists of the same length")
+    if body.steps and not 0 <= min(body.steps) <= max(body.steps) <= INT64_MAX:
+        raise InvalidInput("a point's step is out of range", f"give steps from 0 to {INT64_MAX}")
     if not all(0 <= t < 1e11 for t in body.at):  # math.isfinite is implied
         raise InvalidInput("a point's time is not in seconds since 1970", "send time.time()")
     values = [v if type(v) is float else metric_from_json(v) for v in body.values]
@@ -208,7 +211,7 @@ def push_dataset(reg: Reg, name: str, body: schemas.PushDataset) -> dict[str, An
 
 @router.get("/datasets/{name}/versions")
 def dataset_versions(
-    reg: Reg, name: str, limit: Limit = 1000, after: int | None = None
+    reg: Reg, name: str, limit: Limit = 1000, after: Cursor | None = None
 ) -> dict[str, Any]:
     found = datasets.list_versions(reg, name)
     return page(((v.number, v.to_dict()) for v in found), limit, after)
