@@ -28,13 +28,14 @@ from modelkeep.entrypoints.api import (
     storage_routes,
     tracking_routes,
 )
-from modelkeep.errors import InvalidInput, ModelkeepError
+from modelkeep.errors import InvalidInput, ModelkeepError, Unauthenticated
 from modelkeep.version import __version__
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 """What a client's X-Request-Id may be (a UUID, a trace id); anything else is replaced."""
 STREAMED = ("/api/v1/blobs/", "/api/v1/chunks")  # bodies streamed to the store: no limit
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorBody, "description": meaning}
@@ -91,6 +92,14 @@ class LimitsAndRequestId:
         request_id = _request_id(headers.get("x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
         refused = _refused(headers.get("content-length"), scope["path"])
+        refused = refused or _no_token(headers, scope["path"])
+        if refused is None and _has_json_body(scope):
+            # chunked bodies declare no length: count what arrives, before the app reads it
+            read = await _read_json_body(receive)
+            if read is None:
+                refused = _too_large()
+            else:
+                receive = _replay(read, receive)
         if refused is not None:
             refused.headers["x-request-id"] = request_id
             await refused(scope, receive, send)
@@ -118,13 +127,50 @@ def _refused(length: str | None, path: str) -> JSONResponse | None:
     except ValueError:
         return _error(InvalidInput(f"Content-Length {length!r} is not a number"), 400)
     if declared is not None and declared > MAX_JSON_BYTES and not path.startswith(STREAMED):
-        return _error(
-            InvalidInput(
-                f"the request body is over {MAX_JSON_BYTES} bytes", "send less per request"
-            ),
-            413,
-        )
+        return _too_large()
     return None
+
+
+def _too_large() -> JSONResponse:
+    message = f"the request body is over {MAX_JSON_BYTES} bytes"
+    return _error(InvalidInput(message, "send less per request"), 413)
+
+
+def _no_token(headers: Headers, path: str) -> JSONResponse | None:
+    """Every API route needs a token: without one, answer before reading any body."""
+    if path.startswith("/api/") and "authorization" not in headers:
+        return _error(Unauthenticated("no token was given"), 401)
+    return None
+
+
+def _has_json_body(scope: Scope) -> bool:
+    path, method = scope["path"], scope["method"]
+    return method in BODY_METHODS and path.startswith("/api/") and not path.startswith(STREAMED)
+
+
+async def _read_json_body(receive: Receive) -> list[Message] | None:
+    """The request's messages, up to ``MAX_JSON_BYTES`` of body; None past that."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages  # the client went away: the app will see it
+        size += len(message.get("body", b""))
+        if size > MAX_JSON_BYTES:
+            return None
+        if not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
 
 
 def _error(exc: ModelkeepError, status: int) -> JSONResponse:
