@@ -124,9 +124,15 @@ def test_refused_pushes(
             ("--param", "novalue"),
             ("--param", "=1"),
             ("--meta", "bad key=1"),
+            ("--metric", "auc=1", "--metric", "auc=2"),  # never silently keep the last
+            ("--param", "lr=0.1", "--param", "lr=0.2"),
         ):
             refused(cli, "push", "m", new, *bad, code="invalid_metadata")
         refused(cli, "push", "m", new, "--dataset", "transactions", code="invalid_ref")
+        line = refused(
+            cli, "push", "m", new, "--metric", "auc=1", "--metric", "auc=2", code="invalid_metadata"
+        )
+        assert "auc=1 and auc=2" in line
 
         empty = tmp_path / "empty"
         (empty / "also-empty").mkdir(parents=True)

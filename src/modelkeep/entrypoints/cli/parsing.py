@@ -14,15 +14,21 @@ _JSON_SCALAR = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null")
 
 
 def pairs(values: Iterable[str], option: str) -> list[tuple[str, str]]:
-    result = []
+    """``KEY=VALUE`` texts as pairs; a key given twice is refused, never silently replaced."""
+    result: dict[str, str] = {}
     for text in values:
         key, sep, value = text.partition("=")
         if not sep or not key:
             raise InvalidMetadata(
                 f"{option} {text!r} is not KEY=VALUE", f"write it as {option} name=value"
             )
-        result.append((key, value))
-    return result
+        if key in result:
+            raise InvalidMetadata(
+                f"{option} {key} is given twice ({key}={result[key]} and {key}={value})",
+                f"give {option} {key}=... once",
+            )
+        result[key] = value
+    return list(result.items())
 
 
 def scalar(text: str) -> Scalar:
