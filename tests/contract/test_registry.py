@@ -52,6 +52,15 @@ def test_models_are_created_once_and_listed(mk: modelkeep.Client) -> None:
         mk.get_model("nope")
 
 
+def test_a_script_may_create_its_model_again_with_exist_ok(mk: modelkeep.Client) -> None:
+    made = mk.create_model("fraud", require=["commit"], exist_ok=True)
+    again = mk.create_model("fraud", require=["commit"], description="other", exist_ok=True)
+    assert again == made  # returned as it is, the description untouched
+    with pytest.raises(ModelExists, match=r"required fields \['commit'\], not \[\]"):
+        mk.create_model("fraud", exist_ok=True)
+    assert [e.action for e in mk.audit_log(model="fraud")] == ["model.create"]
+
+
 def test_unknown_required_fields_are_refused(mk: modelkeep.Client) -> None:
     with pytest.raises(InvalidMetadata):
         mk.create_model("m", require=["colour"])

@@ -19,7 +19,7 @@ from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.versions import PushRequest, VersionMetadata
-from modelkeep.errors import BlobNotFound, InvalidInput, VersionArchived
+from modelkeep.errors import BlobNotFound, InvalidInput, ModelExists, VersionArchived
 
 if TYPE_CHECKING:
     # types only: the transports (client/local.py, client/http.py) load in connect()
@@ -115,9 +115,28 @@ class Client:
     # models
 
     def create_model(
-        self, name: str, *, description: str = "", require: Iterable[str] = ()
+        self,
+        name: str,
+        *,
+        description: str = "",
+        require: Iterable[str] = (),
+        exist_ok: bool = False,
     ) -> Model:
-        return self._backend.create_model(name, description, require)
+        """Create the model. With ``exist_ok``, a model that exists already is returned as
+        it is (a script can run again), unless it requires other fields: that is refused."""
+        try:
+            return self._backend.create_model(name, description, require)
+        except ModelExists:
+            if not exist_ok:
+                raise
+        found = self._backend.get_model(name)
+        if set(found.required) != set(require):
+            raise ModelExists(
+                f"model {name!r} exists with required fields {sorted(found.required)}, "
+                f"not {sorted(set(require))}",
+                "create it under another name, or drop exist_ok to see the error",
+            ) from None
+        return found
 
     def list_models(self) -> list[Model]:
         return self._backend.list_models()
