@@ -379,6 +379,17 @@ def test_rollback_to_an_archived_version_is_refused(
     assert ok_json(cli, "resolve", "m@production")["number"] == 2
 
 
+def test_promoting_to_where_the_stage_is_says_nothing_changed(
+    cli: CliRunnerInProcess, model: str, push: Pusher
+) -> None:
+    push(model, b"one")
+    assert ok(cli("promote", "m@1", "--to", "production")).out == "production: nothing -> m@1\n"
+    again = ok(cli("promote", "m@1", "--to", "production"))
+    assert again.out == "production is m@1 already; nothing changed\n"
+    assert len(ok_json(cli, "alias", "history", model, "production")) == 1
+    assert ok_json(cli, "promote", "m@1", "--to", "production")["attestation"] is None
+
+
 def test_promote_after_rollback_then_rollback_again(
     cli: CliRunnerInProcess, model: str, push: Pusher
 ) -> None:

@@ -91,7 +91,14 @@ def promote(ref: str, stage: str, reason: str | None, override: bool) -> None:
 
 
 def _promoted(done: Promotion) -> None:
-    """The move, as for any alias; the attestation's digest is in --json and 'attest list'."""
+    """The move, as for any alias; the attestation's digest is in --json and 'attest list'.
+
+    Every move is attested: a promotion without an attestation moved nothing, because the
+    stage was there already (--json shows the stage's last move, and attestation null)."""
+    if done.attestation is None:
+        where = f"{done.gate.model}@{done.gate.number}"
+        console.print(f"{done.gate.stage} is {where} already; nothing changed")
+        return
     _moved(done.event)
     for note in done.gate.evaluation.notes:  # e.g. evidence newer than an approval
         console.print(f"note: {note}", markup=False)
