@@ -135,10 +135,17 @@ def test_attestations_fail_on_a_wrong_key_and_on_changed_files(
     ok(cli("attest", "export", "fraud@1", str(bundle), "--json"))
     files = tmp_path / "files"
     ok(cli("pull", "fraud@1", str(files), "--json"))
-    assert ok_json(cli, "attest", "verify", "--bundle", str(bundle), "--files", str(files))["ok"]
+    offline = ("attest", "verify", "--bundle", str(bundle), "--files", str(files))
+    untrusted = cli(*offline)  # the bundle's own key proves nothing about who signed
+    assert "no trusted key" in assert_error_line(untrusted, "attestation_invalid", exit_code=3)
+    store_pem = tmp_path / "store.pem"
+    store_pem.write_text(ok(cli("audit", "key")).out)
+    trusted = (*offline, "--public-key", str(store_pem))
+    assert ok_json(cli, *trusted)["ok"]
+    assert "key the key you passed" in ok(cli(*trusted)).out
     swapped = files / "model.skops"
     shutil.copy(trained / "data.csv", swapped)  # another file under the model's name
-    result = cli("attest", "verify", "--bundle", str(bundle), "--files", str(files))
+    result = cli(*trusted)
     assert "model.skops" in assert_error_line(result, "attestation_invalid", exit_code=3)
 
     version = ok_json(cli, "show", "fraud@1")

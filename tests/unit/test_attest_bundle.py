@@ -151,7 +151,7 @@ def bundle(tmp_path: Path) -> Bundle:
 
 
 def statement_of(bundle: Bundle) -> dict[str, Any]:
-    report = verify_bundle(bundle.root)
+    report = verify_bundle(bundle.root, None, pem_of(bundle.key))
     return report.statement
 
 
@@ -169,16 +169,20 @@ def test_an_intact_bundle_verifies(bundle: Bundle) -> None:
     raise_if_bad(report)
 
 
-def test_without_a_key_the_bundle_key_is_used_and_said_so(bundle: Bundle) -> None:
-    report = verify_bundle(bundle.root)
-    assert report.ok, report.problems
+def test_without_a_trusted_key_a_bundle_is_not_verified(bundle: Bundle) -> None:
+    report = verify_bundle(bundle.root, bundle.files)
+    assert not report.ok
+    assert len(report.problems) == 1 and "no trusted key" in report.problems[0]
     assert "bundle's own public_key.pem" in report.key
+    assert any("signature verified" in line for line in report.checked)  # the rest is checked
+    with pytest.raises(AttestationInvalid, match="no trusted key"):
+        raise_if_bad(report)
 
 
 def test_a_swapped_model_file_is_a_problem(bundle: Bundle) -> None:
     original = (bundle.files / "model.onnx").read_bytes()
     (bundle.files / "model.onnx").write_bytes(bytes(reversed(original)))
-    report = verify_bundle(bundle.root, bundle.files)
+    report = verify_bundle(bundle.root, bundle.files, pem_of(bundle.key))
     assert not report.ok
     assert any("model.onnx" in p and "sha256" in p for p in report.problems)
 
@@ -186,14 +190,14 @@ def test_a_swapped_model_file_is_a_problem(bundle: Bundle) -> None:
 def test_a_missing_or_resized_model_file_is_a_problem(bundle: Bundle) -> None:
     (bundle.files / "config" / "config.json").unlink()
     (bundle.files / "model.onnx").write_bytes(b"short")
-    problems = verify_bundle(bundle.root, bundle.files).problems
+    problems = verify_bundle(bundle.root, bundle.files, pem_of(bundle.key)).problems
     assert any("config.json: missing" in p for p in problems)
     assert any("model.onnx: 5 B" in p for p in problems)
 
 
 def test_an_extra_model_file_only_warns(bundle: Bundle) -> None:
     (bundle.files / "notes.txt").write_text("hello")
-    report = verify_bundle(bundle.root, bundle.files)
+    report = verify_bundle(bundle.root, bundle.files, pem_of(bundle.key))
     assert report.ok, report.problems
     assert any("notes.txt" in w for w in report.warnings)
 
@@ -203,7 +207,7 @@ def test_an_edited_check_record_is_a_problem(bundle: Bundle) -> None:
     record = json.loads(path.read_bytes())
     record["passed"] = False
     path.write_bytes(canonical_json(record))
-    report = verify_bundle(bundle.root)
+    report = verify_bundle(bundle.root, None, pem_of(bundle.key))
     assert not report.ok
     assert any("checks/7.json" in p and "changed" in p for p in report.problems)
     with pytest.raises(AttestationInvalid, match=r"checks/7\.json"):
@@ -214,13 +218,13 @@ def test_a_record_exported_with_its_id_and_digest_still_verifies(bundle: Bundle)
     path = bundle.root / "checks" / "7.json"
     record = json.loads(path.read_bytes())
     path.write_bytes(canonical_json({"id": 7, **record, "digest": record_digest(record)}))
-    assert verify_bundle(bundle.root).ok
+    assert verify_bundle(bundle.root, None, pem_of(bundle.key)).ok
 
 
 def test_an_edited_report_is_a_problem(bundle: Bundle) -> None:
     [report_file] = (bundle.root / "reports").iterdir()
     report_file.write_bytes(canonical_json({"auc": 0.99, "rows": 1000}))
-    report = verify_bundle(bundle.root)
+    report = verify_bundle(bundle.root, None, pem_of(bundle.key))
     assert not report.ok
     assert any(report_file.name in p and "changed" in p for p in report.problems)
 
@@ -228,7 +232,7 @@ def test_an_edited_report_is_a_problem(bundle: Bundle) -> None:
 def test_an_edited_approval_is_a_problem(bundle: Bundle) -> None:
     path = bundle.root / "approvals" / "9.json"
     path.write_bytes(path.read_bytes().replace(b'"bob"', b'"mallory"'))
-    problems = verify_bundle(bundle.root).problems
+    problems = verify_bundle(bundle.root, None, pem_of(bundle.key)).problems
     assert any("approvals/9.json" in p for p in problems)
 
 
@@ -242,18 +246,19 @@ def test_an_envelope_signed_by_another_key_is_a_problem(bundle: Bundle) -> None:
 
 
 def test_the_bundle_key_does_not_protect_against_a_replaced_key(bundle: Bundle) -> None:
-    """A forger who replaces the envelope and public_key.pem passes without a trusted key
-    (the report says which key it used), and fails with one."""
+    """A forger who replaces the envelope and public_key.pem fails with the trusted key, and
+    without one the bundle is not verified either (it used to pass: the hole of issue 12)."""
     forger = Ed25519PrivateKey.generate()
     bundle.write_envelope(forger, statement_of(bundle))
     (bundle.root / "public_key.pem").write_bytes(pem_of(forger))
-    assert verify_bundle(bundle.root).ok
+    untrusted = verify_bundle(bundle.root)
+    assert not untrusted.ok and untrusted.problems[0].startswith("no trusted key")
     assert not verify_bundle(bundle.root, public_key_pem=pem_of(bundle.key)).ok
 
 
 def test_an_edited_policy_is_a_problem(bundle: Bundle) -> None:
     (bundle.root / "policy.yaml").write_bytes(POLICY.replace(b"1", b"0"))
-    report = verify_bundle(bundle.root)
+    report = verify_bundle(bundle.root, None, pem_of(bundle.key))
     assert not report.ok
     assert any("policy.yaml" in p for p in report.problems)
 
@@ -261,7 +266,7 @@ def test_an_edited_policy_is_a_problem(bundle: Bundle) -> None:
 def test_a_manifest_of_another_version_is_a_problem(bundle: Bundle) -> None:
     other = Manifest.of([FileEntry("x.bin", 1, sha256_digest(b"x"))])
     (bundle.root / "manifest.json").write_bytes(other.canonical_bytes())
-    problems = verify_bundle(bundle.root).problems
+    problems = verify_bundle(bundle.root, None, pem_of(bundle.key)).problems
     assert any("manifest.json" in p and "version digest" in p for p in problems)
 
 
@@ -269,17 +274,18 @@ def test_every_problem_is_reported_not_only_the_first(bundle: Bundle) -> None:
     (bundle.root / "policy.yaml").unlink()
     (bundle.root / "approvals" / "9.json").unlink()
     (bundle.files / "model.onnx").write_bytes(b"other")
-    problems = verify_bundle(bundle.root, bundle.files).problems
+    problems = verify_bundle(bundle.root, bundle.files, pem_of(bundle.key)).problems
     assert len(problems) == 3, problems
     with pytest.raises(AttestationInvalid, match=r"policy\.yaml: missing"):
-        raise_if_bad(verify_bundle(bundle.root, bundle.files))
+        raise_if_bad(verify_bundle(bundle.root, bundle.files, pem_of(bundle.key)))
 
 
 def test_a_missing_or_garbled_envelope_is_a_problem(bundle: Bundle) -> None:
     (bundle.root / "attestation.dsse.json").write_bytes(b"not json")
-    assert any("not JSON" in p for p in verify_bundle(bundle.root).problems)
+    garbled = verify_bundle(bundle.root, None, pem_of(bundle.key))
+    assert any("not JSON" in p for p in garbled.problems)
     (bundle.root / "attestation.dsse.json").unlink()
-    report = verify_bundle(bundle.root)
+    report = verify_bundle(bundle.root, None, pem_of(bundle.key))
     assert report.problems == ["attestation.dsse.json: missing from the bundle"]
 
 
@@ -287,5 +293,5 @@ def test_an_unsafe_record_id_is_refused(bundle: Bundle) -> None:
     statement = statement_of(bundle)
     statement["predicate"]["checks"][0]["id"] = "../../outside"
     bundle.write_envelope(bundle.key, statement)
-    problems = verify_bundle(bundle.root).problems
+    problems = verify_bundle(bundle.root, None, pem_of(bundle.key)).problems
     assert any("'../../outside'" in p for p in problems)

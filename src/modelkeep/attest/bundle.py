@@ -131,11 +131,18 @@ def raise_if_bad(report: BundleReport) -> None:
 
 
 def verify_bundle(
-    bundle: Path, files: Path | None = None, public_key_pem: bytes | None = None
+    bundle: Path,
+    files: Path | None = None,
+    public_key_pem: bytes | None = None,
+    key_source: str = "the key you passed",
 ) -> BundleReport:
-    """Check an exported bundle; with ``files``, also the model files in that directory."""
+    """Check an exported bundle; with ``files``, also the model files in that directory.
+
+    Only a trusted key (``public_key_pem``, named by ``key_source`` in the report) can
+    verify it: without one, everything is still checked against the bundle's own key, and
+    that is a problem, since whoever re-signs a bundle puts their own key in it."""
     report = BundleReport()
-    public = _public_key(bundle, public_key_pem, report)
+    public = _public_key(bundle, public_key_pem, key_source, report)
     statement = _statement(bundle, public, report)
     if statement is None:
         return report
@@ -154,10 +161,14 @@ def verify_bundle(
 # signature and statement ------------------------------------------------------------------
 
 
-def _public_key(bundle: Path, pem: bytes | None, report: BundleReport) -> bytes | None:
-    source = "the key you passed"
+def _public_key(bundle: Path, pem: bytes | None, source: str, report: BundleReport) -> bytes | None:
     if pem is None:
         source = f"the bundle's own {PUBLIC_KEY} (proves integrity, not who signed)"
+        report.problems.append(
+            f"no trusted key: the signature was checked only with the bundle's own "
+            f"{PUBLIC_KEY}, which whoever re-signs a bundle replaces; give --public-key "
+            "with the store's key ('modelkeep audit key > store.pem')"
+        )
         pem = _read(bundle, PUBLIC_KEY, report)
         if pem is None:
             return None

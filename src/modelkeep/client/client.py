@@ -615,8 +615,10 @@ class Client:
             bundle = self.export_attestation(ref, Path(work, "bundle"), stage=stage)
             pulled = Path(work, "files")
             self.pull(ref, pulled)
-            trusted = public_key or self.audit_key().pem.encode("ascii")
-            return verify_bundle(bundle, pulled, trusted)
+            if public_key is not None:
+                return verify_bundle(bundle, pulled, public_key, "the key you passed")
+            store_key = self.audit_key().pem.encode("ascii")
+            return verify_bundle(bundle, pulled, store_key, "the store's key ('audit key')")
 
     def card(self, ref: str, *, format: str = "md") -> str:
         """The model card of ``ref`` (Markdown or HTML), from registry facts."""

@@ -325,7 +325,7 @@ def export(ref: str, dest: str, stage: str | None) -> None:
     "--public-key",
     type=click.Path(dir_okay=False, exists=True),
     metavar="PEM",
-    help="The store's public key you trust (default: the store's, or the bundle's).",
+    help="The store's public key you trust (default: the store's; --bundle needs it).",
 )
 @json_option
 def verify(
@@ -352,6 +352,8 @@ def verify(
 
 
 def _print_bundle(report: BundleReport) -> None:
+    if report.key:
+        console.print(f"key {report.key}", markup=False)
     for line in report.checked:
         console.print(f"ok  {line}", markup=False)
     for line in report.warnings:
