@@ -7,6 +7,7 @@ any later server: a gateway, a web UI) are built from what it returns.
 from __future__ import annotations
 
 import getpass
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,11 @@ from modelkeep.storage.memory import open_memory_store
 from modelkeep.storage.sql.store import SqlMetadataStore
 
 DATABASE_FILE = "modelkeep.db"
+HOST_PORT = re.compile(
+    r"(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)"
+    r":\d{1,5}(/.*)?"
+)
+"""HOST:PORT without a scheme: a server meant, not a directory."""
 MEMORY_SCHEME = "memory://"
 
 Authenticate = Callable[[str | None], ServiceContext]
@@ -58,6 +64,11 @@ def store_root(uri: str) -> Path:
         )
     if "://" in uri and not uri.startswith("file://"):
         raise UnsupportedUri(f"{uri!r} is not a store location")
+    if HOST_PORT.fullmatch(uri):  # else a folder named like the address would be made
+        raise UnsupportedUri(
+            f"{uri!r} looks like a server address, not a store directory",
+            f"connect to the server with http://{uri}, or write ./{uri} for a directory",
+        )
     return Path(uri.removeprefix("file://")).expanduser().absolute()
 
 

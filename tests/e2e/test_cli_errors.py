@@ -271,6 +271,12 @@ def test_uri_option_chooses_the_store(
     # a server URL that nothing answers on: the registry is unavailable, said in one line
     assert_error_line(cli("--uri", "http://127.0.0.1:9", "models", "list"), "store_unavailable")
     assert_error_line(cli("--uri", "ftp://host/x", "models", "list"), "unsupported_uri")
+    # a server address without its scheme: said so, and no folder named like it is made
+    monkeypatch.chdir(tmp_path)
+    for address in ("127.0.0.1:8801", "localhost:8080", "models.example.com:443/x", "[::1]:80"):
+        line = assert_error_line(cli("--uri", address, "models", "list"), "unsupported_uri")
+        assert f"http://{address}" in line
+    assert not [p for p in tmp_path.iterdir() if ":" in p.name]
 
 
 def one_of(documents: object) -> dict[str, object]:
