@@ -25,6 +25,7 @@ from modelkeep.errors import (
     DatasetNotFound,
     InvalidInput,
     MissingMetadata,
+    ModelNotFound,
     RunEnded,
     RunNotFound,
 )
@@ -191,6 +192,10 @@ def test_lineage_walks_data_to_run_to_model_and_back(mk: modelkeep.Client, tmp_p
     down = mk.lineage("dataset:raw@1", direction="downstream")
     assert "model:fraud@1" in down.nodes
     assert down.to_dot().startswith("digraph lineage {")
+    with pytest.raises(ModelNotFound, match=r"a dataset 'raw' does.*write dataset:raw@1"):
+        mk.lineage("raw@1")  # a dataset named without its kind
+    with pytest.raises(ModelNotFound, match="'nothing' does not exist; "):
+        mk.lineage("nothing@1")
 
 
 def test_a_run_captures_its_git_commit_and_dirty_diff(

@@ -7,7 +7,7 @@ from modelkeep.domain import access
 from modelkeep.domain.lineage import UPSTREAM, Lineage, walk
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import check_run_id
-from modelkeep.errors import InvalidInput, RunNotFound
+from modelkeep.errors import InvalidInput, ModelNotFound, RunNotFound
 from modelkeep.services import datasets, versions
 from modelkeep.services.context import ServiceContext
 
@@ -37,5 +37,17 @@ def _node(ctx: ServiceContext, ref: str) -> str:
         with ctx.store.transaction() as tx:
             found = datasets.version_row(tx, parsed)
         return f"dataset:{parsed.model}@{found.number}"
-    version = versions.get_version(ctx, rest if sep and kind == "model" else ref)
+    name = rest if sep and kind == "model" else ref
+    try:
+        version = versions.get_version(ctx, name)
+    except ModelNotFound as missing:
+        parsed = parse_ref(name, default_latest=True)
+        with ctx.store.transaction() as tx:
+            is_dataset = tx.datasets.id_of(parsed.model) is not None
+        if is_dataset:  # the same NAME@REF a dataset has: say how to name it
+            raise ModelNotFound(
+                f"{missing.message}, but a dataset {parsed.model!r} does",
+                f"write dataset:{name} for the dataset's lineage",
+            ) from None
+        raise
     return f"model:{version.model}@{version.number}"
