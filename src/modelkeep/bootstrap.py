@@ -21,7 +21,6 @@ from modelkeep.ports.unit_of_work import MetadataStore
 from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.local import LocalBlobStore
 from modelkeep.storage.keys import FileAuditSigner, default_key_path
-from modelkeep.storage.memory import open_memory_store
 from modelkeep.storage.sql.store import SqlMetadataStore
 
 DATABASE_FILE = "modelkeep.db"
@@ -106,6 +105,8 @@ def open_metadata_store(settings: Settings, root: Path, blob_store_id: str) -> M
     timeout_ms = settings.sqlite_busy_timeout_ms
     if url.startswith(MEMORY_SCHEME):
         name = url.removeprefix(MEMORY_SCHEME) or blob_store_id
+        from modelkeep.storage.memory import open_memory_store  # tests only: not loaded else
+
         return open_memory_store(name, blob_store_id=blob_store_id, busy_timeout_ms=timeout_ms)
     database_url = url or f"sqlite:///{root / DATABASE_FILE}"
     return SqlMetadataStore.open(

@@ -68,6 +68,35 @@ class NewCheckResult:
     failures: Sequence[str] = ()
     report: Mapping[str, Any] = field(default_factory=dict)
 
+    def record(
+        self,
+        model: str,
+        number: int,
+        version_digest: str,
+        dataset: tuple[int, str, str] | None,
+        report_digest: str,
+        actor: str,
+        at: datetime,
+        id: int = 0,
+    ) -> CheckResult:
+        """The result as recorded; ``dataset``: (its version id, ``NAME@N``, digest)."""
+        return CheckResult(
+            id=id,
+            model=model,
+            number=number,
+            version_digest=version_digest,
+            suite=self.suite,
+            kind=self.kind,
+            metrics=dict(self.metrics),
+            passed=self.passed,
+            failures=tuple(self.failures),
+            dataset=dataset[1] if dataset else None,
+            dataset_digest=dataset[2] if dataset else None,
+            report_digest=report_digest,
+            created_at=at,
+            created_by=actor,
+        )
+
 
 class _Record:
     """A written-once record with a row id and a record digest over every other field."""

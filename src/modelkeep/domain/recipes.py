@@ -162,3 +162,18 @@ def _chunks(value: Any, smallest: int) -> tuple[ChunkRef, ...]:
             )
         chunks.append(ChunkRef(_digest(item[0]), size))
     return tuple(chunks)
+
+
+def users_by_blob(
+    needed: Iterable[tuple[str, str]], wanted: Iterable[str] | None = None
+) -> dict[str, list[str]]:
+    """(blob digest, user) pairs grouped by blob, each user once, in order of appearance;
+    only the blobs in ``wanted`` if given."""
+    keep = set(wanted) if wanted is not None else None
+    users: dict[str, list[str]] = {}
+    for digest, user in needed:
+        if keep is None or digest in keep:
+            refs = users.setdefault(digest, [])
+            if user not in refs:
+                refs.append(user)
+    return users

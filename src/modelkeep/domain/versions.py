@@ -17,7 +17,13 @@ from modelkeep.domain.names import parse_ref
 from modelkeep.domain.numbers import is_int64
 from modelkeep.domain.semver import Bump
 from modelkeep.domain.text import check_text
-from modelkeep.errors import InvalidMetadata, MissingMetadata, VersionPurged
+from modelkeep.errors import (
+    DuplicateVersion,
+    InvalidMetadata,
+    MissingMetadata,
+    SemverExists,
+    VersionPurged,
+)
 
 Scalar = str | int | float | bool | None
 METADATA_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,249}")
@@ -279,3 +285,18 @@ class PushRequest:
     semver: str | None = None
     bump: Bump | None = None
     message: str | None = None
+
+
+def check_unique(
+    model: str, semver: str | None, digest: str, clashes: Iterable[tuple[int, str | None]]
+) -> None:
+    """Refuse a new version of ``model`` whose semver or files a version has already;
+    ``clashes`` are the (number, semver) of the versions with that digest or semver."""
+    found = list(clashes)
+    for number, taken in found:
+        if semver is not None and taken == semver:
+            raise SemverExists(f"{model}@{semver} already exists (version {number})")
+    if found:
+        raise DuplicateVersion(
+            f"these files are already registered as {model}@{found[0][0]} ({digest})"
+        )

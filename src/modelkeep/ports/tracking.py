@@ -4,7 +4,7 @@ the lineage edges between data, runs and versions."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,6 +18,10 @@ class DatasetVersionRow(DatasetVersion):
     """A dataset version and the id of its row (what lineage edges link)."""
 
     id: int
+
+    def version(self) -> DatasetVersion:
+        """The dataset version alone, as every layer above storage sees it."""
+        return DatasetVersion(**{f.name: getattr(self, f.name) for f in fields(DatasetVersion)})
 
 
 class Tracking(Protocol):

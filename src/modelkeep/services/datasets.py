@@ -21,6 +21,7 @@ from modelkeep.errors import (
     InvalidInput,
     SemverExists,
 )
+from modelkeep.ports.tracking import DatasetVersionRow
 from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import versions
 from modelkeep.services.context import ServiceContext
@@ -101,10 +102,10 @@ def get_version(ctx: ServiceContext, ref: str) -> DatasetVersion:
     parsed = parse_ref(ref, default_latest=True)
     ctx.authorize(access.READ, access.ANY_MODEL)
     with ctx.store.transaction() as tx:
-        return _version(version_row(tx, parsed))
+        return version_row(tx, parsed).version()
 
 
-def version_row(tx: Transaction, parsed: Ref) -> Any:
+def version_row(tx: Transaction, parsed: Ref) -> DatasetVersionRow:
     """The row of the dataset version ``parsed`` names; DatasetNotFound if none."""
     rows = tx.datasets.versions(parsed.model)
     if not rows:
@@ -122,27 +123,10 @@ def list_versions(ctx: ServiceContext, name: str) -> list[DatasetVersion]:
         rows = tx.datasets.versions(name)
     if not rows:
         raise DatasetNotFound(f"there is no dataset {name!r}")
-    return [_version(r) for r in rows]
+    return [r.version() for r in rows]
 
 
 def list_datasets(ctx: ServiceContext) -> list[dict[str, Any]]:
     ctx.authorize(access.READ, access.ANY_MODEL)
     with ctx.store.transaction() as tx:
         return [{"name": n, "versions": c} for n, c in tx.datasets.names()]
-
-
-def _version(row: Any) -> DatasetVersion:
-    return DatasetVersion(
-        row.dataset,
-        row.number,
-        row.semver,
-        row.digest,
-        row.source,
-        row.steps,
-        row.sampling,
-        row.profiles,
-        row.message,
-        row.created_at,
-        row.created_by,
-        row.files,
-    )

@@ -75,21 +75,15 @@ class GovernanceRows:
     ) -> CheckResult:
         version_digest = self._version_digest(model, number)
         tables = self._view.change()
-        result = CheckResult(
-            id=tables.next_id("check_results"),
-            model=model,
-            number=number,
-            version_digest=version_digest,
-            suite=new.suite,
-            kind=new.kind,
-            metrics=dict(new.metrics),
-            passed=new.passed,
-            failures=tuple(new.failures),
-            dataset=dataset[1] if dataset else None,
-            dataset_digest=dataset[2] if dataset else None,
-            report_digest=report_digest,
-            created_at=at,
-            created_by=actor,
+        result = new.record(
+            model,
+            number,
+            version_digest,
+            dataset,
+            report_digest,
+            actor,
+            at,
+            tables.next_id("check_results"),
         )
         stored = replace(result, metrics=json_copy(dict(new.metrics)), created_at=utc(at))
         tables.check_results[result.id] = stored

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from modelkeep.domain.recipes import Recipe
+from modelkeep.domain.recipes import Recipe, users_by_blob
 from modelkeep.ports.recipes import StoredFile
 from modelkeep.storage.memory.governance import GovernanceRows
 from modelkeep.storage.memory.state import RecipeRow, Tables, VersionRow, View, utc
@@ -71,14 +71,7 @@ class RecipeRows:
 
     def blob_users(self, digests: Iterable[str] | None = None) -> dict[str, list[str]]:
         """Blob digest -> the versions (``model@N``) that need it; only ``digests`` if given."""
-        wanted = set(digests) if digests is not None else None
-        users: dict[str, list[str]] = {}
-        for digest, ref in self._needed_blobs():
-            if wanted is None or digest in wanted:
-                refs = users.setdefault(digest, [])
-                if ref not in refs:
-                    refs.append(ref)
-        return users
+        return users_by_blob(self._needed_blobs(), digests)
 
     def blob_files(self, digests: Iterable[str]) -> dict[str, list[str]]:
         """Blob digest -> the files (``model@N:path``) of live versions that need it:

@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from modelkeep.domain.aliases import AliasAction, AliasEvent
-from modelkeep.domain.versions import Model, Version, VersionMetadata
-from modelkeep.errors import Conflict, DuplicateVersion, ModelExists, SemverExists
+from modelkeep.domain.versions import Model, Version, VersionMetadata, check_unique
+from modelkeep.errors import Conflict, ModelExists
 from modelkeep.ports.registry import NewVersion, VersionKey
 from modelkeep.storage.memory.state import (
     AliasEventRow,
@@ -115,16 +115,7 @@ class VersionRows:
             for row in versions_of(self._view.read, new.model)
             if row.digest == new.digest or (new.semver is not None and row.semver == new.semver)
         ]
-        for clash in clashes:
-            if new.semver is not None and clash.semver == new.semver:
-                raise SemverExists(
-                    f"{new.model}@{new.semver} already exists (version {clash.number})"
-                )
-        if clashes:
-            raise DuplicateVersion(
-                f"these files are already registered as "
-                f"{new.model}@{clashes[0].number} ({new.digest})"
-            )
+        check_unique(new.model, new.semver, new.digest, [(c.number, c.semver) for c in clashes])
 
     def get(self, model: str, number: int) -> Version | None:
         row = self._view.read.versions.get((model, number))

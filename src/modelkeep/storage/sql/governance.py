@@ -104,22 +104,7 @@ class GovernanceRows:
     ) -> CheckResult:
         """``dataset``: (dataset version id, ``NAME@N``, digest) the check ran on."""
         version_id, version_digest = self._version_row(model, number)
-        result = CheckResult(
-            id=0,
-            model=model,
-            number=number,
-            version_digest=version_digest,
-            suite=new.suite,
-            kind=new.kind,
-            metrics=dict(new.metrics),
-            passed=new.passed,
-            failures=tuple(new.failures),
-            dataset=dataset[1] if dataset else None,
-            dataset_digest=dataset[2] if dataset else None,
-            report_digest=report_digest,
-            created_at=at,
-            created_by=actor,
-        )
+        result = new.record(model, number, version_digest, dataset, report_digest, actor, at, 0)
         result_id = self._conn.execute(
             insert(check_results)
             .values(

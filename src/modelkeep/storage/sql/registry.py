@@ -11,8 +11,8 @@ from sqlalchemy import exc as sa_exc
 
 from modelkeep.domain.aliases import AliasAction, AliasEvent
 from modelkeep.domain.manifest import FileEntry
-from modelkeep.domain.versions import Model, Version, VersionMetadata
-from modelkeep.errors import Conflict, DuplicateVersion, ModelExists, SemverExists
+from modelkeep.domain.versions import Model, Version, VersionMetadata, check_unique
+from modelkeep.errors import Conflict, ModelExists
 from modelkeep.ports.registry import NewVersion, VersionKey
 from modelkeep.storage.sql.tables import alias_events, aliases, models, version_files, versions
 
@@ -199,16 +199,7 @@ class VersionRows:
                 versions.c.model_id == model_id, same
             )
         ).all()
-        for clash in clashes:
-            if new.semver is not None and clash.semver == new.semver:
-                raise SemverExists(
-                    f"{new.model}@{new.semver} already exists (version {clash.number})"
-                )
-        if clashes:
-            raise DuplicateVersion(
-                f"these files are already registered as "
-                f"{new.model}@{clashes[0].number} ({new.digest})"
-            )
+        check_unique(new.model, new.semver, new.digest, [(c.number, c.semver) for c in clashes])
 
     def get(self, model: str, number: int) -> Version | None:
         found = self._versions(model, versions.c.number == number)
