@@ -215,6 +215,14 @@ class RunNotFound(NotFound):
     default_hint = "list runs with 'modelkeep runs list'"
 
 
+class StoreNotFound(NotFound):
+    code = "store_not_found"
+    default_hint = (
+        "point --uri (or MODELKEEP_URI) at an existing store; a write such as "
+        "'modelkeep models create NAME' makes a new one"
+    )
+
+
 class Conflict(ModelkeepError):
     code = "conflict"
     http_status = 409

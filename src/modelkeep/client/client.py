@@ -70,11 +70,17 @@ class PullResult:
 
 
 def connect(
-    uri: str | None = None, *, token: str | None = None, settings: Settings | None = None
+    uri: str | None = None,
+    *,
+    token: str | None = None,
+    settings: Settings | None = None,
+    create: bool = True,
 ) -> Client:
     """Open a registry named by ``uri``, ``MODELKEEP_URI`` or ``./.modelkeep``: a directory
     (the embedded store) or the ``http(s)://`` URL of a ``modelkeep server``, which
-    ``token`` (or ``MODELKEEP_TOKEN``) authenticates to."""
+    ``token`` (or ``MODELKEEP_TOKEN``) authenticates to. A directory with no store is made
+    one, unless ``create=False`` (then ``StoreNotFound``); ``Client.created_store`` says
+    whether it was."""
     if settings is None:
         settings = Settings.from_env(os.environ, uri=uri)
     elif uri is not None:
@@ -86,7 +92,10 @@ def connect(
         return Client(HttpBackend(settings.uri, token), settings)
     from modelkeep.client.local import open_local  # the store: SQLAlchemy, maybe boto3
 
-    return Client(open_local(settings), settings)
+    backend = open_local(settings, create=create)
+    client = Client(backend, settings)
+    client.created_store = backend.created_store
+    return client
 
 
 class Client:
@@ -97,6 +106,8 @@ class Client:
         self.settings = settings
         self._hashes = hashcache.HashCache(settings.hash_cache_dir)
         self._run_blobs: set[str] = set()
+        self.created_store: Path | None = None
+        """The embedded store's directory, when opening this client made it."""
 
     def close(self) -> None:
         self._backend.close()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelkeep.bootstrap import open_context
+from modelkeep.bootstrap import missing_store, open_context
 from modelkeep.client.files import LocalFile, is_chunked, upload, upload_chunked
 from modelkeep.client.metrics_buffer import MetricPoint
 from modelkeep.config import Settings
@@ -42,6 +43,7 @@ from modelkeep.domain.storage_report import StorageReport
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, PushRequest, Scalar, Version
 from modelkeep.ports.blobs import Progress, report_skipped
+from modelkeep.errors import StoreNotFound
 from modelkeep.services import (
     admin,
     aliases,
@@ -66,9 +68,15 @@ LOCAL_WRITERS = 4
 than cores keep the disk busy."""
 
 
-def open_local(settings: Settings) -> LocalBackend:
-    """The store ``settings.uri`` names, opened in this process."""
-    return LocalBackend(open_context(settings), settings.gc_grace_seconds)
+def open_local(settings: Settings, *, create: bool = True) -> LocalBackend:
+    """The store ``settings.uri`` names, opened in this process. A missing embedded store
+    is made when ``create``, else refused (``store_not_found``): a read never makes one."""
+    missing = missing_store(settings)
+    if missing is not None and not create:
+        raise StoreNotFound(f"no store at {missing}")
+    backend = LocalBackend(open_context(settings), settings.gc_grace_seconds)
+    backend.created_store = missing
+    return backend
 
 
 class LocalGovernance:
@@ -171,6 +179,8 @@ class LocalBackend(LocalGovernance, LocalUserAdmin):
     def __init__(self, ctx: ServiceContext, gc_grace_seconds: int) -> None:
         self.ctx = ctx
         self._grace = gc_grace_seconds
+        self.created_store: Path | None = None
+        """The directory of the embedded store that opening this backend made."""
 
     def close(self) -> None:
         self.ctx.close()
