@@ -7,6 +7,7 @@ says so."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -14,8 +15,10 @@ import pytest
 
 from modelkeep.entrypoints.cli import cli as root_command
 from modelkeep.entrypoints.cli.context import READ_ONLY_COMMANDS
-from tests.conftest import CliRunnerInProcess
-from tests.e2e.support import assert_error_line
+from modelkeep.entrypoints.cli.help import TASKS, Task
+from tests.conftest import CliRunnerInProcess, FileMaker
+from tests.e2e.conftest import Pusher
+from tests.e2e.support import assert_error_line, ok, ok_json
 
 READ_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "models list": (),
@@ -78,7 +81,7 @@ def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_every_read_only_command_exists_and_is_exercised() -> None:
-    assert READ_ONLY_COMMANDS <= leaf_commands(root_command)
+    assert leaf_commands(root_command) >= READ_ONLY_COMMANDS
     assert set(READ_ARGUMENTS) == READ_ONLY_COMMANDS
 
 
@@ -125,3 +128,92 @@ def test_a_file_is_not_a_store(nowhere: Path, capsys: pytest.CaptureFixture[str]
     )
     assert "is a file, not a store directory" in line
     assert "free space" not in line
+
+
+# did you mean, and hints that point the right way ------------------------------------------
+
+
+def test_misspelt_names_get_the_closest_one(
+    cli: CliRunnerInProcess, push: Pusher, files: FileMaker
+) -> None:
+    ok(cli("models", "create", "fraud"))
+    push("fraud", b"weights")
+    ok(cli("promote", "fraud@1", "--to", "staging"))
+    model = assert_error_line(cli("show", "frau@1"), "model_not_found")
+    assert "did you mean 'fraud'?" in model
+    assert "models create" not in model  # a typo is not a reason to make a model
+    alias = assert_error_line(cli("show", "fraud@lates"), "alias_not_found")
+    assert "did you mean 'latest'?" in alias
+    out = str(files.root / "out")
+    stage = assert_error_line(cli("pull", "fraud@stagin", out), "alias_not_found")
+    assert "did you mean 'staging'?" in stage
+    choice = assert_error_line(cli("promote", "fraud@1", "--to", "prod"), "usage", 2)
+    assert "did you mean 'production'?" in choice
+    command = assert_error_line(cli("pus", "fraud", "x"), "usage", 2)
+    assert "Did you mean 'push'?" in command
+
+
+def test_pushing_to_a_model_that_does_not_exist_says_how_to_create_it(
+    cli: CliRunnerInProcess, files: FileMaker
+) -> None:
+    path = files.make("model.bin", b"weights")
+    line = assert_error_line(cli("push", "churn", str(path)), "model_not_found")
+    assert "create it with 'modelkeep models create churn'" in line
+
+
+def test_alias_name_hints_say_what_is_wrong(cli: CliRunnerInProcess, push: Pusher) -> None:
+    ok(cli("models", "create", "fraud"))
+    push("fraud", b"weights")
+    latest = assert_error_line(cli("alias", "set", "fraud@1", "latest"), "invalid_name")
+    assert "reserved" in latest and "lowercase" not in latest
+    upper = assert_error_line(cli("alias", "set", "fraud@1", "Champion"), "invalid_name")
+    assert "write 'champion'" in upper
+
+
+def test_one_idea_one_option_both_spellings_work(cli: CliRunnerInProcess, push: Pusher) -> None:
+    ok(cli("models", "create", "fraud"))
+    push("fraud", b"v1")
+    push("fraud", b"v2")
+    ok(cli("promote", "fraud@1", "--stage", "staging", "--comment", "first"))
+    ok(cli("promote", "fraud@2", "--to", "staging", "--reason", "second"))
+    ok(cli("rollback", "fraud", "--to", "staging", "--comment", "back"))
+    history = ok_json(cli, "alias", "history", "fraud", "staging")
+    assert [event["reason"] for event in history] == ["first", "second", "back"]
+    assert ok_json(cli, "resolve", "fraud@staging")["number"] == 1
+    help_text = ok(cli("promote", "--help")).out
+    assert "--to [staging|production]" in help_text and "--stage" not in help_text
+
+
+# --help ---------------------------------------------------------------------------------------
+
+
+def test_help_groups_every_command_under_one_task(capsys: pytest.CaptureFixture[str]) -> None:
+    grouped = [name for task in TASKS for name in task.commands]
+    assert len(grouped) == len(set(grouped))
+    assert set(root_command.commands) <= set(grouped)
+    text = ok(CliRunnerInProcess(capsys)("--help")).out
+    assert "Other commands" not in text
+    for task in TASKS:
+        assert f"{task.title}:" in text
+        assert f"e.g. {task.example}" in text
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda task: task.title)
+def test_each_help_example_is_a_command_line_that_parses(task: Task) -> None:
+    words = shlex.split(task.example)
+    assert words[0] == "modelkeep"
+    command: click.Command = root_command
+    args = words[1:]
+    while isinstance(command, click.Group):
+        found = command.get_command(click.Context(command), args[0])
+        assert found is not None, task.example
+        command, args = found, args[1:]
+    command.make_context(command.name or "", list(args))  # raises on a bad option
+
+
+def test_server_help_says_what_it_serves_and_how_to_get_a_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = " ".join(ok(CliRunnerInProcess(capsys)("server", "--help")).out.split())
+    assert "MODELKEEP_DATABASE_URL" in text and "./.modelkeep" in text
+    assert "users create alice --role admin" in text

@@ -42,8 +42,8 @@ from modelkeep.domain.runs import NewRun, Run, Series
 from modelkeep.domain.storage_report import StorageReport
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, PushRequest, Scalar, Version
-from modelkeep.ports.blobs import Progress, report_skipped
 from modelkeep.errors import StoreNotFound
+from modelkeep.ports.blobs import Progress, report_skipped
 from modelkeep.services import (
     admin,
     aliases,
