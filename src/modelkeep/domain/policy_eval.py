@@ -347,7 +347,8 @@ def _approval_outcomes(
     counted = [a for a in approving if not not_counted[a.id]]
     outcomes = [_approval_outcome(rule, standing, counted, not_counted, facts)]
     if stage_policy.separation_of_duties:
-        outcomes.append(_separation_outcome(rule, counted, facts))
+        others = [why for why in not_counted.values() if why]
+        outcomes.append(_separation_outcome(rule, counted, others, facts))
     return outcomes
 
 
@@ -382,7 +383,10 @@ def _by(approvals: Sequence[ApprovalFact]) -> str:
 
 
 def _separation_outcome(
-    rule: ApprovalRule, counted: Sequence[ApprovalFact], facts: PromotionFacts
+    rule: ApprovalRule,
+    counted: Sequence[ApprovalFact],
+    not_counted: Sequence[str],
+    facts: PromotionFacts,
 ) -> RuleOutcome:
     excluded = {a.id: _why_excluded(a, facts) for a in counted}
     excluded = {key: why for key, why in excluded.items() if why}
@@ -391,6 +395,8 @@ def _separation_outcome(
     if excluded:
         parts = [f"{len(remaining)} of {rule.count} without the creator's and promoter's"]
         parts += [f"#{key} does not count: {why}" for key, why in excluded.items()]
+        if not passed:  # what else could have counted, and why it does not
+            parts += not_counted
     else:
         by = f"the creator ({facts.created_by})"
         if facts.promoter is not None:
