@@ -325,8 +325,9 @@ class Client:
         ``secret`` is returned only now."""
         return self._backend.create_user(name, role, model, expires_in)
 
-    def list_users(self) -> list[User]:
-        return self._backend.list_users()
+    def list_users(self, *, include_deleted: bool = False) -> list[User]:
+        """Every user by name; deleted ones too with ``include_deleted``."""
+        return self._backend.list_users(include_deleted)
 
     def grant(self, name: str, *, role: str, model: str | None = None) -> User:
         return self._backend.grant(name, role, model)
@@ -340,6 +341,11 @@ class Client:
 
     def enable_user(self, name: str) -> User:
         return self._backend.set_user_disabled(name, False)
+
+    def delete_user(self, name: str) -> User:
+        """Delete softly: the user's tokens are revoked, its grants and approvals stop
+        counting, and its name is never given to another user. Cannot be undone."""
+        return self._backend.delete_user(name)
 
     def create_token(
         self, name: str, *, expires_in: timedelta | None = None, label: str | None = None

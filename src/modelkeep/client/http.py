@@ -346,8 +346,9 @@ class HttpBackend(HttpGovernance):
         created = self._call("POST", "/users", json=body)
         return wire.user(created["user"]), wire.issued_token(created["token"])
 
-    def list_users(self) -> list[User]:
-        return [wire.user(d) for d in self._items("/users")]
+    def list_users(self, include_deleted: bool = False) -> list[User]:
+        query = {"include_deleted": "true" if include_deleted else None}
+        return [wire.user(d) for d in self._items("/users", query)]
 
     def grant(self, name: str, role: str, model: str | None) -> User:
         body = {"role": role, "model": model}
@@ -360,6 +361,9 @@ class HttpBackend(HttpGovernance):
     def set_user_disabled(self, name: str, disabled: bool) -> User:
         verb = "disable" if disabled else "enable"
         return wire.user(self._call("POST", f"/users/{_seg(name)}/{verb}"))
+
+    def delete_user(self, name: str) -> User:
+        return wire.user(self._call("DELETE", f"/users/{_seg(name)}"))
 
     def create_token(
         self, name: str, expires_in: timedelta | None, label: str | None

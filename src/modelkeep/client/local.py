@@ -149,8 +149,8 @@ class LocalUserAdmin:
     ) -> tuple[User, IssuedToken]:
         return admin.create_user(self.ctx, name, role, model, expires_in)
 
-    def list_users(self) -> list[User]:
-        return admin.list_users(self.ctx)
+    def list_users(self, include_deleted: bool = False) -> list[User]:
+        return admin.list_users(self.ctx, include_deleted)
 
     def grant(self, name: str, role: str, model: str | None) -> User:
         return admin.grant(self.ctx, name, role, model)
@@ -160,6 +160,9 @@ class LocalUserAdmin:
 
     def set_user_disabled(self, name: str, disabled: bool) -> User:
         return admin.set_disabled(self.ctx, name, disabled)
+
+    def delete_user(self, name: str) -> User:
+        return admin.delete_user(self.ctx, name)
 
     def create_token(
         self, name: str, expires_in: timedelta | None, label: str | None

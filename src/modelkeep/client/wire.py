@@ -153,6 +153,8 @@ def user(d: dict[str, Any]) -> User:
         _time(d["disabled_at"]),
         tuple(Grant(g["role"], g["model"]) for g in d["grants"]),
         d["tokens"],
+        _time(d.get("deleted_at")),  # absent from older servers
+        d.get("id"),
     )
 
 

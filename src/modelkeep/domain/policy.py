@@ -47,6 +47,7 @@ from modelkeep.domain.access import ROLES
 from modelkeep.domain.names import STAGES, check_alias_name, check_model_name
 from modelkeep.domain.policy_eval import (
     ApprovalFact,
+    ApproverNow,
     CheckFact,
     Evaluation,
     PromotionFacts,
@@ -76,6 +77,7 @@ __all__ = [
     "FORMAT",
     "ApprovalFact",
     "ApprovalRule",
+    "ApproverNow",
     "CheckFact",
     "Evaluation",
     "MetricRule",
