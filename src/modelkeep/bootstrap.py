@@ -46,6 +46,8 @@ class ServerRuntime:
     gc_grace_seconds: int
     close: Callable[[], None]
     """Closes what ``open_server`` opened (the database's connections)."""
+    body_timeout_seconds: float = 30.0
+    """Seconds to wait for the next part of a request body (MODELKEEP_BODY_TIMEOUT_SECONDS)."""
 
 
 def local_actor() -> str:
@@ -160,4 +162,10 @@ def open_server(settings: Settings) -> ServerRuntime:
             tx.audit.head()
         base.blobs.stat(PREFIX + "0" * 64)  # a round trip to the blob store
 
-    return ServerRuntime(tokens.context_for, ready, settings.gc_grace_seconds, base.close)
+    return ServerRuntime(
+        tokens.context_for,
+        ready,
+        settings.gc_grace_seconds,
+        base.close,
+        body_timeout_seconds=settings.body_timeout_seconds,
+    )

@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from modelkeep.attest.bundle import BundleReport
     from modelkeep.client.backend import Backend
     from modelkeep.domain.aliases import AliasEvent, Resolution
-    from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+    from modelkeep.domain.audit import (
+        AuditEvent,
+        AuditHead,
+        ChainReport,
+        CheckpointEntry,
+        CheckpointResult,
+        PublicKey,
+    )
     from modelkeep.domain.diff import VersionDiff
     from modelkeep.domain.governance import (
         Approval,
@@ -310,6 +317,20 @@ class Client:
     def audit_key(self) -> PublicKey:
         """The store's Ed25519 public key, which checks its audit checkpoints."""
         return self._backend.audit_key()
+
+    def audit_head(self) -> AuditHead:
+        """The chain's head (``seq``, ``hash``) and the newest signed checkpoint, as the
+        store holds it: compare the head with one recorded earlier, check the checkpoint's
+        signature with a copy of the key kept elsewhere."""
+        return self._backend.audit_head()
+
+    def audit_checkpoints(self) -> list[CheckpointEntry]:
+        """The signed checkpoint files in the blob store (``seq``, ``name``), oldest first."""
+        return self._backend.audit_checkpoints()
+
+    def audit_checkpoint_file(self, seq: int) -> bytes:
+        """The checkpoint file of ``seq``, exactly as signed and stored."""
+        return self._backend.audit_checkpoint_file(seq)
 
     # users and tokens: a global admin only (the operator of a store is one)
 

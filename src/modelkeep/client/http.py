@@ -31,7 +31,14 @@ from modelkeep.content import copying
 from modelkeep.content.scanning import Piece, Scan
 from modelkeep.content.verifying import VerifyingReader
 from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+from modelkeep.domain.audit import (
+    AuditEvent,
+    AuditHead,
+    ChainReport,
+    CheckpointEntry,
+    CheckpointResult,
+    PublicKey,
+)
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.digest import check_digest, sha256_digest
@@ -336,6 +343,15 @@ class HttpBackend(HttpGovernance):
 
     def audit_key(self) -> PublicKey:
         return wire.public_key(self._call("GET", "/audit/key"))
+
+    def audit_head(self) -> AuditHead:
+        return wire.audit_head(self._call("GET", "/audit/head"))
+
+    def audit_checkpoints(self) -> list[CheckpointEntry]:
+        return [CheckpointEntry(d["seq"], d["name"]) for d in self._items("/audit/checkpoints")]
+
+    def audit_checkpoint_file(self, seq: int) -> bytes:
+        return self._send("GET", f"/audit/checkpoints/{seq}").content
 
     # users and tokens (client/users.py UserAdmin) ---------------------------------------
 

@@ -20,7 +20,14 @@ from modelkeep.client.metrics_buffer import MetricPoint
 from modelkeep.config import Settings
 from modelkeep.content.scanning import Piece, Scan
 from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+from modelkeep.domain.audit import (
+    AuditEvent,
+    AuditHead,
+    ChainReport,
+    CheckpointEntry,
+    CheckpointResult,
+    PublicKey,
+)
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.governance import (
@@ -293,6 +300,15 @@ class LocalBackend(LocalGovernance, LocalUserAdmin):
 
     def audit_key(self) -> PublicKey:
         return audit.public_key(self.ctx)
+
+    def audit_head(self) -> AuditHead:
+        return audit.head(self.ctx)
+
+    def audit_checkpoints(self) -> list[CheckpointEntry]:
+        return audit.checkpoints(self.ctx)
+
+    def audit_checkpoint_file(self, seq: int) -> bytes:
+        return audit.checkpoint_file(self.ctx, seq)[1]
 
     def storage(self, model: str | None = None) -> StorageReport:
         return storage_service.report(self.ctx, model)

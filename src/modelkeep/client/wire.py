@@ -9,7 +9,15 @@ import httpx
 
 from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+from modelkeep.domain.audit import (
+    AuditEvent,
+    AuditHead,
+    ChainReport,
+    Checkpoint,
+    CheckpointResult,
+    PublicKey,
+    SignedCheckpoint,
+)
 from modelkeep.domain.datasets import DatasetVersion
 from modelkeep.domain.diff import Change, VersionDiff
 from modelkeep.domain.lineage import Lineage
@@ -104,6 +112,20 @@ def chain_report(d: dict[str, Any]) -> ChainReport:
 
 def checkpoint_result(d: dict[str, Any]) -> CheckpointResult:
     return CheckpointResult(d["name"], d["seq"], d["hash"], d["at"], d["digest"], d["public_key"])
+
+
+def audit_head(d: dict[str, Any]) -> AuditHead:
+    latest = d["checkpoint"]
+    signed = (
+        None
+        if latest is None
+        else SignedCheckpoint(
+            Checkpoint(latest["store_id"], latest["seq"], latest["hash"], latest["at"]),
+            latest["signature"],
+            latest["public_key"],
+        )
+    )
+    return AuditHead(d["store_id"], d["seq"], d["hash"], signed)
 
 
 def public_key(d: dict[str, Any]) -> PublicKey:
