@@ -36,6 +36,7 @@ READ_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "audit verify": (),
     "audit key": (),
     "audit head": (),
+    "audit checkpoints": (),
     "users list": (),
     "tokens list": (),
     "runs show": ("r1",),
