@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -21,17 +22,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
+from hypothesis import given, settings
 
 import modelkeep
 from modelkeep.config import SETTINGS, Setting, Settings
-from modelkeep.domain.audit import GENESIS, AuditEvent
+from modelkeep.domain.audit import GENESIS, AuditEvent, chain
+from modelkeep.domain.canonical import canonical_json, legacy_json
 from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.entrypoints.cli import cli, main
 from modelkeep.entrypoints.cli.reference import command_paths, render
 from modelkeep.errors import ModelkeepError, all_error_classes
+from tests.unit.test_canonical_json import json_values
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -180,16 +185,24 @@ def test_audit_example_hash_is_what_the_code_computes() -> None:
         body["details"],
         GENESIS,
     )
-    as_coded = json.dumps(event.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert as_coded == canonical
+    assert canonical_json(event.body()) == canonical.encode("utf-8")
     assert event.compute_hash() == marked(text, "audit-example-hash").strip()
 
 
+def write_program(folder: Path, name: str, marker: str) -> Path:
+    """A program of docs/design.md, with the ``canonical.py`` it imports beside it."""
+    text = read("design.md")
+    (folder / "canonical.py").write_text(marked(text, "canonical-json-program"), encoding="utf-8")
+    program = folder / name
+    program.write_text(marked(text, marker), encoding="utf-8")
+    return program
+
+
 def run_verifier(tmp_path: Path, events: list[dict[str, object]]) -> str:
-    program = tmp_path / "verify_audit.py"
-    program.write_text(marked(read("design.md"), "audit-verifier"), encoding="utf-8")
+    program = write_program(tmp_path, "verify_audit.py", "audit-verifier")
     done = subprocess.run(
         [sys.executable, str(program)],
+        cwd=tmp_path,
         input=json_lines(events),
         capture_output=True,
         text=True,
@@ -220,9 +233,65 @@ def test_the_standalone_audit_verifier_agrees_with_modelkeep(tmp_path: Path) -> 
     assert run_verifier(tmp_path, events[:1] + events[2:]) == "broken at seq 2"
 
 
+def legacy_chain() -> list[dict[str, object]]:
+    """Events as a release before canonical form 2 wrote them (floats and an astral key in
+    their details), then one written now: what an upgraded store's log holds."""
+    events: list[dict[str, object]] = []
+    prev_hash = GENESIS
+    at = datetime.fromisoformat("2026-03-03T10:00:00+00:00")
+    for seq, details in enumerate(
+        [{"seconds": 600.0, "tiny": 1e-07}, {"\U0001f600": 1, "\uff5a": 2.5}], start=1
+    ):
+        body = AuditEvent(seq, at, "local:ann", "run.end", f"run:{seq}", details).body()
+        hashed = hashlib.sha256(prev_hash.encode() + legacy_json(body)).hexdigest()
+        events.append({**body, "prev_hash": prev_hash, "hash": hashed})
+        prev_hash = hashed
+    now = chain(2, prev_hash, at, "local:ann", "run.end", "run:3", {"seconds": 600.0})
+    return [*events, now.to_dict()]
+
+
+def test_the_standalone_audit_verifier_accepts_legacy_and_canonical_events(
+    tmp_path: Path,
+) -> None:
+    events = legacy_chain()
+    assert run_verifier(tmp_path, events) == f"intact: 3 events, head {events[-1]['hash']}"
+    edited = [dict(e) for e in events]
+    edited[0]["details"] = {"seconds": 600, "tiny": 1e-07}  # the same number, other bytes
+    assert run_verifier(tmp_path, edited) == "broken at seq 1"
+
+
+def test_the_canonical_json_example_is_what_the_code_computes() -> None:
+    text = read("design.md")
+    value = json.loads(marked(text, "canonical-example-value"))
+    canonical = marked(text, "canonical-example-canonical").encode("utf-8")
+    assert canonical_json(value) == canonical
+    assert legacy_json(value) == marked(text, "canonical-example-legacy").encode("utf-8")
+    digest = "sha256:" + hashlib.sha256(canonical).hexdigest()
+    assert digest == marked(text, "canonical-example-digest").strip()
+
+
+def documented_canonical() -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "canonical"}
+    exec(
+        compile(marked(read("design.md"), "canonical-json-program"), "canonical.py", "exec"),
+        namespace,
+    )
+    return namespace
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_the_documented_canonical_json_is_the_code_s(value: Any) -> None:
+    """canonical.py of docs/design.md, on what json.loads gives, agrees with the code (and
+    so with RFC 8785: tests/unit/test_canonical_json.py)."""
+    program = documented_canonical()
+    value = json.loads(json.dumps(value))
+    assert program["jcs"](value).encode("utf-8") == canonical_json(value)
+    assert program["forms"](value)[-1] == legacy_json(value)
+
+
 def run_checkpoint_verifier(tmp_path: Path, log: str, key: Path, checkpoints: list[Path]) -> str:
-    program = tmp_path / "verify_checkpoints.py"
-    program.write_text(marked(read("design.md"), "audit-checkpoint-verifier"), encoding="utf-8")
+    program = write_program(tmp_path, "verify_checkpoints.py", "audit-checkpoint-verifier")
     (tmp_path / "audit.jsonl").write_text(log, encoding="utf-8")
     done = subprocess.run(
         [sys.executable, str(program), "audit.jsonl", str(key), *map(str, checkpoints)],
