@@ -32,6 +32,7 @@ import modelkeep
 from modelkeep.config import SETTINGS, Setting, Settings
 from modelkeep.domain.audit import GENESIS, AuditEvent, chain
 from modelkeep.domain.canonical import canonical_json, legacy_json
+from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.entrypoints.cli import cli, main
 from modelkeep.entrypoints.cli.reference import command_paths, render
@@ -145,12 +146,97 @@ def test_errors_documents_no_unknown_code() -> None:
 
 
 def test_the_audit_table_lists_every_event_kind_and_no_other() -> None:
-    from modelkeep.domain.events import EventKind
-
     section = read("design.md").split("## Audit chain", 1)[1].split("\n## ", 1)[0]
     rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     documented = {name for row in rows for name in re.findall(r"`([a-z]+\.[a-z]+)`", row)}
     assert documented == {kind.value for kind in EventKind}
+
+
+def documented_details() -> list[tuple[set[str], set[str]]]:
+    """(actions, top-level detail keys) of each row of the audit table: backticked names
+    in the details column, outside parentheses (which describe the key before them)."""
+    section = read("design.md").split("## Audit chain", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        actions, _subject, details = line.strip("|").split(" | ")[:3]
+        unlinked = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", details)
+        top_level = re.sub(r"\([^)]*\)", "", unlinked)
+        rows.append(
+            (
+                set(re.findall(r"`([a-z]+\.[a-z]+)`", actions)),
+                set(re.findall(r"`([a-z_]+)`", top_level)),
+            )
+        )
+    return rows
+
+
+def an_audited_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[Any]:
+    """A store taken through every kind of change the embedded store can make."""
+    from modelkeep.domain.governance import NewCheckResult
+
+    def run(*args: str) -> str:
+        code, out = run_cli(list(args), capsys)
+        assert code == 0, (args, out)
+        return out
+
+    for n in range(1, 6):
+        (tmp_path / f"w{n}.bin").write_bytes(f"weights {n}\n".encode())
+    (tmp_path / "data.csv").write_text("x,label\n1,0\n2,1\n")
+    run("models", "create", "fraud")
+    for n in (1, 2, 3):
+        run("push", "fraud", str(tmp_path / f"w{n}.bin"), "--commit", "abc")
+    run("datasets", "push", "tx", str(tmp_path / "data.csv"))
+    run_id = json.loads(run("runs", "start", "--experiment", "e", "--json"))["id"]
+    run("runs", "end", run_id)
+    with modelkeep.connect(settings=Settings(uri=str(tmp_path / "store"))) as mk:
+        result = NewCheckResult("evaluation", "evaluation", {"accuracy": 0.9}, passed=True)
+        mk.record_check("fraud@1", dataset="tx@1", result=result)
+    run("approve", "fraud@1", "--to", "production", "--comment", "ok")
+    run("reject", "fraud@2", "--to", "production")
+    run("alias", "set", "fraud@1", "champion")
+    run("alias", "rm", "fraud", "champion")
+    run("policy", "set", str(ROOT / "examples" / "policy.yaml"))
+    run("promote", "fraud@1", "--to", "staging")
+    for n in (1, 2):
+        run("promote", f"fraud@{n}", "--to", "production", "--override", "--reason", "test")
+    run("rollback", "fraud", "--stage", "production", "--reason", "back")
+    run("archive", "fraud@3", "--reason", "old")
+    for n in (4, 5):
+        run("push", "fraud", str(tmp_path / f"w{n}.bin"), "--commit", "abc")
+    run("retention", "set", "fraud", "--keep-last", "1")
+    run("gc")
+    run("retention", "clear", "fraud")
+    run("audit", "checkpoint")
+    run("users", "create", "bob", "--role", "viewer")
+    run("users", "disable", "bob")
+    run("users", "enable", "bob")
+    run("users", "grant", "bob", "--role", "contributor", "--model", "fraud")
+    run("users", "revoke", "bob", "--role", "contributor", "--model", "fraud")
+    token = json.loads(run("tokens", "create", "bob", "--label", "ci", "--json"))
+    run("tokens", "revoke", token["token"])
+    return [json.loads(line) for line in run("audit", "log", "--json").splitlines()]
+
+
+def test_the_audit_table_lists_the_details_each_event_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELKEEP_URI", str(tmp_path / "store"))
+    events = an_audited_session(tmp_path, capsys)
+    rows = documented_details()
+    written: dict[str, set[str]] = {}
+    for event in events:
+        written.setdefault(event["action"], set()).update(event["details"])
+    assert len(written) >= 28, sorted(set(EventKind) - set(written))  # every kind of 2026-12
+    for action, keys in written.items():
+        documented = set().union(*(row for actions, row in rows if action in actions))
+        assert keys <= documented, f"{action}: {sorted(keys - documented)} not documented"
+    for actions, documented in rows:
+        if not actions <= set(written):
+            continue  # a kind this session does not make
+        keys = set().union(*(written[action] for action in actions))
+        assert documented <= keys, f"{sorted(actions)}: {sorted(documented - keys)} not written"
 
 
 def test_the_code_structure_names_only_modules_that_exist() -> None:
