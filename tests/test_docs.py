@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +32,8 @@ from hypothesis import given, settings
 
 import modelkeep
 from modelkeep.config import SETTINGS, Setting, Settings
-from modelkeep.domain.audit import GENESIS, AuditEvent, chain
+from modelkeep.domain.attestation import public_key_from_pem
+from modelkeep.domain.audit import GENESIS, AuditEvent, PublicKey, chain
 from modelkeep.domain.canonical import canonical_json, legacy_json
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, Manifest
@@ -462,6 +465,119 @@ def rechain(
         event["prev_hash"], event["hash"] = prev_hash, body.compute_hash()
         prev_hash = str(event["hash"])
     return changed
+
+
+# attestations: the statement, the records, the bundle, the keyid ------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported attestation in which every optional part is present: a policy, a
+    check, an approval, the previous version in the stage and an admin's override."""
+    from modelkeep.domain.governance import NewCheckResult
+
+    tmp = tmp_path_factory.mktemp("attested")
+    for n in (1, 2):
+        (tmp / f"w{n}.bin").write_bytes(f"weights {n}\n".encode())
+    with modelkeep.connect(settings=Settings(uri=str(tmp / "store"))) as mk:
+        mk.create_model("fraud")
+        for n in (1, 2):
+            mk.push("fraud", [tmp / f"w{n}.bin"], commit="abc")
+        result = NewCheckResult("evaluation", "evaluation", {"accuracy": 1.0}, passed=True)
+        mk.record_check("fraud@2", dataset=None, result=result)
+        mk.approve("fraud@2", to="production", comment="looks right")
+        mk.set_policy(ROOT / "examples" / "policy.yaml")
+        for n in (1, 2):
+            mk.promote(f"fraud@{n}", to="production", override=True, reason="test")
+        (tmp / "store.pem").write_text(mk.audit_key().pem)
+        return mk.export_attestation("fraud@2", tmp / "bundle", stage="production")
+
+
+def bundle_statement(bundle: Path) -> dict[str, Any]:
+    envelope = json.loads((bundle / "attestation.dsse.json").read_bytes())
+    return dict(json.loads(base64.b64decode(envelope["payload"])))
+
+
+def field_paths(value: Any, prefix: str = "") -> set[str]:
+    """``a``, ``a.b``, ``a[].c``: every field of a JSON document, lists of objects opened."""
+    paths: set[str] = set()
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for key, child in item.items():
+            path = f"{prefix}.{key}" if prefix else key
+            paths.add(path)
+            opened = child if isinstance(child, dict) else None
+            if isinstance(child, list) and child and isinstance(child[0], dict):
+                path, opened = path + "[]", child  # type: ignore[assignment]
+            if opened is not None:
+                paths |= field_paths(opened, path)
+    return paths
+
+
+def table_fields(heading: str, first_header: str) -> list[str]:
+    """The backticked names in the first column of the table under ``heading`` whose
+    first header cell is ``first_header``."""
+    section = read("design.md").split(heading, 1)[1].split("\n#", 1)[0]
+    table = section.split(f"| {first_header} |", 1)[1].split("\n\n", 1)[0]
+    cells = [line.split(" | ")[0] for line in table.splitlines()[2:]]
+    return [name for cell in cells for name in re.findall(r"`([^`]+)`", cell)]
+
+
+def test_every_field_of_a_real_statement_is_documented_and_no_other(bundle: Path) -> None:
+    statement = bundle_statement(bundle)
+    predicate = statement["predicate"]
+    assert all(predicate[key] for key in ("previous", "policy", "override", "evaluation"))
+    assert predicate["checks"] and predicate["approvals"]
+    documented = table_fields("### The promotion statement", "field")
+    assert len(documented) == len(set(documented))
+    assert set(documented) == field_paths(statement)
+
+
+@pytest.mark.parametrize(
+    ("folder", "header"), [("checks", "check result field"), ("approvals", "approval field")]
+)
+def test_the_evidence_record_tables_name_every_field(
+    bundle: Path, folder: str, header: str
+) -> None:
+    (record_file,) = (bundle / folder).iterdir()
+    record = json.loads(record_file.read_bytes())
+    assert set(table_fields("### Evidence records", header)) == set(record)
+    named = {e["id"]: e["digest"] for e in bundle_statement(bundle)["predicate"][folder]}
+    digest = "sha256:" + hashlib.sha256(record_file.read_bytes()).hexdigest()
+    assert named[int(record_file.stem)] == digest  # the file is the bytes that were hashed
+
+
+def test_the_bundle_layout_is_what_export_writes(bundle: Path) -> None:
+    patterns = [line.split()[0] for line in marked(read("design.md"), "bundle-layout").splitlines()]
+    expressions = [
+        re.escape(p).replace("<id>", r"\d+").replace("<hex>", "[0-9a-f]{64}") for p in patterns
+    ]
+    written = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+    matched = {e: [w for w in written if re.fullmatch(e, w)] for e in expressions}
+    assert all(matched.values()), matched
+    assert sorted(w for found in matched.values() for w in found) == written
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_the_keyid_recipe_gives_the_envelope_s_keyid(bundle: Path) -> None:
+    recipe = [
+        line
+        for line in marked(read("design.md"), "keyid-recipe").splitlines()
+        if not line.startswith("modelkeep ")
+    ]
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", "\n".join(recipe)],
+        cwd=bundle.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    envelope = json.loads((bundle / "attestation.dsse.json").read_bytes())
+    assert done.stdout.strip() == envelope["signatures"][0]["keyid"]
+    raw = public_key_from_pem((bundle.parent / "store.pem").read_bytes())
+    assert envelope["signatures"][0]["keyid"] == "sha256:" + PublicKey.of(raw).fingerprint
 
 
 # (e) commands shown in the docs are real ------------------------------------------------------
