@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import shlex
 import shutil
@@ -574,6 +575,65 @@ def test_the_keyid_recipe_gives_the_envelope_s_keyid(bundle: Path) -> None:
     assert done.stdout.strip() == envelope["signatures"][0]["keyid"]
     raw = public_key_from_pem((bundle.parent / "store.pem").read_bytes())
     assert envelope["signatures"][0]["keyid"] == "sha256:" + PublicKey.of(raw).fingerprint
+
+
+# dataset profiles ---------------------------------------------------------------------------
+
+
+def test_the_documented_profile_limits_are_the_defaults() -> None:
+    from modelkeep.stats.profiling import Limits
+
+    section = read("design.md").split("## Dataset profiles", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([\d,]+) \|", section, re.M)
+    documented = {name: int(value.replace(",", "")) for name, value in rows}
+    assert len(documented) == 5
+    assert documented == {name: getattr(Limits(), name) for name in documented}
+
+
+def profiled(path: Path, values: list[int], **limits: int) -> dict[str, Any]:
+    from modelkeep.stats.profiling import Limits, profile_file
+
+    path.write_text("x\n" + "".join(f"{v}\n" for v in values))
+    profile = profile_file(path, limits=Limits(**limits)).to_dict()
+    return dict(profile["columns"][0])
+
+
+def type7(values: list[int], p: float) -> float:
+    """The quantile as docs/design.md defines it (linear interpolation)."""
+    ordered = sorted(values)
+    h = (len(ordered) - 1) * p
+    low = int(h)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (h - low) * (ordered[high] - ordered[low])
+
+
+def test_a_profile_s_std_and_quantiles_are_computed_as_documented(tmp_path: Path) -> None:
+    import statistics
+
+    values = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4]
+    column = profiled(tmp_path / "small.csv", values)
+    assert column["approximate"] is False
+    assert column["std"] == pytest.approx(statistics.stdev(values))  # n - 1
+    names = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
+    assert column["quantiles"] == {n: pytest.approx(type7(values, p)) for n, p in names.items()}
+
+
+def test_sampled_quantiles_are_within_the_documented_rank_error(tmp_path: Path) -> None:
+    """50,000 values, a sample of s = 2,000: each quantile's true rank is within
+    p ± sqrt(ln(2/δ) / (2s)), δ = 0.001, as docs/design.md says."""
+    import random
+
+    size, sample = 50_000, 2_000
+    values = list(range(size))
+    random.Random(7).shuffle(values)
+    limits = {"sample_values": sample, "sample_budget": sample, "min_share": sample}
+    column = profiled(tmp_path / "large.csv", values, batch_rows=4_096, **limits)
+    assert column["approximate"] is True and column["count"] == size
+    assert column["mean"] == pytest.approx((size - 1) / 2)  # never sampled
+    bound = math.sqrt(math.log(2 / 0.001) / (2 * sample))
+    for name, p in {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}.items():
+        rank = column["quantiles"][name] / (size - 1)  # the values are 0 … size - 1
+        assert abs(rank - p) <= bound, (name, rank)
 
 
 # (e) commands shown in the docs are real ------------------------------------------------------
