@@ -46,6 +46,8 @@ class ServerRuntime:
     gc_grace_seconds: int
     close: Callable[[], None]
     """Closes what ``open_server`` opened (the database's connections)."""
+    body_timeout_seconds: float = 30.0
+    """Seconds to wait for the next part of a request body (MODELKEEP_BODY_TIMEOUT_SECONDS)."""
 
 
 def local_actor() -> str:
@@ -68,7 +70,25 @@ def store_root(uri: str) -> Path:
             f"{uri!r} looks like a server address, not a store directory",
             f"connect to the server with http://{uri}, or write ./{uri} for a directory",
         )
-    return Path(uri.removeprefix("file://")).expanduser().absolute()
+    root = Path(uri.removeprefix("file://")).expanduser().absolute()
+    if root.exists() and not root.is_dir():
+        raise UnsupportedUri(
+            f"{root} is a file, not a store directory",
+            "point --uri (or MODELKEEP_URI) at a directory; a new one is made on first write",
+        )
+    return root
+
+
+def missing_store(settings: Settings) -> Path | None:
+    """The directory of an embedded store that does not exist yet, else None.
+
+    Only an embedded store can be missing: with ``MODELKEEP_DATABASE_URL`` the database
+    says what exists. Reads refuse a missing store (instead of quietly making one);
+    writes create it."""
+    if settings.database_url or settings.uri.startswith(("http://", "https://")):
+        return None
+    root = store_root(settings.uri)
+    return None if (root / DATABASE_FILE).is_file() else root
 
 
 def open_blob_store(settings: Settings, root: Path) -> BlobStore:
@@ -142,4 +162,10 @@ def open_server(settings: Settings) -> ServerRuntime:
             tx.audit.head()
         base.blobs.stat(PREFIX + "0" * 64)  # a round trip to the blob store
 
-    return ServerRuntime(tokens.context_for, ready, settings.gc_grace_seconds, base.close)
+    return ServerRuntime(
+        tokens.context_for,
+        ready,
+        settings.gc_grace_seconds,
+        base.close,
+        body_timeout_seconds=settings.body_timeout_seconds,
+    )

@@ -95,6 +95,13 @@ SETTINGS: tuple[Setting, ...] = (
         "grant takes effect within this time; 0 checks the database on every request.",
     ),
     Setting(
+        "body_timeout_seconds",
+        float,
+        30.0,
+        "How long a server waits for the next part of a request body before it answers "
+        "408 body_timeout, so that stalled uploads do not hold it. Must be positive.",
+    ),
+    Setting(
         "cache_dir",
         str,
         "~/.cache/modelkeep",
@@ -123,6 +130,7 @@ class Settings:
     sqlite_busy_timeout_ms: int = 30000
     gc_grace_seconds: int = 3600
     token_cache_seconds: float = 2.0
+    body_timeout_seconds: float = 30.0
     signing_key: str = ""
     cache_dir: str = "~/.cache/modelkeep"
     progress: str = "auto"
@@ -149,6 +157,11 @@ class Settings:
         for name in ("sqlite_busy_timeout_ms", "gc_grace_seconds", "token_cache_seconds"):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{PREFIX}{name.upper()} is negative", "give 0 or more")
+        if not self.body_timeout_seconds > 0:  # 0 would let a stalled upload hold a worker
+            raise InvalidInput(
+                f"{PREFIX}BODY_TIMEOUT_SECONDS is {self.body_timeout_seconds}",
+                "give a positive number of seconds",
+            )
 
     @property
     def hash_cache_dir(self) -> Path | None:

@@ -17,7 +17,8 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── UnsupportedUri
     │   ├── InvalidPolicy                a policy or check suite file is refused
     │   ├── UnsafeModelFormat            a model file cannot be loaded without running its code
-    │   └── ColumnNotFound               a dataset lacks a column a check needs
+    │   ├── ColumnNotFound               a dataset lacks a column a check needs
+    │   └── BodyTimeout                  a request body stalled (HTTP 408)
     ├── NotFound                         exit 1
     │   ├── ModelNotFound
     │   ├── VersionNotFound
@@ -163,6 +164,14 @@ class ColumnNotFound(InvalidInput):
     default_hint = "name a column the dataset has ('modelkeep datasets show DATASET@REF')"
 
 
+class BodyTimeout(InvalidInput):
+    """A client stopped sending a request body it had started (a server answers 408)."""
+
+    code = "body_timeout"
+    http_status = 408
+    default_hint = "send the body without pausing; check the network to the server"
+
+
 class NotFound(ModelkeepError):
     code = "not_found"
     http_status = 404
@@ -213,6 +222,14 @@ class DatasetNotFound(NotFound):
 class RunNotFound(NotFound):
     code = "run_not_found"
     default_hint = "list runs with 'modelkeep runs list'"
+
+
+class StoreNotFound(NotFound):
+    code = "store_not_found"
+    default_hint = (
+        "point --uri (or MODELKEEP_URI) at an existing store; a write such as "
+        "'modelkeep models create NAME' makes a new one"
+    )
 
 
 class Conflict(ModelkeepError):

@@ -4,6 +4,7 @@ wiring, not a copy of the table)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -166,6 +167,86 @@ def test_grants_disable_enable_and_revoke_through_the_api(
     assert_error(http.get(f"{API}/models", headers=bearer(other)), 401, "unauthenticated")
 
 
+def test_a_deleted_user_is_refused_listed_only_on_request_and_its_name_stays_taken(
+    server: tuple[TestClient, str], as_admin: Callable[..., Any]
+) -> None:
+    http, _ = server
+    as_admin("POST", "/models", json={"name": "fraud"})
+    secret = create_user(as_admin, "bob", "releaser", "fraud")
+    assert http.get(f"{API}/models/fraud", headers=bearer(secret)).status_code == 200
+
+    deleted = as_admin("DELETE", "/users/bob")
+    assert deleted.status_code == 200, deleted.text
+    bob = deleted.json()
+    assert bob["state"] == "deleted" and bob["deleted_at"] is not None and bob["tokens"] == 0
+    refused = http.get(f"{API}/models/fraud", headers=bearer(secret))
+    assert_error(refused, 401, "unauthenticated")
+    assert "bob is deleted" in refused.json()["error"]["message"]
+
+    names = [u["name"] for u in as_admin("GET", "/users").json()["items"]]
+    assert names == ["test-admin"]
+    everyone = as_admin("GET", "/users", params={"include_deleted": "true"}).json()["items"]
+    assert [(u["name"], u["state"]) for u in everyone] == [
+        ("bob", "deleted"),
+        ("test-admin", "active"),
+    ]
+    assert as_admin("GET", "/users/bob").json()["state"] == "deleted"
+    again = as_admin("DELETE", "/users/bob")
+    assert again.status_code == 200 and again.json()["deleted_at"] == bob["deleted_at"]
+    reused = as_admin("POST", "/users", json={"name": "bob", "role": "viewer"})
+    assert_error(reused, 409, "user_exists")
+    assert "never given to another user" in reused.json()["error"]["message"]
+    assert_error(as_admin("POST", "/users/bob/enable"), 404, "user_not_found")
+    assert_error(as_admin("POST", "/tokens", json={"user": "bob"}), 404, "user_not_found")
+    assert_error(as_admin("DELETE", "/users/nobody"), 404, "user_not_found")
+    newer = as_admin("POST", "/users", json={"name": "bob-2", "role": "viewer"}).json()["user"]
+    assert newer["id"] > bob["id"]
+
+
+def test_an_admin_may_not_disable_or_delete_themselves(
+    server: tuple[TestClient, str], as_admin: Callable[..., Any]
+) -> None:
+    http, _ = server
+    for method, path in (("POST", "/users/test-admin/disable"), ("DELETE", "/users/test-admin")):
+        response = as_admin(method, path)
+        assert_error(response, 409, "conflict")
+        assert "would lock you out" in response.json()["error"]["message"]
+        assert "another global admin" in response.json()["error"]["hint"]
+    other = create_user(as_admin, "other", "admin")
+    by_other = http.post(f"{API}/users/test-admin/disable", headers=bearer(other))
+    assert by_other.status_code == 200 and by_other.json()["state"] == "disabled"
+    assert_error(as_admin("GET", "/users"), 401, "unauthenticated")
+
+
+def test_a_server_caching_tokens_refuses_a_disabled_or_deleted_user_at_once(
+    settings: Settings,
+) -> None:
+    caching = dataclasses.replace(settings, token_cache_seconds=3600)
+    with served_app(caching) as (http, token):
+
+        def as_admin(method: str, path: str, **kwargs: Any) -> Any:
+            return http.request(method, API + path, headers=bearer(token), **kwargs)
+
+        assert as_admin("POST", "/models", json={"name": "fraud"}).status_code == 201
+        secret = create_user(as_admin, "bob", "viewer", "fraud")
+        read = lambda: http.get(f"{API}/models/fraud", headers=bearer(secret))  # noqa: E731
+        assert read().status_code == 200  # now remembered for an hour
+        as_admin("POST", "/users/bob/disable")
+        assert_error(read(), 401, "unauthenticated")
+        as_admin("POST", "/users/bob/enable")
+        assert read().status_code == 200
+        as_admin("DELETE", "/users/bob/grants", params={"role": "viewer", "model": "fraud"})
+        assert_error(read(), 403, "forbidden")
+        as_admin("POST", "/users/bob/grants", json={"role": "viewer", "model": "fraud"})
+        assert read().status_code == 200
+        operator = open_context(settings)  # another process, on the store itself
+        try:
+            admin.delete_user(operator, "bob")
+        finally:
+            operator.close()
+        assert_error(read(), 401, "unauthenticated")
+
+
 def test_users_and_tokens_are_keyset_paginated(as_admin: Callable[..., Any]) -> None:
     for name in ("a-b", "ab", "a.c"):
         create_user(as_admin, name, "viewer")
@@ -251,6 +332,7 @@ def admin_route_calls() -> list[tuple[str, str, dict[str, Any]]]:
         ("DELETE", "/users/test-admin/grants", {"params": {"role": "admin"}}),
         ("POST", "/users/test-admin/disable", {}),
         ("POST", "/users/test-admin/enable", {}),
+        ("DELETE", "/users/test-admin", {}),
         ("GET", "/tokens", {}),
         ("POST", "/tokens", {"json": {"user": "test-admin"}}),
         ("DELETE", "/tokens/1", {}),
@@ -462,6 +544,16 @@ def test_the_sdk_manages_users_and_tokens_over_http(settings: Settings) -> None:
 
         assert mk.disable_user("alice").disabled_at is not None
         assert mk.enable_user("alice").disabled_at is None
+        mk.create_user("carol", role="viewer")
+        gone = mk.delete_user("carol")
+        assert gone.state == "deleted" and gone.deleted_at is not None and gone.id is not None
+        assert [u.name for u in mk.list_users()] == ["alice", "test-admin"]
+        everyone = mk.list_users(include_deleted=True)
+        assert [(u.name, u.state) for u in everyone] == [
+            ("alice", "active"),
+            ("carol", "deleted"),
+            ("test-admin", "active"),
+        ]
         revoked = mk.revoke_token(second.info.id)
         assert revoked.revoked_at is not None and revoked.id == second.info.id
         assert mk.revoke_token(issued.secret).revoked_at is not None
@@ -501,6 +593,14 @@ def test_the_cli_manages_users_against_a_server(
         assert len(ok("users", "revoke", "alice", "--role", "viewer")["grants"]) == 1
         assert ok("users", "disable", "alice")["disabled_at"] is not None
         assert ok("users", "enable", "alice")["disabled_at"] is None
+        ok("users", "create", "carol", "--role", "viewer")
+        assert ok("users", "delete", "carol")["state"] == "deleted"
+        assert [u["name"] for u in ok("users", "list")] == ["alice", "live-admin"]
+        assert [u["name"] for u in ok("users", "list", "--all")] == [
+            "alice",
+            "carol",
+            "live-admin",
+        ]
         issued = ok("tokens", "create", "alice", "--label", "ci")
         assert issued["label"] == "ci" and TOKEN.match(issued["token"])
         listed = ok("tokens", "list", "alice")

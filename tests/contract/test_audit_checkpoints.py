@@ -6,6 +6,7 @@ through the API carry their request id."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -20,12 +21,18 @@ import modelkeep
 from modelkeep.bootstrap import open_context
 from modelkeep.config import Settings
 from modelkeep.domain.access import Actor
-from modelkeep.domain.audit import GENESIS, AuditEvent, Checkpoint, SignedCheckpoint
-from modelkeep.errors import Forbidden, InvalidInput
-from modelkeep.services import audit, maintenance, models
+from modelkeep.domain.audit import (
+    GENESIS,
+    AuditEvent,
+    Checkpoint,
+    CheckpointEntry,
+    SignedCheckpoint,
+)
+from modelkeep.errors import AmbiguousRef, Forbidden, InvalidInput
+from modelkeep.services import admin, audit, maintenance, models
 from modelkeep.services.context import ServiceContext
 from tests.conftest import served_app
-from tests.test_docs import marked, read
+from tests.test_docs import write_program
 
 
 def changes(registry: ServiceContext, count: int) -> None:
@@ -288,8 +295,7 @@ def test_the_json_lines_export_re_verifies_with_the_documented_program(
     log.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     key = tmp_path / "key.pem"
     key.write_text(audit.public_key(registry).pem)
-    program = tmp_path / "verify_checkpoints.py"
-    program.write_text(marked(read("design.md"), "audit-checkpoint-verifier"), encoding="utf-8")
+    program = write_program(tmp_path, "verify_checkpoints.py", "audit-checkpoint-verifier")
     checkpoints = sorted(str(p) for p in (store_dir / "checkpoints").iterdir())
     done = subprocess.run(
         [sys.executable, str(program), str(log), str(key), *checkpoints],
@@ -298,8 +304,7 @@ def test_the_json_lines_export_re_verifies_with_the_documented_program(
         check=True,
     )
     assert done.stdout.strip() == f"intact: 5 events, 2 checkpoints, head {events[-1].hash}"
-    stdlib_only = tmp_path / "verify_audit.py"
-    stdlib_only.write_text(marked(read("design.md"), "audit-verifier"), encoding="utf-8")
+    stdlib_only = write_program(tmp_path, "verify_audit.py", "audit-verifier")
     done = subprocess.run(
         [sys.executable, str(stdlib_only)],
         input=log.read_text(encoding="utf-8"),
@@ -359,3 +364,108 @@ def test_audit_events_without_a_request_keep_their_details(registry: ServiceCont
     changes(registry, 1)
     event: AuditEvent = audit.audit_log(registry)[-1]
     assert "request_id" not in event.details
+
+
+# what an outside verifier reads: the head and the checkpoint files ---------------------------
+
+
+def test_the_sdk_reads_the_head_and_the_checkpoint_files(mk: modelkeep.Client) -> None:
+    mk.create_model("fraud")
+    head = mk.audit_head()
+    assert (head.seq, head.hash) == (mk.audit_log()[-1].seq, mk.audit_log()[-1].hash)
+    assert head.checkpoint is None and mk.audit_checkpoints() == []
+    made = mk.audit_checkpoint()
+    mk.create_model("later")
+    head = mk.audit_head()
+    assert head.seq == made.seq + 2 and head.checkpoint is not None
+    assert (head.checkpoint.checkpoint.seq, head.checkpoint.checkpoint.hash) == (
+        made.seq,
+        made.hash,
+    )
+    assert audit.signature_ok(bytes.fromhex(mk.audit_key().hex), head.checkpoint)
+    assert mk.audit_checkpoints() == [CheckpointEntry(made.seq, made.name)]
+    data = mk.audit_checkpoint_file(made.seq)
+    assert "sha256:" + hashlib.sha256(data).hexdigest() == made.digest  # the stored bytes
+    assert SignedCheckpoint.parse(data) == head.checkpoint
+
+
+def test_the_api_serves_the_head_and_the_checkpoint_files_byte_for_byte(
+    settings: Settings, store_dir: Path, tmp_path: Path
+) -> None:
+    """Everything the documented checkpoint verifier needs, fetched over HTTP only."""
+    with served_app(settings) as (http, token):
+        auth = {"authorization": f"Bearer {token}"}
+        for name in ("fraud", "churn"):
+            assert http.post("/api/v1/models", json={"name": name}, headers=auth).is_success
+            assert http.post("/api/v1/audit/checkpoints", headers=auth).status_code == 201
+        head = http.get("/api/v1/audit/head", headers=auth).json()
+        first = http.get("/api/v1/audit/checkpoints", params={"limit": 1}, headers=auth).json()
+        rest = http.get(
+            "/api/v1/audit/checkpoints", params={"after": first["next"]}, headers=auth
+        ).json()
+        entries = first["items"] + rest["items"]
+        files = [http.get(f"/api/v1/audit/checkpoints/{e['seq']}", headers=auth) for e in entries]
+        missing = http.get("/api/v1/audit/checkpoints/999", headers=auth)
+        events = http.get("/api/v1/audit", headers=auth).json()["items"]
+        pem = http.get("/api/v1/audit/key", headers=auth).json()["public_key_pem"]
+    assert [e["seq"] for e in entries] == [2, 4] and rest["next"] is None
+    assert head["seq"] == events[-1]["seq"] == 5 and head["hash"] == events[-1]["hash"]
+    assert head["checkpoint"]["name"] == entries[-1]["name"]
+    assert head["checkpoint"]["seq"] == 4 and head["store_id"] == head["checkpoint"]["store_id"]
+    for entry, response in zip(entries, files, strict=True):
+        assert response.status_code == 200 and response.headers["content-type"] == (
+            "application/json"
+        )
+        assert response.content == (store_dir / entry["name"]).read_bytes()
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+    log, key = tmp_path / "audit.jsonl", tmp_path / "key.pem"
+    log.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    key.write_text(pem)
+    saved = []
+    for entry, response in zip(entries, files, strict=True):
+        saved.append(tmp_path / entry["name"].rsplit("/", 1)[-1])
+        saved[-1].write_bytes(response.content)
+    program = write_program(tmp_path, "verify_checkpoints.py", "audit-checkpoint-verifier")
+    done = subprocess.run(
+        [sys.executable, str(program), str(log), str(key), *map(str, saved)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == f"intact: 5 events, 2 checkpoints, head {head['hash']}"
+
+
+@pytest.mark.parametrize("path", ["/audit/head", "/audit/checkpoints", "/audit/checkpoints/1"])
+def test_the_head_and_checkpoints_need_what_reading_the_whole_log_needs(
+    settings: Settings, path: str
+) -> None:
+    registry = open_context(settings)
+    try:
+        models.create_model(registry, "fraud")
+        audit.checkpoint(registry)
+        _, alpha = admin.create_user(registry, "alpha-viewer", "viewer", "fraud")
+    finally:
+        registry.close()
+    with served_app(settings, role="viewer") as (http, token):
+        allowed = http.get(f"/api/v1{path}", headers={"authorization": f"Bearer {token}"})
+        refused = http.get(f"/api/v1{path}", headers={"authorization": f"Bearer {alpha.secret}"})
+    assert allowed.status_code == 200, allowed.text  # a global viewer
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+
+
+def test_two_checkpoints_of_one_seq_are_named_not_chosen(
+    registry: ServiceContext, store_dir: Path
+) -> None:
+    """Two heads signed at one seq mean the log was rewritten between them: serving one
+    of them silently would hide the other."""
+    changes(registry, 1)
+    made = audit.checkpoint(registry)
+    other = store_dir / "checkpoints" / f"{made.seq:020d}-{'f' * 12}.json"
+    other.write_bytes((store_dir / made.name).read_bytes())
+    (store_dir / "checkpoints" / "notes.txt").write_text("not a checkpoint")
+    assert [e.seq for e in audit.checkpoints(registry)] == [made.seq, made.seq]
+    with pytest.raises(AmbiguousRef, match=f"2 checkpoints sign seq {made.seq}"):
+        audit.checkpoint_file(registry, made.seq)
+    head = audit.head(registry)
+    assert head.checkpoint is not None and head.checkpoint.checkpoint.name == made.name

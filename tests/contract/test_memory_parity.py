@@ -95,6 +95,8 @@ def write_users(tx: Transaction) -> None:
     tx.users.add_token("carol", "h3", None, "root", at(3), at(5))
     tx.users.revoke_token(1, at(4))
     tx.users.set_disabled("carol", at(5))
+    tx.users.add("dave", "ann", at(6))
+    tx.users.set_deleted("dave", at(7))
 
 
 def write_tracking(tx: Transaction) -> None:

@@ -72,7 +72,7 @@ def test_push_then_each_kind_of_failure(tmp_path: Path) -> None:
     (tmp_path / "model.bin").write_bytes(content)
 
     created = modelkeep("models", "create", "m", uri=store)
-    assert (created.code, created.err) == (0, ""), created
+    assert (created.code, created.err) == (0, f"made a new store at {store}\n"), created
     pushed = modelkeep(
         "push", "m", str(tmp_path / "model.bin"), "--version", "1.0.0", "--json", uri=store
     )
@@ -119,7 +119,11 @@ def test_environment_problems_are_one_line(tmp_path: Path, env: dict[str, str], 
 def test_a_store_path_that_is_a_file(tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
-    assert_fails(modelkeep("models", "list", uri=not_a_dir), "io_error", 1)
+    for command in (("models", "list"), ("models", "create", "m")):
+        refused = modelkeep(*command, uri=not_a_dir)
+        assert_fails(refused, "unsupported_uri", 1)
+        assert f"{not_a_dir} is a file, not a store directory" in refused.err
+    assert not_a_dir.read_text() == "x"
 
 
 def test_python_dash_m(tmp_path: Path) -> None:

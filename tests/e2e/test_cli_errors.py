@@ -264,7 +264,8 @@ def test_uri_option_chooses_the_store(
 ) -> None:
     monkeypatch.delenv("MODELKEEP_DATABASE_URL")
     other = tmp_path / "other"
-    ok(cli("--uri", str(other), "models", "create", "elsewhere"))
+    created = cli("--uri", str(other), "models", "create", "elsewhere")
+    assert (created.code, created.err) == (0, f"made a new store at {other}\n"), created
     assert (other / "modelkeep.db").is_file()
     listed = one_of(ok_json(cli, "--uri", str(other), "models", "list"))
     assert listed["name"] == "elsewhere"
@@ -294,7 +295,7 @@ def test_a_busy_sqlite_database_is_reported_as_unavailable(
     monkeypatch.setenv("MODELKEEP_URI", str(store))
     monkeypatch.setenv("MODELKEEP_SQLITE_BUSY_TIMEOUT_MS", "200")
     cli = CliRunnerInProcess(capsys)
-    ok(cli("models", "create", "m"))
+    assert cli("models", "create", "m").code == 0
     other_writer = sqlite3.connect(store / "modelkeep.db", isolation_level=None)
     try:
         other_writer.execute("BEGIN IMMEDIATE")

@@ -315,3 +315,37 @@ def test_a_file_that_changes_during_push_is_refused(
     assert [e.action for e in mk.audit_log(model="m")] == ["model.create"]
     # once the file is stable it pushes fine
     assert mk.push("m", [path]).number == 1
+
+
+# what an outside verifier reads: the head and the checkpoint files ---------------------
+
+
+def test_audit_head_and_checkpoint_files_for_an_outside_verifier(
+    cli: CliRunnerInProcess, store: Path, audited: int, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    head = ok_json(cli, "audit", "head")
+    newest = ok_json_lines(cli, "audit", "log")[-1]
+    assert (head["seq"], head["hash"], head["checkpoint"]) == (audited, newest["hash"], None)
+    assert "no signed checkpoint yet" in ok(cli("audit", "head")).out
+    ok(cli("audit", "checkpoint"))
+    ok(cli("models", "create", "later"))
+    head = ok_json(cli, "audit", "head")
+    assert head["seq"] == audited + 2  # the checkpoint's own event, then the model
+    signed = head["checkpoint"]
+    assert (signed["seq"], signed["hash"]) == (audited, newest["hash"])
+    # the signature, checked with the store's key and canonical JSON rebuilt from the docs
+    body = {k: signed[k] for k in ("format", "store_id", "seq", "hash", "at")}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    key = load_pem_public_key(ok(cli("audit", "key")).out.encode())
+    key.verify(bytes.fromhex(signed["signature"]), canonical.encode())  # type: ignore[union-attr]
+
+    out = tmp_path / "saved"
+    listed = ok_json(cli, "audit", "checkpoints", "--out", str(out))
+    assert listed["items"] == [{"seq": audited, "name": signed["name"]}]
+    stored = store / signed["name"]
+    assert (out / stored.name).read_bytes() == stored.read_bytes()
+    (out / stored.name).write_bytes(b"{}")
+    refused(cli, "audit", "checkpoints", "--out", str(out), code="destination_conflict")
+    assert (out / stored.name).read_bytes() == b"{}"  # nothing was overwritten

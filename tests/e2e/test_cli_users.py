@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -152,6 +154,16 @@ def test_tokens_create_list_and_revoke(cli: CliRunnerInProcess, settings: Settin
         refused(cli, "tokens", "list", "nobody", code="user_not_found")
 
 
+@contextmanager
+def opened(settings: Settings) -> Iterator[ServiceContext]:
+    """The store, opened by its operator (as a server would, to check a token)."""
+    registry = open_context(settings)
+    try:
+        yield registry
+    finally:
+        registry.close()
+
+
 def assert_refused_token(registry: ServiceContext, secret: str) -> None:
     with pytest.raises(Unauthenticated, match="revoked"):
         admin.authenticate(registry, secret)
@@ -163,6 +175,97 @@ def test_users_disable_and_enable(cli: CliRunnerInProcess) -> None:
     assert disabled["disabled_at"] is not None
     assert ok(cli("users", "enable", "alice")).out == "enabled user alice\n"
     assert ok_json(cli, "users", "list")[0]["disabled_at"] is None
+
+
+def test_a_disabled_users_token_is_refused_until_enabled(
+    cli: CliRunnerInProcess, settings: Settings
+) -> None:
+    secret = ok_json(cli, "users", "create", "alice", "--role", "viewer")["token"]
+    assert ok_json(cli, "users", "disable", "alice")["state"] == "disabled"
+    assert ok_json(cli, "users", "list")[0]["state"] == "disabled"  # still listed
+    with opened(settings) as registry, pytest.raises(Unauthenticated, match="alice is disabled"):
+        admin.authenticate(registry, secret)
+    ok(cli("users", "enable", "alice"))
+    with opened(settings) as registry:
+        assert admin.authenticate(registry, secret).name == "alice"
+
+
+def test_users_delete_is_soft_revokes_tokens_and_cannot_be_undone(
+    cli: CliRunnerInProcess, settings: Settings
+) -> None:
+    created = ok_json(cli, "users", "create", "alice", "--role", "viewer")
+    second = ok_json(cli, "tokens", "create", "alice", "--label", "ci")
+    ok(cli("users", "create", "bob", "--role", "viewer"))
+    assert ok(cli("users", "delete", "alice")).out == "deleted user alice\n"
+
+    with opened(settings) as registry:
+        for secret in (created["token"], second["token"]):
+            with pytest.raises(Unauthenticated, match="alice is deleted"):
+                admin.authenticate(registry, secret)
+    assert [u["name"] for u in ok_json(cli, "users", "list")] == ["bob"]
+    everyone = ok_json(cli, "users", "list", "--all")
+    assert [(u["name"], u["state"]) for u in everyone] == [("alice", "deleted"), ("bob", "active")]
+    alice = everyone[0]
+    assert alice["deleted_at"] is not None and alice["tokens"] == 0
+    assert alice["grants"] == [{"role": "viewer", "model": None}]  # kept, no longer counting
+    assert "deleted" in ok(cli("users", "list", "--all")).out
+    assert "alice" not in ok(cli("users", "list")).out
+    states = {t["id"]: t["state"] for t in ok_json(cli, "tokens", "list", "alice")}
+    assert states == {created["token_id"]: "revoked", second["id"]: "revoked"}
+
+    deletions = [e for e in ok_json_lines(cli, "audit", "log") if e["action"] == "user.delete"]
+    assert [(e["subject"], e["details"]["tokens_revoked"]) for e in deletions] == [
+        ("user:alice", [created["token_id"], second["id"]])
+    ]
+    assert deletions[0]["details"]["user_id"] == alice["id"]
+
+    with store_unchanged(cli):
+        assert ok_json(cli, "users", "delete", "alice")["deleted_at"] == alice["deleted_at"]
+        for command in (
+            ("users", "enable", "alice"),
+            ("users", "disable", "alice"),
+            ("users", "grant", "alice", "--role", "admin"),
+            ("users", "revoke", "alice", "--role", "viewer"),
+            ("tokens", "create", "alice"),
+        ):
+            line = refused(cli, *command, code="user_not_found")
+            assert "alice' was deleted on" in line and "another name" in line, line
+        line = refused(cli, "users", "create", "alice", "--role", "viewer", code="user_exists")
+        assert "never given to another user" in line and "alice-2" in line, line
+        refused(cli, "users", "delete", "nobody", code="user_not_found")
+    ok(cli("users", "create", "alice-2", "--role", "viewer"))
+
+
+def test_user_ids_are_never_reused_after_a_delete(cli: CliRunnerInProcess) -> None:
+    # the newest user deleted: the case where a database that reuses the highest free
+    # row id (SQLite without AUTOINCREMENT, had the row gone) would give its id again
+    first = ok_json(cli, "users", "create", "ann", "--role", "viewer")["user"]["id"]
+    second = ok_json(cli, "users", "create", "bob", "--role", "viewer")["user"]["id"]
+    assert ok_json(cli, "users", "delete", "bob")["id"] == second
+    third = ok_json(cli, "users", "create", "cid", "--role", "viewer")["user"]["id"]
+    assert first < second < third
+    ids = [u["id"] for u in ok_json(cli, "users", "list", "--all")]
+    assert sorted(ids) == [first, second, third]
+
+
+def test_the_last_active_global_admin_cannot_be_disabled_or_deleted(
+    cli: CliRunnerInProcess,
+) -> None:
+    ok(cli("models", "create", "fraud"))
+    ok(cli("users", "create", "root", "--role", "admin"))
+    ok(cli("users", "create", "fraud-admin", "--role", "admin", "--model", "fraud"))
+    with store_unchanged(cli):
+        for verb in ("disable", "delete"):
+            line = refused(cli, "users", verb, "root", code="conflict")
+            assert "root is the last active global admin" in line, line
+            assert "modelkeep users grant NAME --role admin" in line, line
+    ok(cli("users", "create", "deputy", "--role", "viewer"))
+    ok(cli("users", "grant", "deputy", "--role", "admin"))
+    ok(cli("users", "disable", "root"))
+    line = refused(cli, "users", "delete", "deputy", code="conflict")
+    assert "deputy is the last active global admin" in line  # root is disabled
+    ok(cli("users", "delete", "root"))  # a disabled admin manages nothing: not the last one
+    ok(cli("users", "disable", "fraud-admin"))  # an admin of one model is no global admin
 
 
 def test_admin_changes_are_in_the_audit_log_without_secrets(cli: CliRunnerInProcess) -> None:
@@ -183,5 +286,5 @@ def test_admin_changes_are_in_the_audit_log_without_secrets(cli: CliRunnerInProc
 
 
 def test_an_unknown_subcommand_is_a_usage_error(cli: CliRunnerInProcess) -> None:
-    assert_error_line(cli("users", "delete", "alice"), "usage", 2)
+    assert_error_line(cli("users", "remove", "alice"), "usage", 2)
     assert_error_line(cli("tokens"), "usage", 2)

@@ -132,3 +132,85 @@ def test_a_releaser_who_approved_cannot_count_their_own_approval(
     assert bob.promote("fraud@1", to="production").new == 1
     with modelkeep.connect(settings=settings) as operator:
         assert operator.resolve("fraud@production").number == 1
+
+
+# approvals count only while their author may still give them ----------------------------
+
+
+def approval_detail(client: Client) -> str:
+    """What the approval rule of fraud@1 for production says now."""
+    rules = client.gate("fraud@1", to="production").evaluation.rules
+    (rule,) = [r for r in rules if r.kind == "approval"]
+    return rule.detail
+
+
+@pytest.mark.parametrize("leaves", ["disable_user", "delete_user"])
+def test_an_approval_by_someone_since_disabled_or_deleted_does_not_count(
+    people: dict[str, Client], leaves: str
+) -> None:
+    admin, alice, bob = people["admin"], people["alice"], people["bob"]
+    bob.record_check("fraud@1", dataset="tx@1", result=RESULT)
+    approval = alice.approve("fraud@1", to="production", comment="looks right")
+    assert "1 of 1: alice" in approval_detail(bob)
+    getattr(admin, leaves)("alice")
+    state = "disabled" if leaves == "disable_user" else "deleted"
+    why = f"alice's approval #{approval.id} no longer counts: alice is {state}"
+    with pytest.raises(PolicyNotMet, match=why):
+        bob.promote("fraud@1", to="production")
+    assert approval_detail(bob).startswith("0 of 1; " + why)
+    if leaves == "disable_user":
+        admin.enable_user("alice")  # judged at promotion time: it counts again
+    else:
+        people["amy"].approve("fraud@1", to="production")
+    assert bob.promote("fraud@1", to="production").new == 1
+
+
+def test_an_approval_by_someone_whose_approver_grant_was_revoked_does_not_count(
+    people: dict[str, Client],
+) -> None:
+    admin, alice, bob = people["admin"], people["alice"], people["bob"]
+    bob.record_check("fraud@1", dataset="tx@1", result=RESULT)
+    approval = alice.approve("fraud@1", to="production")
+    admin.grant("alice", role="viewer")
+    admin.revoke_grant("alice", role="approver")
+    why = (
+        f"alice's approval #{approval.id} no longer counts: alice no longer holds "
+        "approver, admin on fraud"
+    )
+    with pytest.raises(PolicyNotMet, match=why):
+        bob.promote("fraud@1", to="production")
+    admin.create_model("other")
+    admin.grant("alice", role="approver", model="other")  # another model's role: no help
+    with pytest.raises(PolicyNotMet, match="alice no longer holds"):
+        bob.promote("fraud@1", to="production")
+    admin.grant("alice", role="approver", model="fraud")  # the model's own role: it counts
+    assert "1 of 1: alice" in approval_detail(bob)
+    assert bob.promote("fraud@1", to="production").new == 1
+
+
+def test_a_rejection_by_someone_since_disabled_still_stands(people: dict[str, Client]) -> None:
+    admin, bob = people["admin"], people["bob"]
+    bob.record_check("fraud@1", dataset="tx@1", result=RESULT)
+    people["alice"].reject("fraud@1", to="production", comment="bias not checked")
+    admin.disable_user("alice")
+    people["amy"].approve("fraud@1", to="production")
+    with pytest.raises(PolicyNotMet, match=r"alice is disabled; the rejection stands"):
+        bob.promote("fraud@1", to="production")
+    done = admin.promotion("fraud@1", to="production", override=True, reason="alice left")
+    assert done.event.new == 1
+
+
+def test_separation_of_duties_still_applies_to_approvals_that_count(
+    people: dict[str, Client],
+) -> None:
+    admin, bob = people["admin"], people["bob"]
+    admin.grant("bob", role="approver")
+    bob.record_check("fraud@1", dataset="tx@1", result=RESULT)
+    bob.approve("fraud@1", to="production")
+    approval = people["alice"].approve("fraud@1", to="production")
+    admin.disable_user("alice")
+    with pytest.raises(PolicyNotMet) as refused:
+        bob.promote("fraud@1", to="production")
+    message = str(refused.value)
+    assert f"#{approval.id} no longer counts: alice is disabled" in message
+    assert "bob is promoting fraud@1" in message

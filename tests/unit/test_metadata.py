@@ -73,3 +73,10 @@ def test_settings_cast_strictly_from_the_environment() -> None:
         Settings.from_env({"MODELKEEP_GC_GRACE_SECONDS": "soon"})
     with pytest.raises(InvalidInput, match="MODELKEEP_PROGRESS"):
         Settings.from_env({"MODELKEEP_PROGRESS": "sometimes"})
+
+
+def test_the_body_timeout_must_be_positive() -> None:
+    assert Settings.from_env({"MODELKEEP_BODY_TIMEOUT_SECONDS": "2.5"}).body_timeout_seconds == 2.5
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(InvalidInput, match="MODELKEEP_BODY_TIMEOUT_SECONDS"):
+            Settings.from_env({"MODELKEEP_BODY_TIMEOUT_SECONDS": bad})

@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from modelkeep.attest.bundle import BundleReport
     from modelkeep.client.backend import Backend
     from modelkeep.domain.aliases import AliasEvent, Resolution
-    from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+    from modelkeep.domain.audit import (
+        AuditEvent,
+        AuditHead,
+        ChainReport,
+        CheckpointEntry,
+        CheckpointResult,
+        PublicKey,
+    )
     from modelkeep.domain.diff import VersionDiff
     from modelkeep.domain.governance import (
         Approval,
@@ -70,11 +77,17 @@ class PullResult:
 
 
 def connect(
-    uri: str | None = None, *, token: str | None = None, settings: Settings | None = None
+    uri: str | None = None,
+    *,
+    token: str | None = None,
+    settings: Settings | None = None,
+    create: bool = True,
 ) -> Client:
     """Open a registry named by ``uri``, ``MODELKEEP_URI`` or ``./.modelkeep``: a directory
     (the embedded store) or the ``http(s)://`` URL of a ``modelkeep server``, which
-    ``token`` (or ``MODELKEEP_TOKEN``) authenticates to."""
+    ``token`` (or ``MODELKEEP_TOKEN``) authenticates to. A directory with no store is made
+    one, unless ``create=False`` (then ``StoreNotFound``); ``Client.created_store`` says
+    whether it was."""
     if settings is None:
         settings = Settings.from_env(os.environ, uri=uri)
     elif uri is not None:
@@ -86,7 +99,10 @@ def connect(
         return Client(HttpBackend(settings.uri, token), settings)
     from modelkeep.client.local import open_local  # the store: SQLAlchemy, maybe boto3
 
-    return Client(open_local(settings), settings)
+    backend = open_local(settings, create=create)
+    client = Client(backend, settings)
+    client.created_store = backend.created_store
+    return client
 
 
 class Client:
@@ -97,6 +113,8 @@ class Client:
         self.settings = settings
         self._hashes = hashcache.HashCache(settings.hash_cache_dir)
         self._run_blobs: set[str] = set()
+        self.created_store: Path | None = None
+        """The embedded store's directory, when opening this client made it."""
 
     def close(self) -> None:
         self._backend.close()
@@ -300,6 +318,20 @@ class Client:
         """The store's Ed25519 public key, which checks its audit checkpoints."""
         return self._backend.audit_key()
 
+    def audit_head(self) -> AuditHead:
+        """The chain's head (``seq``, ``hash``) and the newest signed checkpoint, as the
+        store holds it: compare the head with one recorded earlier, check the checkpoint's
+        signature with a copy of the key kept elsewhere."""
+        return self._backend.audit_head()
+
+    def audit_checkpoints(self) -> list[CheckpointEntry]:
+        """The signed checkpoint files in the blob store (``seq``, ``name``), oldest first."""
+        return self._backend.audit_checkpoints()
+
+    def audit_checkpoint_file(self, seq: int) -> bytes:
+        """The checkpoint file of ``seq``, exactly as signed and stored."""
+        return self._backend.audit_checkpoint_file(seq)
+
     # users and tokens: a global admin only (the operator of a store is one)
 
     def create_user(
@@ -314,8 +346,9 @@ class Client:
         ``secret`` is returned only now."""
         return self._backend.create_user(name, role, model, expires_in)
 
-    def list_users(self) -> list[User]:
-        return self._backend.list_users()
+    def list_users(self, *, include_deleted: bool = False) -> list[User]:
+        """Every user by name; deleted ones too with ``include_deleted``."""
+        return self._backend.list_users(include_deleted)
 
     def grant(self, name: str, *, role: str, model: str | None = None) -> User:
         return self._backend.grant(name, role, model)
@@ -329,6 +362,11 @@ class Client:
 
     def enable_user(self, name: str) -> User:
         return self._backend.set_user_disabled(name, False)
+
+    def delete_user(self, name: str) -> User:
+        """Delete softly: the user's tokens are revoked, its grants and approvals stop
+        counting, and its name is never given to another user. Cannot be undone."""
+        return self._backend.delete_user(name)
 
     def create_token(
         self, name: str, *, expires_in: timedelta | None = None, label: str | None = None

@@ -31,7 +31,14 @@ from modelkeep.content import copying
 from modelkeep.content.scanning import Piece, Scan
 from modelkeep.content.verifying import VerifyingReader
 from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+from modelkeep.domain.audit import (
+    AuditEvent,
+    AuditHead,
+    ChainReport,
+    CheckpointEntry,
+    CheckpointResult,
+    PublicKey,
+)
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.digest import check_digest, sha256_digest
@@ -337,6 +344,15 @@ class HttpBackend(HttpGovernance):
     def audit_key(self) -> PublicKey:
         return wire.public_key(self._call("GET", "/audit/key"))
 
+    def audit_head(self) -> AuditHead:
+        return wire.audit_head(self._call("GET", "/audit/head"))
+
+    def audit_checkpoints(self) -> list[CheckpointEntry]:
+        return [CheckpointEntry(d["seq"], d["name"]) for d in self._items("/audit/checkpoints")]
+
+    def audit_checkpoint_file(self, seq: int) -> bytes:
+        return self._send("GET", f"/audit/checkpoints/{seq}").content
+
     # users and tokens (client/users.py UserAdmin) ---------------------------------------
 
     def create_user(
@@ -346,8 +362,9 @@ class HttpBackend(HttpGovernance):
         created = self._call("POST", "/users", json=body)
         return wire.user(created["user"]), wire.issued_token(created["token"])
 
-    def list_users(self) -> list[User]:
-        return [wire.user(d) for d in self._items("/users")]
+    def list_users(self, include_deleted: bool = False) -> list[User]:
+        query = {"include_deleted": "true" if include_deleted else None}
+        return [wire.user(d) for d in self._items("/users", query)]
 
     def grant(self, name: str, role: str, model: str | None) -> User:
         body = {"role": role, "model": model}
@@ -360,6 +377,9 @@ class HttpBackend(HttpGovernance):
     def set_user_disabled(self, name: str, disabled: bool) -> User:
         verb = "disable" if disabled else "enable"
         return wire.user(self._call("POST", f"/users/{_seg(name)}/{verb}"))
+
+    def delete_user(self, name: str) -> User:
+        return wire.user(self._call("DELETE", f"/users/{_seg(name)}"))
 
     def create_token(
         self, name: str, expires_in: timedelta | None, label: str | None

@@ -11,15 +11,23 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelkeep.bootstrap import open_context
+from modelkeep.bootstrap import missing_store, open_context
 from modelkeep.client.files import LocalFile, is_chunked, upload, upload_chunked
 from modelkeep.client.metrics_buffer import MetricPoint
 from modelkeep.config import Settings
 from modelkeep.content.scanning import Piece, Scan
 from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+from modelkeep.domain.audit import (
+    AuditEvent,
+    AuditHead,
+    ChainReport,
+    CheckpointEntry,
+    CheckpointResult,
+    PublicKey,
+)
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.governance import (
@@ -41,6 +49,7 @@ from modelkeep.domain.runs import NewRun, Run, Series
 from modelkeep.domain.storage_report import StorageReport
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.domain.versions import Model, PushRequest, Scalar, Version
+from modelkeep.errors import StoreNotFound
 from modelkeep.ports.blobs import Progress, report_skipped
 from modelkeep.services import (
     admin,
@@ -66,9 +75,15 @@ LOCAL_WRITERS = 4
 than cores keep the disk busy."""
 
 
-def open_local(settings: Settings) -> LocalBackend:
-    """The store ``settings.uri`` names, opened in this process."""
-    return LocalBackend(open_context(settings), settings.gc_grace_seconds)
+def open_local(settings: Settings, *, create: bool = True) -> LocalBackend:
+    """The store ``settings.uri`` names, opened in this process. A missing embedded store
+    is made when ``create``, else refused (``store_not_found``): a read never makes one."""
+    missing = missing_store(settings)
+    if missing is not None and not create:
+        raise StoreNotFound(f"no store at {missing}")
+    backend = LocalBackend(open_context(settings), settings.gc_grace_seconds)
+    backend.created_store = missing
+    return backend
 
 
 class LocalGovernance:
@@ -141,8 +156,8 @@ class LocalUserAdmin:
     ) -> tuple[User, IssuedToken]:
         return admin.create_user(self.ctx, name, role, model, expires_in)
 
-    def list_users(self) -> list[User]:
-        return admin.list_users(self.ctx)
+    def list_users(self, include_deleted: bool = False) -> list[User]:
+        return admin.list_users(self.ctx, include_deleted)
 
     def grant(self, name: str, role: str, model: str | None) -> User:
         return admin.grant(self.ctx, name, role, model)
@@ -152,6 +167,9 @@ class LocalUserAdmin:
 
     def set_user_disabled(self, name: str, disabled: bool) -> User:
         return admin.set_disabled(self.ctx, name, disabled)
+
+    def delete_user(self, name: str) -> User:
+        return admin.delete_user(self.ctx, name)
 
     def create_token(
         self, name: str, expires_in: timedelta | None, label: str | None
@@ -171,6 +189,8 @@ class LocalBackend(LocalGovernance, LocalUserAdmin):
     def __init__(self, ctx: ServiceContext, gc_grace_seconds: int) -> None:
         self.ctx = ctx
         self._grace = gc_grace_seconds
+        self.created_store: Path | None = None
+        """The directory of the embedded store that opening this backend made."""
 
     def close(self) -> None:
         self.ctx.close()
@@ -280,6 +300,15 @@ class LocalBackend(LocalGovernance, LocalUserAdmin):
 
     def audit_key(self) -> PublicKey:
         return audit.public_key(self.ctx)
+
+    def audit_head(self) -> AuditHead:
+        return audit.head(self.ctx)
+
+    def audit_checkpoints(self) -> list[CheckpointEntry]:
+        return audit.checkpoints(self.ctx)
+
+    def audit_checkpoint_file(self, seq: int) -> bytes:
+        return audit.checkpoint_file(self.ctx, seq)[1]
 
     def storage(self, model: str | None = None) -> StorageReport:
         return storage_service.report(self.ctx, model)

@@ -9,7 +9,15 @@ import httpx
 
 from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasEvent, Resolution
-from modelkeep.domain.audit import AuditEvent, ChainReport, CheckpointResult, PublicKey
+from modelkeep.domain.audit import (
+    AuditEvent,
+    AuditHead,
+    ChainReport,
+    Checkpoint,
+    CheckpointResult,
+    PublicKey,
+    SignedCheckpoint,
+)
 from modelkeep.domain.datasets import DatasetVersion
 from modelkeep.domain.diff import Change, VersionDiff
 from modelkeep.domain.lineage import Lineage
@@ -106,6 +114,20 @@ def checkpoint_result(d: dict[str, Any]) -> CheckpointResult:
     return CheckpointResult(d["name"], d["seq"], d["hash"], d["at"], d["digest"], d["public_key"])
 
 
+def audit_head(d: dict[str, Any]) -> AuditHead:
+    latest = d["checkpoint"]
+    signed = (
+        None
+        if latest is None
+        else SignedCheckpoint(
+            Checkpoint(latest["store_id"], latest["seq"], latest["hash"], latest["at"]),
+            latest["signature"],
+            latest["public_key"],
+        )
+    )
+    return AuditHead(d["store_id"], d["seq"], d["hash"], signed)
+
+
 def public_key(d: dict[str, Any]) -> PublicKey:
     return PublicKey(d["public_key_hex"], d["public_key_pem"], d["fingerprint"])
 
@@ -153,6 +175,8 @@ def user(d: dict[str, Any]) -> User:
         _time(d["disabled_at"]),
         tuple(Grant(g["role"], g["model"]) for g in d["grants"]),
         d["tokens"],
+        _time(d.get("deleted_at")),  # absent from older servers
+        d.get("id"),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -359,4 +360,56 @@ class PublicKey:
             "public_key_hex": self.hex,
             "public_key_pem": self.pem,
             "fingerprint": self.fingerprint,
+        }
+
+
+CHECKPOINT_NAME = re.compile(re.escape(CHECKPOINT_PREFIX) + r"(\d{20})-([0-9a-f]{12})\.json")
+"""``checkpoint_name``'s form: what the blob store's ``checkpoints/`` holds by rights."""
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    """A checkpoint file in the blob store, by name (its content unread, so unchecked)."""
+
+    seq: int
+    name: str
+
+    @classmethod
+    def parse(cls, name: str) -> CheckpointEntry | None:
+        """None for a key that is not a checkpoint's name."""
+        found = CHECKPOINT_NAME.fullmatch(name)
+        return cls(int(found.group(1)), name) if found else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "name": self.name}
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """Where the chain ends now, read without the events: what an outside verifier
+    compares with the head it recorded earlier, and the newest signed checkpoint (as the
+    blob store holds it: its signature is for the verifier to check, with a key it
+    trusts)."""
+
+    store_id: str
+    seq: int
+    """0 for an empty log."""
+    hash: str
+    """The newest event's hash; 64 zeros for an empty log."""
+    checkpoint: SignedCheckpoint | None
+
+    def to_dict(self) -> dict[str, Any]:
+        latest = self.checkpoint
+        return {
+            "store_id": self.store_id,
+            "seq": self.seq,
+            "hash": self.hash,
+            "checkpoint": None
+            if latest is None
+            else {
+                "name": latest.checkpoint.name,
+                **latest.checkpoint.body(),
+                "signature": latest.signature,
+                "public_key": latest.public_key,
+            },
         }

@@ -32,6 +32,7 @@ class EventKind(StrEnum):
     USER_CREATE = "user.create"
     USER_DISABLE = "user.disable"
     USER_ENABLE = "user.enable"
+    USER_DELETE = "user.delete"
     GRANT_ADD = "grant.add"
     GRANT_REMOVE = "grant.remove"
     TOKEN_CREATE = "token.create"

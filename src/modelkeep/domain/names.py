@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from modelkeep.domain.digest import PREFIX, hex_part
+from modelkeep.domain.text import did_you_mean
 from modelkeep.errors import InvalidInput, InvalidName, InvalidRef
 
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
@@ -26,17 +27,25 @@ def check_model_name(name: str) -> str:
 
 def check_stage(stage: str) -> str:
     if stage not in STAGES:
-        raise InvalidInput(f"{stage!r} is not a stage", f"use one of {', '.join(STAGES)}")
+        raise InvalidInput(
+            f"{stage!r} is not a stage",
+            f"{did_you_mean(stage, STAGES)}use one of {', '.join(STAGES)}",
+        )
     return stage
 
 
 def check_alias_name(name: str) -> str:
     if name == LATEST:
-        raise InvalidName("'latest' is reserved: it always means the highest active version")
+        raise InvalidName(
+            "'latest' is reserved: it always means the highest active version",
+            "choose another alias name; NAME@latest needs no alias",
+        )
     if not ALIAS_NAME.fullmatch(name):
+        lower = name.lower()
+        fix = f"write {lower!r}; " if lower != name and ALIAS_NAME.fullmatch(lower) else ""
         raise InvalidName(
             f"{name!r} is not a valid alias name",
-            "start with a lowercase letter; then letters, digits, '.', '_' or '-'",
+            f"{fix}start with a lowercase letter; then letters, digits, '.', '_' or '-'",
         )
     return name
 

@@ -35,7 +35,6 @@ A stage or alias the top level does not name starts from no rules.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -48,6 +47,7 @@ from modelkeep.domain.access import ROLES
 from modelkeep.domain.names import STAGES, check_alias_name, check_model_name
 from modelkeep.domain.policy_eval import (
     ApprovalFact,
+    ApproverNow,
     CheckFact,
     Evaluation,
     PromotionFacts,
@@ -67,6 +67,7 @@ from modelkeep.domain.policy_rules import (
     StagePolicy,
     parse_rule,
 )
+from modelkeep.domain.text import did_you_mean
 from modelkeep.domain.versions import check_required_fields
 from modelkeep.errors import InvalidPolicy, ModelkeepError
 
@@ -76,6 +77,7 @@ __all__ = [
     "FORMAT",
     "ApprovalFact",
     "ApprovalRule",
+    "ApproverNow",
     "CheckFact",
     "Evaluation",
     "MetricRule",
@@ -245,9 +247,7 @@ def _entries(node: yaml.Node, what: str, allowed: Collection[str] | None) -> Ent
 
 
 def _did_you_mean(key: str, allowed: Collection[str]) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    suggestion = f"did you mean {close[0]!r}? " if close else ""
-    return f"{suggestion}the keys allowed here: {', '.join(allowed)}"
+    return f"{did_you_mean(key, allowed)}the keys allowed here: {', '.join(allowed)}"
 
 
 def _text(node: yaml.Node, what: str) -> str:

@@ -14,8 +14,11 @@ what is met and what is missing, and why. Semantics:
   The detail shows the value, where it came from and the threshold computed.
 - **approval** (when the stage requires ``count >= 1``): for each user only the newest
   decision for this stage counts. Met when at least ``count`` users whose newest
-  decision is ``approve`` hold one of the rule's roles (or admin), and nobody's newest
-  decision is ``reject`` (a standing rejection is a veto).
+  decision is ``approve`` held one of the rule's roles (or admin) on the model when
+  deciding *and still do* (``PromotionFacts.approvers``: an approver since disabled or
+  deleted, or whose grant was revoked, no longer counts), and nobody's newest decision
+  is ``reject`` (a standing rejection is a veto, even when its author has left since:
+  nobody can withdraw it for them; an admin's override can pass it, loudly).
 - **separation** (when ``separation_of_duties`` is on and approvals are required): the
   approvals that count must still number ``count`` once the version's creator and the
   promoter are left out (approver, creator and releaser are different people). It is
@@ -80,6 +83,15 @@ class ApprovalFact:
 
 
 @dataclass(frozen=True)
+class ApproverNow:
+    """An approver as the store knows them at evaluation: ``state`` ("active",
+    "disabled" or "deleted") and the roles they hold on the model now."""
+
+    state: str
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StageOccupant:
     """The version now in a stage, with its check results (for relative rules)."""
 
@@ -102,9 +114,13 @@ class PromotionFacts:
     occupants: Mapping[str, StageOccupant | None] = field(default_factory=dict)
     promoter: str | None = None  # None: nobody is promoting (``policy test``)
     policy_digest: str | None = None
+    # each approver who is a user of the store, as they stand now; a name not here (the
+    # operator of a store, ``local:...``) counts with the roles it held when deciding
+    approvers: Mapping[str, ApproverNow] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "occupants", MappingProxyType(dict(self.occupants)))
+        object.__setattr__(self, "approvers", MappingProxyType(dict(self.approvers)))
 
     @property
     def ref(self) -> str:
@@ -296,8 +312,27 @@ def standing_decisions(approvals: Iterable[ApprovalFact], stage: str) -> list[Ap
     return sorted(newest.values(), key=lambda a: (a.at, a.id))
 
 
-def _holds_role(fact: ApprovalFact, rule: ApprovalRule) -> bool:
-    return bool(set(fact.roles) & {*rule.roles, ADMIN})
+def _holds_role(roles: Iterable[str], rule: ApprovalRule) -> bool:
+    return bool(set(roles) & {*rule.roles, ADMIN})
+
+
+def _why_not_counted(fact: ApprovalFact, rule: ApprovalRule, facts: PromotionFacts) -> str:
+    """Why an approval does not count toward ``rule``, or "" when it does."""
+    allowed = ", ".join((*rule.roles, ADMIN))
+    if not _holds_role(fact.roles, rule):
+        who = f"{fact.user}'s approval #{fact.id}"
+        return f"{who} does not count: {fact.user} holds none of {allowed}"
+    now = facts.approvers.get(fact.user)
+    if now is None:
+        return ""
+    if now.state != "active":
+        return f"{fact.user}'s approval #{fact.id} no longer counts: {fact.user} is {now.state}"
+    if not _holds_role(now.roles, rule):
+        return (
+            f"{fact.user}'s approval #{fact.id} no longer counts: {fact.user} no longer "
+            f"holds {allowed} on {facts.model}"
+        )
+    return ""
 
 
 def _approval_outcomes(
@@ -308,31 +343,39 @@ def _approval_outcomes(
         return []
     standing = standing_decisions(facts.approvals, stage)
     approving = [a for a in standing if a.decision == APPROVE]
-    counted = [a for a in approving if _holds_role(a, rule)]
-    outcomes = [_approval_outcome(rule, standing, approving, counted)]
+    not_counted = {a.id: _why_not_counted(a, rule, facts) for a in approving}
+    counted = [a for a in approving if not not_counted[a.id]]
+    outcomes = [_approval_outcome(rule, standing, counted, not_counted, facts)]
     if stage_policy.separation_of_duties:
-        outcomes.append(_separation_outcome(rule, counted, facts))
+        others = [why for why in not_counted.values() if why]
+        outcomes.append(_separation_outcome(rule, counted, others, facts))
     return outcomes
 
 
 def _approval_outcome(
     rule: ApprovalRule,
     standing: Sequence[ApprovalFact],
-    approving: Sequence[ApprovalFact],
     counted: Sequence[ApprovalFact],
+    not_counted: Mapping[int, str],
+    facts: PromotionFacts,
 ) -> RuleOutcome:
     rejections = [a for a in standing if a.decision == REJECT]
     parts = [f"{len(counted)} of {rule.count}{_by(counted)}"]
+    parts += [why for why in not_counted.values() if why]
     parts += [
-        f"{a.user}'s approval #{a.id} does not count: {a.user} holds none of "
-        f"{', '.join((*rule.roles, ADMIN))}"
-        for a in approving
-        if a not in counted
+        f"rejected by {a.user} (#{a.id}): {a.comment or 'no comment'}{_gone(a, facts)}"
+        for a in rejections
     ]
-    parts += [f"rejected by {a.user} (#{a.id}): {a.comment or 'no comment'}" for a in rejections]
     passed = len(counted) >= rule.count and not rejections
     evidence = tuple(a.id for a in (*counted, *rejections))
     return RuleOutcome(APPROVAL, rule.label, passed, "; ".join(parts), evidence)
+
+
+def _gone(fact: ApprovalFact, facts: PromotionFacts) -> str:
+    now = facts.approvers.get(fact.user)
+    if now is None or now.state == "active":
+        return ""
+    return f" ({fact.user} is {now.state}; the rejection stands)"
 
 
 def _by(approvals: Sequence[ApprovalFact]) -> str:
@@ -340,7 +383,10 @@ def _by(approvals: Sequence[ApprovalFact]) -> str:
 
 
 def _separation_outcome(
-    rule: ApprovalRule, counted: Sequence[ApprovalFact], facts: PromotionFacts
+    rule: ApprovalRule,
+    counted: Sequence[ApprovalFact],
+    not_counted: Sequence[str],
+    facts: PromotionFacts,
 ) -> RuleOutcome:
     excluded = {a.id: _why_excluded(a, facts) for a in counted}
     excluded = {key: why for key, why in excluded.items() if why}
@@ -349,6 +395,8 @@ def _separation_outcome(
     if excluded:
         parts = [f"{len(remaining)} of {rule.count} without the creator's and promoter's"]
         parts += [f"#{key} does not count: {why}" for key, why in excluded.items()]
+        if not passed:  # what else could have counted, and why it does not
+            parts += not_counted
     else:
         by = f"the creator ({facts.created_by})"
         if facts.promoter is not None:

@@ -10,7 +10,6 @@ followed by ``+ NUMBER``, ``- NUMBER`` or ``* NUMBER``. ``STAGE`` is ``staging``
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from modelkeep.domain.names import STAGES
+from modelkeep.domain.text import did_you_mean
 
 EVALUATION_METRICS = (
     "accuracy",
@@ -152,8 +152,7 @@ def parse_rule(text: str, known_metrics: frozenset[str], dataset: str | None = N
 
 def _check_metric(metric: str, text: str, known_metrics: frozenset[str]) -> None:
     if metric not in known_metrics:
-        close = difflib.get_close_matches(metric, sorted(known_metrics), n=1)
-        suggestion = f"did you mean {close[0]!r}? " if close else ""
+        suggestion = did_you_mean(metric, sorted(known_metrics))
         raise RuleError(
             f"unknown metric {metric!r} in {text!r}",
             f"{suggestion}use one of {', '.join(sorted(known_metrics))} "

@@ -22,6 +22,7 @@ TOKEN_PREFIX = "mk_"
 TOKEN_BYTES = 32
 
 TokenState = Literal["active", "expired", "revoked"]
+UserState = Literal["active", "disabled", "deleted"]
 
 
 def check_user_name(name: str) -> str:
@@ -51,19 +52,39 @@ def subject(user: str) -> str:
 
 @dataclass(frozen=True)
 class User:
+    """A user of a server. A deleted user keeps its row (``deleted_at`` set): its name and
+    ``id`` are never given to anyone else, so the audit log and approvals, which name
+    users, always mean one person."""
+
     name: str
     created_at: datetime
     created_by: str
     disabled_at: datetime | None = None
     grants: tuple[Grant, ...] = ()
     active_tokens: int = 0
+    deleted_at: datetime | None = None
+    id: int | None = None
+
+    @property
+    def state(self) -> UserState:
+        if self.deleted_at is not None:
+            return "deleted"
+        return "disabled" if self.disabled_at is not None else "active"
+
+    @property
+    def active(self) -> bool:
+        """Whether its tokens work, and its grants and approvals count."""
+        return self.state == "active"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "id": self.id,
+            "state": self.state,
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
             "disabled_at": self.disabled_at.isoformat() if self.disabled_at else None,
+            "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
             "grants": [g.to_dict() for g in self.grants],
             "tokens": self.active_tokens,
         }

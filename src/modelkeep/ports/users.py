@@ -11,13 +11,21 @@ from modelkeep.domain.users import Token, User
 
 class Users(Protocol):
     def get(self, name: str, now: datetime) -> User | None:
-        """The user with its grants and its number of tokens active at ``now``."""
+        """The user with its grants and its number of tokens active at ``now``; a deleted
+        user too (``deleted_at`` set)."""
         ...
 
-    def all(self, now: datetime) -> list[User]: ...
+    def all(self, now: datetime) -> list[User]:
+        """Every user by name, deleted ones too."""
+        ...
+
     def add(self, name: str, actor: str, at: datetime) -> None: ...
     def set_disabled(self, name: str, at: datetime | None) -> None:
         """Disable the user as of ``at``; None enables it again."""
+        ...
+
+    def set_deleted(self, name: str, at: datetime) -> None:
+        """Mark the user deleted as of ``at``; its row (id, name, grants) stays."""
         ...
 
     def add_grant(self, user: str, grant: Grant) -> bool:

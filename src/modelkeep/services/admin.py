@@ -4,6 +4,11 @@ Managing users needs a global admin (an operator of the store is one). Every cha
 writes an audit event in its own transaction; events name a token by its id, never by
 its secret or hash. A token's secret exists only in the value returned at creation.
 
+A user is deleted softly: its row stays (``deleted_at``), its tokens are revoked, and
+its name is never given to another user, since the audit log, ``created_by`` and
+approvals name users. A deleted user cannot be changed or enabled again. Nobody may
+disable or delete themselves, nor the last active global admin (``_keep_someone_in_charge``).
+
 A server authenticates each request with ``authenticate`` (or ``context_for_token``)
 and serves it with ``ctx.for_actor(actor)``.
 """
@@ -30,6 +35,7 @@ from modelkeep.domain.users import (
     subject,
 )
 from modelkeep.errors import (
+    Conflict,
     GrantNotFound,
     InvalidInput,
     ModelNotFound,
@@ -55,8 +61,7 @@ def create_user(
     grant = Grant(role, model)
     with ctx.store.transaction(write=True) as tx:
         at = ctx.clock()
-        if tx.users.get(name, at) is not None:
-            raise UserExists(f"user {name!r} already exists")
+        _name_is_free(tx, name, at)
         _require_model(tx, grant)
         tx.users.add(name, ctx.actor, at)
         tx.users.add_grant(name, grant)
@@ -68,16 +73,19 @@ def create_user(
     return user, issued
 
 
-def list_users(ctx: ServiceContext) -> list[User]:
+def list_users(ctx: ServiceContext, include_deleted: bool = False) -> list[User]:
+    """Every user by name; deleted ones only with ``include_deleted``."""
     ctx.authorize(access.MANAGE_USERS, None)
     with ctx.store.transaction() as tx:
-        return tx.users.all(ctx.clock())
+        found = tx.users.all(ctx.clock())
+    return found if include_deleted else [u for u in found if u.deleted_at is None]
 
 
 def get_user(ctx: ServiceContext, name: str) -> User:
+    """The user, a deleted one too (``state`` says which)."""
     ctx.authorize(access.MANAGE_USERS, None)
     with ctx.store.transaction() as tx:
-        return _user(tx, name, ctx.clock())
+        return _known_user(tx, name, ctx.clock())
 
 
 def grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -> User:
@@ -111,17 +119,42 @@ def revoke_grant(ctx: ServiceContext, name: str, role: str, model: str | None = 
 
 
 def set_disabled(ctx: ServiceContext, name: str, disabled: bool) -> User:
-    """Disable a user (its tokens stop working at once) or enable it again."""
+    """Disable a user (its tokens stop working at once, its grants and approvals stop
+    counting) or enable it again. Neither yourself nor the last active global admin."""
     ctx.authorize(access.MANAGE_USERS, None)
     with ctx.store.transaction(write=True) as tx:
         at = ctx.clock()
         user = _user(tx, name, at)
         if (user.disabled_at is not None) != disabled:
+            if disabled:
+                _keep_someone_in_charge(ctx, tx, user, "disabling", at)
             tx.users.set_disabled(name, at if disabled else None)
             action = EventKind.USER_DISABLE if disabled else EventKind.USER_ENABLE
             _audit(tx, ctx, action, name, {}, at)
             user = _user(tx, name, at)
             tx.commit()
+    return user
+
+
+def delete_user(ctx: ServiceContext, name: str) -> User:
+    """Delete a user softly: its row stays, marked deleted, its active tokens are revoked,
+    its grants and approvals stop counting, and its name is never used again. Neither
+    yourself nor the last active global admin; deleting a deleted user changes nothing."""
+    ctx.authorize(access.MANAGE_USERS, None)
+    with ctx.store.transaction(write=True) as tx:
+        at = ctx.clock()
+        user = _known_user(tx, name, at)
+        if user.deleted_at is not None:
+            return user
+        _keep_someone_in_charge(ctx, tx, user, "deleting", at)
+        revoked = [t.id for t in tx.users.tokens(name) if t.state(at) == "active"]
+        for token_id in revoked:
+            tx.users.revoke_token(token_id, at)
+        tx.users.set_deleted(name, at)
+        details = {"user_id": user.id, "tokens_revoked": revoked}
+        _audit(tx, ctx, EventKind.USER_DELETE, name, details, at)
+        user = _known_user(tx, name, at)
+        tx.commit()
     return user
 
 
@@ -149,7 +182,7 @@ def list_tokens(ctx: ServiceContext, name: str | None = None) -> list[Token]:
     ctx.authorize(access.MANAGE_USERS, None)
     with ctx.store.transaction() as tx:
         if name is not None:
-            _user(tx, name, ctx.clock())
+            _known_user(tx, name, ctx.clock())
         return tx.users.tokens(name)
 
 
@@ -171,7 +204,7 @@ def revoke_token(ctx: ServiceContext, token: int | str) -> Token:
 
 def authenticate(ctx: ServiceContext, token: str | None) -> Actor:
     """The actor a bearer token stands for, with its grants; ``Unauthenticated`` if the
-    token is missing, unknown, revoked or expired, or its user is disabled."""
+    token is missing, unknown, revoked or expired, or its user is disabled or deleted."""
     if not token:
         raise Unauthenticated("no token was given")
     if not token.startswith(TOKEN_PREFIX):
@@ -183,12 +216,12 @@ def authenticate(ctx: ServiceContext, token: str | None) -> Actor:
         found = tx.users.token_by_hash(hash_token(token))
         if found is None:
             raise Unauthenticated("the token is unknown")
-        state = found.state(now)
-        if state != "active":
-            raise Unauthenticated(f"token {found.id} of {found.user} is {state}")
         user = tx.users.get(found.user, now)
-    if user is None or user.disabled_at is not None:
-        raise Unauthenticated(f"user {found.user} is disabled")
+    if user is None or not user.active:  # first: it says more than "revoked"
+        raise Unauthenticated(f"user {found.user} is {user.state if user else 'deleted'}")
+    state = found.state(now)
+    if state != "active":
+        raise Unauthenticated(f"token {found.id} of {found.user} is {state}")
     return Actor(user.name, user.grants)
 
 
@@ -200,12 +233,64 @@ def context_for_token(ctx: ServiceContext, token: str | None) -> ServiceContext:
 # helpers ---------------------------------------------------------------------------------
 
 
-def _user(tx: Transaction, name: str, now: datetime) -> User:
+def _known_user(tx: Transaction, name: str, now: datetime) -> User:
+    """The user, even deleted."""
     check_user_name(name)
     user = tx.users.get(name, now)
     if user is None:
         raise UserNotFound(f"user {name!r} does not exist")
     return user
+
+
+def _user(tx: Transaction, name: str, now: datetime) -> User:
+    """The user, not deleted: the only ones whose grants, tokens and state may change."""
+    user = _known_user(tx, name, now)
+    if user.deleted_at is not None:
+        raise UserNotFound(
+            f"user {name!r} was deleted on {user.deleted_at:%Y-%m-%d %H:%M:%S} UTC",
+            "a deleted user cannot be changed or enabled; create a user with another name",
+        )
+    return user
+
+
+def _name_is_free(tx: Transaction, name: str, now: datetime) -> None:
+    """Refuse a name in use, or once used: the audit log, ``created_by`` and approvals
+    name users, so a second user of a deleted user's name would inherit its history (and
+    its approvals would count again)."""
+    found = tx.users.get(name, now)
+    if found is None:
+        return
+    if found.deleted_at is None:
+        raise UserExists(f"user {name!r} already exists")
+    raise UserExists(
+        f"user {name!r} was deleted on {found.deleted_at:%Y-%m-%d %H:%M:%S} UTC, and a "
+        "user's name is never given to another user",
+        f"choose another name, e.g. '{name}-2' (the audit log names users)",
+    )
+
+
+def _keep_someone_in_charge(
+    ctx: ServiceContext, tx: Transaction, user: User, doing: str, at: datetime
+) -> None:
+    """Refuse disabling or deleting yourself (your own token would stop at once, mid
+    task), and the last active global admin (nobody could manage users over the API)."""
+    if user.name == ctx.actor:
+        raise Conflict(
+            f"{doing} {user.name} would lock you out: you are {user.name}",
+            "ask another global admin to do it",
+        )
+    if not (user.active and _global_admin(user)):
+        return
+    if not any(u.active and _global_admin(u) for u in tx.users.all(at) if u.name != user.name):
+        raise Conflict(
+            f"{user.name} is the last active global admin: {doing} them would leave nobody "
+            "to manage users",
+            "make another user a global admin first: 'modelkeep users grant NAME --role admin'",
+        )
+
+
+def _global_admin(user: User) -> bool:
+    return Grant(access.ADMIN) in user.grants
 
 
 def _require_model(tx: Transaction, wanted: Grant) -> None:
@@ -282,24 +367,35 @@ def _audit(
 
 class TokenCache:
     """Remembers who a token stands for, for ``ttl`` seconds: a server checks the same
-    token on every request, and the lookup costs more than most requests. A revoked or
-    expired token, or a changed grant, takes effect within ``ttl``."""
+    token on every request, and the lookup costs more than most requests.
+
+    Every change to users, grants and tokens is audited, so the cache is dropped whenever
+    the audit head moves (one small read per request): a revoked token, a disabled or
+    deleted user or a changed grant takes effect on the next request, whichever process
+    made the change. Only a token's expiry may be noticed up to ``ttl`` late."""
 
     MAX_ENTRIES = 10_000
 
     def __init__(self, ctx: ServiceContext, ttl: float = 2.0) -> None:
         self._base = ctx
         self._ttl = ttl
-        self._seen: dict[str, tuple[float, Actor]] = {}
+        self._seen: dict[str, tuple[float, tuple[int, str] | None, Actor]] = {}
 
     def context_for(self, token: str | None) -> ServiceContext:
+        if self._ttl <= 0:
+            return self._base.for_actor(authenticate(self._base, token))
         key = hash_token(token) if token else ""
         now = time.monotonic()
+        head = self._audit_head()  # read first: what authenticate reads is at least as new
         hit = self._seen.get(key)
-        if hit is not None and hit[0] > now:
-            return self._base.for_actor(hit[1])
+        if hit is not None and hit[0] > now and hit[1] == head:
+            return self._base.for_actor(hit[2])
         actor = authenticate(self._base, token)
         if len(self._seen) >= self.MAX_ENTRIES:
             self._seen.clear()
-        self._seen[key] = (now + self._ttl, actor)
+        self._seen[key] = (now + self._ttl, head, actor)
         return self._base.for_actor(actor)
+
+    def _audit_head(self) -> tuple[int, str] | None:
+        with self._base.store.transaction() as tx:
+            return tx.audit.head()

@@ -14,7 +14,7 @@ from modelkeep.domain.events import EventKind
 from modelkeep.domain.names import Ref, check_alias_name, check_model_name, check_stage, parse_ref
 from modelkeep.domain.text import check_text
 from modelkeep.domain.versions import Version
-from modelkeep.errors import AliasMoved, AliasNotFound, Forbidden, ProtectedAlias, VersionArchived
+from modelkeep.errors import AliasMoved, Forbidden, ProtectedAlias, VersionArchived
 from modelkeep.ports.registry import VersionKey
 from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import lookup, policies
@@ -50,7 +50,7 @@ def remove_alias(
         lookup.model(tx, model)
         current = tx.aliases.key(model, alias)
         if current is None:
-            raise AliasNotFound(f"{model} has no alias {alias!r}")
+            raise lookup.no_alias(tx, model, alias)
         event = record_move(ctx, tx, model, alias, "rm", None, current, reason)
         tx.commit()
     return event

@@ -9,6 +9,10 @@ lists without asking the database. Then it records an ``audit.checkpoint`` event
 ``verify`` recomputes the chain and compares it with every checkpoint whose signature
 the store's public key accepts: a log truncated below a checkpoint, or rewritten up to
 one, is reported even when its ``audit_head`` was rewritten to match.
+
+``head``, ``checkpoints`` and ``checkpoint_file`` serve a verifier outside the store:
+the head without the events, and the checkpoint files byte for byte, for it to check
+with its own copy of the public key.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from modelkeep.domain.audit import (
     CHECKPOINT_PREFIX,
     GENESIS,
     AuditEvent,
+    AuditHead,
     ChainReport,
     Checkpoint,
+    CheckpointEntry,
     CheckpointFile,
     CheckpointResult,
     PublicKey,
@@ -36,7 +42,7 @@ from modelkeep.domain.audit import (
 from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.names import check_model_name
-from modelkeep.errors import Conflict, StoreUnavailable
+from modelkeep.errors import AmbiguousRef, Conflict, NotFound, StoreUnavailable
 from modelkeep.ports.blobs import AuditSigner, BlobStore
 from modelkeep.services.context import ServiceContext
 
@@ -154,6 +160,61 @@ def checkpoint_blobs(blobs: BlobStore) -> set[str]:
         if data is not None:
             found.add(sha256_digest(data))
     return found
+
+
+def head(ctx: ServiceContext) -> AuditHead:
+    """The chain's head (``seq`` 0 and 64 zeros for an empty log) and the newest signed
+    checkpoint that parses, if any (needs whatever reading the whole log needs)."""
+    ctx.authorize(access.READ, None)
+    with ctx.store.transaction() as tx:
+        seq, hash_ = tx.audit.head() or (0, GENESIS)
+    return AuditHead(ctx.blobs.store_id, seq, hash_, _newest_checkpoint(ctx.blobs))
+
+
+def _newest_checkpoint(blobs: BlobStore) -> SignedCheckpoint | None:
+    for entry in reversed(_entries(blobs)):
+        data = blobs.get_named(entry.name)
+        try:
+            signed = SignedCheckpoint.parse(data) if data is not None else None
+        except ValueError:
+            continue  # not a checkpoint file: 'audit verify' names it
+        if signed is not None and signed.checkpoint.name == entry.name:
+            return signed
+    return None
+
+
+def checkpoints(
+    ctx: ServiceContext, after: int | None = None, limit: int | None = None
+) -> list[CheckpointEntry]:
+    """The checkpoint files in the blob store, by ``seq``; ``after`` (a seq) and
+    ``limit``: one page of them."""
+    ctx.authorize(access.READ, None)
+    found = [e for e in _entries(ctx.blobs) if after is None or e.seq > after]
+    return found[:limit] if limit is not None else found
+
+
+def checkpoint_file(ctx: ServiceContext, seq: int) -> tuple[str, bytes]:
+    """The name and exact bytes (as signed and stored) of the checkpoint of ``seq``."""
+    ctx.authorize(access.READ, None)
+    names = [e.name for e in _entries(ctx.blobs) if e.seq == seq]
+    if len(names) > 1:  # two heads signed at one seq: the log was rewritten in between
+        raise AmbiguousRef(
+            f"{len(names)} checkpoints sign seq {seq}: {', '.join(names)}",
+            "the log was rewritten between them: run 'modelkeep audit verify'",
+        )
+    data = ctx.blobs.get_named(names[0]) if names else None
+    if data is None:
+        raise NotFound(
+            f"there is no checkpoint of seq {seq}",
+            "list them with 'modelkeep audit checkpoints' (GET /api/v1/audit/checkpoints)",
+        )
+    return names[0], data
+
+
+def _entries(blobs: BlobStore) -> list[CheckpointEntry]:
+    """The checkpoint files by seq (their names sort so); other keys are left out."""
+    parsed = (CheckpointEntry.parse(name) for name in blobs.list_named(CHECKPOINT_PREFIX))
+    return [entry for entry in parsed if entry is not None]
 
 
 def json_lines(events: Iterable[AuditEvent]) -> Iterator[str]:

@@ -10,10 +10,12 @@ stored as a blob) that binds the version digest to that evidence.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from modelkeep.domain import access
+from modelkeep.domain.access import Grant
 from modelkeep.domain.audit import canonical_json
 from modelkeep.domain.datasets import match_version
 from modelkeep.domain.events import EventKind
@@ -28,6 +30,8 @@ from modelkeep.domain.governance import (
 )
 from modelkeep.domain.names import STAGES, check_stage, parse_ref
 from modelkeep.domain.policy import (
+    ApprovalFact,
+    ApproverNow,
     Evaluation,
     Policy,
     PromotionFacts,
@@ -267,7 +271,10 @@ def _check_digest(version: Version, expect: str | None) -> None:
 
 def roles_on(ctx: ServiceContext, model: str) -> tuple[str, ...]:
     """The actor's roles that apply to ``model`` (global or on that model)."""
-    grants = ctx.principal.grants
+    return _roles_of(ctx.principal.grants, model)
+
+
+def _roles_of(grants: Iterable[Grant], model: str) -> tuple[str, ...]:
     return tuple(sorted({g.role for g in grants if g.model in (None, model)}))
 
 
@@ -307,6 +314,11 @@ def _evaluate(
     record: PolicyRecord | None,
     promoter: str | None,
 ) -> Evaluation:
+    approvals = tuple(
+        a.fact()
+        for a in tx.governance.approvals(version.model, version.number)
+        if a.version_digest == version.digest
+    )
     facts = PromotionFacts(
         model=version.model,
         number=version.number,
@@ -315,16 +327,27 @@ def _evaluate(
         metadata=versions.metadata_through_run(tx, version.metadata),
         message=version.message,
         checks=tuple(c.fact() for c in tx.governance.check_results(version.model, version.number)),
-        approvals=tuple(
-            a.fact()
-            for a in tx.governance.approvals(version.model, version.number)
-            if a.version_digest == version.digest
-        ),
+        approvals=approvals,
         occupants={s: _occupant(tx, version.model, s) for s in STAGES},
         promoter=promoter,
         policy_digest=record.digest if record else None,
+        approvers=_approvers_now(tx, version.model, approvals, ctx.clock()),
     )
     return evaluate(policy.for_model(version.model), stage, facts)
+
+
+def _approvers_now(
+    tx: Transaction, model: str, approvals: Iterable[ApprovalFact], now: datetime
+) -> dict[str, ApproverNow]:
+    """Each approver who is a user of the store as they stand now, in the evaluating
+    transaction: an approval counts only while its author is active and still holds the
+    role, whatever roles it recorded. Operators (``local:...``) are no users: not here."""
+    found: dict[str, ApproverNow] = {}
+    for name in {a.user for a in approvals}:
+        user = tx.users.get(name, now)
+        if user is not None:
+            found[name] = ApproverNow(user.state, _roles_of(user.grants, model))
+    return found
 
 
 def _occupant(tx: Transaction, model: str, stage: str) -> StageOccupant | None:

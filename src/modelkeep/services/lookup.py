@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from modelkeep.domain import aliases as alias_rules
-from modelkeep.domain.names import Ref, RefKind
+from modelkeep.domain.names import STAGES, Ref, RefKind
+from modelkeep.domain.text import did_you_mean
 from modelkeep.domain.versions import Model, Version
 from modelkeep.errors import AliasNotFound, AmbiguousRef, ModelNotFound, VersionNotFound
 from modelkeep.ports.registry import VersionKey
@@ -18,12 +19,31 @@ from modelkeep.ports.unit_of_work import MetadataStore, Transaction
 def model(tx: Transaction, name: str) -> Model:
     found = tx.models.get(name)
     if found is None:
-        raise no_model(name)
+        raise no_model(tx, name)
     return found
 
 
-def no_model(name: str) -> ModelNotFound:
-    return ModelNotFound(f"model {name!r} does not exist")
+def no_model(tx: Transaction, name: str) -> ModelNotFound:
+    """The error for a missing model, with the closest existing name. Only callers that
+    may read the name they asked for get here (``authorize`` comes first), and a
+    per-model grant on a model that does not exist is not a way to list the others."""
+    suggestion = did_you_mean(name, (m.name for m in tx.models.all()))
+    listing = "list models with 'modelkeep models list'"
+    if suggestion:
+        return ModelNotFound(f"model {name!r} does not exist", suggestion + listing)
+    return ModelNotFound(
+        f"model {name!r} does not exist",
+        f"create it with 'modelkeep models create {name}', or {listing}",
+    )
+
+
+def no_alias(tx: Transaction, model: str, alias: str, when: str = "") -> AliasNotFound:
+    """The error for a missing alias or stage, with the closest one the model has."""
+    known = {event.alias for event in tx.aliases.events(model)} | {"latest", *STAGES}
+    return AliasNotFound(
+        f"{model} has no alias {alias!r}{when}",
+        f"{did_you_mean(alias, sorted(known))}list aliases with 'modelkeep alias history {model}'",
+    )
 
 
 def version(tx: Transaction, model_name: str, number: int) -> Version:
@@ -51,7 +71,7 @@ def key(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey:
         model(tx, ref.model)
         if ref.kind is RefKind.ALIAS:
             when = f" at {at.isoformat()}" if at else ""
-            raise AliasNotFound(f"{ref.model} has no alias {ref.value!r}{when}")
+            raise no_alias(tx, ref.model, ref.value, when)
         raise VersionNotFound(f"{ref} does not exist")
     if at is not None and found.created_at > at:
         raise VersionNotFound(f"{ref} did not exist yet at {at.isoformat()}")

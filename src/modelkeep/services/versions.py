@@ -111,7 +111,7 @@ def _prepare(
 ) -> tuple[VersionMetadata, str | None]:
     required = tx.models.required_fields(model)
     if required is None:
-        raise lookup.no_model(model)
+        raise lookup.no_model(tx, model)
     policy = policies.model_policy(tx, model)
     required = tuple(dict.fromkeys((*required, *policy.register_require)))
     metadata = request.metadata.validated()

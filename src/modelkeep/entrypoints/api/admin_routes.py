@@ -42,9 +42,13 @@ def _token(token: Token, reg: Reg) -> dict[str, Any]:
 
 
 @router.get("/users")
-def list_users(reg: Reg, limit: Limit = 100, after: str | None = None) -> dict[str, Any]:
-    """Every user with its grants and number of active tokens, by name."""
-    found = sorted(admin.list_users(reg), key=lambda u: u.name)  # Python's order, as ``after``
+def list_users(
+    reg: Reg, limit: Limit = 100, after: str | None = None, include_deleted: bool = False
+) -> dict[str, Any]:
+    """Every user with its grants and number of active tokens, by name; deleted users
+    only with ``include_deleted=true``."""
+    found = admin.list_users(reg, include_deleted)
+    found = sorted(found, key=lambda u: u.name)  # Python's order, as ``after``
     return page(((u.name, u.to_dict()) for u in found), limit, after)
 
 
@@ -83,6 +87,13 @@ def disable_user(reg: Reg, name: str) -> dict[str, Any]:
 @router.post("/users/{name}/enable")
 def enable_user(reg: Reg, name: str) -> dict[str, Any]:
     return admin.set_disabled(reg, name, False).to_dict()
+
+
+@router.delete("/users/{name}")
+def delete_user(reg: Reg, name: str) -> dict[str, Any]:
+    """Soft delete: the user stays listed with ``include_deleted``, its tokens are revoked,
+    its grants and approvals stop counting, its name is never used again. Not undone."""
+    return admin.delete_user(reg, name).to_dict()
 
 
 # tokens ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import re
 import uuid
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
@@ -28,7 +29,8 @@ from modelkeep.entrypoints.api import (
     storage_routes,
     tracking_routes,
 )
-from modelkeep.errors import InvalidInput, ModelkeepError, Unauthenticated
+from modelkeep.entrypoints.api.routes import ACTING, bearer_token
+from modelkeep.errors import BodyTimeout, InvalidInput, ModelkeepError
 from modelkeep.version import __version__
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
@@ -44,6 +46,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "no valid bearer token"),
         (403, "the token's user may not do this; the message says why"),
         (404, "no such model, version, alias, blob or endpoint"),
+        (408, "the request body stalled (MODELKEEP_BODY_TIMEOUT_SECONDS)"),
         (409, "conflict with the current state"),
         (413, "request body too large"),
         (422, "the request body does not match its schema"),
@@ -62,7 +65,7 @@ def create_app(runtime: ServerRuntime) -> FastAPI:
     )
     app.state.modelkeep = runtime
     errors.install(app)
-    app.add_middleware(LimitsAndRequestId)
+    app.add_middleware(LimitsAndRequestId, runtime=runtime)
     app.include_router(routes.health)
     for router in (
         routes.api,
@@ -77,12 +80,14 @@ def create_app(runtime: ServerRuntime) -> FastAPI:
 
 
 class LimitsAndRequestId:
-    """Pure ASGI middleware: a request id on every request and response, and the size
-    limit for JSON bodies. (Starlette's BaseHTTPMiddleware would wrap every body message
+    """Pure ASGI middleware: a request id on every request and response; the token
+    authenticated before any body is read; the size limit for JSON bodies, and a read
+    timeout for every body. (Starlette's BaseHTTPMiddleware would wrap every body message
     of a blob upload in a task group of its own, which costs more than the upload.)"""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, runtime: ServerRuntime) -> None:
         self.app = app
+        self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,27 +95,42 @@ class LimitsAndRequestId:
             return
         headers = Headers(scope=scope)
         request_id = _request_id(headers.get("x-request-id"))
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        receive = _timed_body(receive, self.runtime.body_timeout_seconds)
         refused = _refused(headers.get("content-length"), scope["path"])
-        refused = refused or _no_token(headers, scope["path"])
+        if refused is None and scope["path"].startswith("/api/"):
+            refused = await self._authenticate(headers, state)
         if refused is None and _has_json_body(scope):
-            # chunked bodies declare no length: count what arrives, before the app reads it
-            read = await _read_json_body(receive)
-            if read is None:
-                refused = _too_large()
-            else:
-                receive = _replay(read, receive)
+            refused, receive = await _buffer_json_body(receive)
         if refused is not None:
             refused.headers["x-request-id"] = request_id
+            if _declares_body(headers):  # its unread body would be taken for the next request
+                refused.headers["connection"] = "close"
             await refused(scope, receive, send)
             return
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["x-request-id"] = request_id
+                response_headers = MutableHeaders(scope=message)
+                response_headers["x-request-id"] = request_id
+                if message["status"] == BodyTimeout.http_status:  # the body never finished
+                    response_headers["connection"] = "close"
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+    async def _authenticate(self, headers: Headers, state: dict[str, Any]) -> JSONResponse | None:
+        """Every API route needs a valid token: a missing, unknown, revoked or expired one
+        is answered 401 before any of the body (perhaps hundreds of MB) is read. The
+        routes reuse the context found here. The lookup may query the database, so it
+        runs in a worker thread, off the event loop."""
+        token = bearer_token(headers.get("authorization"))
+        try:
+            state[ACTING] = await anyio.to_thread.run_sync(self.runtime.authenticate, token)
+        except ModelkeepError as exc:  # unauthenticated (401), or the database is down (503)
+            return errors.error_response(exc)
+        return None
 
 
 def _request_id(given: str | None) -> str:
@@ -136,16 +156,46 @@ def _too_large() -> JSONResponse:
     return _error(InvalidInput(message, "send less per request"), 413)
 
 
-def _no_token(headers: Headers, path: str) -> JSONResponse | None:
-    """Every API route needs a token: without one, answer before reading any body."""
-    if path.startswith("/api/") and "authorization" not in headers:
-        return _error(Unauthenticated("no token was given"), 401)
-    return None
+def _timed_body(receive: Receive, seconds: float) -> Receive:
+    """``receive`` that gives up with ``BodyTimeout`` when the next part of the request
+    body takes more than ``seconds``: a stalled upload must not keep its connection (and
+    whatever waits on it) forever. Once the body is complete it waits untimed, since a
+    streamed response listens through it for the client going away."""
+    complete = False
+
+    async def timed() -> Message:
+        nonlocal complete
+        if complete:
+            return await receive()
+        with anyio.move_on_after(seconds) as waited:
+            message = await receive()
+        if waited.cancelled_caught:
+            raise BodyTimeout(f"the request body stalled for over {seconds:g} seconds")
+        complete = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+
+    return timed
+
+
+def _declares_body(headers: Headers) -> bool:
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 def _has_json_body(scope: Scope) -> bool:
     path, method = scope["path"], scope["method"]
     return method in BODY_METHODS and path.startswith("/api/") and not path.startswith(STREAMED)
+
+
+async def _buffer_json_body(receive: Receive) -> tuple[JSONResponse | None, Receive]:
+    """The body read ahead, to replay to the app; or the answer refusing it. Chunked
+    bodies declare no length: their bytes are counted as they arrive."""
+    try:
+        read = await _read_json_body(receive)
+    except BodyTimeout as exc:
+        return _error(exc, 408), receive
+    if read is None:
+        return _too_large(), receive
+    return None, _replay(read, receive)
 
 
 async def _read_json_body(receive: Receive) -> list[Message] | None:

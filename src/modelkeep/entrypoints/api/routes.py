@@ -10,6 +10,7 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from modelkeep.bootstrap import ServerRuntime
 from modelkeep.domain.digest import check_digest
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import check_model_name
@@ -30,13 +31,29 @@ api = APIRouter()
 READ_BLOCK = 1024 * 1024
 
 
+ACTING = "acting"
+"""Where the app's middleware leaves the context it authenticated (in the request state)."""
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header; None without one."""
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def registry(request: Request) -> ServiceContext:
-    """The registry, acting for the user the request's bearer token names."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    acting: ServiceContext = request.app.state.modelkeep.authenticate(given)
-    return acting.for_request(getattr(request.state, "request_id", None))  # audit events
+    """The registry, acting for the user the request's bearer token names (as the
+    middleware authenticated it, before the body was read)."""
+    return _acting(request).for_request(getattr(request.state, "request_id", None))
+
+
+def _acting(request: Request) -> ServiceContext:
+    found: ServiceContext | None = getattr(request.state, ACTING, None)
+    if found is not None:
+        return found
+    # a route outside /api/, which the middleware does not authenticate
+    runtime: ServerRuntime = request.app.state.modelkeep
+    return runtime.authenticate(bearer_token(request.headers.get("authorization")))
 
 
 Reg = Annotated[ServiceContext, Depends(registry)]

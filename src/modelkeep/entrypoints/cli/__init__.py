@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
 import click
 
+from modelkeep.domain.text import did_you_mean
 from modelkeep.entrypoints.cli import (
     aliases,
     datasets,
@@ -23,23 +25,28 @@ from modelkeep.entrypoints.cli import (
     versions,
 )
 from modelkeep.entrypoints.cli.context import CliState
+from modelkeep.entrypoints.cli.help import TaskGroup
 from modelkeep.errors import InternalError, IOFailure, ModelkeepError, UsageError
 from modelkeep.version import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TaskGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--uri",
     envvar="MODELKEEP_URI",
     metavar="URI",
     show_envvar=True,
-    help="The registry: a directory (default ./.modelkeep).",
+    help="The registry: a directory (default ./.modelkeep) or a server's http(s):// URL.",
 )
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON document on stdout.")
 @click.version_option(__version__, prog_name="modelkeep")
 @click.pass_context
 def cli(ctx: click.Context, uri: str | None, json_output: bool) -> None:
-    """modelkeep: versioned, content-addressed, audited models."""
+    """modelkeep: versioned, content-addressed, audited models.
+
+    Every command works on the store at --uri: a directory (the embedded store, made by
+    the first write) or the http(s):// URL of a 'modelkeep server'. 'modelkeep COMMAND
+    --help' says more; docs/getting-started.md walks through a first model."""
     cli_state = ctx.ensure_object(CliState)
     cli_state.uri = uri
     cli_state.json = cli_state.json or json_output
@@ -113,7 +120,19 @@ def main(argv: list[str] | None = None) -> None:
 def _usage_hint(exc: click.ClickException) -> str:
     ctx: Any = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "modelkeep"
-    return f"see '{path} --help'"
+    return f"{_closest_choice(exc)}see '{path} --help'"
+
+
+CHOICE_REFUSED = re.compile(r"'(?P<value>[^']*)' is not one of ")
+
+
+def _closest_choice(exc: click.ClickException) -> str:
+    """ "did you mean 'production'? " for ``--to prod`` (click suggests commands itself)."""
+    param = getattr(exc, "param", None)
+    found = CHOICE_REFUSED.search(exc.format_message())
+    if param is None or found is None or not isinstance(param.type, click.Choice):
+        return ""
+    return did_you_mean(found["value"], [str(choice) for choice in param.type.choices])
 
 
 def _fail(exc: ModelkeepError, state: CliState) -> None:

@@ -7,10 +7,10 @@ from rich.table import Table
 
 from modelkeep.domain.aliases import AliasEvent
 from modelkeep.domain.governance import Promotion
-from modelkeep.domain.names import STAGES
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state
+from modelkeep.entrypoints.cli.options import stage_option, why_option
 
-REASON = click.option("--reason", metavar="TEXT", help="Why, for the history and audit log.")
+REASON = why_option("--reason", "--comment", "reason")
 
 
 def _moved(event: AliasEvent) -> None:
@@ -73,7 +73,7 @@ def history(model: str, name: str | None) -> None:
 
 @click.command()
 @click.argument("ref", metavar="NAME@REF")
-@click.option("--to", "stage", type=click.Choice(STAGES), required=True, help="The stage.")
+@stage_option("--to", "--stage", required=True)
 @REASON
 @click.option(
     "--override",
@@ -109,7 +109,7 @@ def _promoted(done: Promotion) -> None:
 
 @click.command()
 @click.argument("model", metavar="NAME")
-@click.option("--stage", type=click.Choice(STAGES), required=True, help="The stage.")
+@stage_option("--stage", "--to", required=True)
 @REASON
 @json_option
 def rollback(model: str, stage: str, reason: str | None) -> None:

@@ -27,6 +27,21 @@ from modelkeep.config import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 PROGRESS_THRESHOLD = 8 * 1024 * 1024
 
+READ_ONLY_COMMANDS = frozenset(
+    {
+        "models list", "models show", "versions", "show", "pull", "diff", "resolve",
+        "alias history", "verify", "storage", "retention show", "audit log", "audit verify",
+        "audit key", "audit head", "users list", "tokens list", "runs show", "runs list",
+        "runs compare", "runs reproduce", "datasets show", "datasets list",
+        "datasets versions", "datasets pull", "lineage", "policy show", "policy history",
+        "policy test", "checks", "gate", "attest list", "attest export", "attest verify",
+        "card", "report governance",
+    }
+)  # fmt: skip
+"""Commands that only read: on an embedded store that does not exist they say so instead
+of making an empty store (which would hide a mistyped --uri). Every other command writes,
+and makes the store on first use (tests/e2e/test_cli_first_hour.py lists them all)."""
+
 
 @dataclass
 class CliState:
@@ -45,12 +60,21 @@ class CliState:
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = connect(settings=self.settings)
+            self._client = connect(settings=self.settings, create=not _reads_only())
+            if self._client.created_store is not None:
+                err_console.print(f"made a new store at {self.settings.uri}", markup=False)
         return self._client
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def _reads_only() -> bool:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    return ctx.command_path.partition(" ")[2] in READ_ONLY_COMMANDS
 
 
 def state() -> CliState:

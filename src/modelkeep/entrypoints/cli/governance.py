@@ -13,13 +13,11 @@ from rich.table import Table
 
 from modelkeep.attest.bundle import BundleReport, raise_if_bad, verify_bundle
 from modelkeep.domain.governance import Approval, CheckResult, GateResult
-from modelkeep.domain.names import STAGES
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state
+from modelkeep.entrypoints.cli.options import stage_option, why_option
 from modelkeep.errors import InvalidInput, PolicyNotMet
 
-TO_STAGE = click.option(
-    "--to", "stage", type=click.Choice(STAGES), required=True, help="The stage."
-)
+TO_STAGE = stage_option("--to", "--stage", required=True)
 FORMAT = click.option(
     "--format",
     "fmt",
@@ -188,7 +186,7 @@ def _decision(decision: str) -> Any:
     @click.command(decision)
     @click.argument("ref", metavar="NAME@REF")
     @TO_STAGE
-    @click.option("--comment", metavar="TEXT", help="Why, for the record.")
+    @why_option("--comment", "--reason", "comment", help="Why, for the record.")
     @click.option(
         "--digest",
         metavar="SHA256",
@@ -297,7 +295,7 @@ def list_attestations(ref: str) -> None:
 @attest.command("export")
 @click.argument("ref", metavar="NAME@REF")
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False))
-@click.option("--stage", type=click.Choice(STAGES), help="The newest attestation for this stage.")
+@stage_option("--stage", "--to", required=False, help="The newest attestation for this stage.")
 @json_option
 def export(ref: str, dest: str, stage: str | None) -> None:
     """Write the newest attestation of NAME@REF and all its evidence into DIR, for
@@ -308,7 +306,7 @@ def export(ref: str, dest: str, stage: str | None) -> None:
 
 @attest.command("verify")
 @click.argument("ref", metavar="NAME@REF", required=False)
-@click.option("--stage", type=click.Choice(STAGES), help="The newest attestation for this stage.")
+@stage_option("--stage", "--to", required=False, help="The newest attestation for this stage.")
 @click.option(
     "--bundle",
     type=click.Path(file_okay=False, exists=True),

@@ -1,13 +1,15 @@
-"""``verify``, ``gc``, ``audit log | verify | checkpoint | key``."""
+"""``verify``, ``gc``, ``audit log | verify | checkpoint | key | head | checkpoints``."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import click
 from rich.table import Table
 
-from modelkeep.domain.audit import ChainReport
+from modelkeep.domain.audit import AuditHead, ChainReport, CheckpointEntry
 from modelkeep.domain.maintenance import GcReport, VerifyReport
 from modelkeep.entrypoints.cli import parsing
 from modelkeep.entrypoints.cli.context import (
@@ -19,7 +21,7 @@ from modelkeep.entrypoints.cli.context import (
     plural,
     state,
 )
-from modelkeep.errors import AuditChainBroken, DigestMismatch
+from modelkeep.errors import AuditChainBroken, DestinationConflict, DigestMismatch, IOFailure
 from modelkeep.services import audit as audit_service
 
 
@@ -187,3 +189,82 @@ def audit_key(as_hex: bool) -> None:
         sys.stdout.write(key.hex + "\n" if as_hex else key.pem)
 
     emit(key.to_dict(), human)
+
+
+@audit.command("head")
+@json_option
+def audit_head() -> None:
+    """Print where the audit chain ends (seq and hash) and the newest signed checkpoint.
+
+    Record the head, and later check that the log still reaches it (deleting the newest
+    events is caught only so); check the checkpoint's signature with a copy of
+    'modelkeep audit key' kept elsewhere (docs/design.md, "Re-verifying without modelkeep")."""
+    head = state().client.audit_head()
+    emit(head.to_dict(), lambda: _print_head(head))
+
+
+def _print_head(head: AuditHead) -> None:
+    console.print(f"head: seq {head.seq}, hash {head.hash} (store {head.store_id})")
+    latest = head.checkpoint
+    if latest is None:
+        console.print("no signed checkpoint yet; make one with 'modelkeep audit checkpoint'")
+        return
+    signed = latest.checkpoint
+    console.print(f"newest checkpoint: seq {signed.seq}, hash {signed.hash}, at {signed.at}")
+    console.print(f"  {signed.name}, signed by key {latest.public_key}")
+
+
+@audit.command("checkpoints")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also save each checkpoint file, byte for byte, into DIR (made if missing).",
+)
+@json_option
+def audit_checkpoints(out: Path | None) -> None:
+    """List the signed checkpoint files (seq, name), oldest first; --out DIR saves them.
+
+    The saved files are what the checkpoint verifier of docs/design.md reads: check them
+    with your own copy of the store's public key, not the one each file names."""
+    client = state().client
+    entries = client.audit_checkpoints()
+    if out is not None:
+        _save_checkpoints(out, [(e, client.audit_checkpoint_file(e.seq)) for e in entries])
+    emit(
+        {"items": [e.to_dict() for e in entries], "out": str(out) if out else None},
+        lambda: _print_checkpoints(entries, out),
+    )
+
+
+def _print_checkpoints(entries: list[CheckpointEntry], out: Path | None) -> None:
+    for entry in entries:
+        console.print(f"{entry.seq:>8}  {entry.name}")
+    if not entries:
+        console.print("no signed checkpoint yet; make one with 'modelkeep audit checkpoint'")
+    elif out is not None:
+        console.print(f"saved {plural(len(entries), 'file')} in {out}")
+
+
+def _save_checkpoints(out: Path, files: list[tuple[CheckpointEntry, bytes]]) -> None:
+    """Each file saved whole (renamed into place); if a file of that name in DIR holds
+    other bytes, nothing is saved."""
+    targets = [(out / entry.name.rsplit("/", 1)[-1], data) for entry, data in files]
+    try:
+        for target, data in targets:
+            if target.exists() and target.read_bytes() != data:
+                raise DestinationConflict(
+                    f"{target} exists and differs from the store's checkpoint",
+                    "save into an empty directory",
+                )
+        out.mkdir(parents=True, exist_ok=True)
+        for target, data in targets:
+            temp = target.with_name(f".{target.name}.partial")
+            temp.write_bytes(data)
+            os.replace(temp, target)
+    except OSError as exc:
+        raise IOFailure(
+            f"cannot save the checkpoints in {out}: {exc.strerror or exc}",
+            "name a directory you can write to",
+        ) from None

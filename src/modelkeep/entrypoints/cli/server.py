@@ -27,8 +27,20 @@ from modelkeep.entrypoints.cli.context import err_console, state
     help="Server processes; more than one uses more cores.",
 )
 def server(host: str, port: int, workers: int) -> None:
-    """Serve the registry over HTTP until interrupted. Every endpoint but /healthz and
-    /readyz needs a bearer token: make one with 'modelkeep users create'."""
+    """Serve the registry over HTTP until interrupted.
+
+    It serves the store that --uri names (default ./.modelkeep: SQLite and blobs in that
+    directory, made if missing), or the database of MODELKEEP_DATABASE_URL with the blob
+    store of MODELKEEP_BLOB_URL (see docs/configuration.md).
+
+    Every endpoint but /healthz and /readyz needs a bearer token. Make the first admin
+    and its token on the same store before (or while) serving; the token is printed once:
+
+    \b
+        modelkeep --uri STORE users create alice --role admin
+        export MODELKEEP_TOKEN=...   # on the client
+        modelkeep --uri http://127.0.0.1:8080 models list
+    """
     import uvicorn  # the server's own dependency: loaded only when serving
 
     from modelkeep.bootstrap import open_server

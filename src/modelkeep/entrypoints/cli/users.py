@@ -1,4 +1,5 @@
-"""``users create | list | grant | revoke | disable | enable``, ``tokens create | list | revoke``.
+"""``users create | list | grant | revoke | disable | enable | delete``, ``tokens create | list |
+revoke``.
 
 An operator runs these against the store itself (its directory, or MODELKEEP_DATABASE_URL):
 whoever opens a store directly acts as a global admin.
@@ -102,13 +103,15 @@ def create(name: str, role: str, model: str | None, expires_in: int | None) -> N
 
 
 @users.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include deleted users.")
 @json_option
-def list_users() -> None:
-    """List every user with its roles and number of active tokens."""
-    found = state().client.list_users()
+def list_users(show_all: bool) -> None:
+    """List every user with its roles and number of active tokens (deleted ones with --all)."""
+    found = state().client.list_users(include_deleted=show_all)
 
     def human() -> None:
-        table = Table("name", "roles", "tokens", "created (UTC)", "by", "disabled", box=None)
+        columns = ["name", "roles", "tokens", "created (UTC)", "by", "disabled"]
+        table = Table(*columns, *(["deleted"] if show_all else []), box=None)
         for u in found:
             table.add_row(
                 u.name,
@@ -117,6 +120,7 @@ def list_users() -> None:
                 _time(u.created_at),
                 u.created_by,
                 _time(u.disabled_at, ""),
+                *([_time(u.deleted_at, "")] if show_all else []),
             )
         console.print(
             table
@@ -153,7 +157,10 @@ def revoke(name: str, role: str, model: str | None) -> None:
 @click.argument("name")
 @json_option
 def disable(name: str) -> None:
-    """Disable user NAME: its tokens stop working at once."""
+    """Disable user NAME: its tokens stop working at once, its approvals stop counting.
+
+    'users enable' undoes it. Refused for yourself and for the last active global admin.
+    """
     user = state().client.disable_user(name)
     emit(user.to_dict(), lambda: console.print(f"disabled user {user.name}"))
 
@@ -165,6 +172,20 @@ def enable(name: str) -> None:
     """Enable user NAME again."""
     user = state().client.enable_user(name)
     emit(user.to_dict(), lambda: console.print(f"enabled user {user.name}"))
+
+
+@users.command("delete")
+@click.argument("name")
+@json_option
+def delete(name: str) -> None:
+    """Delete user NAME: its tokens are revoked, its grants and approvals stop counting.
+
+    The user stays in 'users list --all' and in the audit log; its name is never given to
+    another user. It cannot be undone. Refused for yourself and for the last active
+    global admin.
+    """
+    user = state().client.delete_user(name)
+    emit(user.to_dict(), lambda: console.print(f"deleted user {user.name}"))
 
 
 @click.group()

@@ -98,6 +98,7 @@ class UserRow:
     created_at: datetime
     created_by: str
     disabled_at: datetime | None = None
+    deleted_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,14 @@ class UserRows:
             and (token.expires_at is None or token.expires_at > now)
         )
         return User(
-            row.name, row.created_at, row.created_by, row.disabled_at, tuple(grants), active
+            row.name,
+            row.created_at,
+            row.created_by,
+            row.disabled_at,
+            tuple(grants),
+            active,
+            row.deleted_at,
+            row.id,
         )
 
     def add(self, name: str, actor: str, at: datetime) -> None:
@@ -57,6 +64,10 @@ class UserRows:
     def set_disabled(self, name: str, at: datetime | None) -> None:
         row = self._require(name)
         self._view.change().users[name] = replace(row, disabled_at=maybe_utc(at))
+
+    def set_deleted(self, name: str, at: datetime) -> None:
+        row = self._require(name)
+        self._view.change().users[name] = replace(row, deleted_at=utc(at))
 
     def add_grant(self, user: str, grant: Grant) -> bool:
         held = self._view.read.grants.get(self._require(user).name, ())

@@ -163,6 +163,8 @@ users = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(256), nullable=False),
     Column("disabled_at", UTCDateTime),
+    # a deleted user keeps its row, so neither its id nor its name is used again (0006)
+    Column("deleted_at", UTCDateTime),
 )
 
 # A token is kept only as the sha256 of its secret: reading this table grants nothing.

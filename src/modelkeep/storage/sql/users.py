@@ -62,6 +62,8 @@ class UserRows:
                 row.disabled_at,
                 held.get(row.id, ()),
                 active.get(row.id, 0),
+                row.deleted_at,
+                int(row.id),
             )
             for row in rows
         ]
@@ -104,6 +106,11 @@ class UserRows:
     def set_disabled(self, name: str, at: datetime | None) -> None:
         self._conn.execute(
             update(users).where(users.c.id == self._require_user_id(name)).values(disabled_at=at)
+        )
+
+    def set_deleted(self, name: str, at: datetime) -> None:
+        self._conn.execute(
+            update(users).where(users.c.id == self._require_user_id(name)).values(deleted_at=at)
         )
 
     def _grant_row(self, user_id: int, grant: Grant) -> Any:
