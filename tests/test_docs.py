@@ -12,26 +12,36 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
+from hypothesis import given, settings
 
 import modelkeep
 from modelkeep.config import SETTINGS, Setting, Settings
-from modelkeep.domain.audit import GENESIS, AuditEvent
+from modelkeep.domain.attestation import public_key_from_pem
+from modelkeep.domain.audit import GENESIS, AuditEvent, PublicKey, chain
+from modelkeep.domain.canonical import canonical_json, legacy_json
+from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, Manifest
 from modelkeep.entrypoints.cli import cli, main
 from modelkeep.entrypoints.cli.reference import command_paths, render
 from modelkeep.errors import ModelkeepError, all_error_classes
+from tests.unit.test_canonical_json import json_values
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -140,12 +150,96 @@ def test_errors_documents_no_unknown_code() -> None:
 
 
 def test_the_audit_table_lists_every_event_kind_and_no_other() -> None:
-    from modelkeep.domain.events import EventKind
-
     section = read("design.md").split("## Audit chain", 1)[1].split("\n## ", 1)[0]
     rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     documented = {name for row in rows for name in re.findall(r"`([a-z]+\.[a-z]+)`", row)}
     assert documented == {kind.value for kind in EventKind}
+
+
+def documented_details() -> list[tuple[set[str], set[str]]]:
+    """(actions, top-level detail keys) of each row of the audit table: backticked names
+    in the details column, outside parentheses (which describe the key before them)."""
+    section = read("design.md").split("## Audit chain", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        actions, _subject, details = line.strip("|").split(" | ")[:3]
+        kinds = set(re.findall(r"`([a-z]+\.[a-z]+)`", actions))
+        if not kinds:
+            continue  # another table of the section (the HTTP endpoints)
+        unlinked = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", details)
+        top_level = re.sub(r"\([^)]*\)", "", unlinked)
+        rows.append((kinds, set(re.findall(r"`([a-z_]+)`", top_level))))
+    return rows
+
+
+def an_audited_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[Any]:
+    """A store taken through every kind of change the embedded store can make."""
+    from modelkeep.domain.governance import NewCheckResult
+
+    def run(*args: str) -> str:
+        code, out = run_cli(list(args), capsys)
+        assert code == 0, (args, out)
+        return out
+
+    for n in range(1, 6):
+        (tmp_path / f"w{n}.bin").write_bytes(f"weights {n}\n".encode())
+    (tmp_path / "data.csv").write_text("x,label\n1,0\n2,1\n")
+    run("models", "create", "fraud")
+    for n in (1, 2, 3):
+        run("push", "fraud", str(tmp_path / f"w{n}.bin"), "--commit", "abc")
+    run("datasets", "push", "tx", str(tmp_path / "data.csv"))
+    run_id = json.loads(run("runs", "start", "--experiment", "e", "--json"))["id"]
+    run("runs", "end", run_id)
+    with modelkeep.connect(settings=Settings(uri=str(tmp_path / "store"))) as mk:
+        result = NewCheckResult("evaluation", "evaluation", {"accuracy": 0.9}, passed=True)
+        mk.record_check("fraud@1", dataset="tx@1", result=result)
+    run("approve", "fraud@1", "--to", "production", "--comment", "ok")
+    run("reject", "fraud@2", "--to", "production")
+    run("alias", "set", "fraud@1", "champion")
+    run("alias", "rm", "fraud", "champion")
+    run("policy", "set", str(ROOT / "examples" / "policy.yaml"))
+    run("promote", "fraud@1", "--to", "staging")
+    for n in (1, 2):
+        run("promote", f"fraud@{n}", "--to", "production", "--override", "--reason", "test")
+    run("rollback", "fraud", "--stage", "production", "--reason", "back")
+    run("archive", "fraud@3", "--reason", "old")
+    for n in (4, 5):
+        run("push", "fraud", str(tmp_path / f"w{n}.bin"), "--commit", "abc")
+    run("retention", "set", "fraud", "--keep-last", "1")
+    run("gc")
+    run("retention", "clear", "fraud")
+    run("audit", "checkpoint")
+    run("users", "create", "bob", "--role", "viewer")
+    run("users", "disable", "bob")
+    run("users", "enable", "bob")
+    run("users", "grant", "bob", "--role", "contributor", "--model", "fraud")
+    run("users", "revoke", "bob", "--role", "contributor", "--model", "fraud")
+    token = json.loads(run("tokens", "create", "bob", "--label", "ci", "--json"))
+    run("tokens", "revoke", token["token"])
+    run("users", "delete", "bob")
+    return [json.loads(line) for line in run("audit", "log", "--json").splitlines()]
+
+
+def test_the_audit_table_lists_the_details_each_event_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELKEEP_URI", str(tmp_path / "store"))
+    events = an_audited_session(tmp_path, capsys)
+    rows = documented_details()
+    written: dict[str, set[str]] = {}
+    for event in events:
+        written.setdefault(event["action"], set()).update(event["details"])
+    assert len(written) >= 29, sorted(set(EventKind) - set(written))  # every kind of 2026-12
+    for action, keys in written.items():
+        documented = set().union(*(row for actions, row in rows if action in actions))
+        assert keys <= documented, f"{action}: {sorted(keys - documented)} not documented"
+    for actions, documented in rows:
+        if not actions <= set(written):
+            continue  # a kind this session does not make
+        keys = set().union(*(written[action] for action in actions))
+        assert documented <= keys, f"{sorted(actions)}: {sorted(documented - keys)} not written"
 
 
 def test_the_code_structure_names_only_modules_that_exist() -> None:
@@ -180,16 +274,24 @@ def test_audit_example_hash_is_what_the_code_computes() -> None:
         body["details"],
         GENESIS,
     )
-    as_coded = json.dumps(event.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert as_coded == canonical
+    assert canonical_json(event.body()) == canonical.encode("utf-8")
     assert event.compute_hash() == marked(text, "audit-example-hash").strip()
 
 
+def write_program(folder: Path, name: str, marker: str) -> Path:
+    """A program of docs/design.md, with the ``canonical.py`` it imports beside it."""
+    text = read("design.md")
+    (folder / "canonical.py").write_text(marked(text, "canonical-json-program"), encoding="utf-8")
+    program = folder / name
+    program.write_text(marked(text, marker), encoding="utf-8")
+    return program
+
+
 def run_verifier(tmp_path: Path, events: list[dict[str, object]]) -> str:
-    program = tmp_path / "verify_audit.py"
-    program.write_text(marked(read("design.md"), "audit-verifier"), encoding="utf-8")
+    program = write_program(tmp_path, "verify_audit.py", "audit-verifier")
     done = subprocess.run(
         [sys.executable, str(program)],
+        cwd=tmp_path,
         input=json_lines(events),
         capture_output=True,
         text=True,
@@ -220,9 +322,65 @@ def test_the_standalone_audit_verifier_agrees_with_modelkeep(tmp_path: Path) -> 
     assert run_verifier(tmp_path, events[:1] + events[2:]) == "broken at seq 2"
 
 
+def legacy_chain() -> list[dict[str, object]]:
+    """Events as a release before canonical form 2 wrote them (floats and an astral key in
+    their details), then one written now: what an upgraded store's log holds."""
+    events: list[dict[str, object]] = []
+    prev_hash = GENESIS
+    at = datetime.fromisoformat("2026-03-03T10:00:00+00:00")
+    for seq, details in enumerate(
+        [{"seconds": 600.0, "tiny": 1e-07}, {"\U0001f600": 1, "\uff5a": 2.5}], start=1
+    ):
+        body = AuditEvent(seq, at, "local:ann", "run.end", f"run:{seq}", details).body()
+        hashed = hashlib.sha256(prev_hash.encode() + legacy_json(body)).hexdigest()
+        events.append({**body, "prev_hash": prev_hash, "hash": hashed})
+        prev_hash = hashed
+    now = chain(2, prev_hash, at, "local:ann", "run.end", "run:3", {"seconds": 600.0})
+    return [*events, now.to_dict()]
+
+
+def test_the_standalone_audit_verifier_accepts_legacy_and_canonical_events(
+    tmp_path: Path,
+) -> None:
+    events = legacy_chain()
+    assert run_verifier(tmp_path, events) == f"intact: 3 events, head {events[-1]['hash']}"
+    edited = [dict(e) for e in events]
+    edited[0]["details"] = {"seconds": 600, "tiny": 1e-07}  # the same number, other bytes
+    assert run_verifier(tmp_path, edited) == "broken at seq 1"
+
+
+def test_the_canonical_json_example_is_what_the_code_computes() -> None:
+    text = read("design.md")
+    value = json.loads(marked(text, "canonical-example-value"))
+    canonical = marked(text, "canonical-example-canonical").encode("utf-8")
+    assert canonical_json(value) == canonical
+    assert legacy_json(value) == marked(text, "canonical-example-legacy").encode("utf-8")
+    digest = "sha256:" + hashlib.sha256(canonical).hexdigest()
+    assert digest == marked(text, "canonical-example-digest").strip()
+
+
+def documented_canonical() -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "canonical"}
+    exec(
+        compile(marked(read("design.md"), "canonical-json-program"), "canonical.py", "exec"),
+        namespace,
+    )
+    return namespace
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_the_documented_canonical_json_is_the_code_s(value: Any) -> None:
+    """canonical.py of docs/design.md, on what json.loads gives, agrees with the code (and
+    so with RFC 8785: tests/unit/test_canonical_json.py)."""
+    program = documented_canonical()
+    value = json.loads(json.dumps(value))
+    assert program["jcs"](value).encode("utf-8") == canonical_json(value)
+    assert program["forms"](value)[-1] == legacy_json(value)
+
+
 def run_checkpoint_verifier(tmp_path: Path, log: str, key: Path, checkpoints: list[Path]) -> str:
-    program = tmp_path / "verify_checkpoints.py"
-    program.write_text(marked(read("design.md"), "audit-checkpoint-verifier"), encoding="utf-8")
+    program = write_program(tmp_path, "verify_checkpoints.py", "audit-checkpoint-verifier")
     (tmp_path / "audit.jsonl").write_text(log, encoding="utf-8")
     done = subprocess.run(
         [sys.executable, str(program), "audit.jsonl", str(key), *map(str, checkpoints)],
@@ -307,6 +465,174 @@ def rechain(
         event["prev_hash"], event["hash"] = prev_hash, body.compute_hash()
         prev_hash = str(event["hash"])
     return changed
+
+
+# attestations: the statement, the records, the bundle, the keyid ------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported attestation in which every optional part is present: a policy, a
+    check, an approval, the previous version in the stage and an admin's override."""
+    from modelkeep.domain.governance import NewCheckResult
+
+    tmp = tmp_path_factory.mktemp("attested")
+    for n in (1, 2):
+        (tmp / f"w{n}.bin").write_bytes(f"weights {n}\n".encode())
+    with modelkeep.connect(settings=Settings(uri=str(tmp / "store"))) as mk:
+        mk.create_model("fraud")
+        for n in (1, 2):
+            mk.push("fraud", [tmp / f"w{n}.bin"], commit="abc")
+        result = NewCheckResult("evaluation", "evaluation", {"accuracy": 1.0}, passed=True)
+        mk.record_check("fraud@2", dataset=None, result=result)
+        mk.approve("fraud@2", to="production", comment="looks right")
+        mk.set_policy(ROOT / "examples" / "policy.yaml")
+        for n in (1, 2):
+            mk.promote(f"fraud@{n}", to="production", override=True, reason="test")
+        (tmp / "store.pem").write_text(mk.audit_key().pem)
+        return mk.export_attestation("fraud@2", tmp / "bundle", stage="production")
+
+
+def bundle_statement(bundle: Path) -> dict[str, Any]:
+    envelope = json.loads((bundle / "attestation.dsse.json").read_bytes())
+    return dict(json.loads(base64.b64decode(envelope["payload"])))
+
+
+def field_paths(value: Any, prefix: str = "") -> set[str]:
+    """``a``, ``a.b``, ``a[].c``: every field of a JSON document, lists of objects opened."""
+    paths: set[str] = set()
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for key, child in item.items():
+            path = f"{prefix}.{key}" if prefix else key
+            paths.add(path)
+            opened = child if isinstance(child, dict) else None
+            if isinstance(child, list) and child and isinstance(child[0], dict):
+                path, opened = path + "[]", child  # type: ignore[assignment]
+            if opened is not None:
+                paths |= field_paths(opened, path)
+    return paths
+
+
+def table_fields(heading: str, first_header: str) -> list[str]:
+    """The backticked names in the first column of the table under ``heading`` whose
+    first header cell is ``first_header``."""
+    section = read("design.md").split(heading, 1)[1].split("\n#", 1)[0]
+    table = section.split(f"| {first_header} |", 1)[1].split("\n\n", 1)[0]
+    cells = [line.split(" | ")[0] for line in table.splitlines()[2:]]
+    return [name for cell in cells for name in re.findall(r"`([^`]+)`", cell)]
+
+
+def test_every_field_of_a_real_statement_is_documented_and_no_other(bundle: Path) -> None:
+    statement = bundle_statement(bundle)
+    predicate = statement["predicate"]
+    assert all(predicate[key] for key in ("previous", "policy", "override", "evaluation"))
+    assert predicate["checks"] and predicate["approvals"]
+    documented = table_fields("### The promotion statement", "field")
+    assert len(documented) == len(set(documented))
+    assert set(documented) == field_paths(statement)
+
+
+@pytest.mark.parametrize(
+    ("folder", "header"), [("checks", "check result field"), ("approvals", "approval field")]
+)
+def test_the_evidence_record_tables_name_every_field(
+    bundle: Path, folder: str, header: str
+) -> None:
+    (record_file,) = (bundle / folder).iterdir()
+    record = json.loads(record_file.read_bytes())
+    assert set(table_fields("### Evidence records", header)) == set(record)
+    named = {e["id"]: e["digest"] for e in bundle_statement(bundle)["predicate"][folder]}
+    digest = "sha256:" + hashlib.sha256(record_file.read_bytes()).hexdigest()
+    assert named[int(record_file.stem)] == digest  # the file is the bytes that were hashed
+
+
+def test_the_bundle_layout_is_what_export_writes(bundle: Path) -> None:
+    patterns = [line.split()[0] for line in marked(read("design.md"), "bundle-layout").splitlines()]
+    expressions = [
+        re.escape(p).replace("<id>", r"\d+").replace("<hex>", "[0-9a-f]{64}") for p in patterns
+    ]
+    written = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+    matched = {e: [w for w in written if re.fullmatch(e, w)] for e in expressions}
+    assert all(matched.values()), matched
+    assert sorted(w for found in matched.values() for w in found) == written
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_the_keyid_recipe_gives_the_envelope_s_keyid(bundle: Path) -> None:
+    recipe = marked(read("design.md"), "keyid-recipe")
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", recipe],
+        cwd=bundle.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    envelope = json.loads((bundle / "attestation.dsse.json").read_bytes())
+    assert done.stdout.strip() == envelope["signatures"][0]["keyid"]
+    raw = public_key_from_pem((bundle.parent / "store.pem").read_bytes())
+    assert envelope["signatures"][0]["keyid"] == "sha256:" + PublicKey.of(raw).fingerprint
+
+
+# dataset profiles ---------------------------------------------------------------------------
+
+
+def test_the_documented_profile_limits_are_the_defaults() -> None:
+    from modelkeep.stats.profiling import Limits
+
+    section = read("design.md").split("## Dataset profiles", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([\d,]+) \|", section, re.M)
+    documented = {name: int(value.replace(",", "")) for name, value in rows}
+    assert len(documented) == 5
+    assert documented == {name: getattr(Limits(), name) for name in documented}
+
+
+def profiled(path: Path, values: list[int], **limits: int) -> dict[str, Any]:
+    from modelkeep.stats.profiling import Limits, profile_file
+
+    path.write_text("x\n" + "".join(f"{v}\n" for v in values))
+    profile = profile_file(path, limits=Limits(**limits)).to_dict()
+    return dict(profile["columns"][0])
+
+
+def type7(values: list[int], p: float) -> float:
+    """The quantile as docs/design.md defines it (linear interpolation)."""
+    ordered = sorted(values)
+    h = (len(ordered) - 1) * p
+    low = int(h)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (h - low) * (ordered[high] - ordered[low])
+
+
+def test_a_profile_s_std_and_quantiles_are_computed_as_documented(tmp_path: Path) -> None:
+    import statistics
+
+    values = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4]
+    column = profiled(tmp_path / "small.csv", values)
+    assert column["approximate"] is False
+    assert column["std"] == pytest.approx(statistics.stdev(values))  # n - 1
+    names = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
+    assert column["quantiles"] == {n: pytest.approx(type7(values, p)) for n, p in names.items()}
+
+
+def test_sampled_quantiles_are_within_the_documented_rank_error(tmp_path: Path) -> None:
+    """50,000 values, a sample of s = 2,000: each quantile's true rank is within
+    p ± sqrt(ln(2/δ) / (2s)), δ = 0.001, as docs/design.md says."""
+    import random
+
+    size, sample = 50_000, 2_000
+    values = list(range(size))
+    random.Random(7).shuffle(values)
+    limits = {"sample_values": sample, "sample_budget": sample, "min_share": sample}
+    column = profiled(tmp_path / "large.csv", values, batch_rows=4_096, **limits)
+    assert column["approximate"] is True and column["count"] == size
+    assert column["mean"] == pytest.approx((size - 1) / 2)  # never sampled
+    bound = math.sqrt(math.log(2 / 0.001) / (2 * sample))
+    for name, p in {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}.items():
+        rank = column["quantiles"][name] / (size - 1)  # the values are 0 … size - 1
+        assert abs(rank - p) <= bound, (name, rank)
 
 
 # (e) commands shown in the docs are real ------------------------------------------------------

@@ -32,7 +32,7 @@ from modelkeep.errors import AmbiguousRef, Forbidden, InvalidInput
 from modelkeep.services import admin, audit, maintenance, models
 from modelkeep.services.context import ServiceContext
 from tests.conftest import served_app
-from tests.test_docs import marked, read
+from tests.test_docs import write_program
 
 
 def changes(registry: ServiceContext, count: int) -> None:
@@ -295,8 +295,7 @@ def test_the_json_lines_export_re_verifies_with_the_documented_program(
     log.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     key = tmp_path / "key.pem"
     key.write_text(audit.public_key(registry).pem)
-    program = tmp_path / "verify_checkpoints.py"
-    program.write_text(marked(read("design.md"), "audit-checkpoint-verifier"), encoding="utf-8")
+    program = write_program(tmp_path, "verify_checkpoints.py", "audit-checkpoint-verifier")
     checkpoints = sorted(str(p) for p in (store_dir / "checkpoints").iterdir())
     done = subprocess.run(
         [sys.executable, str(program), str(log), str(key), *checkpoints],
@@ -305,8 +304,7 @@ def test_the_json_lines_export_re_verifies_with_the_documented_program(
         check=True,
     )
     assert done.stdout.strip() == f"intact: 5 events, 2 checkpoints, head {events[-1].hash}"
-    stdlib_only = tmp_path / "verify_audit.py"
-    stdlib_only.write_text(marked(read("design.md"), "audit-verifier"), encoding="utf-8")
+    stdlib_only = write_program(tmp_path, "verify_audit.py", "audit-verifier")
     done = subprocess.run(
         [sys.executable, str(stdlib_only)],
         input=log.read_text(encoding="utf-8"),
@@ -428,8 +426,7 @@ def test_the_api_serves_the_head_and_the_checkpoint_files_byte_for_byte(
     for entry, response in zip(entries, files, strict=True):
         saved.append(tmp_path / entry["name"].rsplit("/", 1)[-1])
         saved[-1].write_bytes(response.content)
-    program = tmp_path / "verify_checkpoints.py"
-    program.write_text(marked(read("design.md"), "audit-checkpoint-verifier"), encoding="utf-8")
+    program = write_program(tmp_path, "verify_checkpoints.py", "audit-checkpoint-verifier")
     done = subprocess.run(
         [sys.executable, str(program), str(log), str(key), *map(str, saved)],
         capture_output=True,

@@ -8,8 +8,9 @@ attestation and every piece of evidence it names (``write_bundle``)::
     DIR/manifest.json           the version's canonical manifest (sha256 = version digest)
     DIR/policy.yaml             the policy document (sha256 = the statement's policy digest;
                                 absent when the statement names no policy)
-    DIR/checks/<id>.json        each check result record (record digest in the statement)
-    DIR/approvals/<id>.json     each approval record (record digest in the statement)
+    DIR/checks/<id>.json        each check result record: the bytes its record digest
+                                (named in the statement) is the sha256 of
+    DIR/approvals/<id>.json     each approval record, likewise
     DIR/reports/<hex>.json      each check's report (sha256 = the record's report_digest)
 
 ``verify_bundle`` checks all of it and reports every problem, not only the first. The
@@ -33,11 +34,11 @@ from modelkeep.domain.attestation import (
     key_id,
     parse_statement,
     public_key_from_pem,
-    record_digest,
+    record_digests,
     subject_digest,
     verify_envelope,
 )
-from modelkeep.domain.audit import canonical_json
+from modelkeep.domain.canonical import canonical_forms
 from modelkeep.domain.digest import hex_part, is_digest, sha256_digest
 from modelkeep.domain.governance import Approval, CheckResult
 from modelkeep.domain.manifest import Manifest
@@ -85,13 +86,33 @@ def write_bundle(found: BundleContents, dest: Path) -> Path:
     (dest / MANIFEST).write_bytes(found.manifest)
     if found.policy is not None:
         (dest / POLICY).write_bytes(found.policy.encode("utf-8"))
+    named = _named_digests(found.envelope)
     for check in found.checks:
-        (dest / "checks" / f"{check.id}.json").write_bytes(canonical_json(check.record()))
+        (dest / "checks" / f"{check.id}.json").write_bytes(_record_bytes(check.record(), named))
     for approval in found.approvals:
-        (dest / "approvals" / f"{approval.id}.json").write_bytes(canonical_json(approval.record()))
+        (dest / "approvals" / f"{approval.id}.json").write_bytes(
+            _record_bytes(approval.record(), named)
+        )
     for digest, data in found.reports.items():
         (dest / "reports" / f"{hex_part(digest)}.json").write_bytes(data)
     return dest
+
+
+def _named_digests(envelope: bytes) -> set[str]:
+    """The record digests the statement names (its signature is checked on verify)."""
+    try:
+        predicate = parse_statement(decode_envelope(envelope))["predicate"]
+    except AttestationInvalid:
+        return set()
+    entries = [*(predicate.get("checks") or []), *(predicate.get("approvals") or [])]
+    return {str(e.get("digest")) for e in entries if isinstance(e, dict)}
+
+
+def _record_bytes(record: Mapping[str, Any], named: set[str]) -> bytes:
+    """The record in the form whose sha256 the statement names: canonical JSON, or the
+    legacy form for a record attested before canonical form 2 (``domain/canonical.py``)."""
+    forms = canonical_forms(dict(record))
+    return next((f for f in forms if sha256_digest(f) in named), forms[0])
 
 
 @dataclass
@@ -313,7 +334,7 @@ def _check_record(
         report.problems.append(f"{where}: not a JSON object")
         return None
     expected = entry.get("digest")
-    found = _record_digest_of(record, expected)
+    found = _record_digest_of(data, record, expected)
     if found != expected:
         report.problems.append(
             f"{where}: record digest is {found}, not the attested {expected}: it was changed"
@@ -326,14 +347,18 @@ def _check_record(
     return record
 
 
-def _record_digest_of(record: dict[str, Any], expected: Any) -> str:
-    """The record digest; a file exported with its row ``id`` and ``digest`` beside the
-    record's fields is hashed without those two (they are not part of the record)."""
-    found = record_digest(record)
-    if found != expected and ("id" in record or "digest" in record):
+def _record_digest_of(data: bytes, record: dict[str, Any], expected: Any) -> str:
+    """The record digest: ``expected`` if the file is the very bytes it is the sha256
+    of, or if the record hashes to it in canonical or legacy form; a file exported with
+    its row ``id`` and ``digest`` beside the record's fields is hashed without those two
+    (they are not part of the record)."""
+    candidates = (sha256_digest(data), *record_digests(record))
+    if "id" in record or "digest" in record:
         rest = {k: v for k, v in record.items() if k not in ("id", "digest")}
-        return record_digest(rest)
-    return found
+        candidates += record_digests(rest)
+    if expected in candidates:
+        return str(expected)
+    return candidates[1] if len(candidates) > 1 else candidates[0]
 
 
 def _check_reports(bundle: Path, named: dict[str, str], report: BundleReport) -> None:

@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from modelkeep.domain.audit import canonical_json
+from modelkeep.domain.canonical import canonical_forms, canonical_json
 from modelkeep.domain.digest import PREFIX, is_digest, sha256_digest
 from modelkeep.errors import AttestationInvalid, InvalidInput
 
@@ -46,6 +46,12 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 def record_digest(record: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of a record's canonical JSON: how a statement names evidence."""
     return sha256_digest(canonical_json(dict(record)))
+
+
+def record_digests(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every digest ``record`` may have been named by: its canonical one first, then the
+    legacy one of a record made before canonical form 2 (``domain/canonical.py``)."""
+    return tuple(sha256_digest(form) for form in canonical_forms(dict(record)))
 
 
 def key_id(public_raw: bytes) -> str:

@@ -1,8 +1,9 @@
 """The audit chain: every change is an event hash-chained to the one before it.
 
 ``hash = sha256(prev_hash + canonical_json(event))`` in hex, where the event is
-``{seq, at, actor, action, subject, details}`` encoded like the manifest (sorted keys,
-compact separators, UTF-8) and ``prev_hash`` of the first event is 64 zeros.
+``{seq, at, actor, action, subject, details}`` in canonical JSON (RFC 8785,
+``domain/canonical.py``) and ``prev_hash`` of the first event is 64 zeros. Events hashed
+before canonical form 2 used the legacy form; they still verify (``hash_matches``).
 
 A *checkpoint* is a signed statement "the log of store S had event ``seq`` with ``hash``
 at time T". It is kept outside the database (in the blob store), so a log truncated
@@ -21,18 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from modelkeep.domain.canonical import canonical_forms
+from modelkeep.domain.canonical import canonical_json as canonical_json
 from modelkeep.domain.events import EventKind
 
 GENESIS = "0" * 64
 CHECKPOINT_FORMAT = "modelkeep-audit-checkpoint-1"
 CHECKPOINT_PREFIX = "checkpoints/"
-
-
-def canonical_json(document: Any) -> bytes:
-    """Sorted keys, compact separators, UTF-8: the bytes that are hashed and signed."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
 
 
 @dataclass(frozen=True)
@@ -57,7 +53,15 @@ class AuditEvent:
         }
 
     def compute_hash(self) -> str:
-        canonical = canonical_json(self.body())
+        """The hash of this event written now: over its canonical JSON."""
+        return self._hash_of(canonical_json(self.body()))
+
+    def hash_matches(self) -> bool:
+        """Whether ``hash`` is this event's hash, in the canonical form or, for an event
+        written before canonical form 2, in the legacy form (``domain/canonical.py``)."""
+        return any(self._hash_of(form) == self.hash for form in canonical_forms(self.body()))
+
+    def _hash_of(self, canonical: bytes) -> str:
         return hashlib.sha256(self.prev_hash.encode("utf-8") + canonical).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,7 +136,7 @@ def _event_problem(event: AuditEvent, expected_seq: int, prev_hash: str) -> str:
         return f"seq {expected_seq} is missing (next is {event.seq}): events were deleted"
     if event.prev_hash != prev_hash:
         return f"seq {event.seq} does not follow seq {event.seq - 1}: the chain was changed"
-    if event.compute_hash() != event.hash:
+    if not event.hash_matches():
         return f"seq {event.seq} does not match its hash: the event was edited"
     return ""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -11,6 +10,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from modelkeep.domain.canonical import canonical_forms, canonical_json
 from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import parse_ref
@@ -247,16 +247,16 @@ class Version:
     @property
     def metadata_digest(self) -> str:
         """sha256 of what was registered besides the files: metadata, semver, message."""
-        document = {
-            "metadata": self.metadata.to_dict(),
-            "semver": self.semver,
-            "message": self.message,
-        }
-        return sha256_digest(
-            json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-                "utf-8"
-            )
-        )
+        return sha256_digest(canonical_json(self._metadata_document()))
+
+    @property
+    def metadata_digests(self) -> tuple[str, ...]:
+        """The digests a ``version.push`` event may have recorded: the canonical one, and
+        the legacy one of a version pushed before canonical form 2."""
+        return tuple(sha256_digest(form) for form in canonical_forms(self._metadata_document()))
+
+    def _metadata_document(self) -> dict[str, Any]:
+        return {"metadata": self.metadata.to_dict(), "semver": self.semver, "message": self.message}
 
     def to_dict(self) -> dict[str, Any]:
         return {

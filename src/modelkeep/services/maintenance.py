@@ -85,7 +85,7 @@ def _inconsistent(version: Version, registered: dict[str, str]) -> bool:
     if Manifest.of(version.files).digest != version.digest:
         return True
     recorded = registered.get(version.ref)
-    return recorded is not None and recorded != version.metadata_digest
+    return recorded is not None and recorded not in version.metadata_digests
 
 
 def _check_all(ctx: ServiceContext, digests: list[str]) -> list[tuple[str, str | None]]:
