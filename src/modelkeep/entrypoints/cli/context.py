@@ -31,8 +31,8 @@ READ_ONLY_COMMANDS = frozenset(
     {
         "models list", "models show", "versions", "show", "pull", "diff", "resolve",
         "alias history", "verify", "storage", "retention show", "audit log", "audit verify",
-        "audit key", "audit head", "audit checkpoints", "users list", "tokens list", "runs show", "runs list",
-        "runs compare", "runs reproduce", "datasets show", "datasets list",
+        "audit key", "audit head", "audit checkpoints", "users list", "tokens list",
+        "runs show", "runs list", "runs compare", "runs reproduce", "datasets show", "datasets list",
         "datasets versions", "datasets pull", "lineage", "policy show", "policy history",
         "policy test", "checks", "gate", "attest list", "attest export", "attest verify",
         "card", "report governance",
