@@ -521,6 +521,7 @@ class Client:
         from modelkeep.checks.runner import CheckInput, run_checks
         from modelkeep.checks.suite import default_suite, parse_suite
         from modelkeep.domain.governance import NewCheckResult
+        from modelkeep.domain.provenance import SOURCE_CHECK
 
         version = self.show(ref)
         if version.status == "archived":
@@ -541,14 +542,22 @@ class Client:
                 version.ref,
                 dataset=data.ref,
                 result=NewCheckResult(
-                    o.suite, o.kind, o.metrics, o.passed, tuple(o.failures), o.report
+                    o.suite,
+                    o.kind,
+                    o.metrics,
+                    o.passed,
+                    tuple(o.failures),
+                    o.report,
+                    source=SOURCE_CHECK,
                 ),
             )
             for o in outcomes
         ]
 
     def record_check(self, ref: str, *, dataset: str | None, result: NewCheckResult) -> CheckResult:
-        """Record a result computed elsewhere (e.g. by your own evaluation harness)."""
+        """Record a result computed elsewhere (e.g. by your own evaluation harness). It is
+        marked as posted by a client (``producer.source``), with you as its producer: a
+        policy rule that names a ``runner`` does not count it."""
         return self._backend.record_check(ref, dataset, result)
 
     def checks(self, ref: str) -> list[CheckResult]:

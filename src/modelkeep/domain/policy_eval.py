@@ -11,7 +11,10 @@ what is met and what is missing, and why. Semantics:
   A relative rule compares with the newest value of the right-hand metric among the
   check results of the version now in the named stage (same dataset filter): an empty
   stage passes ("nothing to compare with"); an occupant without that metric is unmet.
-  The detail shows the value, where it came from and the threshold computed.
+  The detail shows the value, where it came from and the threshold computed. A rule that
+  names a ``runner`` counts only results (of this version, and of the stage's version it
+  compares with) recorded by ``modelkeep check`` as a runner (the named one, if any) over
+  a dataset; when none is, the detail says why the newest others do not count.
 - **approval** (when the stage requires ``count >= 1``): for each user only the newest
   decision for this stage counts. Met when at least ``count`` users whose newest
   decision is ``approve`` hold one of the rule's roles (or admin), and nobody's newest
@@ -35,6 +38,7 @@ from typing import Any
 
 from modelkeep.domain.access import ADMIN
 from modelkeep.domain.policy_rules import ApprovalRule, MetricRule, ModelPolicy, StagePolicy
+from modelkeep.domain.provenance import SOURCE_CHECK, Producer
 from modelkeep.domain.versions import VersionMetadata, missing_fields
 
 METADATA, CHECK, APPROVAL, SEPARATION = "metadata", "check", "approval", "separation"
@@ -55,6 +59,7 @@ class CheckFact:
     passed: bool
     dataset: str | None  # "NAME@N"
     at: datetime
+    producer: Producer | None = None  # None: recorded before producers were
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
@@ -221,7 +226,44 @@ def newest_reporting(
 ) -> CheckFact | None:
     """The newest check result reporting ``metric`` (on dataset ``dataset``, any version)."""
     candidates = [c for c in checks if metric in c.metrics and _on_dataset(c, dataset)]
-    return max(candidates, key=lambda c: (c.at, c.id), default=None)
+    return _newest(candidates)
+
+
+def _newest(checks: Iterable[CheckFact]) -> CheckFact | None:
+    return max(checks, key=lambda c: (c.at, c.id), default=None)
+
+
+def _reporting(
+    checks: Iterable[CheckFact], metric: str, rule: MetricRule
+) -> tuple[CheckFact | None, list[CheckFact]]:
+    """The newest result reporting ``metric`` that the rule trusts, and the newer ones
+    that report it but are not trusted (newest first), to say why they do not count."""
+    candidates = [c for c in checks if metric in c.metrics and _on_dataset(c, rule.dataset)]
+    trusted = _newest(c for c in candidates if not why_untrusted(c, rule))
+    newer = [c for c in candidates if trusted is None or (c.at, c.id) > (trusted.at, trusted.id)]
+    return trusted, sorted(newer, key=lambda c: (c.at, c.id), reverse=True)
+
+
+def why_untrusted(check: CheckFact, rule: MetricRule) -> str:
+    """Why ``check`` cannot satisfy a rule that names a runner; "" when it can."""
+    if rule.runner is None:
+        return ""
+    producer = check.producer
+    if producer is None:
+        return "it was recorded before results named their producer"
+    reasons = []
+    if producer.source != SOURCE_CHECK:
+        reasons.append(f"{producer.user} posted it as a client, not by 'modelkeep check'")
+    if not producer.runner:
+        reasons.append(f"{producer.user} is not a runner")
+    elif rule.runner and producer.user not in rule.runner:
+        reasons.append(f"it is by runner {producer.user}, not {rule.runners_text}")
+    if check.dataset is None:
+        reasons.append("it names no dataset")
+    return "; ".join(reasons)
+
+
+MAX_UNTRUSTED_SHOWN = 3
 
 
 def _on_dataset(check: CheckFact, dataset: str | None) -> bool:
@@ -232,11 +274,31 @@ def _on(dataset: str | None) -> str:
     return f" on {dataset}" if dataset else ""
 
 
+def _from_runner(rule: MetricRule) -> str:
+    return f" from 'modelkeep check' by {rule.runners_text}" if rule.runner is not None else ""
+
+
+def _not_counted(untrusted: Sequence[CheckFact], rule: MetricRule) -> str:
+    shown = [f"; {c.source} does not count: {why_untrusted(c, rule)}" for c in untrusted]
+    more = len(shown) - MAX_UNTRUSTED_SHOWN
+    return "".join(shown[:MAX_UNTRUSTED_SHOWN]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _run_hint(rule: MetricRule) -> str:
+    if rule.runner is None:
+        return RUN_CHECKS_HINT
+    who = f"as {rule.runners_text}" if rule.runner else "as a runner"
+    return f"{RUN_CHECKS_HINT} {who} (a runner's token) with --dataset"
+
+
 def _metric_outcome(rule: MetricRule, facts: PromotionFacts) -> RuleOutcome:
-    check = newest_reporting(facts.checks, rule.metric, rule.dataset)
+    check, untrusted = _reporting(facts.checks, rule.metric, rule)
     if check is None:
-        detail = f"no check result reports {rule.metric}{_on(rule.dataset)}; {RUN_CHECKS_HINT}"
-        return RuleOutcome(CHECK, rule.label, False, detail)
+        detail = (
+            f"no check result reports {rule.metric}{_on(rule.dataset)}{_from_runner(rule)}"
+            f"{_not_counted(untrusted, rule)}; {_run_hint(rule)}"
+        )
+        return RuleOutcome(CHECK, rule.label, False, detail, tuple(c.id for c in untrusted))
     value = check.metrics[rule.metric]
     if value is None:
         detail = f"{rule.metric} is not a number (NaN) in {check.source}"
@@ -246,19 +308,29 @@ def _metric_outcome(rule: MetricRule, facts: PromotionFacts) -> RuleOutcome:
     return _relative_outcome(rule, value, check, facts)
 
 
+def _source(check: CheckFact, rule: MetricRule) -> str:
+    """Where a value came from; with its producer when the rule insists on a runner."""
+    if rule.runner is None or check.producer is None:
+        return check.source
+    return f"{check.source} by {check.producer.describe()}"
+
+
 def _relative_outcome(
     rule: MetricRule, value: float, check: CheckFact, facts: PromotionFacts
 ) -> RuleOutcome:
     stage, metric = rule.stage or "", rule.stage_metric or rule.metric
     occupant = facts.occupants.get(stage)
     if occupant is None:
-        detail = f"{value:g} ({check.source}); no version in {stage} yet: nothing to compare with"
+        detail = (
+            f"{value:g} ({_source(check, rule)}); no version in {stage} yet: "
+            "nothing to compare with"
+        )
         return RuleOutcome(CHECK, rule.label, True, detail, (check.id,))
-    reference = newest_reporting(occupant.checks, metric, rule.dataset)
+    reference, _ = _reporting(occupant.checks, metric, rule)
     if reference is None:
         detail = (
             f"{occupant.ref} in {stage} has no check result reporting {metric}"
-            f"{_on(rule.dataset)} to compare with"
+            f"{_on(rule.dataset)}{_from_runner(rule)} to compare with"
         )
         return RuleOutcome(CHECK, rule.label, False, detail, (check.id,))
     reference_value = reference.metrics[metric]
@@ -280,7 +352,7 @@ def _compare(
 ) -> RuleOutcome:
     passed = rule.holds(value, threshold)
     verdict = "" if passed else "not "
-    detail = f"{value:g} ({check.source}), {verdict}{rule.op} {threshold:g}{how}"
+    detail = f"{value:g} ({_source(check, rule)}), {verdict}{rule.op} {threshold:g}{how}"
     return RuleOutcome(CHECK, rule.label, passed, detail, (check.id, *more_evidence))
 
 

@@ -36,6 +36,7 @@ from modelkeep.domain.policy import (
     may_approve,
     parse_policy,
 )
+from modelkeep.domain.provenance import Producer, check_finite_metrics, check_source
 from modelkeep.domain.text import check_text
 from modelkeep.domain.versions import Version
 from modelkeep.errors import (
@@ -116,10 +117,15 @@ def _policy_ref(record: PolicyRecord | None) -> dict[str, Any] | None:
 def record_check(
     ctx: ServiceContext, ref: str, dataset_ref: str | None, result: NewCheckResult
 ) -> CheckResult:
-    """Attach one check result (and its JSON report, stored as a blob) to a version."""
+    """Attach one check result (and its JSON report, stored as a blob) to a version, with
+    its producer: the actor, whether the actor is a runner on the model (decided here,
+    from its grants) and the source the client gives."""
     parsed = parse_ref(ref)
     ctx.authorize(access.CHECK, parsed.model)
     _check_result(result)
+    producer = Producer(
+        ctx.actor, access.is_runner(ctx.principal.grants, parsed.model), result.source
+    )
     report = canonical_json(result.report)
     if len(report) > MAX_REPORT_BYTES:
         raise InvalidInput(f"the check report is over {MAX_REPORT_BYTES} bytes", "report less")
@@ -131,7 +137,7 @@ def record_check(
         report_digest = ctx.blobs.put_bytes(report).digest
         at = ctx.clock()
         recorded = tx.governance.add_check_result(
-            version.model, version.number, result, dataset, report_digest, ctx.actor, at
+            version.model, version.number, result, dataset, report_digest, ctx.actor, at, producer
         )
         details = {
             "id": recorded.id,
@@ -141,6 +147,7 @@ def record_check(
             "passed": result.passed,
             "dataset": recorded.dataset,
             "dataset_digest": recorded.dataset_digest,
+            "producer": producer.to_dict(),
         }
         ctx.record_event(tx, EventKind.CHECK_RECORD, version.ref, details, at)
         tx.commit()
@@ -163,6 +170,8 @@ def _check_result(result: NewCheckResult) -> None:
             raise InvalidInput(f"metric name {name!r} is not allowed", "use 1 to 128 characters")
         if value is not None and not isinstance(value, int | float):
             raise InvalidInput(f"metric {name!r} is not a number", "report numbers or null")
+    check_finite_metrics(result.metrics)
+    check_source(result.source)
 
 
 def _dataset(tx: Transaction, ref: str) -> tuple[int, str, str]:
