@@ -393,7 +393,11 @@ aliases: {champion: [releaser]}
 @pytest.mark.parametrize(
     ("override", "path", "expected"),
     [
-        ("{}", ("stages", "production", "checks"), [{"rule": "accuracy >= 0.8", "dataset": None, "runner": None}]),
+        (
+            "{}",
+            ("stages", "production", "checks"),
+            [{"rule": "accuracy >= 0.8", "dataset": None, "runner": None}],
+        ),
         (
             "{stages: {production: {checks: ['auc >= 0.9']}}}",
             ("stages", "production", "checks"),

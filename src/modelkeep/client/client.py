@@ -18,6 +18,7 @@ from modelkeep.content import hashcache
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.provenance import check_finite_metrics
 from modelkeep.domain.versions import PushRequest, VersionMetadata
 from modelkeep.errors import BlobNotFound, InvalidInput, ModelExists, VersionArchived
 
@@ -558,6 +559,7 @@ class Client:
         """Record a result computed elsewhere (e.g. by your own evaluation harness). It is
         marked as posted by a client (``producer.source``), with you as its producer: a
         policy rule that names a ``runner`` does not count it."""
+        check_finite_metrics(result.metrics)  # JSON cannot carry NaN or infinity anyway
         return self._backend.record_check(ref, dataset, result)
 
     def checks(self, ref: str) -> list[CheckResult]:

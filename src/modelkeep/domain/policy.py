@@ -47,7 +47,6 @@ import yaml
 
 from modelkeep.domain.access import ROLES
 from modelkeep.domain.names import STAGES, check_alias_name, check_model_name
-from modelkeep.domain.users import check_user_name
 from modelkeep.domain.policy_eval import (
     ApprovalFact,
     CheckFact,
@@ -69,6 +68,7 @@ from modelkeep.domain.policy_rules import (
     StagePolicy,
     parse_rule,
 )
+from modelkeep.domain.users import check_user_name
 from modelkeep.domain.versions import check_required_fields
 from modelkeep.errors import InvalidPolicy, ModelkeepError
 

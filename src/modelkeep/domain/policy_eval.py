@@ -237,8 +237,12 @@ def _reporting(
     checks: Iterable[CheckFact], metric: str, rule: MetricRule
 ) -> tuple[CheckFact | None, list[CheckFact]]:
     """The newest result reporting ``metric`` that the rule trusts, and the newer ones
-    that report it but are not trusted (newest first), to say why they do not count."""
-    candidates = [c for c in checks if metric in c.metrics and _on_dataset(c, rule.dataset)]
+    that report it but are not trusted (newest first), to say why they do not count. A
+    rule naming a runner weighs every result (a wrong or missing dataset is a reason);
+    other rules see only the results on their dataset, as they always have."""
+    if rule.runner is None:
+        return newest_reporting(checks, metric, rule.dataset), []
+    candidates = [c for c in checks if metric in c.metrics]
     trusted = _newest(c for c in candidates if not why_untrusted(c, rule))
     newer = [c for c in candidates if trusted is None or (c.at, c.id) > (trusted.at, trusted.id)]
     return trusted, sorted(newer, key=lambda c: (c.at, c.id), reverse=True)
@@ -260,6 +264,8 @@ def why_untrusted(check: CheckFact, rule: MetricRule) -> str:
         reasons.append(f"it is by runner {producer.user}, not {rule.runners_text}")
     if check.dataset is None:
         reasons.append("it names no dataset")
+    elif not _on_dataset(check, rule.dataset):
+        reasons.append(f"it is on {check.dataset}, not {rule.dataset}")
     return "; ".join(reasons)
 
 

@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
-from modelkeep.domain.provenance import Producer
 from modelkeep.domain.governance import (
     Approval,
     Attestation,
@@ -16,6 +15,7 @@ from modelkeep.domain.governance import (
     NewCheckResult,
     PolicyRecord,
 )
+from modelkeep.domain.provenance import Producer
 from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.errors import Conflict, VersionNotFound
 from modelkeep.storage.memory.state import View, json_copy, maybe_utc, utc
