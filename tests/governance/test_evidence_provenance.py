@@ -104,7 +104,7 @@ def test_the_releasers_self_reported_result_does_not_satisfy_a_runner_rule(
     assert error["code"] == "policy_not_met"
     message = error["message"]
     assert "accuracy >= 0.8 on tx by runner ci" in message
-    assert "bob posted it as a client, not by 'modelkeep check'" in message
+    assert "bob posted it as a client (not by 'modelkeep check')" in message
     assert "bob is not a runner" in message
     assert "it names no dataset" in message
     with pytest.raises(ModelkeepError, match="production"):
@@ -129,7 +129,7 @@ def test_the_releasers_self_reported_result_does_not_satisfy_a_runner_rule(
         pytest.param(
             "ci",
             {**ATTACK, "dataset": "tx@1"},
-            "ci posted it as a client, not by 'modelkeep check'",
+            "ci posted it as a client (not by 'modelkeep check')",
             id="the-runner-posting-raw",
         ),
         pytest.param(

@@ -103,7 +103,7 @@ def test_only_a_runners_modelkeep_check_on_the_dataset_counts(
     found = outcome(f"{{rule: accuracy >= 0.8, dataset: tx, {entry}}}", check(7, producer, dataset))
     assert found.passed is False
     assert "check #7" in found.detail and why in found.detail
-    assert "run 'modelkeep check' as" in found.detail
+    assert "run 'modelkeep check' --dataset tx@N with the token of " in found.detail
 
 
 def test_the_newest_trusted_result_counts_whatever_came_after() -> None:

@@ -257,7 +257,7 @@ def why_untrusted(check: CheckFact, rule: MetricRule) -> str:
         return "it was recorded before results named their producer"
     reasons = []
     if producer.source != SOURCE_CHECK:
-        reasons.append(f"{producer.user} posted it as a client, not by 'modelkeep check'")
+        reasons.append(f"{producer.user} posted it as a client (not by 'modelkeep check')")
     if not producer.runner:
         reasons.append(f"{producer.user} is not a runner")
     elif rule.runner and producer.user not in rule.runner:
@@ -266,7 +266,7 @@ def why_untrusted(check: CheckFact, rule: MetricRule) -> str:
         reasons.append("it names no dataset")
     elif not _on_dataset(check, rule.dataset):
         reasons.append(f"it is on {check.dataset}, not {rule.dataset}")
-    return "; ".join(reasons)
+    return ", ".join(reasons)
 
 
 MAX_UNTRUSTED_SHOWN = 3
@@ -293,8 +293,8 @@ def _not_counted(untrusted: Sequence[CheckFact], rule: MetricRule) -> str:
 def _run_hint(rule: MetricRule) -> str:
     if rule.runner is None:
         return RUN_CHECKS_HINT
-    who = f"as {rule.runners_text}" if rule.runner else "as a runner"
-    return f"{RUN_CHECKS_HINT} {who} (a runner's token) with --dataset"
+    dataset = f"{rule.dataset}@N" if rule.dataset else "DATASET@N"
+    return f"{RUN_CHECKS_HINT} --dataset {dataset} with the token of {rule.runners_text}"
 
 
 def _metric_outcome(rule: MetricRule, facts: PromotionFacts) -> RuleOutcome:

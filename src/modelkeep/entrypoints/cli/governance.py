@@ -147,7 +147,8 @@ def check(ref: str, dataset: str, target: str, sensitive: str | None, suite: str
 
     Models load only from safe formats (skops, ONNX), never by unpickling; a command
     check runs any evaluator that prints its metrics as JSON. Exits 1 if a check's own
-    assertions fail (the results are recorded either way)."""
+    assertions fail (the results are recorded either way). Each result names you as its
+    producer: run it with a runner's token for evidence a policy's 'runner:' rule counts."""
     results = state().client.check(
         ref, dataset=dataset, target=target, sensitive=sensitive, suite=suite
     )
