@@ -143,3 +143,17 @@ def test_a_command_check_printing_infinity_records_null_which_fails_the_rule(
     assert gate.code == 1
     [rule] = json.loads(gate.out)["rules"]
     assert rule["passed"] is False and "not a number" in rule["detail"]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+def test_push_refuses_a_non_finite_metric(
+    cli: CliRunnerInProcess, tmp_path: Path, value: str
+) -> None:
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"model")
+    ok(cli("models", "create", "fraud"))
+    line = assert_error_line(
+        cli("push", "fraud", str(model), "--metric", f"auc={value}"), "invalid_metadata"
+    )
+    assert "auc" in line and "finite number" in line
+    assert ok_json(cli, "versions", "fraud") == []

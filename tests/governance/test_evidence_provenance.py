@@ -19,7 +19,13 @@ from modelkeep.client.client import Client
 from modelkeep.client.http import HttpBackend
 from modelkeep.config import Settings
 from modelkeep.domain.governance import NewCheckResult
-from modelkeep.errors import Forbidden, InvalidInput, ModelkeepError, PolicyNotMet
+from modelkeep.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidMetadata,
+    ModelkeepError,
+    PolicyNotMet,
+)
 from tests.conftest import FileMaker, served_app
 
 PEOPLE = {  # name -> global role
@@ -260,3 +266,18 @@ def test_record_check_refuses_infinity_in_process_and_over_http(
     )
     assert recorded.producer is not None and recorded.producer.source == "client"
     assert mk.checks("fraud@1") == [recorded]
+
+
+def test_version_metrics_must_be_finite_and_a_runs_non_finite_ones_stay_with_the_run(
+    mk: Client, files: FileMaker
+) -> None:
+    mk.create_model("fraud")
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(InvalidMetadata, match="finite number"):
+            mk.push("fraud", [files.make()], metrics={"auc": value})
+    with mk.start_run("fraud") as run:
+        run.log_metric("loss", float("nan"))
+        run.log_metric("auc", 0.9)
+        version = run.push_model("fraud", [files.make()])
+    assert mk.run(run.id).metrics["loss"] != mk.run(run.id).metrics["loss"]  # NaN, kept
+    assert "loss" not in mk.show(version.ref).metadata.metrics

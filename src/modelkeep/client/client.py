@@ -167,7 +167,7 @@ class Client:
         """Store the files and register them as the model's next version."""
         metadata = VersionMetadata(
             params or {}, metrics or {}, tuple(datasets), commit, seed, run, meta or {}
-        )
+        ).validated()  # here too: JSON cannot carry NaN or infinity to a server
         request = PushRequest(metadata, version, bump, message)
         local = files.collect(paths)
         if sum(f.size for f in local) >= EARLY_CHECK_BYTES:
