@@ -93,6 +93,9 @@ def test_modelkeep_check_as_the_runner_is_evidence_and_as_the_releaser_is_not(
         [rule] = [r for r in promoted["evaluation"]["rules"] if r["kind"] == "check"]
         assert rule["passed"] is True and f"check #{by_ci['id']}" in rule["detail"]
 
+        card = ok(as_("bob")("card", "fraud@1")).out
+        assert "runner ci via modelkeep check" in card
+        assert "bob (not a runner) via modelkeep check" in card
         ok(as_("bob")("attest", "export", "fraud@1", str(tmp_path / "bundle")))
         (tmp_path / "store.pem").write_text(ok(as_("admin")("audit", "key")).out)
         ok(
