@@ -199,6 +199,27 @@ def test_the_runners_result_satisfies_the_rule_and_the_attestation_shows_provena
     assert [c["dataset"] for c in checks.values()] == [None, "tx@1", None]
 
 
+def test_a_runner_disabled_or_stripped_of_the_role_no_longer_vouches_for_its_results(
+    registry: Registry,
+) -> None:
+    admin, bob = registry.clients["admin"], registry.clients["bob"]
+    runner = {**ATTACK, "metrics": {"accuracy": 0.91}, "dataset": "tx@1"}
+    registry.post("ci", CHECKS, {**runner, "source": "modelkeep check"})
+    registry.clients["alice"].approve("fraud@1", to="production")
+    assert bob.gate("fraud@1", to="production").passed
+
+    admin.disable_user("ci")  # say its token leaked
+    gate = bob.gate("fraud@1", to="production")
+    assert not gate.passed
+    assert "ci is no longer a runner" in str(gate.evaluation.explain())
+
+    admin.enable_user("ci")
+    assert bob.gate("fraud@1", to="production").passed
+    admin.revoke_grant("ci", role="runner")
+    with pytest.raises(PolicyNotMet, match="ci is no longer a runner"):
+        bob.promote("fraud@1", to="production")
+
+
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999", '"NaN"', '"inf"'])
 def test_non_finite_metric_values_are_refused_at_the_check_endpoint(
     registry: Registry, value: str

@@ -36,7 +36,12 @@ def check(
     return CheckFact(id, "evaluation", m or {"accuracy": 0.9}, True, dataset, at, producer)
 
 
-def outcome(entry: str, *checks: CheckFact, occupant: StageOccupant | None = None) -> Any:
+def outcome(
+    entry: str,
+    *checks: CheckFact,
+    occupant: StageOccupant | None = None,
+    runners: frozenset[str] | None = None,
+) -> Any:
     policy = rules(entry).for_model("fraud")
     facts = PromotionFacts(
         model="fraud",
@@ -47,6 +52,7 @@ def outcome(entry: str, *checks: CheckFact, occupant: StageOccupant | None = Non
         message=None,
         checks=checks,
         occupants={"production": occupant, "staging": None},
+        runners=runners,
     )
     [found] = evaluate(policy, "production", facts).rules
     return found
@@ -129,6 +135,13 @@ def test_a_relative_runner_rule_compares_with_the_runners_result_in_the_stage() 
     only_fake = StageOccupant("fraud@1", (lowered,))
     found = outcome(entry, check(5, CI, accuracy=0.9), occupant=only_fake)
     assert found.passed is False and "to compare with" in found.detail
+
+
+def test_a_result_counts_only_while_its_runner_still_is_one() -> None:
+    entry = "{rule: accuracy >= 0.8, dataset: tx, runner: ci}"
+    assert outcome(entry, check(1, CI), runners=frozenset({"ci"})).passed
+    gone = outcome(entry, check(1, CI), runners=frozenset())
+    assert not gone.passed and "ci is no longer a runner" in gone.detail
 
 
 def test_many_untrusted_results_are_summarised() -> None:

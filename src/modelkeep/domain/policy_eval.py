@@ -107,6 +107,9 @@ class PromotionFacts:
     occupants: Mapping[str, StageOccupant | None] = field(default_factory=dict)
     promoter: str | None = None  # None: nobody is promoting (``policy test``)
     policy_digest: str | None = None
+    runners: frozenset[str] | None = None
+    """Of the producers of these checks, those who are runners on the model *now* (not
+    disabled, role not revoked); None: not known, each result's own record is taken."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "occupants", MappingProxyType(dict(self.occupants)))
@@ -234,7 +237,10 @@ def _newest(checks: Iterable[CheckFact]) -> CheckFact | None:
 
 
 def _reporting(
-    checks: Iterable[CheckFact], metric: str, rule: MetricRule
+    checks: Iterable[CheckFact],
+    metric: str,
+    rule: MetricRule,
+    runners_now: frozenset[str] | None = None,
 ) -> tuple[CheckFact | None, list[CheckFact]]:
     """The newest result reporting ``metric`` that the rule trusts, and the newer ones
     that report it but are not trusted (newest first), to say why they do not count. A
@@ -243,13 +249,17 @@ def _reporting(
     if rule.runner is None:
         return newest_reporting(checks, metric, rule.dataset), []
     candidates = [c for c in checks if metric in c.metrics]
-    trusted = _newest(c for c in candidates if not why_untrusted(c, rule))
+    trusted = _newest(c for c in candidates if not why_untrusted(c, rule, runners_now))
     newer = [c for c in candidates if trusted is None or (c.at, c.id) > (trusted.at, trusted.id)]
     return trusted, sorted(newer, key=lambda c: (c.at, c.id), reverse=True)
 
 
-def why_untrusted(check: CheckFact, rule: MetricRule) -> str:
-    """Why ``check`` cannot satisfy a rule that names a runner; "" when it can."""
+def why_untrusted(
+    check: CheckFact, rule: MetricRule, runners_now: frozenset[str] | None = None
+) -> str:
+    """Why ``check`` cannot satisfy a rule that names a runner; "" when it can.
+    ``runners_now``: who is a runner on the model now (a runner disabled or stripped of
+    the role since, e.g. when its token leaked, no longer vouches for its results)."""
     if rule.runner is None:
         return ""
     producer = check.producer
@@ -262,6 +272,8 @@ def why_untrusted(check: CheckFact, rule: MetricRule) -> str:
         reasons.append(f"{producer.user} is not a runner")
     elif rule.runner and producer.user not in rule.runner:
         reasons.append(f"it is by runner {producer.user}, not {rule.runners_text}")
+    elif runners_now is not None and producer.user not in runners_now:
+        reasons.append(f"{producer.user} is no longer a runner (disabled, or the role revoked)")
     if check.dataset is None:
         reasons.append("it names no dataset")
     elif not _on_dataset(check, rule.dataset):
@@ -284,8 +296,12 @@ def _from_runner(rule: MetricRule) -> str:
     return f" from 'modelkeep check' by {rule.runners_text}" if rule.runner is not None else ""
 
 
-def _not_counted(untrusted: Sequence[CheckFact], rule: MetricRule) -> str:
-    shown = [f"; {c.source} does not count: {why_untrusted(c, rule)}" for c in untrusted]
+def _not_counted(
+    untrusted: Sequence[CheckFact], rule: MetricRule, runners_now: frozenset[str] | None
+) -> str:
+    shown = [
+        f"; {c.source} does not count: {why_untrusted(c, rule, runners_now)}" for c in untrusted
+    ]
     more = len(shown) - MAX_UNTRUSTED_SHOWN
     return "".join(shown[:MAX_UNTRUSTED_SHOWN]) + (f"; and {more} more" if more > 0 else "")
 
@@ -298,11 +314,11 @@ def _run_hint(rule: MetricRule) -> str:
 
 
 def _metric_outcome(rule: MetricRule, facts: PromotionFacts) -> RuleOutcome:
-    check, untrusted = _reporting(facts.checks, rule.metric, rule)
+    check, untrusted = _reporting(facts.checks, rule.metric, rule, facts.runners)
     if check is None:
         detail = (
             f"no check result reports {rule.metric}{_on(rule.dataset)}{_from_runner(rule)}"
-            f"{_not_counted(untrusted, rule)}; {_run_hint(rule)}"
+            f"{_not_counted(untrusted, rule, facts.runners)}; {_run_hint(rule)}"
         )
         return RuleOutcome(CHECK, rule.label, False, detail, tuple(c.id for c in untrusted))
     value = check.metrics[rule.metric]
@@ -332,7 +348,7 @@ def _relative_outcome(
             "nothing to compare with"
         )
         return RuleOutcome(CHECK, rule.label, True, detail, (check.id,))
-    reference, _ = _reporting(occupant.checks, metric, rule)
+    reference, _ = _reporting(occupant.checks, metric, rule, facts.runners)
     if reference is None:
         detail = (
             f"{occupant.ref} in {stage} has no check result reporting {metric}"

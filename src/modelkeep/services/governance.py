@@ -10,6 +10,7 @@ stored as a blob) that binds the version digest to that evidence.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -333,7 +334,24 @@ def _evaluate(
         promoter=promoter,
         policy_digest=record.digest if record else None,
     )
+    facts = replace(facts, runners=_runners_now(ctx, tx, facts))
     return evaluate(policy.for_model(version.model), stage, facts)
+
+
+def _runners_now(ctx: ServiceContext, tx: Transaction, facts: PromotionFacts) -> frozenset[str]:
+    """The runners whose results ``facts`` hold (the version's, and the stage versions')
+    who are runners on the model now: not disabled, the role still held."""
+    at = ctx.clock()
+    checks = [*facts.checks, *(c for o in facts.occupants.values() if o for c in o.checks)]
+    named = {c.producer.user for c in checks if c.producer is not None and c.producer.runner}
+    users = {name: tx.users.get(name, at) for name in named}
+    return frozenset(
+        name
+        for name, user in users.items()
+        if user is not None
+        and user.disabled_at is None
+        and access.is_runner(user.grants, facts.model)
+    )
 
 
 def _occupant(tx: Transaction, model: str, stage: str) -> StageOccupant | None:
