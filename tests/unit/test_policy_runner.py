@@ -66,7 +66,12 @@ def test_the_runner_key_names_any_runner_or_some(value: str, expected: object) -
     [found] = rules(f"{{rule: accuracy >= 0.8, dataset: tx, runner: {value}}}").to_dict()["stages"][
         "production"
     ]["checks"]
-    assert found == {"rule": "accuracy >= 0.8", "dataset": "tx", "runner": expected}
+    assert found == {
+        "rule": "accuracy >= 0.8",
+        "dataset": "tx",
+        "dataset_version": None,
+        "runner": expected,
+    }
 
 
 @pytest.mark.parametrize(
@@ -84,6 +89,34 @@ def test_a_bad_runner_is_refused_with_its_line(value: str, fragment: str) -> Non
     with pytest.raises(InvalidPolicy) as refused:
         rules(f"{{rule: accuracy >= 0.8, runner: {value}}}")
     assert "policy line 5" in refused.value.message and fragment in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ("{rule: auc > 0, dataset_version: 3}", "dataset_version needs a 'dataset'"),
+        ("{rule: auc > 0, dataset: tx, dataset_version: 0}", "dataset_version 0 is not"),
+        ("{rule: auc > 0, dataset: tx, dataset_version: '3'}", "dataset_version '3' is not"),
+    ],
+)
+def test_a_bad_dataset_version_is_refused(entry: str, fragment: str) -> None:
+    with pytest.raises(InvalidPolicy, match=fragment):
+        rules(entry)
+
+
+def test_a_rule_may_pin_the_dataset_version() -> None:
+    entry = "{rule: accuracy >= 0.8, dataset: tx, dataset_version: 3, runner: true}"
+    found = outcome(entry, check(1, CI, "tx@3", accuracy=0.9), check(2, CI, "tx@4", minutes=5))
+    assert (
+        found.passed and found.evidence == (1,) and found.rule.startswith("accuracy >= 0.8 on tx@3")
+    )
+    found = outcome(entry, check(2, CI, "tx@4"))
+    assert not found.passed and "it is on tx@4, not tx@3" in found.detail
+    assert "--dataset tx@3 with the token of a runner" in found.detail
+    plain = outcome(
+        "{rule: accuracy >= 0.8, dataset: tx, dataset_version: 3}", check(2, None, "tx@4")
+    )
+    assert not plain.passed and "no check result reports accuracy on tx@3" in plain.detail
 
 
 def test_policies_without_the_key_mean_what_they_meant() -> None:

@@ -17,6 +17,7 @@ The document::
         checks:                     # rules on check results: a string or {rule, dataset}
           - {rule: accuracy >= 0.8, dataset: transactions}
           - {rule: auc >= 0.9, dataset: transactions, runner: ci}  # only ci's 'modelkeep check'
+          - {rule: f1 >= 0.7, dataset: holdout, dataset_version: 3}  # on holdout@3 only
           - auc >= production.auc - 0.005
         approvals: {count: 1, roles: [approver]}   # admin always counts; null: none
         separation_of_duties: true  # default true
@@ -101,7 +102,7 @@ SECTION_KEYS = ("metrics", "register", "stages", "aliases")
 REGISTER_KEYS = ("require",)
 STAGE_KEYS = ("require", "checks", "approvals", "separation_of_duties")
 APPROVAL_KEYS = ("count", "roles")
-CHECK_KEYS = ("rule", "dataset", "runner")
+CHECK_KEYS = ("rule", "dataset", "dataset_version", "runner")
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -358,12 +359,25 @@ def _check(node: yaml.Node, metrics: frozenset[str]) -> MetricRule:
         rule_node = entries["rule"][1]
         dataset = _dataset(entries["dataset"][1]) if "dataset" in entries else None
         runner = _runner(entries["runner"][1]) if "runner" in entries else None
+        version = _dataset_version(entries, dataset)
     else:
-        rule_node, dataset, runner = node, None, None
+        rule_node, dataset, runner, version = node, None, None, None
     text = _text(rule_node, "a check rule")
     with _at(rule_node):
         rule = parse_rule(text, metrics, dataset, runner)
-    return rule
+    return replace(rule, dataset_version=version)
+
+
+def _dataset_version(entries: Entries, dataset: str | None) -> int | None:
+    if "dataset_version" not in entries:
+        return None
+    key, node = entries["dataset_version"]
+    if dataset is None:
+        _refuse(key, "dataset_version needs a 'dataset'", "name the dataset, e.g. 'dataset: tx'")
+    value = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    if node.tag != _INT or not isinstance(value, int) or value < 1:
+        _refuse(node, f"dataset_version {_shown(node)} is not a version number >= 1")
+    return value
 
 
 RUNNER_HINT = "write 'runner: true' (any runner), 'runner: NAME' or 'runner: [NAME, ...]'"

@@ -7,7 +7,7 @@ what is met and what is missing, and why. Semantics:
   ``versions.missing_fields`` does not list it.
 - **check** (one per metric rule): the value is the newest (by ``at``, then ``id``) check
   result of this version that reports the metric (and, when the rule names a dataset,
-  whose dataset is ``NAME@...`` of it). No such result, or a NaN (``None``) value: unmet.
+  whose dataset is ``NAME@...`` of it, or exactly ``NAME@N`` with ``dataset_version``). No such result, or a NaN (``None``) value: unmet.
   A relative rule compares with the newest value of the right-hand metric among the
   check results of the version now in the named stage (same dataset filter): an empty
   stage passes ("nothing to compare with"); an occupant without that metric is unmet.
@@ -227,7 +227,8 @@ def _metadata_outcomes(stage_policy: StagePolicy, facts: PromotionFacts) -> list
 def newest_reporting(
     checks: Iterable[CheckFact], metric: str, dataset: str | None = None
 ) -> CheckFact | None:
-    """The newest check result reporting ``metric`` (on dataset ``dataset``, any version)."""
+    """The newest check result reporting ``metric`` (on ``dataset``: ``NAME``, any of its
+    versions, or ``NAME@N``)."""
     candidates = [c for c in checks if metric in c.metrics and _on_dataset(c, dataset)]
     return _newest(candidates)
 
@@ -247,7 +248,7 @@ def _reporting(
     rule naming a runner weighs every result (a wrong or missing dataset is a reason);
     other rules see only the results on their dataset, as they always have."""
     if rule.runner is None:
-        return newest_reporting(checks, metric, rule.dataset), []
+        return newest_reporting(checks, metric, rule.dataset_ref), []
     candidates = [c for c in checks if metric in c.metrics]
     trusted = _newest(c for c in candidates if not why_untrusted(c, rule, runners_now))
     newer = [c for c in candidates if trusted is None or (c.at, c.id) > (trusted.at, trusted.id)]
@@ -276,8 +277,8 @@ def why_untrusted(
         reasons.append(f"{producer.user} is no longer a runner (disabled, or the role revoked)")
     if check.dataset is None:
         reasons.append("it names no dataset")
-    elif not _on_dataset(check, rule.dataset):
-        reasons.append(f"it is on {check.dataset}, not {rule.dataset}")
+    elif not _on_dataset(check, rule.dataset_ref):
+        reasons.append(f"it is on {check.dataset}, not {rule.dataset_ref}")
     return ", ".join(reasons)
 
 
@@ -285,7 +286,12 @@ MAX_UNTRUSTED_SHOWN = 3
 
 
 def _on_dataset(check: CheckFact, dataset: str | None) -> bool:
-    return dataset is None or (check.dataset or "").partition("@")[0] == dataset
+    """On ``dataset``: ``NAME`` (any of its versions) or ``NAME@N`` (that version)."""
+    if dataset is None:
+        return True
+    if "@" in dataset:
+        return check.dataset == dataset
+    return (check.dataset or "").partition("@")[0] == dataset
 
 
 def _on(dataset: str | None) -> str:
@@ -309,7 +315,7 @@ def _not_counted(
 def _run_hint(rule: MetricRule) -> str:
     if rule.runner is None:
         return RUN_CHECKS_HINT
-    dataset = f"{rule.dataset}@N" if rule.dataset else "DATASET@N"
+    dataset = rule.dataset_ref if rule.dataset_version else f"{rule.dataset or 'DATASET'}@N"
     return f"{RUN_CHECKS_HINT} --dataset {dataset} with the token of {rule.runners_text}"
 
 
@@ -317,7 +323,7 @@ def _metric_outcome(rule: MetricRule, facts: PromotionFacts) -> RuleOutcome:
     check, untrusted = _reporting(facts.checks, rule.metric, rule, facts.runners)
     if check is None:
         detail = (
-            f"no check result reports {rule.metric}{_on(rule.dataset)}{_from_runner(rule)}"
+            f"no check result reports {rule.metric}{_on(rule.dataset_ref)}{_from_runner(rule)}"
             f"{_not_counted(untrusted, rule, facts.runners)}; {_run_hint(rule)}"
         )
         return RuleOutcome(CHECK, rule.label, False, detail, tuple(c.id for c in untrusted))
@@ -352,7 +358,7 @@ def _relative_outcome(
     if reference is None:
         detail = (
             f"{occupant.ref} in {stage} has no check result reporting {metric}"
-            f"{_on(rule.dataset)}{_from_runner(rule)} to compare with"
+            f"{_on(rule.dataset_ref)}{_from_runner(rule)} to compare with"
         )
         return RuleOutcome(CHECK, rule.label, False, detail, (check.id,))
     reference_value = reference.metrics[metric]

@@ -99,6 +99,8 @@ class MetricRule:
     adjust_op: str | None = None
     adjust: float | None = None
     dataset: str | None = None
+    dataset_version: int | None = None
+    """With ``dataset``: only results on that version of it (``NAME@N``)."""
     runner: tuple[str, ...] | None = None
     """None: any result counts. Else only results that ``modelkeep check`` recorded as a
     runner over a dataset (the rule's, if it names one): ``()`` any runner, else one of
@@ -120,8 +122,15 @@ class MetricRule:
     @property
     def label(self) -> str:
         """How outcomes name the rule: its text, the dataset and the runner it names."""
-        label = f"{self.text} on {self.dataset}" if self.dataset else self.text
+        label = f"{self.text} on {self.dataset_ref}" if self.dataset_ref else self.text
         return f"{label} by {self.runners_text}" if self.runner is not None else label
+
+    @property
+    def dataset_ref(self) -> str | None:
+        """``NAME`` (any version) or ``NAME@N``: which results the rule reads."""
+        if self.dataset is None or self.dataset_version is None:
+            return self.dataset
+        return f"{self.dataset}@{self.dataset_version}"
 
     @property
     def runners_text(self) -> str:
@@ -134,7 +143,12 @@ class MetricRule:
         runner: bool | list[str] | None = None
         if self.runner is not None:
             runner = list(self.runner) or True
-        return {"rule": self.text, "dataset": self.dataset, "runner": runner}
+        return {
+            "rule": self.text,
+            "dataset": self.dataset,
+            "dataset_version": self.dataset_version,
+            "runner": runner,
+        }
 
 
 def parse_rule(
