@@ -7,7 +7,8 @@ what is met and what is missing, and why. Semantics:
   ``versions.missing_fields`` does not list it.
 - **check** (one per metric rule): the value is the newest (by ``at``, then ``id``) check
   result of this version that reports the metric (and, when the rule names a dataset,
-  whose dataset is ``NAME@...`` of it, or exactly ``NAME@N`` with ``dataset_version``). No such result, or a NaN (``None``) value: unmet.
+  whose dataset is ``NAME@...`` of it, or exactly ``NAME@N`` with ``dataset_version``).
+  No such result, or a NaN (``None``) value: unmet.
   A relative rule compares with the newest value of the right-hand metric among the
   check results of the version now in the named stage (same dataset filter): an empty
   stage passes ("nothing to compare with"); an occupant without that metric is unmet.
