@@ -314,15 +314,15 @@ def test_a_viewer_reads_but_cannot_push(fraud: ServiceContext) -> None:
     assert_forbidden(
         lambda: models.get_model(viewer, "churn"),
         (
-            "alice is a viewer of fraud; read on churn needs viewer, contributor, approver, "
-            "releaser or admin"
+            "alice is a viewer of fraud; read on churn needs viewer, runner, contributor, "
+            "approver, releaser or admin"
         ),
     )
     assert_forbidden(
         lambda: audit.audit_log(viewer),
         (
             "alice is a viewer of fraud; read on every model needs a global viewer, "
-            "contributor, approver, releaser or admin"
+            "runner, contributor, approver, releaser or admin"
         ),
     )
     assert audit.audit_log(viewer, "fraud")[0].action == "model.create"
@@ -350,8 +350,8 @@ def test_a_contributor_pushes_but_cannot_promote(fraud: ServiceContext) -> None:
     )
     assert_forbidden(
         lambda: versions.list_versions(contributor, "churn"),
-        "alice is a contributor of fraud; read on churn needs viewer, contributor, approver, "
-        "releaser or admin",
+        "alice is a contributor of fraud; read on churn needs viewer, runner, contributor, "
+        "approver, releaser or admin",
     )
     assert snapshot(fraud) == before
 
@@ -418,13 +418,13 @@ def test_an_actor_without_grants_sees_nothing(fraud: ServiceContext) -> None:
     nobody = as_user(fraud)
     assert_forbidden(
         lambda: models.list_models(nobody),
-        "alice has no role; read on some model needs viewer, contributor, approver, "
-        "releaser or admin on some model",
+        "alice has no role; read on some model needs viewer, runner, contributor, "
+        "approver, releaser or admin on some model",
     )
     assert_forbidden(
         lambda: versions.open_blob(nobody, "sha256:" + "0" * 64),
-        "alice has no role; read on some model needs viewer, contributor, approver, "
-        "releaser or admin on some model",
+        "alice has no role; read on some model needs viewer, runner, contributor, "
+        "approver, releaser or admin on some model",
     )
 
 

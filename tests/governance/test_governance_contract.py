@@ -66,7 +66,9 @@ def test_a_policy_that_does_not_parse_is_refused_with_its_line(mk: modelkeep.Cli
     rules = mk.model_policy("fraud")
     assert rules["policy"] == {"number": 1, "digest": first.digest}
     production = rules["rules"]["stages"]["production"]
-    assert production["checks"] == [{"rule": "accuracy >= 0.8", "dataset": None}]
+    assert production["checks"] == [
+        {"rule": "accuracy >= 0.8", "dataset": None, "dataset_version": None, "runner": None}
+    ]
 
 
 def test_promotion_waits_for_every_rule_and_then_is_attested(

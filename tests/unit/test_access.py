@@ -28,6 +28,7 @@ from modelkeep.errors import InvalidInput, InvalidName
 # What each role allows, written out independently of the code's tables.
 ALLOWS = {
     "viewer": {"read"},
+    "runner": {"read", "check"},
     "contributor": {"read", "create-model", "push", "set-alias", "archive", "track", "check"},
     "approver": {"read", "approve", "check"},
     "releaser": {"read", "promote", "rollback", "check"},
@@ -104,7 +105,7 @@ def test_a_refusal_says_what_is_held_and_what_is_needed() -> None:
     )
     assert decide(alice, READ, None).reason == (
         "alice is a contributor of fraud; read on every model needs a global viewer, "
-        "contributor, approver, releaser or admin"
+        "runner, contributor, approver, releaser or admin"
     )
 
 

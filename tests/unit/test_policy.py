@@ -173,7 +173,7 @@ def test_the_documented_example_parses_into_its_rules() -> None:
         (
             "metrics: [p95]\nstages:\n  staging:\n    checks: ['p95  <=   staging']\n",
             ("stages", "staging", "checks"),
-            [{"rule": "p95 <= staging", "dataset": None}],
+            [{"rule": "p95 <= staging", "dataset": None, "dataset_version": None, "runner": None}],
         ),
         ("metrics: [b, a]\n", ("metrics",), ["a", "b"]),
         ("register: {require: [seed]}\n", ("register", "require"), ["seed"]),
@@ -393,11 +393,15 @@ aliases: {champion: [releaser]}
 @pytest.mark.parametrize(
     ("override", "path", "expected"),
     [
-        ("{}", ("stages", "production", "checks"), [{"rule": "accuracy >= 0.8", "dataset": None}]),
+        (
+            "{}",
+            ("stages", "production", "checks"),
+            [{"rule": "accuracy >= 0.8", "dataset": None, "dataset_version": None, "runner": None}],
+        ),
         (
             "{stages: {production: {checks: ['auc >= 0.9']}}}",
             ("stages", "production", "checks"),
-            [{"rule": "auc >= 0.9", "dataset": None}],
+            [{"rule": "auc >= 0.9", "dataset": None, "dataset_version": None, "runner": None}],
         ),
         (
             "{stages: {production: {checks: ['auc >= 0.9']}}}",
@@ -414,7 +418,7 @@ aliases: {champion: [releaser]}
         (
             "{stages: {production: {approvals: null}}}",
             ("stages", "production", "checks"),
-            [{"rule": "accuracy >= 0.8", "dataset": None}],
+            [{"rule": "accuracy >= 0.8", "dataset": None, "dataset_version": None, "runner": None}],
         ),
         (
             "{stages: {production: {separation_of_duties: false}}}",
@@ -437,7 +441,7 @@ aliases: {champion: [releaser]}
         (
             "{metrics: [lat], stages: {production: {checks: ['lat <= 2']}}}",
             ("stages", "production", "checks"),
-            [{"rule": "lat <= 2", "dataset": None}],
+            [{"rule": "lat <= 2", "dataset": None, "dataset_version": None, "runner": None}],
         ),
     ],
 )

@@ -303,6 +303,9 @@ def _check_checks(
         report_digest = record.get("report_digest")
         if check.get("report_digest") not in (None, report_digest):
             report.problems.append(f"{where}: report_digest differs from the statement's")
+        for key in ("producer", "dataset", "dataset_digest"):  # provenance, where stated
+            if check.get(key) is not None and check.get(key) != record.get(key):
+                report.problems.append(f"{where}: its {key} differs from the statement's")
         if isinstance(report_digest, str):
             named[report_digest] = where
     _warn_extra(bundle / "checks", {f"{c['id']}.json" for c in checks}, report)

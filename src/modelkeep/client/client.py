@@ -18,6 +18,7 @@ from modelkeep.content import hashcache
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.provenance import check_finite_metrics
 from modelkeep.domain.versions import PushRequest, VersionMetadata
 from modelkeep.errors import BlobNotFound, InvalidInput, ModelExists, VersionArchived
 
@@ -184,7 +185,7 @@ class Client:
         """Store the files and register them as the model's next version."""
         metadata = VersionMetadata(
             params or {}, metrics or {}, tuple(datasets), commit, seed, run, meta or {}
-        )
+        ).validated()  # here too: JSON cannot carry NaN or infinity to a server
         request = PushRequest(metadata, version, bump, message)
         local = files.collect(paths)
         if sum(f.size for f in local) >= EARLY_CHECK_BYTES:
@@ -559,6 +560,7 @@ class Client:
         from modelkeep.checks.runner import CheckInput, run_checks
         from modelkeep.checks.suite import default_suite, parse_suite
         from modelkeep.domain.governance import NewCheckResult
+        from modelkeep.domain.provenance import SOURCE_CHECK
 
         version = self.show(ref)
         if version.status == "archived":
@@ -579,14 +581,23 @@ class Client:
                 version.ref,
                 dataset=data.ref,
                 result=NewCheckResult(
-                    o.suite, o.kind, o.metrics, o.passed, tuple(o.failures), o.report
+                    o.suite,
+                    o.kind,
+                    o.metrics,
+                    o.passed,
+                    tuple(o.failures),
+                    o.report,
+                    source=SOURCE_CHECK,
                 ),
             )
             for o in outcomes
         ]
 
     def record_check(self, ref: str, *, dataset: str | None, result: NewCheckResult) -> CheckResult:
-        """Record a result computed elsewhere (e.g. by your own evaluation harness)."""
+        """Record a result computed elsewhere (e.g. by your own evaluation harness). It is
+        marked as posted by a client (``producer.source``), with you as its producer: a
+        policy rule that names a ``runner`` does not count it."""
+        check_finite_metrics(result.metrics)  # JSON cannot carry NaN or infinity anyway
         return self._backend.record_check(ref, dataset, result)
 
     def checks(self, ref: str) -> list[CheckResult]:

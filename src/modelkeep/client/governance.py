@@ -56,6 +56,7 @@ class HttpGovernance:
             "passed": result.passed,
             "failures": list(result.failures),
             "report": dict(result.report),
+            "source": result.source,
         }
         return CheckResult.from_dict(self._call("POST", _version_path(ref, "checks"), json=body))
 

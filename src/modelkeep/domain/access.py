@@ -3,6 +3,9 @@
 A user holds **grants**: a role, either global or on one model. Roles:
 
 - ``viewer``: read (models, versions, aliases, audit log, pull);
+- ``runner``: read; record checks. A service account (e.g. CI) whose check results a
+  policy can insist on (``runner:`` in a check rule); it holds no other role, so no person
+  can produce evidence in its name (see ``check_runner_grants``);
 - ``contributor``: read; create models (global grant only), push, runs, checks, free aliases,
   archive;
 - ``approver``: read; record checks; approve or reject promotions;
@@ -21,8 +24,9 @@ from dataclasses import dataclass
 from modelkeep.domain.names import check_model_name
 from modelkeep.errors import InvalidInput
 
-VIEWER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN = (
+VIEWER, RUNNER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN = (
     "viewer",
+    "runner",
     "contributor",
     "approver",
     "releaser",
@@ -30,6 +34,7 @@ VIEWER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN = (
 )
 ROLES: dict[str, str] = {
     VIEWER: "read models, versions, aliases and the audit log; pull",
+    RUNNER: "read; record checks as a check runner (a service account holding no other role)",
     CONTRIBUTOR: "read; create models (global grant), push, runs, checks, free aliases, archive",
     APPROVER: "read; record checks; approve or reject promotions",
     RELEASER: "read; record checks; promote and roll back stages",
@@ -58,7 +63,7 @@ class Action:
             raise ValueError(f"action {self.name}: bad roles {self.roles}")
 
 
-_READERS = (VIEWER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN)
+_READERS = (VIEWER, RUNNER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN)
 
 READ = Action(
     name="read",
@@ -136,7 +141,7 @@ CHECK = Action(
     name="check",
     description="record check results (evaluation, fairness, robustness evidence) of a version",
     per_model=True,
-    roles=(CONTRIBUTOR, APPROVER, RELEASER, ADMIN),
+    roles=(RUNNER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN),
 )
 SET_POLICY = Action(
     name="set-policy",
@@ -212,6 +217,28 @@ class Grant:
 
     def to_dict(self) -> dict[str, str | None]:
         return {"role": self.role, "model": self.model}
+
+
+def check_runner_grants(held: Iterable[Grant], wanted: Grant) -> None:
+    """A runner holds the runner role only: evidence a policy accepts from a runner must
+    not come from a person who also pushes, approves or releases."""
+    grants = tuple(held)
+    others = [g for g in grants if g.role != RUNNER]
+    if wanted.role == RUNNER and others:
+        raise InvalidInput(
+            f"a runner holds no other role, and this user is {others[0].describe()}",
+            "create a separate user for the check runner ('users create NAME --role runner')",
+        )
+    if wanted.role != RUNNER and len(others) < len(grants):
+        raise InvalidInput(
+            "this user is a runner, and a runner holds no other role",
+            "give the role to another user; a runner only records checks",
+        )
+
+
+def is_runner(grants: Iterable[Grant], model: str) -> bool:
+    """Whether ``grants`` make their holder a runner on ``model`` (global or that model)."""
+    return any(g.role == RUNNER and g.model in (None, model) for g in grants)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ invented::
                    "sampling", "columns": [{"name", "type"}]}],
      "checks": [{"id", "suite", "kind", "metrics": {}, "passed", "failures": [],
                  "dataset", "dataset_digest", "report_digest", "digest", "created_by",
-                 "created_at"}],
+                 "created_at", "producer"}],
      "approvals": [{"id", "stage", "decision", "user", "comment", "created_at", "digest"}],
      "stage_history": [{"alias", "action", "old", "new", "actor", "at", "reason"}],
                       (oldest first)
@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelkeep.domain.provenance import Producer
 from modelkeep.domain.rmf import (
     FUNCTIONS,
     REQUIRED_CHECK_KINDS,
@@ -283,7 +284,16 @@ def _evaluation(facts: Mapping[str, Any]) -> Section:
     checks = items(facts, "checks")
     kinds = list(REQUIRED_CHECK_KINDS)
     kinds += sorted({str(c.get("kind")) for c in checks} - set(kinds))
-    headers = ("Suite", "Result", "Failures", "Dataset", "Dataset digest", "Report", "Record")
+    headers = (
+        "Suite",
+        "Result",
+        "Failures",
+        "Dataset",
+        "Dataset digest",
+        "Produced by",
+        "Report",
+        "Record",
+    )
     blocks: list[Block] = []
     for kind in kinds:
         rows = [_check_row(c) for c in checks if str(c.get("kind")) == kind]
@@ -299,9 +309,17 @@ def _check_row(check: Mapping[str, Any]) -> tuple[str, ...]:
         "; ".join(str(f) for f in check.get("failures") or []) or NONE,
         text(check.get("dataset")),
         text(check.get("dataset_digest")),
+        _producer(check.get("producer")),
         text(check.get("report_digest")),
         text(check.get("digest")),
     )
+
+
+def _producer(producer: Any) -> str:
+    """``runner ci via modelkeep check``; unknown for results older than producers."""
+    if not isinstance(producer, Mapping):
+        return NONE
+    return Producer.from_dict(producer).describe()
 
 
 def _approvals(facts: Mapping[str, Any]) -> Section:

@@ -19,6 +19,7 @@ from typing import Any, Self
 from modelkeep.domain.aliases import AliasEvent
 from modelkeep.domain.attestation import record_digest
 from modelkeep.domain.policy_eval import ApprovalFact, CheckFact, Evaluation
+from modelkeep.domain.provenance import SOURCE_CLIENT, Producer
 
 DECISIONS = ("approve", "reject")
 
@@ -67,6 +68,8 @@ class NewCheckResult:
     passed: bool
     failures: Sequence[str] = ()
     report: Mapping[str, Any] = field(default_factory=dict)
+    source: str = SOURCE_CLIENT
+    """What the client says made it: ``modelkeep check`` or ``client`` (see provenance)."""
 
     def record(
         self,
@@ -78,8 +81,10 @@ class NewCheckResult:
         actor: str,
         at: datetime,
         id: int = 0,
+        producer: Producer | None = None,
     ) -> CheckResult:
-        """The result as recorded; ``dataset``: (its version id, ``NAME@N``, digest)."""
+        """The result as recorded; ``dataset``: (its version id, ``NAME@N``, digest);
+        ``producer``: who recorded it (the registry decides, see provenance)."""
         return CheckResult(
             id=id,
             model=model,
@@ -95,6 +100,7 @@ class NewCheckResult:
             report_digest=report_digest,
             created_at=at,
             created_by=actor,
+            producer=producer,
         )
 
 
@@ -121,6 +127,8 @@ class _Record:
             raw: Any = data.get(f.name)
             if f.name == "created_at":
                 raw = _time(raw)
+            elif f.name == "producer":
+                raw = Producer.from_dict(raw) if raw is not None else None
             elif str(f.type).startswith("tuple"):
                 raw = tuple(raw)
             elif str(f.type).startswith("Mapping"):
@@ -136,6 +144,8 @@ def _plain(value: Any) -> Any:
         return list(value)
     if isinstance(value, Mapping):
         return dict(value)
+    if isinstance(value, Producer):
+        return value.to_dict()
     return value
 
 
@@ -155,6 +165,18 @@ class CheckResult(_Record):
     report_digest: str
     created_at: datetime
     created_by: str
+    producer: Producer | None = None
+    """None for results recorded before producers were: their record (and its digest,
+    which attestations name) stays what it was."""
+
+    def record(self) -> dict[str, Any]:
+        record = super().record()
+        if self.producer is None:
+            del record["producer"]
+        return record
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "producer": _plain(self.producer)}
 
     def fact(self) -> CheckFact:
         return CheckFact(
@@ -164,6 +186,7 @@ class CheckResult(_Record):
             passed=self.passed,
             dataset=self.dataset,
             at=self.created_at,
+            producer=self.producer,
         )
 
 

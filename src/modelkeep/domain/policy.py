@@ -16,6 +16,8 @@ The document::
         require: [commit]           # metadata fields needed to enter the stage
         checks:                     # rules on check results: a string or {rule, dataset}
           - {rule: accuracy >= 0.8, dataset: transactions}
+          - {rule: auc >= 0.9, dataset: transactions, runner: ci}  # only ci's 'modelkeep check'
+          - {rule: f1 >= 0.7, dataset: holdout, dataset_version: 3}  # on holdout@3 only
           - auc >= production.auc - 0.005
         approvals: {count: 1, roles: [approver]}   # admin always counts; null: none
         separation_of_duties: true  # default true
@@ -68,6 +70,7 @@ from modelkeep.domain.policy_rules import (
     parse_rule,
 )
 from modelkeep.domain.text import did_you_mean
+from modelkeep.domain.users import check_user_name
 from modelkeep.domain.versions import check_required_fields
 from modelkeep.errors import InvalidPolicy, ModelkeepError
 
@@ -101,7 +104,7 @@ SECTION_KEYS = ("metrics", "register", "stages", "aliases")
 REGISTER_KEYS = ("require",)
 STAGE_KEYS = ("require", "checks", "approvals", "separation_of_duties")
 APPROVAL_KEYS = ("count", "roles")
-CHECK_KEYS = ("rule", "dataset")
+CHECK_KEYS = ("rule", "dataset", "dataset_version", "runner")
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -355,12 +358,48 @@ def _check(node: yaml.Node, metrics: frozenset[str]) -> MetricRule:
             _refuse(node, "a check needs a 'rule'", "e.g. {rule: accuracy >= 0.8, dataset: tx}")
         rule_node = entries["rule"][1]
         dataset = _dataset(entries["dataset"][1]) if "dataset" in entries else None
+        runner = _runner(entries["runner"][1]) if "runner" in entries else None
+        version = _dataset_version(entries, dataset)
     else:
-        rule_node, dataset = node, None
+        rule_node, dataset, runner, version = node, None, None, None
     text = _text(rule_node, "a check rule")
     with _at(rule_node):
-        rule = parse_rule(text, metrics, dataset)
-    return rule
+        rule = parse_rule(text, metrics, dataset, runner)
+    return replace(rule, dataset_version=version)
+
+
+def _dataset_version(entries: Entries, dataset: str | None) -> int | None:
+    if "dataset_version" not in entries:
+        return None
+    key, node = entries["dataset_version"]
+    if dataset is None:
+        _refuse(key, "dataset_version needs a 'dataset'", "name the dataset, e.g. 'dataset: tx'")
+    value = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    if node.tag != _INT or not isinstance(value, int) or value < 1:
+        _refuse(node, f"dataset_version {_shown(node)} is not a version number >= 1")
+    return value
+
+
+RUNNER_HINT = "write 'runner: true' (any runner), 'runner: NAME' or 'runner: [NAME, ...]'"
+
+
+def _runner(node: yaml.Node) -> tuple[str, ...]:
+    """Which runners a check rule trusts: ``true`` any (``()``), else the names given."""
+    if node.tag == _BOOL:
+        if not _scalar(node):
+            _refuse(node, "runner: false sets no requirement", "leave 'runner' out instead")
+        return ()
+    items = [node] if isinstance(node, yaml.ScalarNode) else _items(node, "'runner'")
+    if not items:
+        _refuse(node, "'runner' names no runner", RUNNER_HINT)
+    names: list[str] = []
+    for item in items:
+        if not (isinstance(item, yaml.ScalarNode) and item.tag == _STR):
+            _refuse(item, f"runner {_shown(item)} is not a user name", RUNNER_HINT)
+        with _at(item):
+            check_user_name(str(item.value))
+        names.append(str(item.value))
+    return tuple(dict.fromkeys(names))
 
 
 def _dataset(node: yaml.Node) -> str:

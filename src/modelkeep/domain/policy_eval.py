@@ -7,11 +7,15 @@ what is met and what is missing, and why. Semantics:
   ``versions.missing_fields`` does not list it.
 - **check** (one per metric rule): the value is the newest (by ``at``, then ``id``) check
   result of this version that reports the metric (and, when the rule names a dataset,
-  whose dataset is ``NAME@...`` of it). No such result, or a NaN (``None``) value: unmet.
+  whose dataset is ``NAME@...`` of it, or exactly ``NAME@N`` with ``dataset_version``).
+  No such result, or a NaN (``None``) value: unmet.
   A relative rule compares with the newest value of the right-hand metric among the
   check results of the version now in the named stage (same dataset filter): an empty
   stage passes ("nothing to compare with"); an occupant without that metric is unmet.
-  The detail shows the value, where it came from and the threshold computed.
+  The detail shows the value, where it came from and the threshold computed. A rule that
+  names a ``runner`` counts only results (of this version, and of the stage's version it
+  compares with) recorded by ``modelkeep check`` as a runner (the named one, if any) over
+  a dataset; when none is, the detail says why the newest others do not count.
 - **approval** (when the stage requires ``count >= 1``): for each user only the newest
   decision for this stage counts. Met when at least ``count`` users whose newest
   decision is ``approve`` held one of the rule's roles (or admin) on the model when
@@ -38,6 +42,7 @@ from typing import Any
 
 from modelkeep.domain.access import ADMIN
 from modelkeep.domain.policy_rules import ApprovalRule, MetricRule, ModelPolicy, StagePolicy
+from modelkeep.domain.provenance import SOURCE_CHECK, Producer
 from modelkeep.domain.versions import VersionMetadata, missing_fields
 
 METADATA, CHECK, APPROVAL, SEPARATION = "metadata", "check", "approval", "separation"
@@ -58,6 +63,7 @@ class CheckFact:
     passed: bool
     dataset: str | None  # "NAME@N"
     at: datetime
+    producer: Producer | None = None  # None: recorded before producers were
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
@@ -117,6 +123,9 @@ class PromotionFacts:
     # each approver who is a user of the store, as they stand now; a name not here (the
     # operator of a store, ``local:...``) counts with the roles it held when deciding
     approvers: Mapping[str, ApproverNow] = field(default_factory=dict)
+    runners: frozenset[str] | None = None
+    """Of the producers of these checks, those who are runners on the model *now* (not
+    disabled, role not revoked); None: not known, each result's own record is taken."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "occupants", MappingProxyType(dict(self.occupants)))
@@ -235,24 +244,106 @@ def _metadata_outcomes(stage_policy: StagePolicy, facts: PromotionFacts) -> list
 def newest_reporting(
     checks: Iterable[CheckFact], metric: str, dataset: str | None = None
 ) -> CheckFact | None:
-    """The newest check result reporting ``metric`` (on dataset ``dataset``, any version)."""
+    """The newest check result reporting ``metric`` (on ``dataset``: ``NAME``, any of its
+    versions, or ``NAME@N``)."""
     candidates = [c for c in checks if metric in c.metrics and _on_dataset(c, dataset)]
-    return max(candidates, key=lambda c: (c.at, c.id), default=None)
+    return _newest(candidates)
+
+
+def _newest(checks: Iterable[CheckFact]) -> CheckFact | None:
+    return max(checks, key=lambda c: (c.at, c.id), default=None)
+
+
+def _reporting(
+    checks: Iterable[CheckFact],
+    metric: str,
+    rule: MetricRule,
+    runners_now: frozenset[str] | None = None,
+) -> tuple[CheckFact | None, list[CheckFact]]:
+    """The newest result reporting ``metric`` that the rule trusts, and the newer ones
+    that report it but are not trusted (newest first), to say why they do not count. A
+    rule naming a runner weighs every result (a wrong or missing dataset is a reason);
+    other rules see only the results on their dataset, as they always have."""
+    if rule.runner is None:
+        return newest_reporting(checks, metric, rule.dataset_ref), []
+    candidates = [c for c in checks if metric in c.metrics]
+    trusted = _newest(c for c in candidates if not why_untrusted(c, rule, runners_now))
+    newer = [c for c in candidates if trusted is None or (c.at, c.id) > (trusted.at, trusted.id)]
+    return trusted, sorted(newer, key=lambda c: (c.at, c.id), reverse=True)
+
+
+def why_untrusted(
+    check: CheckFact, rule: MetricRule, runners_now: frozenset[str] | None = None
+) -> str:
+    """Why ``check`` cannot satisfy a rule that names a runner; "" when it can.
+    ``runners_now``: who is a runner on the model now (a runner disabled or stripped of
+    the role since, e.g. when its token leaked, no longer vouches for its results)."""
+    if rule.runner is None:
+        return ""
+    producer = check.producer
+    if producer is None:
+        return "it was recorded before results named their producer"
+    reasons = []
+    if producer.source != SOURCE_CHECK:
+        reasons.append(f"{producer.user} posted it as a client (not by 'modelkeep check')")
+    if not producer.runner:
+        reasons.append(f"{producer.user} is not a runner")
+    elif rule.runner and producer.user not in rule.runner:
+        reasons.append(f"it is by runner {producer.user}, not {rule.runners_text}")
+    elif runners_now is not None and producer.user not in runners_now:
+        reasons.append(f"{producer.user} is no longer a runner (disabled, or the role revoked)")
+    if check.dataset is None:
+        reasons.append("it names no dataset")
+    elif not _on_dataset(check, rule.dataset_ref):
+        reasons.append(f"it is on {check.dataset}, not {rule.dataset_ref}")
+    return ", ".join(reasons)
+
+
+MAX_UNTRUSTED_SHOWN = 3
 
 
 def _on_dataset(check: CheckFact, dataset: str | None) -> bool:
-    return dataset is None or (check.dataset or "").partition("@")[0] == dataset
+    """On ``dataset``: ``NAME`` (any of its versions) or ``NAME@N`` (that version)."""
+    if dataset is None:
+        return True
+    if "@" in dataset:
+        return check.dataset == dataset
+    return (check.dataset or "").partition("@")[0] == dataset
 
 
 def _on(dataset: str | None) -> str:
     return f" on {dataset}" if dataset else ""
 
 
+def _from_runner(rule: MetricRule) -> str:
+    return f" from 'modelkeep check' by {rule.runners_text}" if rule.runner is not None else ""
+
+
+def _not_counted(
+    untrusted: Sequence[CheckFact], rule: MetricRule, runners_now: frozenset[str] | None
+) -> str:
+    shown = [
+        f"; {c.source} does not count: {why_untrusted(c, rule, runners_now)}" for c in untrusted
+    ]
+    more = len(shown) - MAX_UNTRUSTED_SHOWN
+    return "".join(shown[:MAX_UNTRUSTED_SHOWN]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _run_hint(rule: MetricRule) -> str:
+    if rule.runner is None:
+        return RUN_CHECKS_HINT
+    dataset = rule.dataset_ref if rule.dataset_version else f"{rule.dataset or 'DATASET'}@N"
+    return f"{RUN_CHECKS_HINT} --dataset {dataset} with the token of {rule.runners_text}"
+
+
 def _metric_outcome(rule: MetricRule, facts: PromotionFacts) -> RuleOutcome:
-    check = newest_reporting(facts.checks, rule.metric, rule.dataset)
+    check, untrusted = _reporting(facts.checks, rule.metric, rule, facts.runners)
     if check is None:
-        detail = f"no check result reports {rule.metric}{_on(rule.dataset)}; {RUN_CHECKS_HINT}"
-        return RuleOutcome(CHECK, rule.label, False, detail)
+        detail = (
+            f"no check result reports {rule.metric}{_on(rule.dataset_ref)}{_from_runner(rule)}"
+            f"{_not_counted(untrusted, rule, facts.runners)}; {_run_hint(rule)}"
+        )
+        return RuleOutcome(CHECK, rule.label, False, detail, tuple(c.id for c in untrusted))
     value = check.metrics[rule.metric]
     if value is None:
         detail = f"{rule.metric} is not a number (NaN) in {check.source}"
@@ -262,19 +353,29 @@ def _metric_outcome(rule: MetricRule, facts: PromotionFacts) -> RuleOutcome:
     return _relative_outcome(rule, value, check, facts)
 
 
+def _source(check: CheckFact, rule: MetricRule) -> str:
+    """Where a value came from; with its producer when the rule insists on a runner."""
+    if rule.runner is None or check.producer is None:
+        return check.source
+    return f"{check.source} by {check.producer.describe()}"
+
+
 def _relative_outcome(
     rule: MetricRule, value: float, check: CheckFact, facts: PromotionFacts
 ) -> RuleOutcome:
     stage, metric = rule.stage or "", rule.stage_metric or rule.metric
     occupant = facts.occupants.get(stage)
     if occupant is None:
-        detail = f"{value:g} ({check.source}); no version in {stage} yet: nothing to compare with"
+        detail = (
+            f"{value:g} ({_source(check, rule)}); no version in {stage} yet: "
+            "nothing to compare with"
+        )
         return RuleOutcome(CHECK, rule.label, True, detail, (check.id,))
-    reference = newest_reporting(occupant.checks, metric, rule.dataset)
+    reference, _ = _reporting(occupant.checks, metric, rule, facts.runners)
     if reference is None:
         detail = (
             f"{occupant.ref} in {stage} has no check result reporting {metric}"
-            f"{_on(rule.dataset)} to compare with"
+            f"{_on(rule.dataset_ref)}{_from_runner(rule)} to compare with"
         )
         return RuleOutcome(CHECK, rule.label, False, detail, (check.id,))
     reference_value = reference.metrics[metric]
@@ -296,7 +397,7 @@ def _compare(
 ) -> RuleOutcome:
     passed = rule.holds(value, threshold)
     verdict = "" if passed else "not "
-    detail = f"{value:g} ({check.source}), {verdict}{rule.op} {threshold:g}{how}"
+    detail = f"{value:g} ({_source(check, rule)}), {verdict}{rule.op} {threshold:g}{how}"
     return RuleOutcome(CHECK, rule.label, passed, detail, (check.id, *more_evidence))
 
 

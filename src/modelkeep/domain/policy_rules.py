@@ -99,6 +99,12 @@ class MetricRule:
     adjust_op: str | None = None
     adjust: float | None = None
     dataset: str | None = None
+    dataset_version: int | None = None
+    """With ``dataset``: only results on that version of it (``NAME@N``)."""
+    runner: tuple[str, ...] | None = None
+    """None: any result counts. Else only results that ``modelkeep check`` recorded as a
+    runner over a dataset (the rule's, if it names one): ``()`` any runner, else one of
+    these runners by name."""
 
     @property
     def relative(self) -> bool:
@@ -115,14 +121,42 @@ class MetricRule:
 
     @property
     def label(self) -> str:
-        """How outcomes name the rule: its text, and the dataset when it names one."""
-        return f"{self.text} on {self.dataset}" if self.dataset else self.text
+        """How outcomes name the rule: its text, the dataset and the runner it names."""
+        label = f"{self.text} on {self.dataset_ref}" if self.dataset_ref else self.text
+        return f"{label} by {self.runners_text}" if self.runner is not None else label
+
+    @property
+    def dataset_ref(self) -> str | None:
+        """``NAME`` (any version) or ``NAME@N``: which results the rule reads."""
+        if self.dataset is None or self.dataset_version is None:
+            return self.dataset
+        return f"{self.dataset}@{self.dataset_version}"
+
+    @property
+    def runners_text(self) -> str:
+        """``runner ci``, ``runner ci or nightly``, ``a runner``."""
+        if not self.runner:
+            return "a runner"
+        return f"runner {' or '.join(self.runner)}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.text, "dataset": self.dataset}
+        runner: bool | list[str] | None = None
+        if self.runner is not None:
+            runner = list(self.runner) or True
+        return {
+            "rule": self.text,
+            "dataset": self.dataset,
+            "dataset_version": self.dataset_version,
+            "runner": runner,
+        }
 
 
-def parse_rule(text: str, known_metrics: frozenset[str], dataset: str | None = None) -> MetricRule:
+def parse_rule(
+    text: str,
+    known_metrics: frozenset[str],
+    dataset: str | None = None,
+    runner: tuple[str, ...] | None = None,
+) -> MetricRule:
     """Parse one rule; RuleError says what is wrong (the caller adds the line)."""
     match = _RULE.fullmatch(text)
     if match is None:
@@ -147,6 +181,7 @@ def parse_rule(text: str, known_metrics: frozenset[str], dataset: str | None = N
         adjust_op=match["adjust_op"],
         adjust=float(match["adjust"]) if match["adjust"] is not None else None,
         dataset=dataset,
+        runner=runner,
     )
 
 

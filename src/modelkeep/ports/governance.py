@@ -12,6 +12,7 @@ from modelkeep.domain.governance import (
     NewCheckResult,
     PolicyRecord,
 )
+from modelkeep.domain.provenance import Producer
 from modelkeep.domain.retention import RetentionPolicy
 
 
@@ -36,8 +37,10 @@ class Governance(Protocol):
         report_digest: str,
         actor: str,
         at: datetime,
+        producer: Producer | None = None,
     ) -> CheckResult:
-        """``dataset``: (dataset version id, ``NAME@N``, digest) the check ran on."""
+        """``dataset``: (dataset version id, ``NAME@N``, digest) the check ran on;
+        ``producer``: who recorded it (kept with the record, and in its digest)."""
         ...
 
     def check_results(self, model: str, number: int | None = None) -> list[CheckResult]: ...

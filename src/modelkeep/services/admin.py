@@ -94,8 +94,9 @@ def grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -
     wanted = Grant(role, model)
     with ctx.store.transaction(write=True) as tx:
         at = ctx.clock()
-        _user(tx, name, at)
+        held = _user(tx, name, at).grants
         _require_model(tx, wanted)
+        access.check_runner_grants(held, wanted)
         if tx.users.add_grant(name, wanted):
             _audit(tx, ctx, EventKind.GRANT_ADD, name, wanted.to_dict(), at)
         user = _user(tx, name, at)

@@ -99,12 +99,17 @@ def _statement(
 
 
 def _check_entry(check: CheckResult) -> dict[str, Any]:
+    """A check result by record digest, with its provenance in the clear: who produced it
+    (``producer``: null for results recorded before producers were) and on what data."""
     return {
         "id": check.id,
         "suite": check.suite,
         "digest": check.digest,
         "report_digest": check.report_digest,
         "passed": check.passed,
+        "producer": check.producer.to_dict() if check.producer else None,
+        "dataset": check.dataset,
+        "dataset_digest": check.dataset_digest,
     }
 
 

@@ -11,6 +11,7 @@ stored as a blob) that binds the version digest to that evidence.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ from modelkeep.domain.policy import (
     may_approve,
     parse_policy,
 )
+from modelkeep.domain.provenance import Producer, check_finite_metrics, check_source
 from modelkeep.domain.text import check_text
 from modelkeep.domain.versions import Version
 from modelkeep.errors import (
@@ -120,10 +122,15 @@ def _policy_ref(record: PolicyRecord | None) -> dict[str, Any] | None:
 def record_check(
     ctx: ServiceContext, ref: str, dataset_ref: str | None, result: NewCheckResult
 ) -> CheckResult:
-    """Attach one check result (and its JSON report, stored as a blob) to a version."""
+    """Attach one check result (and its JSON report, stored as a blob) to a version, with
+    its producer: the actor, whether the actor is a runner on the model (decided here,
+    from its grants) and the source the client gives."""
     parsed = parse_ref(ref)
     ctx.authorize(access.CHECK, parsed.model)
     _check_result(result)
+    producer = Producer(
+        ctx.actor, access.is_runner(ctx.principal.grants, parsed.model), result.source
+    )
     report = canonical_json(result.report)
     if len(report) > MAX_REPORT_BYTES:
         raise InvalidInput(f"the check report is over {MAX_REPORT_BYTES} bytes", "report less")
@@ -135,7 +142,7 @@ def record_check(
         report_digest = ctx.blobs.put_bytes(report).digest
         at = ctx.clock()
         recorded = tx.governance.add_check_result(
-            version.model, version.number, result, dataset, report_digest, ctx.actor, at
+            version.model, version.number, result, dataset, report_digest, ctx.actor, at, producer
         )
         details = {
             "id": recorded.id,
@@ -145,6 +152,7 @@ def record_check(
             "passed": result.passed,
             "dataset": recorded.dataset,
             "dataset_digest": recorded.dataset_digest,
+            "producer": producer.to_dict(),
         }
         ctx.record_event(tx, EventKind.CHECK_RECORD, version.ref, details, at)
         tx.commit()
@@ -167,6 +175,8 @@ def _check_result(result: NewCheckResult) -> None:
             raise InvalidInput(f"metric name {name!r} is not allowed", "use 1 to 128 characters")
         if value is not None and not isinstance(value, int | float):
             raise InvalidInput(f"metric {name!r} is not a number", "report numbers or null")
+    check_finite_metrics(result.metrics)
+    check_source(result.source)
 
 
 def _dataset(tx: Transaction, ref: str) -> tuple[int, str, str]:
@@ -333,6 +343,7 @@ def _evaluate(
         policy_digest=record.digest if record else None,
         approvers=_approvers_now(tx, version.model, approvals, ctx.clock()),
     )
+    facts = replace(facts, runners=_runners_now(ctx, tx, facts))
     return evaluate(policy.for_model(version.model), stage, facts)
 
 
@@ -348,6 +359,22 @@ def _approvers_now(
         if user is not None:
             found[name] = ApproverNow(user.state, _roles_of(user.grants, model))
     return found
+
+
+def _runners_now(ctx: ServiceContext, tx: Transaction, facts: PromotionFacts) -> frozenset[str]:
+    """The runners whose results ``facts`` hold (the version's, and the stage versions')
+    who are runners on the model now: not disabled, the role still held."""
+    at = ctx.clock()
+    checks = [*facts.checks, *(c for o in facts.occupants.values() if o for c in o.checks)]
+    named = {c.producer.user for c in checks if c.producer is not None and c.producer.runner}
+    users = {name: tx.users.get(name, at) for name in named}
+    return frozenset(
+        name
+        for name, user in users.items()
+        if user is not None
+        and user.state == "active"
+        and access.is_runner(user.grants, facts.model)
+    )
 
 
 def _occupant(tx: Transaction, model: str, stage: str) -> StageOccupant | None:

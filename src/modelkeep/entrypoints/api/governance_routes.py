@@ -64,6 +64,7 @@ def record_check(reg: Reg, name: str, ref: str, body: schemas.CheckResultIn) -> 
         passed=body.passed,
         failures=tuple(body.failures),
         report=body.report,
+        source=body.source,
     )
     return governance.record_check(reg, _ref(name, ref), body.dataset, result).to_dict()
 

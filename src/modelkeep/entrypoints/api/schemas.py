@@ -86,6 +86,11 @@ class CheckResultIn(Body):
     passed: bool
     failures: list[str] = Field(default_factory=list, max_length=1000)
     report: dict[str, Any] = Field(default_factory=dict)
+    source: Literal["client", "modelkeep check"] = Field(
+        default="client",
+        description="What made the result: 'modelkeep check' (the SDK's check) or 'client'. "
+        "The registry records who posted it and whether they are a runner, whatever this says.",
+    )
 
 
 class Decision(Body):

@@ -145,7 +145,8 @@ def check(ref: str, dataset: str, target: str, sensitive: str | None, suite: str
 
     Models load only from safe formats (skops, ONNX), never by unpickling; a command
     check runs any evaluator that prints its metrics as JSON. Exits 1 if a check's own
-    assertions fail (the results are recorded either way)."""
+    assertions fail (the results are recorded either way). Each result names you as its
+    producer: run it with a runner's token for evidence a policy's 'runner:' rule counts."""
     results = state().client.check(
         ref, dataset=dataset, target=target, sensitive=sensitive, suite=suite
     )
@@ -159,10 +160,12 @@ def check(ref: str, dataset: str, target: str, sensitive: str | None, suite: str
 
 
 def _print_checks(results: list[CheckResult]) -> None:
-    table = Table("#", "check", "result", "metrics", "dataset", box=None)
+    table = Table("#", "check", "result", "metrics", "dataset", "by", box=None)
     for r in results:
         metrics = ", ".join(f"{k}={_number(v)}" for k, v in sorted(r.metrics.items()))
-        table.add_row(str(r.id), r.suite, "pass" if r.passed else "FAIL", metrics, r.dataset or "-")
+        by = r.producer.describe() if r.producer else r.created_by
+        result = "pass" if r.passed else "FAIL"
+        table.add_row(str(r.id), r.suite, result, metrics, r.dataset or "-", by)
     console.print(table if results else "no check results")
 
 

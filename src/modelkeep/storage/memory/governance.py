@@ -15,6 +15,7 @@ from modelkeep.domain.governance import (
     NewCheckResult,
     PolicyRecord,
 )
+from modelkeep.domain.provenance import Producer
 from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.errors import Conflict, VersionNotFound
 from modelkeep.storage.memory.state import View, json_copy, maybe_utc, utc
@@ -72,6 +73,7 @@ class GovernanceRows:
         report_digest: str,
         actor: str,
         at: datetime,
+        producer: Producer | None = None,
     ) -> CheckResult:
         version_digest = self._version_digest(model, number)
         tables = self._view.change()
@@ -84,6 +86,7 @@ class GovernanceRows:
             actor,
             at,
             tables.next_id("check_results"),
+            producer,
         )
         stored = replace(result, metrics=json_copy(dict(new.metrics)), created_at=utc(at))
         tables.check_results[result.id] = stored

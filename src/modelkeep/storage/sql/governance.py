@@ -17,6 +17,7 @@ from modelkeep.domain.governance import (
     NewCheckResult,
     PolicyRecord,
 )
+from modelkeep.domain.provenance import Producer
 from modelkeep.errors import VersionNotFound
 from modelkeep.storage.sql.tables import (
     approvals,
@@ -101,10 +102,13 @@ class GovernanceRows:
         report_digest: str,
         actor: str,
         at: datetime,
+        producer: Producer | None = None,
     ) -> CheckResult:
         """``dataset``: (dataset version id, ``NAME@N``, digest) the check ran on."""
         version_id, version_digest = self._version_row(model, number)
-        result = new.record(model, number, version_digest, dataset, report_digest, actor, at, 0)
+        result = new.record(
+            model, number, version_digest, dataset, report_digest, actor, at, 0, producer
+        )
         result_id = self._conn.execute(
             insert(check_results)
             .values(
@@ -121,6 +125,7 @@ class GovernanceRows:
                 digest=result.digest,
                 created_at=at,
                 created_by=actor,
+                producer=producer.to_dict() if producer else None,
             )
             .returning(check_results.c.id)
         ).scalar_one()
@@ -149,6 +154,7 @@ class GovernanceRows:
             report_digest=row.report_digest,
             created_at=row.created_at,
             created_by=row.created_by,
+            producer=Producer.from_dict(row.producer) if row.producer else None,
         )
 
     # approvals

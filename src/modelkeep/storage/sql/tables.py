@@ -367,6 +367,7 @@ check_results = Table(
     Column("digest", String(71), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(256), nullable=False),
+    Column("producer", Json),  # {user, runner, source}; null: recorded before 0006
 )
 
 approvals = Table(
