@@ -64,7 +64,7 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> list[LocalFile]:
     directory's files under their paths relative to it, in Unicode NFC. The paths must
     pass the rule for new versions (``check_new_paths``), checked here before any byte
     is read."""
-    found: list[LocalFile] = []
+    listed: list[tuple[str, Path]] = []  # each file's path as the OS lists it, its source
     for given in paths:
         path = Path(given)
         if not path.exists():
@@ -72,33 +72,37 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> list[LocalFile]:
             raise InvalidInput(f"{str(given)!r} {problem}", "check the path")
         source = path.resolve()
         if source.is_dir():
-            found.extend(_walk(source))
+            listed.extend(_walk(source))
         elif source.is_file():
-            found.append(LocalFile(_stored_path(path.name), source))
+            listed.append((path.name, source))
         else:
             raise UnsafePath(f"{str(given)!r} is not a regular file or directory")
-    if not found:
+    if not listed:
         raise EmptyPush("nothing to push: the given paths hold no files")
+    clash = layout_collision({name for name, _ in listed})  # before NFC makes them equal
+    if clash:
+        raise UnsafePath(clash, "rename one of them (see 'File entry' in docs/concepts.md)")
+    found = [LocalFile(_stored_path(name), source) for name, source in listed]
     check_new_paths(f.path for f in found)
     return found
 
 
 def _stored_path(name: str) -> str:
-    """A file name as the version stores it: in NFC, whatever form the OS listed it in
-    (macOS lists decomposed names), so one folder has one digest on every OS."""
+    """A file's path as the version stores it: in NFC, whatever form the OS listed it in
+    (macOS may list decomposed names), so one folder has one digest on every OS."""
     return unicodedata.normalize("NFC", name)
 
 
-def _walk(root: Path) -> list[LocalFile]:
-    """The files under ``root`` (resolved); symlinks only to regular files inside it."""
+def _walk(root: Path) -> list[tuple[str, Path]]:
+    """The files under ``root`` (resolved): their relative paths and sources; symlinks
+    only to regular files inside ``root``."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         for name in sorted(dirnames):
             _refuse_linked_dir(Path(dirpath) / name)
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            relative = path.relative_to(root).as_posix()
-            found.append(LocalFile(_stored_path(relative), _inside(path, root)))
+            found.append((path.relative_to(root).as_posix(), _inside(path, root)))
     return found
 
 
