@@ -91,7 +91,7 @@ def open_regular(dest: Path, relative: str) -> int | None:
         with opened_dir(dest) as root, _parent(root, dest, relative, create=False) as parent:
             flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
             fd = os.open(relative.rsplit("/", 1)[-1], flags, dir_fd=parent)
-    except (FileNotFoundError, UnsafePath):
+    except (FileNotFoundError, UnsafePath, DestinationConflict):  # changed since inspected
         return None
     except OSError as exc:
         if exc.errno in _NOT_FOLLOWED:

@@ -216,8 +216,8 @@ def plan_pull(files: Sequence[FileEntry], dest: Path, *, force: bool) -> PullPla
 
 
 _OLD_VERSION_HINT = (
-    "it was pushed before such paths were refused; pull it into an empty directory on "
-    "a case-sensitive filesystem with 'modelkeep pull', then push a renamed copy"
+    "it was registered before such paths were refused, and no folder can hold both; "
+    "'modelkeep show' lists its files: push a version whose paths do not clash"
 )
 
 
