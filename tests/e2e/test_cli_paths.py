@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modelkeep.client import files
+from modelkeep.client import destination, files
 from modelkeep.config import Settings
 from modelkeep.content import chunking
 from modelkeep.services import versions
@@ -189,6 +189,30 @@ def test_a_version_whose_paths_clash_is_not_pulled_half(
     line = refused(mk_cli, "pull", "m@1", str(dest), code="unsafe_path")
     assert "'a' would be both a file and a directory" in line
     assert not dest.exists()
+
+
+def test_a_version_with_names_differing_in_case_is_pulled_only_where_they_differ(
+    mk_cli: CliRunnerInProcess, tmp_path: Path
+) -> None:
+    """Stored before the path rule: pulled on a case-sensitive file system (this one);
+    refused before any file is moved where the file system folds case (macOS, Windows)."""
+    (tmp_path / "src").mkdir()
+    for name in ("Model.bin", "model.bin"):
+        (tmp_path / "src" / name).write_bytes(name.encode())
+    with pytest.MonkeyPatch.context() as before_the_rule:
+        for module in (files, versions):
+            before_the_rule.setattr(module, "check_new_paths", lambda paths: None)
+        before_the_rule.setattr(files, "layout_collision", lambda *a, **k: "")
+        ok(mk_cli("push", "m", str(tmp_path / "src")))
+
+    ok(mk_cli("pull", "m@1", str(tmp_path / "linux")))
+    assert sorted(os.listdir(tmp_path / "linux")) == ["Model.bin", "model.bin"]
+
+    with pytest.MonkeyPatch.context() as folding:
+        folding.setattr(destination.Tree, "folds_names", lambda self: True)
+        line = refused(mk_cli, "pull", "m@1", str(tmp_path / "mac"), code="unsafe_path")
+    assert "'Model.bin' and 'model.bin' differ only in case" in line
+    assert not (tmp_path / "mac").exists()
 
 
 # push: names every OS can hold, or unsafe_path ---------------------------------------

@@ -261,11 +261,18 @@ class Tree:
 @contextmanager
 def tree(dest: Path) -> Iterator[Tree]:
     """DEST (made if missing) opened for a pull's writes; the staging directory is
-    removed at the end, whatever happens."""
+    removed at the end, whatever happens, and DEST too if this pull made it and failed."""
+    made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
-    with opened_dir(dest) as root:
-        opened = Tree(dest, root)
-        try:
-            yield opened
-        finally:
-            opened.close()
+    try:
+        with opened_dir(dest) as root:
+            opened = Tree(dest, root)
+            try:
+                yield opened
+            finally:
+                opened.close()
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):  # only if empty
+                dest.rmdir()
+        raise
