@@ -9,22 +9,22 @@ then moves the files into place: a damaged blob never lands.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
-import shutil
 import stat
-import tempfile
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from modelkeep.client import destination
+from modelkeep.client.destination import Kind
 from modelkeep.content import chunking, copying, scanning
 from modelkeep.content.scanning import Scan, Sink
 from modelkeep.domain.digest import digest_of, hex_part, sha256_digest
-from modelkeep.domain.manifest import FileEntry, check_path
+from modelkeep.domain.manifest import FileEntry, check_new_paths, layout_collision
 from modelkeep.domain.recipes import Recipe
 from modelkeep.errors import (
     BlobNotFound,
@@ -57,34 +57,52 @@ class LocalFile:
 
 
 def collect(paths: Iterable[str | os.PathLike[str]]) -> list[LocalFile]:
-    """A file goes in under its base name, a directory's files under their relative paths."""
-    found: list[LocalFile] = []
+    """The files a push sends, by the one symlink rule (docs/concepts.md, "Symlinks"): a
+    path named here is resolved first, so a symlink you name is pushed as what it points
+    to; inside a directory, a symlink is followed only to a regular file inside that
+    directory, never to a directory. A named file goes in under the name you gave, a
+    directory's files under their paths relative to it, in Unicode NFC. The paths must
+    pass the rule for new versions (``check_new_paths``), checked here before any byte
+    is read."""
+    listed: list[tuple[str, Path]] = []  # each file's path as the OS lists it, its source
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            found.extend(_walk(path))
-        elif path.is_file():
-            found.append(LocalFile(check_path(path.name), path))
-        elif not path.exists():
-            raise InvalidInput(f"{str(given)!r} does not exist", "check the path")
+        if not path.exists():
+            problem = "is a symlink to nothing" if path.is_symlink() else "does not exist"
+            raise InvalidInput(f"{str(given)!r} {problem}", "check the path")
+        source = path.resolve()
+        if source.is_dir():
+            listed.extend(_walk(source))
+        elif source.is_file():
+            listed.append((path.name, source))
         else:
             raise UnsafePath(f"{str(given)!r} is not a regular file or directory")
-    if not found:
+    if not listed:
         raise EmptyPush("nothing to push: the given paths hold no files")
+    clash = layout_collision({name for name, _ in listed})  # before NFC makes them equal
+    if clash:
+        raise UnsafePath(clash, "rename one of them (see 'File entry' in docs/concepts.md)")
+    found = [LocalFile(_stored_path(name), source) for name, source in listed]
+    check_new_paths(f.path for f in found)
     return found
 
 
-def _walk(top: Path) -> list[LocalFile]:
-    root = top.resolve()
+def _stored_path(name: str) -> str:
+    """A file's path as the version stores it: in NFC, whatever form the OS listed it in
+    (macOS may list decomposed names), so one folder has one digest on every OS."""
+    return unicodedata.normalize("NFC", name)
+
+
+def _walk(root: Path) -> list[tuple[str, Path]]:
+    """The files under ``root`` (resolved): their relative paths and sources; symlinks
+    only to regular files inside ``root``."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(top):
+    for dirpath, dirnames, filenames in os.walk(root):
         for name in sorted(dirnames):
             _refuse_linked_dir(Path(dirpath) / name)
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            _check_inside(path, root)
-            relative = path.relative_to(top).as_posix()
-            found.append(LocalFile(check_path(relative), path))
+            found.append((path.relative_to(root).as_posix(), _inside(path, root)))
     return found
 
 
@@ -96,12 +114,16 @@ def _refuse_linked_dir(path: Path) -> None:
         )
 
 
-def _check_inside(path: Path, root: Path) -> None:
-    if path.is_symlink() and not path.resolve().is_relative_to(root):
-        raise UnsafePath(f"{str(path)!r} is a symlink to {path.resolve()}, outside {str(root)!r}")
-    mode = path.stat().st_mode
-    if not stat.S_ISREG(mode):
+def _inside(path: Path, root: Path) -> Path:
+    """The regular file ``path`` is, or leads to by a symlink inside ``root``."""
+    source = path.resolve() if path.is_symlink() else path
+    if not source.is_relative_to(root):
+        raise UnsafePath(f"{str(path)!r} is a symlink to {str(source)!r}, outside {str(root)!r}")
+    if not source.exists():
+        raise UnsafePath(f"{str(path)!r} is a symlink to {str(source)!r}, which does not exist")
+    if not stat.S_ISREG(source.stat().st_mode):
         raise UnsafePath(f"{str(path)!r} is not a regular file")
+    return source
 
 
 def upload(file: LocalFile, put: Uploader, progress: Progress | None) -> FileEntry:
@@ -164,52 +186,48 @@ def _state(st: os.stat_result) -> tuple[int, int, int]:
 class PullPlan:
     write: tuple[FileEntry, ...]
     unchanged: tuple[FileEntry, ...]
+    force: bool = False
 
 
 def plan_pull(files: Sequence[FileEntry], dest: Path, *, force: bool) -> PullPlan:
-    """Which files must be written; refuse to overwrite different files unless forced."""
+    """Which files must be written, checked before anything is: the version's paths can
+    all be files of one tree, and nothing in DEST is in the way (a different file, a
+    file or symlink where a folder must go, a folder where a file must go) unless
+    ``force``. A symlink under DEST is refused (``unsafe_path``) and never followed."""
+    collision = layout_collision((f.path for f in files), fold=False)
+    if collision:
+        raise UnsafePath(f"this version cannot be pulled: {collision}", _OLD_VERSION_HINT)
+    destination.check_dest(dest)
     write, unchanged, conflicts = [], [], []
-    root = dest.resolve()
     for entry in files:
-        target = dest / entry.path
-        if not target.parent.resolve().is_relative_to(root) and target.parent.exists():
-            raise UnsafePath(f"{str(target.parent)!r} leads outside {str(dest)!r}")
-        if target.is_file() and not target.is_symlink() and _same_content(target, entry):
+        where, kind = destination.inspect(dest, entry.path)
+        if kind is Kind.SYMLINK and not force:
+            raise destination.refuse_symlink(dest, where)
+        if kind is Kind.FILE and where == entry.path and _same_content(dest, entry):
             unchanged.append(entry)
             continue
-        blocking = _blocking_parents(dest, entry.path)
-        if blocking or target.exists() or target.is_symlink():
-            conflicts.append(blocking[0] if blocking else entry.path)
+        if kind is not Kind.ABSENT:
+            conflicts.append(where)
         write.append(entry)
     if conflicts and not force:
         shown = ", ".join(conflicts[:3]) + (" …" if len(conflicts) > 3 else "")
         raise DestinationConflict(f"{str(dest)!r} already holds different files: {shown}")
-    return PullPlan(tuple(write), tuple(unchanged))
+    return PullPlan(tuple(write), tuple(unchanged), force)
 
 
-def _blocking_parents(dest: Path, path: str) -> list[str]:
-    """Parts of ``path``'s directory that exist in ``dest`` as something else than a folder."""
-    parts = path.split("/")[:-1]
-    found = []
-    for depth in range(1, len(parts) + 1):
-        relative = "/".join(parts[:depth])
-        here = dest / relative
-        if here.is_symlink() or (here.exists() and not here.is_dir()):
-            found.append(relative)
-    return found
+_OLD_VERSION_HINT = (
+    "it was registered before such paths were refused, and no folder can hold both; "
+    "'modelkeep show' lists its files: push a version whose paths do not clash"
+)
 
 
-def _clear_way(dest: Path, path: str) -> None:
-    """With --force: remove whatever stands where ``path``'s folders must go."""
-    for relative in _blocking_parents(dest, path):
-        with contextlib.suppress(FileNotFoundError):
-            (dest / relative).unlink()
-
-
-def _same_content(path: Path, entry: FileEntry) -> bool:
-    if path.stat().st_size != entry.size:
+def _same_content(dest: Path, entry: FileEntry) -> bool:
+    fd = destination.open_regular(dest, entry.path)
+    if fd is None:
         return False
-    with open(path, "rb") as stream:
+    with os.fdopen(fd, "rb") as stream:
+        if os.fstat(stream.fileno()).st_size != entry.size:
+            return False
         return copying.sha256_of(stream)[0] == entry.digest
 
 
@@ -223,72 +241,71 @@ class FileSource(Protocol):
         ...
 
 
-PARTIAL = ".modelkeep-partial"
-"""Chunked files being pulled into DEST live here until complete: a pull that was
-interrupted finds the chunks it already wrote and fetches only the rest."""
+PARTIAL = destination.PARTIAL
 
 
 def write_files(
     plan: PullPlan, dest: Path, source: FileSource, progress: Progress | None, context: str
 ) -> None:
-    """Write ``plan.write`` into ``dest``: all verified in staging first, then moved."""
-    dest.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".modelkeep-pull-", dir=dest))
-    try:
+    """Write ``plan.write`` into ``dest``: all verified in staging first, then moved.
+    Nothing under DEST is followed if it is a symlink (client/destination.py)."""
+    with destination.tree(dest) as tree:
+        _refuse_folded_collisions(tree, plan)
         staged = [
-            (_stage(entry, staging, i, source, progress, context), entry)
+            (_stage(entry, tree, str(i), source, progress, context), entry)
             for i, entry in enumerate(plan.write)
         ]
-        for temp, entry in staged:
-            target = dest / entry.path
-            _clear_way(dest, entry.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(temp, target)
-        with contextlib.suppress(OSError):
-            (dest / PARTIAL).rmdir()  # only if empty: other pulls may be under way
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        for name, entry in staged:
+            tree.place(name, entry.path, force=plan.force)
+        tree.remove_empty_partial()
+
+
+def _refuse_folded_collisions(tree: destination.Tree, plan: PullPlan) -> None:
+    """A version pushed before the path rule may hold names that one file system keeps
+    apart and another takes as one (``Model.bin``, ``model.bin``): refused before any
+    file is moved, on a file system that folds them."""
+    collision = layout_collision(f.path for f in (*plan.write, *plan.unchanged))
+    if collision and tree.folds_names():
+        raise UnsafePath(
+            f"this version cannot be pulled here: {collision}",
+            "pull it on a case-sensitive file system (Linux), then push a renamed copy",
+        )
 
 
 def _stage(
     entry: FileEntry,
-    staging: Path,
-    index: int,
+    tree: destination.Tree,
+    name: str,
     source: FileSource,
     progress: Progress | None,
     context: str,
-) -> Path:
-    temp = staging / str(index)
+) -> str:
     try:
         recipe = source.file_recipe(entry.digest)
         if recipe.is_whole:
-            with source.open_blob(entry.digest) as stream, open(temp, "wb", buffering=0) as out:
+            fd = tree.create_staged(name)
+            with source.open_blob(entry.digest) as stream, os.fdopen(fd, "wb", buffering=0) as out:
                 copying.copy(stream, out, progress=progress)  # the reader verifies as it reads
+                os.fchmod(out.fileno(), 0o644)
                 os.fsync(out.fileno())
         else:
-            partial = staging.parent / PARTIAL / hex_part(recipe.digest)
-            rebuild(partial, recipe, source.fetch_chunk, progress)
-            os.replace(partial, temp)
+            partial = hex_part(recipe.digest)
+            rebuild(tree.open_partial(partial), recipe, source.fetch_chunk, progress)
+            tree.stage_partial(partial, name)
     except (DigestMismatch, BlobNotFound, MissingChunk) as exc:
         raise type(exc)(f"file {entry.path!r} of {context}: {exc.message}", exc.hint) from None
-    with contextlib.suppress(OSError):
-        os.chmod(temp, 0o644)
-    return temp
+    return name
 
 
 Fetch = Callable[[str, int], bytes]
 
 
-def rebuild(path: Path, recipe: Recipe, fetch_chunk: Fetch, progress: Progress | None) -> None:
-    """Write a chunked file at ``path``: chunks fetched in parallel, each written at its
-    offset as it arrives, the whole file hashed in order here against its digest (which
-    checks every chunk at once). Chunks a previous, interrupted try already wrote there
-    are kept, not fetched again."""
-    path.parent.mkdir(exist_ok=True)
+def rebuild(fd: int, recipe: Recipe, fetch_chunk: Fetch, progress: Progress | None) -> None:
+    """Write a chunked file into ``fd`` (closed at the end): chunks fetched in parallel,
+    each written at its offset as it arrives, the whole file hashed in order here against
+    its digest (which checks every chunk at once). Chunks a previous, interrupted try
+    already wrote there are kept, not fetched again."""
     offsets = recipe.offsets()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         have = os.fstat(fd).st_size
         os.ftruncate(fd, recipe.size)
@@ -315,6 +332,7 @@ def rebuild(path: Path, recipe: Recipe, fetch_chunk: Fetch, progress: Progress |
                 progress(len(data))
         if digest_of(whole) != recipe.digest:
             raise DigestMismatch(f"{_bad_chunks(fd, recipe)} did not arrive intact")
+        os.fchmod(fd, 0o644)
         os.fsync(fd)
     finally:
         os.close(fd)

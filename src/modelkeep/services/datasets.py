@@ -10,7 +10,7 @@ from typing import Any
 from modelkeep.domain import access
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion, match_version
 from modelkeep.domain.events import EventKind
-from modelkeep.domain.manifest import FileEntry, Manifest
+from modelkeep.domain.manifest import FileEntry, Manifest, check_new_paths
 from modelkeep.domain.names import Ref, check_model_name, parse_ref
 from modelkeep.domain.semver import SemVer
 from modelkeep.domain.text import check_text
@@ -41,6 +41,7 @@ def push(
         raise EmptyPush("a dataset version needs at least one file")
     _check_request(request)
     manifest = Manifest.of(files)
+    check_new_paths(f.path for f in manifest.files)
     at = ctx.clock()
     with ctx.store.transaction(write=True) as tx:
         versions.check_files_stored(ctx, tx, manifest)

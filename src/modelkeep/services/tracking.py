@@ -15,7 +15,7 @@ from typing import NamedTuple
 from modelkeep.domain import access
 from modelkeep.domain.digest import check_digest
 from modelkeep.domain.events import EventKind
-from modelkeep.domain.manifest import FileEntry, check_path
+from modelkeep.domain.manifest import FileEntry, check_new_paths
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import (
     ENDED,
@@ -158,7 +158,7 @@ def use_dataset(ctx: ServiceContext, run_id: str, ref: str) -> Run:
 def log_artifact(ctx: ServiceContext, run_id: str, entry: FileEntry) -> None:
     """Attach an uploaded file (its blob must exist) to a running run."""
     ctx.authorize(access.TRACK, access.ANY_MODEL)
-    check_path(entry.path)
+    check_new_paths([entry.path])
     stored = ctx.blobs.stat(entry.digest)
     if stored is None or stored.size != entry.size:
         raise InvalidInput(f"file {entry.path!r} ({entry.digest}) was not uploaded")

@@ -16,7 +16,7 @@ from modelkeep.domain import aliases as alias_rules
 from modelkeep.domain.datasets import match_version
 from modelkeep.domain.diff import VersionDiff, diff_versions
 from modelkeep.domain.events import EventKind
-from modelkeep.domain.manifest import FileEntry, Manifest
+from modelkeep.domain.manifest import FileEntry, Manifest, check_new_paths
 from modelkeep.domain.names import STAGES, check_model_name, parse_ref
 from modelkeep.domain.runs import RUN_ID, through_run
 from modelkeep.domain.semver import SemVer, next_semver
@@ -91,6 +91,7 @@ def register_version(
     if not files:
         raise EmptyPush("a version needs at least one file")
     manifest = Manifest.of(files)
+    check_new_paths(f.path for f in manifest.files)
     with ctx.store.transaction(write=True) as tx:
         check_files_stored(ctx, tx, manifest)
         metadata, semver = _prepare(tx, model, request)
