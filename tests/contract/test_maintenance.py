@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 import modelkeep
 from modelkeep.config import Settings
+from modelkeep.errors import RecordTampered
 from modelkeep.services import versions
 from modelkeep.services.context import ServiceContext
 from modelkeep.services.maintenance import sweep, unused
@@ -159,7 +160,8 @@ def test_verify_catches_metadata_edited_in_the_database(
             {"m": json.dumps(metadata), "id": first.id},
         )
     engine.dispose()
-    assert mk.show("m@1").metadata.metrics["auc"] == 0.99
+    with pytest.raises(RecordTampered, match="m@1: metadata_digest is sha256:"):
+        mk.show("m@1")  # a read refuses what its push did not record
     assert mk.verify().inconsistent_versions == ("m@1",)
     assert mk.verify("m@2").ok
 

@@ -308,7 +308,12 @@ def export(ref: str, dest: str, stage: str | None) -> None:
 
 @attest.command("verify")
 @click.argument("ref", metavar="NAME@REF", required=False)
-@click.option("--stage", type=click.Choice(STAGES), help="The newest attestation for this stage.")
+@click.option(
+    "--stage",
+    type=click.Choice(STAGES),
+    help="The attestation of this stage: its signed statement must name it "
+    "(NAME@STAGE implies it).",
+)
 @click.option(
     "--bundle",
     type=click.Path(file_okay=False, exists=True),
@@ -341,7 +346,7 @@ def verify(
         raise click.UsageError("give NAME@REF or --bundle DIR")
     key = Path(public_key).read_bytes() if public_key else None
     if bundle is not None:
-        report = verify_bundle(Path(bundle), Path(files) if files else None, key)
+        report = verify_bundle(Path(bundle), Path(files) if files else None, key, stage=stage)
     else:
         if files is not None:
             raise click.UsageError("--files goes with --bundle")

@@ -34,17 +34,27 @@ from modelkeep.services import audit as audit_service
 )
 @json_option
 def verify(ref: str | None, everything: bool, sample: float | None) -> None:
-    """Re-hash the blobs of one version, or of every version; exit 3 if any is damaged."""
+    """Re-hash the blobs of one version, or of every version, and check the rows against
+    the audit chain and their blobs (aliases, version records, file lists, recipes);
+    exit 3 if anything is damaged or disagrees."""
     if ref and everything:
         raise click.UsageError("give NAME@REF or --all, not both")
     report = state().client.verify(ref, sample=sample)
     emit(report.to_dict(), lambda: _print_verify(report))
     if not report.ok:
+        # the error code of a failed verify stays digest_mismatch (docs/errors.md)
         raise DigestMismatch(
             f"{plural(len(report.damaged), 'damaged blob')}, "
-            f"{plural(len(report.inconsistent_versions), 'altered version')}; "
-            f"broken: {', '.join(report.broken_versions)}"
+            f"{plural(len(report.inconsistent_versions), 'altered version')}, "
+            f"{plural(len(report.mismatches), 'record')} unlike what was recorded"
+            f"{_first(report)}; broken: {', '.join(report.broken_versions) or 'none'}",
+            "run 'modelkeep verify --all' for the full list; restore damaged blobs and a "
+            "database changed outside modelkeep from a backup",
         )
+
+
+def _first(report: VerifyReport) -> str:
+    return f" ({report.mismatches[0].describe()})" if report.mismatches else ""
 
 
 def _print_verify(report: VerifyReport) -> None:
@@ -56,12 +66,17 @@ def _print_verify(report: VerifyReport) -> None:
     if report.ok:
         console.print("no damage found")
         return
-    table = Table("blob", "problem", "breaks", "files", box=None)
-    for blob in report.damaged:
-        table.add_row(blob.digest, blob.problem, ", ".join(blob.versions), ", ".join(blob.files))
-    console.print(table)
+    if report.damaged:
+        table = Table("blob", "problem", "breaks", "files", box=None)
+        for blob in report.damaged:
+            table.add_row(
+                blob.digest, blob.problem, ", ".join(blob.versions), ", ".join(blob.files)
+            )
+        console.print(table)
     for ref in report.inconsistent_versions:
         console.print(f"{ref}: its files or metadata no longer match what was registered")
+    for mismatch in report.mismatches:
+        console.print(f"{mismatch.kind} {mismatch.describe()}", markup=False)
 
 
 @click.command()

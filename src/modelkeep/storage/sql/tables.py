@@ -143,6 +143,8 @@ audit_events = Table(
     Column("details", Json, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # the last event about a version or an alias, read by every checked read
+    Index(None, "subject", "seq"),
 )
 
 # One row (id 1): the newest event's seq and hash. Every write transaction locks it
