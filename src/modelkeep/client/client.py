@@ -261,7 +261,7 @@ class Client:
             integrity.Mismatch(
                 "version",
                 version.ref,
-                "files",
+                "file list digest",
                 version.digest,
                 listed.digest,
                 integrity.MANIFEST_BLOB,

@@ -132,7 +132,9 @@ def version_mismatches(version: Version, events: Sequence[AuditEvent]) -> list[M
     listed = Manifest.of(version.files).digest
     if listed != version.digest:
         found.append(
-            Mismatch("version", version.ref, "files", version.digest, listed, MANIFEST_BLOB)
+            Mismatch(
+                "version", version.ref, "file list digest", version.digest, listed, MANIFEST_BLOB
+            )
         )
     push = next((e for e in events if e.action == EventKind.VERSION_PUSH), None)
     if push is not None:
@@ -326,36 +328,35 @@ def _move(moves: Sequence[tuple[str, Any, str]], index: int) -> str:
 
 
 def recipe_mismatches(rows: Recipe, recorded_digest: str, blob: Recipe | None) -> list[Mismatch]:
-    """A recipe's rows against the recipe blob its recorded digest names (``blob`` None:
-    that blob is missing or unreadable, which the blob check reports)."""
+    """A recipe's rows against the recipe blob its recorded digest names: chunk by chunk
+    when the blob could be read, else by digest (``blob`` None: the blob is missing or
+    damaged, which the blob check reports, or it was not read, as on a pull)."""
     subject = f"file {rows.digest}"
-    found = []
-    if rows.recipe_digest != recorded_digest:
-        found.append(
-            Mismatch("recipe", subject, "chunks", recorded_digest, rows.recipe_digest, RECIPE_BLOB)
-        )
     if blob is not None and blob.digest != rows.digest:
-        found.append(Mismatch("recipe", subject, "file", blob.digest, rows.digest, RECIPE_BLOB))
+        return [Mismatch("recipe", subject, "file", blob.digest, rows.digest, RECIPE_BLOB)]
     if blob is not None and blob.chunks != rows.chunks:
+        pairs = zip(blob.chunks, rows.chunks, strict=False)
         at = next(
-            (
-                i
-                for i, pair in enumerate(zip(blob.chunks, rows.chunks, strict=False))
-                if pair[0] != pair[1]
-            ),
+            (i for i, (was, now) in enumerate(pairs) if was != now),
             min(len(blob.chunks), len(rows.chunks)),
         )
-        found.append(
+        return [
+            Mismatch(
+                "recipe", subject, f"chunk {at}", _chunk(blob, at), _chunk(rows, at), RECIPE_BLOB
+            )
+        ]
+    if rows.recipe_digest != recorded_digest:
+        return [
             Mismatch(
                 "recipe",
                 subject,
-                f"chunk {at}",
-                _chunk(blob, at),
-                _chunk(rows, at),
+                "recipe digest",
+                recorded_digest,
+                rows.recipe_digest,
                 RECIPE_BLOB,
             )
-        )
-    return found
+        ]
+    return []
 
 
 def _chunk(recipe: Recipe, index: int) -> str:

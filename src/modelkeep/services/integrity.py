@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from modelkeep.domain import integrity
+from modelkeep.domain.aliases import AliasEvent
 from modelkeep.domain.audit import AuditEvent
 from modelkeep.domain.integrity import Mismatch
 from modelkeep.domain.manifest import Manifest
@@ -30,6 +31,21 @@ def check_alias(tx: Transaction, model: str, alias: str, key: VersionKey | None)
     moves = integrity.chain_moves(tx.audit.about([subject])).get(subject, [])
     number, digest = (key.number, key.digest) if key else (None, None)
     integrity.refuse(integrity.alias_row_mismatches(subject, number, digest, moves))
+
+
+def check_stage_history(
+    tx: Transaction,
+    model: str,
+    alias: str,
+    history: Sequence[AliasEvent],
+    key: VersionKey | None,
+) -> None:
+    """Refuse an alias whose row or history is not what the chain recorded."""
+    subject = f"{model}@{alias}"
+    moves = integrity.chain_moves(tx.audit.about([subject]))
+    number, digest = (key.number, key.digest) if key else (None, None)
+    found = integrity.alias_row_mismatches(subject, number, digest, moves.get(subject, []))
+    integrity.refuse(found + integrity.history_mismatches(model, history, moves))
 
 
 def check_version(tx: Transaction, version: Version) -> None:
