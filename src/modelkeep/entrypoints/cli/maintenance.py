@@ -34,9 +34,11 @@ from modelkeep.services import audit as audit_service
 )
 @json_option
 def verify(ref: str | None, everything: bool, sample: float | None) -> None:
-    """Re-hash the blobs of one version, or of every version, and check the rows against
-    the audit chain and their blobs (aliases, version records, file lists, recipes);
-    exit 3 if anything is damaged or disagrees."""
+    """Re-hash the blobs of one version, or of every version; exit 3 if any is damaged.
+
+    Also checks the database's rows against the audit chain and their blobs (aliases and
+    their history, version records, file lists, recipes) and names every row that
+    disagrees (exit 3 too)."""
     if ref and everything:
         raise click.UsageError("give NAME@REF or --all, not both")
     report = state().client.verify(ref, sample=sample)
