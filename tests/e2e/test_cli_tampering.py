@@ -109,6 +109,9 @@ def test_an_alias_row_pointed_elsewhere_is_refused_by_every_read_and_named_by_ve
     assert found["source"] == "the audit chain"
     named(verify_mismatches(cli, "m@1"), subject="m@production")
     assert ok_json(cli, "resolve", "m@staging")["number"] == 2  # other aliases still serve
+    # a new move on top of the edited row would make the edit look recorded
+    refused(cli, "promote", "m@1", "--to", "production", code="record_tampered", exit_code=3)
+    named(verify_mismatches(cli, "--all"), subject="m@production", field="target")
 
 
 def test_an_alias_row_deleted_is_refused(

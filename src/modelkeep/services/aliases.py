@@ -101,8 +101,12 @@ def record_move(
     reason: str | None,
     extra: dict[str, Any] | None = None,
 ) -> alias_rules.AliasEvent:
-    """Move the alias and audit it, in ``tx``; ``extra`` adds to the event's details."""
+    """Move the alias and audit it, in ``tx``; ``extra`` adds to the event's details.
+
+    The alias must be where the chain's last move left it: a move recorded on top of a
+    row edited in the database would make the edit look legitimate."""
     check_text("the reason", reason)
+    integrity.check_alias(tx, model, alias, current)
     at = ctx.clock()
     number = target.number if target else None
     event = tx.aliases.move(model, alias, action, number, ctx.actor, at, reason)

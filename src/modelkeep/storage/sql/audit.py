@@ -72,14 +72,13 @@ class AuditRows:
 
     def about(self, subjects: Sequence[str]) -> list[AuditEvent]:
         wanted = sorted(set(subjects))
-        if not wanted:
-            return []
-        query = (
-            select(audit_events)
-            .where(audit_events.c.subject.in_(wanted))  # ix_audit_events_subject_seq
-            .order_by(audit_events.c.seq)
-        )
-        return self._read(query)
+        found: list[AuditEvent] = []
+        for start in range(0, len(wanted), 500):  # bounded IN lists (SQLite's limits)
+            query = select(audit_events).where(
+                audit_events.c.subject.in_(wanted[start : start + 500])
+            )  # ix_audit_events_subject_seq
+            found += self._read(query)
+        return sorted(found, key=lambda e: e.seq)
 
     def _read(self, query: Select[Any]) -> list[AuditEvent]:
         return [
