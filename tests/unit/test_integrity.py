@@ -94,6 +94,12 @@ def test_status_replays_from_archive_and_unarchive_events() -> None:
     assert fields(integrity.version_mismatches(original, [push, archived])) == ["status"]
     assert integrity.version_mismatches(version(status="archived"), [push, archived]) == []
     assert integrity.version_mismatches(original, [push, archived, unarchived]) == []
+    purge = AuditEvent(4, T0, "ann", "version.purge", "m@1", {"archived": True})
+    purged = version(status="archived", purged_at=T0)
+    assert integrity.version_mismatches(purged, [push, purge]) == []
+    assert fields(integrity.version_mismatches(version(status="archived"), [push, purge])) == [
+        "purged"
+    ]
 
 
 def test_a_file_list_that_is_not_the_manifest_is_named_file_by_file() -> None:

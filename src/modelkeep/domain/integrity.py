@@ -176,8 +176,9 @@ def _iso(version: Version) -> str:
 
 
 def _status_mismatches(version: Version, events: Sequence[AuditEvent]) -> list[Mismatch]:
-    """Status replays from the chain: active at push, archived by ``version.archive``,
-    active again by ``version.unarchive``; purged once ``version.purge`` was recorded."""
+    """Status replays from the chain: active at push, archived by ``version.archive`` and
+    by ``version.purge`` (which archives what it purges), active again by
+    ``version.unarchive``; purged once ``version.purge`` was recorded."""
     status = "active"
     purged = False
     for event in events:
@@ -186,7 +187,7 @@ def _status_mismatches(version: Version, events: Sequence[AuditEvent]) -> list[M
         elif event.action == UNARCHIVE:
             status = "active"
         elif event.action == EventKind.VERSION_PURGE:
-            purged = True
+            status, purged = "archived", True  # a purge archives an active version
     found = []
     if version.status != status:
         found.append(Mismatch("version", version.ref, "status", status, version.status, CHAIN))

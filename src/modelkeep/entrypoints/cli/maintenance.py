@@ -46,17 +46,24 @@ def verify(ref: str | None, everything: bool, sample: float | None) -> None:
     if not report.ok:
         # the error code of a failed verify stays digest_mismatch (docs/errors.md)
         raise DigestMismatch(
-            f"{plural(len(report.damaged), 'damaged blob')}, "
-            f"{plural(len(report.inconsistent_versions), 'altered version')}, "
-            f"{plural(len(report.mismatches), 'record')} unlike what was recorded"
-            f"{_first(report)}; broken: {', '.join(report.broken_versions) or 'none'}",
+            _found(report),
             "run 'modelkeep verify --all' for the full list; restore damaged blobs and a "
             "database changed outside modelkeep from a backup",
         )
 
 
-def _first(report: VerifyReport) -> str:
-    return f" ({report.mismatches[0].describe()})" if report.mismatches else ""
+def _found(report: VerifyReport) -> str:
+    """One line: what is wrong, the first row that disagrees, the versions broken."""
+    parts = []
+    if report.damaged:
+        parts.append(plural(len(report.damaged), "damaged blob"))
+    if report.inconsistent_versions:
+        parts.append(plural(len(report.inconsistent_versions), "altered version"))
+    if report.mismatches:
+        first = report.mismatches[0].describe()
+        parts.append(f"{plural(len(report.mismatches), 'row')} unlike what was recorded ({first})")
+    broken = report.broken_versions
+    return ", ".join(parts) + (f"; broken: {', '.join(broken)}" if broken else "")
 
 
 def _print_verify(report: VerifyReport) -> None:
