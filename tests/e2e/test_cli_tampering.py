@@ -124,6 +124,18 @@ def test_an_alias_row_deleted_is_refused(
     assert (found["expected"], found["found"]) == ("version 1", "unset")
 
 
+def test_an_alias_deleted_with_its_history_is_still_named_by_verify(
+    cli: CliRunnerInProcess, settings: Settings, staged: str
+) -> None:
+    tamper(settings, "DELETE FROM alias_events WHERE alias = 'production'")
+    tamper(settings, "DELETE FROM aliases WHERE name = 'production'")
+    mismatches = verify_mismatches(cli, "--all")
+    assert named(mismatches, subject="m@production", field="target")["expected"] == "version 1"
+    assert named(mismatches, subject="m@production", field="history move 1")["found"] == (
+        "no such move"
+    )
+
+
 def test_a_rewritten_alias_history_is_named_and_rollback_refuses_to_follow_it(
     cli: CliRunnerInProcess, settings: Settings, staged: str
 ) -> None:

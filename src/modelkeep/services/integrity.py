@@ -100,9 +100,10 @@ def _aliases(tx: Transaction, model: str, pointed: set[str]) -> list[Mismatch]:
     """The model's alias rows (``pointed``: the aliases its versions carry now) and alias
     history against the chain's moves."""
     history = tx.aliases.events(model)
-    names = {e.alias for e in history} | pointed
-    moves = integrity.chain_moves(tx.audit.about([f"{model}@{a}" for a in names]))
-    names |= {s.partition("@")[2] for s in moves}
+    # every move the chain recorded for the model, so that an alias whose row and
+    # history were both deleted is still named
+    moves = integrity.chain_moves(e for e in tx.audit.events(model) if e.subject != model)
+    names = {e.alias for e in history} | pointed | {s.partition("@")[2] for s in moves}
     found = integrity.history_mismatches(model, history, moves)
     for alias in sorted(names):
         subject = f"{model}@{alias}"
