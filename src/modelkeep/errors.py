@@ -60,7 +60,8 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
         ├── DigestMismatch
         ├── MissingChunk
         ├── AuditChainBroken
-        └── AttestationInvalid
+        ├── AttestationInvalid
+        └── RecordTampered               a row disagrees with the audit chain or its blob
 """
 
 from __future__ import annotations
@@ -418,6 +419,17 @@ class AttestationInvalid(IntegrityError):
 
     code = "attestation_invalid"
     default_hint = "do not trust this version's promotion record; see the named problem"
+
+
+class RecordTampered(IntegrityError):
+    """A database row (an alias, a version, its files, a recipe) disagrees with what the
+    audit chain recorded or with the content-addressed blob it must match."""
+
+    code = "record_tampered"
+    default_hint = (
+        "the database was changed outside modelkeep; run 'modelkeep verify --all' to list "
+        "every mismatch and restore the database from a backup"
+    )
 
 
 def all_error_classes() -> list[type[ModelkeepError]]:

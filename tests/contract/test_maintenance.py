@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 import modelkeep
 from modelkeep.config import Settings
+from modelkeep.errors import RecordTampered
 from modelkeep.services import versions
 from modelkeep.services.context import ServiceContext
 from modelkeep.services.maintenance import sweep, unused
@@ -159,9 +160,45 @@ def test_verify_catches_metadata_edited_in_the_database(
             {"m": json.dumps(metadata), "id": first.id},
         )
     engine.dispose()
-    assert mk.show("m@1").metadata.metrics["auc"] == 0.99
+    with pytest.raises(RecordTampered, match="m@1: metadata_digest is sha256:"):
+        mk.show("m@1")  # a read refuses what its push did not record
     assert mk.verify().inconsistent_versions == ("m@1",)
     assert mk.verify("m@2").ok
+
+
+@pytest.mark.backends("sqlite", "postgresql")  # edits rows in SQL
+def test_a_tampered_alias_and_file_row_are_refused_over_every_transport(
+    mk: modelkeep.Client, files: FileMaker, settings: Settings, tmp_path: Path
+) -> None:
+    """The SDK, in process and over HTTP: a read refuses, verify names the rows."""
+    mk.create_model("m")
+    one = mk.push("m", [files.make("w.bin", b"one")])
+    two = mk.push("m", [files.make("w.bin", b"two")])
+    mk.set_alias("m@1", "champion")
+    engine = create_engine(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE aliases SET version_id = (SELECT id FROM versions WHERE number = 2)")
+        )
+        conn.execute(
+            text(
+                "UPDATE version_files SET digest = :d WHERE version_id = "
+                "(SELECT id FROM versions WHERE number = 1)"
+            ),
+            {"d": two.files[0].digest},
+        )
+    engine.dispose()
+    with pytest.raises(RecordTampered, match="m@champion: target is version 2"):
+        mk.resolve("m@champion")
+    with pytest.raises(RecordTampered, match="m@1: file list digest"):
+        mk.pull("m@1", tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+    report = mk.verify()
+    assert not report.ok
+    found = {(m.kind, m.subject, m.field): (m.expected, m.found) for m in report.mismatches}
+    assert found[("alias", "m@champion", "target")] == ("version 1", "version 2")
+    assert found[("file", "m@1:w.bin", "digest")] == (one.files[0].digest, two.files[0].digest)
+    assert report.broken_versions == ["m@1"]
 
 
 def test_gc_spares_an_old_orphan_that_a_push_takes_up_meanwhile(

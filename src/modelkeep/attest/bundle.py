@@ -156,8 +156,10 @@ def verify_bundle(
     files: Path | None = None,
     public_key_pem: bytes | None = None,
     key_source: str = "the key you passed",
+    stage: str | None = None,
 ) -> BundleReport:
-    """Check an exported bundle; with ``files``, also the model files in that directory.
+    """Check an exported bundle; with ``files``, also the model files in that directory;
+    with ``stage``, that the signed statement attests a promotion to that stage.
 
     Only a trusted key (``public_key_pem``, named by ``key_source`` in the report) can
     verify it: without one, everything is still checked against the bundle's own key, and
@@ -169,6 +171,7 @@ def verify_bundle(
         return report
     report.statement = statement
     predicate = statement["predicate"]
+    _check_stage(predicate, stage, report)
     manifest = _check_manifest(bundle, subject_digest(statement), report)
     _check_policy(bundle, predicate.get("policy"), report)
     named_reports = _check_checks(bundle, _entries(predicate, "checks", report), report)
@@ -230,6 +233,19 @@ def _statement(bundle: Path, public: bytes | None, report: BundleReport) -> dict
         f"{predicate.get('stage')} by {predicate.get('actor')} at {predicate.get('at')}"
     )
     return statement
+
+
+def _check_stage(predicate: Mapping[str, Any], stage: str | None, report: BundleReport) -> None:
+    """An attestation proves a promotion to the stage its signed predicate names: checking
+    ``NAME@production`` with a staging attestation proves nothing about production."""
+    if stage is None:
+        return
+    if predicate.get("stage") != stage:
+        report.problems.append(
+            f"{ENVELOPE}: attests a promotion to {predicate.get('stage')}, not to {stage}"
+        )
+    else:
+        report.checked.append(f"{ENVELOPE}: the attested stage is {stage}")
 
 
 # manifest, policy -------------------------------------------------------------------------

@@ -15,12 +15,20 @@ from modelkeep.client import files, runs
 from modelkeep.client.metrics_buffer import check_metric
 from modelkeep.config import Settings
 from modelkeep.content import hashcache
+from modelkeep.domain import integrity
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
 from modelkeep.domain.digest import sha256_digest
-from modelkeep.domain.manifest import FileEntry
+from modelkeep.domain.manifest import FileEntry, Manifest
+from modelkeep.domain.names import STAGES, RefKind, parse_ref
 from modelkeep.domain.provenance import check_finite_metrics
 from modelkeep.domain.versions import PushRequest, VersionMetadata
-from modelkeep.errors import BlobNotFound, InvalidInput, ModelExists, VersionArchived
+from modelkeep.errors import (
+    BlobNotFound,
+    InvalidInput,
+    ModelExists,
+    ModelkeepError,
+    VersionArchived,
+)
 
 if TYPE_CHECKING:
     # types only: the transports (client/local.py, client/http.py) load in connect()
@@ -244,6 +252,7 @@ class Client:
         """Write the version's files into ``dest``, each verified against its digest."""
         version = self._backend.get_version(ref)
         version.check_files_kept()  # a purged version keeps its metadata, not its files
+        self._check_file_list(version)
         target = Path(dest)
         plan = files.plan_pull(version.files, target, force=force)
         files.write_files(plan, target, self._backend, progress, version.ref)
@@ -253,6 +262,31 @@ class Client:
             tuple(f.path for f in plan.write),
             tuple(f.path for f in plan.unchanged),
         )
+
+    def _check_file_list(self, version: Version) -> None:
+        """Refuse a file list that is not the version's manifest (whose sha256 is the
+        version digest) before writing a byte: each file is verified against the digest
+        its row gives, so a swapped row would otherwise deliver another file, verified."""
+        listed = Manifest.of(version.files)
+        if listed.digest == version.digest:
+            return
+        try:
+            with self._backend.open_blob(version.digest) as stream:
+                recorded = Manifest.parse(stream.read())
+            found = integrity.file_mismatches(version, recorded)
+        except (ModelkeepError, ValueError, KeyError, TypeError):
+            found = []
+        found = found or [
+            integrity.Mismatch(
+                "version",
+                version.ref,
+                "file list digest",
+                version.digest,
+                listed.digest,
+                integrity.MANIFEST_BLOB,
+            )
+        ]
+        integrity.refuse(found)
 
     def diff(self, old: str, new: str) -> VersionDiff:
         return self._backend.diff(old, new)
@@ -656,18 +690,22 @@ class Client:
         public_key: bytes | None = None,
     ) -> BundleReport:
         """Check the newest attestation of ``ref``: its signature (with ``public_key``, PEM,
-        if given, else the store's), its evidence, and that the files still match."""
+        if given, else the store's), its evidence, and that the files still match.
+
+        ``NAME@STAGE`` (``fraud@production``) checks the attestation of that stage: the
+        one whose signed predicate names it, not any attestation of the version."""
 
         from modelkeep.attest.bundle import verify_bundle  # cryptography: only when asked
 
+        stage = stage_of(ref, stage)
         with tempfile.TemporaryDirectory(prefix="modelkeep-attest-") as work:
             bundle = self.export_attestation(ref, Path(work, "bundle"), stage=stage)
             pulled = Path(work, "files")
             self.pull(ref, pulled)
             if public_key is not None:
-                return verify_bundle(bundle, pulled, public_key, "the key you passed")
+                return verify_bundle(bundle, pulled, public_key, "the key you passed", stage)
             store_key = self.audit_key().pem.encode("ascii")
-            return verify_bundle(bundle, pulled, store_key, "the store's key ('audit key')")
+            return verify_bundle(bundle, pulled, store_key, "the store's key ('audit key')", stage)
 
     def card(self, ref: str, *, format: str = "md") -> str:
         """The model card of ``ref`` (Markdown or HTML), from registry facts."""
@@ -676,6 +714,19 @@ class Client:
     def governance_report(self, model: str | None = None, *, format: str = "md") -> str:
         """Each model's evidence mapped to the NIST AI RMF functions, with what is missing."""
         return self._backend.governance_report(model, format)
+
+
+def stage_of(ref: str, stage: str | None) -> str | None:
+    """The stage whose attestation to check: ``--stage``, or the stage ``ref`` names
+    (``fraud@production``); InvalidInput if they name two different stages."""
+    parsed = parse_ref(ref, default_latest=True)
+    named = parsed.value if parsed.kind is RefKind.ALIAS and parsed.value in STAGES else None
+    if stage is not None and named is not None and stage != named:
+        raise InvalidInput(
+            f"{ref} names the {named} stage, but --stage asks for {stage}",
+            f"give {parsed.model}@{stage}, or drop --stage",
+        )
+    return stage or named
 
 
 def _read_text(path: Path) -> str:

@@ -20,6 +20,7 @@ from modelkeep.domain.audit import (
 )
 from modelkeep.domain.datasets import DatasetVersion
 from modelkeep.domain.diff import Change, VersionDiff
+from modelkeep.domain.integrity import Mismatch
 from modelkeep.domain.lineage import Lineage
 from modelkeep.domain.maintenance import DamagedBlob, GcReport, VerifyReport
 from modelkeep.domain.manifest import FileEntry
@@ -152,6 +153,10 @@ def verify_report(d: dict[str, Any]) -> VerifyReport:
         damaged,
         tuple(d["inconsistent_versions"]),
         d.get("sample"),
+        tuple(
+            Mismatch(m["kind"], m["subject"], m["field"], m["expected"], m["found"], m["source"])
+            for m in d.get("mismatches", ())
+        ),
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelkeep.domain.integrity import Mismatch
+
 
 @dataclass(frozen=True)
 class DamagedBlob:
@@ -32,14 +34,19 @@ class VerifyReport:
     inconsistent_versions: tuple[str, ...] = field(default=())
     sample: float | None = None
     """The percentage of blobs checked at random; None: all of them."""
+    mismatches: tuple[Mismatch, ...] = ()
+    """Rows that disagree with the audit chain or with their blobs (domain/integrity.py)."""
 
     @property
     def ok(self) -> bool:
-        return not (self.damaged or self.inconsistent_versions)
+        return not (self.damaged or self.inconsistent_versions or self.mismatches)
 
     @property
     def broken_versions(self) -> list[str]:
         found = {v for blob in self.damaged for v in blob.versions}
+        found |= {
+            m.subject.partition(":")[0] for m in self.mismatches if m.kind in ("version", "file")
+        }
         return sorted(found | set(self.inconsistent_versions))
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,6 +58,7 @@ class VerifyReport:
             "damaged": [d.to_dict() for d in self.damaged],
             "inconsistent_versions": list(self.inconsistent_versions),
             "broken_versions": self.broken_versions,
+            "mismatches": [m.to_dict() for m in self.mismatches],
         }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,6 +22,11 @@ class AuditLog(Protocol):
     ) -> list[AuditEvent]:
         """Events in seq order; ``model`` keeps those about that model and its versions;
         ``after`` (a seq) and ``limit`` read one keyset page."""
+        ...
+
+    def about(self, subjects: Sequence[str]) -> list[AuditEvent]:
+        """Events whose subject is exactly one of ``subjects`` (``fraud@3``,
+        ``fraud@production``), in seq order: what the chain recorded about them."""
         ...
 
     def head(self) -> tuple[int, str] | None: ...

@@ -17,7 +17,7 @@ from modelkeep.domain.versions import Version
 from modelkeep.errors import AliasMoved, Forbidden, ProtectedAlias, VersionArchived
 from modelkeep.ports.registry import VersionKey
 from modelkeep.ports.unit_of_work import Transaction
-from modelkeep.services import lookup, policies
+from modelkeep.services import integrity, lookup, policies
 from modelkeep.services.context import ServiceContext
 
 
@@ -64,11 +64,15 @@ def rollback(
     check_stage(stage)
     with ctx.store.transaction(write=True) as tx:
         lookup.model(tx, model)
-        _, previous = alias_rules.rollback_target(stage, tx.aliases.events(model, stage))
+        history = tx.aliases.events(model, stage)
+        current = tx.aliases.key(model, stage)
+        # rollback follows the history: it must be the moves the chain recorded
+        integrity.check_stage_history(tx, model, stage, history, current)
+        _, previous = alias_rules.rollback_target(stage, history)
         target = lookup.version(tx, model, previous)
+        integrity.check_version(tx, target)
         if target.status == "archived":
             raise VersionArchived(f"{stage} would roll back to {target.ref}, which is archived")
-        current = tx.aliases.key(model, stage)
         event = record_move(ctx, tx, model, stage, "rollback", target, current, reason)
         tx.commit()
     return event
@@ -97,8 +101,12 @@ def record_move(
     reason: str | None,
     extra: dict[str, Any] | None = None,
 ) -> alias_rules.AliasEvent:
-    """Move the alias and audit it, in ``tx``; ``extra`` adds to the event's details."""
+    """Move the alias and audit it, in ``tx``; ``extra`` adds to the event's details.
+
+    The alias must be where the chain's last move left it: a move recorded on top of a
+    row edited in the database would make the edit look legitimate."""
     check_text("the reason", reason)
+    integrity.check_alias(tx, model, alias, current)
     at = ctx.clock()
     number = target.number if target else None
     event = tx.aliases.move(model, alias, action, number, ctx.actor, at, reason)

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from modelkeep.content.copying import AHEAD, in_order
 from modelkeep.content.verifying import VerifyingReader
-from modelkeep.domain import access
+from modelkeep.domain import access, integrity
 from modelkeep.domain.digest import check_digest, digest_of, sha256_digest
 from modelkeep.domain.recipes import MAX_CHUNK_BYTES, ChunkRef, Recipe
 from modelkeep.errors import BlobNotFound, DigestMismatch, InvalidInput, MissingChunk
@@ -132,7 +132,11 @@ def file_recipe(ctx: ServiceContext, digest: str) -> Recipe:
     ctx.authorize(access.READ, access.ANY_MODEL)
     with ctx.store.transaction() as tx:
         recipe = tx.recipes.get(digest)
+        recorded = tx.recipes.digests([digest]).get(digest) if recipe is not None else None
     if recipe is not None:
+        # the chunk rows must be the recipe blob recorded with them: a changed row would
+        # rebuild another file, caught only after its bytes were fetched
+        integrity.refuse(integrity.recipe_mismatches(recipe, recorded or "", None))
         return recipe
     stored = ctx.blobs.stat(digest)
     if stored is None:

@@ -14,6 +14,7 @@ from modelkeep.domain.versions import Model, Version
 from modelkeep.errors import AliasNotFound, AmbiguousRef, ModelNotFound, VersionNotFound
 from modelkeep.ports.registry import VersionKey
 from modelkeep.ports.unit_of_work import MetadataStore, Transaction
+from modelkeep.services import integrity
 
 
 def model(tx: Transaction, name: str) -> Model:
@@ -54,8 +55,20 @@ def version(tx: Transaction, model_name: str, number: int) -> Version:
 
 
 def version_of(tx: Transaction, ref: Ref) -> Version:
-    """The version ``ref`` names, read in ``tx``."""
-    return version(tx, ref.model, key(tx, ref, None).number)
+    """The version ``ref`` names, read in ``tx``; refused (``RecordTampered``) if its row
+    or the alias that named it is not what the audit chain recorded."""
+    found = version(tx, ref.model, key(tx, ref, None).number)
+    integrity.check_version(tx, found)
+    return found
+
+
+def unchecked_version_of(tx: Transaction, ref: Ref) -> Version:
+    """The version ``ref`` names as its rows say, even if they were tampered with: for
+    ``verify``, which reports what the checked reads would refuse."""
+    found = _lookup_unchecked(tx, ref)
+    if found is None:
+        return version_of(tx, ref)  # the same error a read would give
+    return version(tx, ref.model, found.number)
 
 
 def reread(store: MetadataStore, old: Version) -> Version:
@@ -78,6 +91,12 @@ def key(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey:
     return found
 
 
+def _lookup_unchecked(tx: Transaction, ref: Ref) -> VersionKey | None:
+    if ref.kind is RefKind.ALIAS:
+        return tx.aliases.key(ref.model, ref.value)
+    return _lookup(tx, ref, None)
+
+
 def _lookup(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey | None:
     if ref.kind is RefKind.NUMBER:
         return tx.versions.key_by_number(ref.model, int(ref.value))
@@ -92,6 +111,8 @@ def _lookup(tx: Transaction, ref: Ref, at: datetime | None) -> VersionKey | None
             raise AmbiguousRef(f"{ref} matches versions {numbers}")
         return found[0] if found else None
     if at is None:
-        return tx.aliases.key(ref.model, ref.value)
+        target = tx.aliases.key(ref.model, ref.value)
+        integrity.check_alias(tx, ref.model, ref.value, target)
+        return target
     number = alias_rules.target_at(tx.aliases.events(ref.model, ref.value), ref.value, at)
     return tx.versions.key_by_number(ref.model, number) if number is not None else None

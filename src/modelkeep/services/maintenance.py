@@ -17,15 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from modelkeep.domain import access
-from modelkeep.domain.audit import AuditEvent
+from modelkeep.domain.audit import AuditEvent, ChainReport
 from modelkeep.domain.events import EventKind
+from modelkeep.domain.integrity import Mismatch
 from modelkeep.domain.maintenance import DamagedBlob, GcReport, VerifyReport
 from modelkeep.domain.manifest import Manifest
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.versions import Version
 from modelkeep.errors import InvalidInput
 from modelkeep.ports.blobs import BlobStore, StoredBlob
-from modelkeep.services import audit, retention, versions
+from modelkeep.services import audit, integrity, lookup, retention
 from modelkeep.services.context import ServiceContext
 
 
@@ -42,9 +43,12 @@ def verify(
     with ctx.store.transaction() as tx:
         if ref is None:
             users = tx.recipes.blob_users()
-            checked = [v for m in tx.models.all() for v in tx.versions.page(m.name)]
+            models = tx.models.all()
+            checked = [v for m in models for v in tx.versions.page(m.name)]
         else:
-            version = versions.get_version(ctx, ref)
+            parsed = parse_ref(ref, default_latest=True)
+            version = lookup.unchecked_version_of(tx, parsed)
+            models = [lookup.model(tx, parsed.model)]
             checked = [version]
             # its manifest and, unless purged, its files' blobs (or recipes and chunks)
             users = {
@@ -53,6 +57,10 @@ def verify(
                 if version.ref in refs
             }
         registered = _registered_metadata(tx.audit.events(ref.partition("@")[0] if ref else None))
+        mismatches = tuple(integrity.scan(tx, ctx.blobs, models, checked))
+    if ref is None:  # a global admin: the rows were checked against the chain, which
+        # must itself be what was signed (one model's admin may not read the whole chain)
+        mismatches = _chain_mismatch(audit.verify(ctx)) + mismatches
     inconsistent = tuple(v.ref for v in checked if _inconsistent(v, registered))
     chosen = _sampled(sorted(users), sample)
     problems = [(d, p) for d, p in _check_all(ctx, chosen) if p is not None]
@@ -61,7 +69,23 @@ def verify(
     damaged = tuple(
         DamagedBlob(d, problem, tuple(users[d]), tuple(where.get(d, ()))) for d, problem in problems
     )
-    return VerifyReport(len(chosen), len(checked), damaged, inconsistent, sample)
+    return VerifyReport(len(chosen), len(checked), damaged, inconsistent, sample, mismatches)
+
+
+def _chain_mismatch(report: ChainReport) -> tuple[Mismatch, ...]:
+    if report.ok:
+        return ()
+    where = f"seq {report.first_bad_seq}" if report.first_bad_seq is not None else "a checkpoint"
+    return (
+        Mismatch(
+            "chain",
+            "the audit chain",
+            where,
+            "intact",
+            report.problem or "broken",
+            "the chain's hashes and signed checkpoints",
+        ),
+    )
 
 
 def _sampled(digests: list[str], percent: float | None) -> list[str]:

@@ -16,6 +16,7 @@ from modelkeep.domain import aliases as alias_rules
 from modelkeep.domain.datasets import match_version
 from modelkeep.domain.diff import VersionDiff, diff_versions
 from modelkeep.domain.events import EventKind
+from modelkeep.domain.integrity import record_digest
 from modelkeep.domain.manifest import FileEntry, Manifest, check_new_paths
 from modelkeep.domain.names import STAGES, check_model_name, parse_ref
 from modelkeep.domain.runs import RUN_ID, through_run
@@ -32,7 +33,7 @@ from modelkeep.errors import (
 from modelkeep.ports.blobs import BlobInfo, Progress
 from modelkeep.ports.registry import NewVersion
 from modelkeep.ports.unit_of_work import Transaction
-from modelkeep.services import lookup, policies
+from modelkeep.services import integrity, lookup, policies
 from modelkeep.services.context import ServiceContext
 
 # pushing ------------------------------------------------------------------------------
@@ -177,7 +178,8 @@ def check_files_stored(ctx: ServiceContext, tx: Transaction, manifest: Manifest)
 
 
 def _push_details(version: Version) -> dict[str, Any]:
-    """What the audit log keeps of a push; ``metadata_digest`` makes metadata edits evident."""
+    """What the audit log keeps of a push; ``metadata_digest`` makes metadata edits
+    evident, ``record_digest`` edits of the creator, the time or the status."""
     return {
         "number": version.number,
         "digest": version.digest,
@@ -185,6 +187,8 @@ def _push_details(version: Version) -> dict[str, Any]:
         "files": len(version.files),
         "size": version.size,
         "metadata_digest": version.metadata_digest,
+        # format 2: who, when and the status it was registered with (domain/integrity.py)
+        "record_digest": record_digest(version),
     }
 
 
@@ -214,6 +218,7 @@ def resolve(ctx: ServiceContext, ref: str, at: datetime | None = None) -> alias_
     ctx.authorize(access.READ, parsed.model)
     with ctx.store.transaction() as tx:
         key = lookup.key(tx, parsed, at)
+        integrity.check_version(tx, lookup.version(tx, parsed.model, key.number))
     return alias_rules.Resolution(parsed.model, parsed.value, key.number, key.digest)
 
 

@@ -309,7 +309,13 @@ def export(ref: str, dest: str, stage: str | None) -> None:
 
 @attest.command("verify")
 @click.argument("ref", metavar="NAME@REF", required=False)
-@stage_option("--stage", "--to", required=False, help="The newest attestation for this stage.")
+@stage_option(
+    "--stage",
+    "--to",
+    required=False,
+    help="The attestation of this stage: its signed statement must name it "
+    "(NAME@STAGE implies it).",
+)
 @click.option(
     "--bundle",
     type=click.Path(file_okay=False, exists=True),
@@ -342,7 +348,7 @@ def verify(
         raise click.UsageError("give NAME@REF or --bundle DIR")
     key = Path(public_key).read_bytes() if public_key else None
     if bundle is not None:
-        report = verify_bundle(Path(bundle), Path(files) if files else None, key)
+        report = verify_bundle(Path(bundle), Path(files) if files else None, key, stage=stage)
     else:
         if files is not None:
             raise click.UsageError("--files goes with --bundle")

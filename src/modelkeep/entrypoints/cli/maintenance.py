@@ -36,17 +36,36 @@ from modelkeep.services import audit as audit_service
 )
 @json_option
 def verify(ref: str | None, everything: bool, sample: float | None) -> None:
-    """Re-hash the blobs of one version, or of every version; exit 3 if any is damaged."""
+    """Re-hash the blobs of one version, or of every version; exit 3 if any is damaged.
+
+    Also checks the database's rows against the audit chain and their blobs (aliases and
+    their history, version records, file lists, recipes) and names every row that
+    disagrees (exit 3 too)."""
     if ref and everything:
         raise click.UsageError("give NAME@REF or --all, not both")
     report = state().client.verify(ref, sample=sample)
     emit(report.to_dict(), lambda: _print_verify(report))
     if not report.ok:
+        # the error code of a failed verify stays digest_mismatch (docs/errors.md)
         raise DigestMismatch(
-            f"{plural(len(report.damaged), 'damaged blob')}, "
-            f"{plural(len(report.inconsistent_versions), 'altered version')}; "
-            f"broken: {', '.join(report.broken_versions)}"
+            _found(report),
+            "run 'modelkeep verify --all' for the full list; restore damaged blobs and a "
+            "database changed outside modelkeep from a backup",
         )
+
+
+def _found(report: VerifyReport) -> str:
+    """One line: what is wrong, the first row that disagrees, the versions broken."""
+    parts = []
+    if report.damaged:
+        parts.append(plural(len(report.damaged), "damaged blob"))
+    if report.inconsistent_versions:
+        parts.append(plural(len(report.inconsistent_versions), "altered version"))
+    if report.mismatches:
+        first = report.mismatches[0].describe()
+        parts.append(f"{plural(len(report.mismatches), 'row')} unlike what was recorded ({first})")
+    broken = report.broken_versions
+    return ", ".join(parts) + (f"; broken: {', '.join(broken)}" if broken else "")
 
 
 def _print_verify(report: VerifyReport) -> None:
@@ -58,12 +77,17 @@ def _print_verify(report: VerifyReport) -> None:
     if report.ok:
         console.print("no damage found")
         return
-    table = Table("blob", "problem", "breaks", "files", box=None)
-    for blob in report.damaged:
-        table.add_row(blob.digest, blob.problem, ", ".join(blob.versions), ", ".join(blob.files))
-    console.print(table)
+    if report.damaged:
+        table = Table("blob", "problem", "breaks", "files", box=None)
+        for blob in report.damaged:
+            table.add_row(
+                blob.digest, blob.problem, ", ".join(blob.versions), ", ".join(blob.files)
+            )
+        console.print(table)
     for ref in report.inconsistent_versions:
         console.print(f"{ref}: its files or metadata no longer match what was registered")
+    for mismatch in report.mismatches:
+        console.print(f"{mismatch.kind} {mismatch.describe()}", markup=False)
 
 
 @click.command()

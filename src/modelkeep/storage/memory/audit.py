@@ -3,6 +3,7 @@ appended only in an ordered write transaction, like the SQL adapter's."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,14 @@ class AuditRows:
             if _matches(event, model, since, after):
                 found.append(replace(event, details=json_copy(dict(event.details))))
         return found
+
+    def about(self, subjects: Sequence[str]) -> list[AuditEvent]:
+        wanted = set(subjects)
+        return [
+            replace(event, details=json_copy(dict(event.details)))
+            for event in self._view.read.audit
+            if event.subject in wanted
+        ]
 
     def head(self) -> tuple[int, str] | None:
         events = self._view.read.audit

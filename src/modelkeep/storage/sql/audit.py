@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
 from modelkeep.domain.audit import AuditEvent, chain
 from modelkeep.storage.sql.tables import audit_events, audit_head
@@ -67,6 +68,19 @@ class AuditRows:
             )
         if since is not None:
             query = query.where(audit_events.c.at >= since)
+        return self._read(query)
+
+    def about(self, subjects: Sequence[str]) -> list[AuditEvent]:
+        wanted = sorted(set(subjects))
+        found: list[AuditEvent] = []
+        for start in range(0, len(wanted), 500):  # bounded IN lists (SQLite's limits)
+            query = select(audit_events).where(
+                audit_events.c.subject.in_(wanted[start : start + 500])
+            )  # ix_audit_events_subject_seq
+            found += self._read(query)
+        return sorted(found, key=lambda e: e.seq)
+
+    def _read(self, query: Select[Any]) -> list[AuditEvent]:
         return [
             AuditEvent(
                 row.seq,

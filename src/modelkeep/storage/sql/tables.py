@@ -143,6 +143,8 @@ audit_events = Table(
     Column("details", Json, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # the last event about a version or an alias, read by every checked read
+    Index(None, "subject", "seq"),
 )
 
 # One row (id 1): the newest event's seq and hash. Every write transaction locks it
@@ -367,7 +369,7 @@ check_results = Table(
     Column("digest", String(71), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(256), nullable=False),
-    Column("producer", Json),  # {user, runner, source}; null: recorded before 0006
+    Column("producer", Json),  # {user, runner, source}; null: recorded before 0007
 )
 
 approvals = Table(
