@@ -64,7 +64,7 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ModelkeepError(Exception):
@@ -75,16 +75,24 @@ class ModelkeepError(Exception):
     http_status: ClassVar[int] = 500
     default_hint: ClassVar[str] = "see docs/errors.md"
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint or self.default_hint
+        self.details = dict(details or {})
+        """Facts a script can act on (JSON ``details``: e.g. the version a duplicate
+        push names); only some errors carry any."""
 
     def __str__(self) -> str:
         return f"{self.message}; {self.hint}"
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "hint": self.hint}
+    def to_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
+        if self.details:
+            found["details"] = self.details
+        return found
 
 
 class UsageError(ModelkeepError):
@@ -253,7 +261,10 @@ class ProtectedAlias(Conflict):
 
 class VersionArchived(Conflict):
     code = "version_archived"
-    default_hint = "archived versions can be shown and pulled, never promoted; push a new version"
+    default_hint = (
+        "archived versions can be shown and pulled, never promoted or aliased; "
+        "'modelkeep unarchive NAME@N' makes one usable again"
+    )
 
 
 class VersionInStage(Conflict):

@@ -19,7 +19,7 @@ from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.runs import Code, Environment, Run, Series, metric_from_json
 from modelkeep.domain.storage_report import ModelStorage, StorageReport, VersionStorage
 from modelkeep.domain.users import IssuedToken, Token, User
-from modelkeep.domain.versions import Model, Version, VersionMetadata
+from modelkeep.domain.versions import FromRun, Model, Version, VersionMetadata
 from modelkeep.errors import InternalError
 
 
@@ -58,7 +58,15 @@ def version(d: dict[str, Any]) -> Version:
         aliases=tuple(d["aliases"]),
         archived_at=_time(d["archived_at"]),
         purged_at=_time(d.get("purged_at")),
+        reused=bool(d.get("reused", False)),
+        from_run=_from_run(d),
     )
+
+
+def _from_run(d: dict[str, Any]) -> FromRun | None:
+    if "run_metrics" not in d or d["metadata"].get("run") is None:
+        return None
+    return FromRun(d["metadata"]["run"], d.get("run_params", {}), d["run_metrics"])
 
 
 def alias_event(d: dict[str, Any]) -> AliasEvent:
@@ -252,6 +260,7 @@ def dataset_version(d: dict[str, Any]) -> DatasetVersion:
         created_at=_required_time(d["created_at"]),
         created_by=d["created_by"],
         files=tuple(FileEntry(f["path"], f["size"], f["digest"]) for f in d["files"]),
+        reused=bool(d.get("reused", False)),
     )
 
 

@@ -58,6 +58,7 @@ for command in (
     aliases.promote,
     aliases.rollback,
     versions.archive,
+    versions.unarchive,
     maintenance.verify,
     maintenance.gc,
     storage.storage,
