@@ -120,7 +120,10 @@ def public_key(d: dict[str, Any]) -> PublicKey:
 
 def version_diff(d: dict[str, Any]) -> VersionDiff:
     def changes(key: str) -> tuple[Change, ...]:
-        return tuple(Change(c["key"], c["old"], c["new"]) for c in d[key])
+        return tuple(
+            Change(c["key"], c["old"], c["new"], c.get("old_from_run"), c.get("new_from_run"))
+            for c in d[key]
+        )
 
     return VersionDiff(
         d["old"], d["new"], changes("files"), changes("metadata"), changes("metrics")
@@ -238,6 +241,7 @@ def run(d: dict[str, Any]) -> Run:
         metrics={k: metric_from_json(v) for k, v in d["metrics"].items()},
         datasets=tuple(d["datasets"]),
         artifacts=tuple((a["path"], a["size"], a["digest"]) for a in d["artifacts"]),
+        model_versions=tuple(d.get("model_versions", ())),
     )
 
 

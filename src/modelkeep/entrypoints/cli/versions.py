@@ -194,6 +194,7 @@ def _print_version(v: Version) -> None:
     ]
     rows += [(f"param {k}", str(val)) for k, val in sorted(v.metadata.params.items())]
     rows += [(f"metric {k}", f"{val:g}") for k, val in sorted(v.metadata.metrics.items())]
+    rows += _from_run(v)
     rows += [(f"meta {k}", str(val)) for k, val in sorted(v.metadata.meta.items())]
     for key, value in rows:
         table.add_row(key, value)
@@ -202,6 +203,24 @@ def _print_version(v: Version) -> None:
     for f in v.files:
         files_table.add_row(f.path, human_size(f.size), f.digest)
     console.print(files_table)
+
+
+def _from_run(v: Version) -> list[tuple[str, str]]:
+    """The params and metrics the version's run logged that the version did not record
+    itself, marked as the run's."""
+    if v.from_run is None:
+        return []
+    mark = f" (from run {v.from_run.run})"
+    params = v.from_run.params.items()
+    metrics = v.from_run.metrics.items()
+    return [
+        *((f"param {k}", f"{val}{mark}") for k, val in sorted(params) if k not in v.metadata.params),
+        *(
+            (f"metric {k}", f"{val:g}{mark}")
+            for k, val in sorted(metrics)
+            if k not in v.metadata.metrics
+        ),
+    ]
 
 
 def _purged(v: Version) -> list[tuple[str, str]]:
@@ -253,8 +272,17 @@ def _print_diff(result: VersionDiff) -> None:
         ("metric", result.metrics),
     ):
         for change in changes:
-            table.add_row(kind, change.key, _cell(change.old), _cell(change.new))
+            table.add_row(
+                kind,
+                change.key,
+                _cell(change.old) + _run_mark(change.old_from_run),
+                _cell(change.new) + _run_mark(change.new_from_run),
+            )
     console.print(table)
+
+
+def _run_mark(run: str | None) -> str:
+    return f" (from run {run})" if run else ""
 
 
 def _cell(value: object) -> str:
