@@ -390,7 +390,6 @@ def documented_invocations() -> list[tuple[str, list[str]]]:
         "design.md",
         "configuration.md",
         "governance.md",
-        "ci.md",
         "../README.md",
     ):
         for line in shell_commands(read(name)):

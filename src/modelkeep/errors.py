@@ -246,7 +246,10 @@ class SemverExists(Conflict):
 
 class DuplicateVersion(Conflict):
     code = "duplicate_version"
-    default_hint = "these exact files are already registered; set an alias on that version instead"
+    default_hint = (
+        "use that version, or push with --if-exists reuse to get it back; "
+        "an archived one: 'modelkeep unarchive NAME@N'"
+    )
 
 
 class AmbiguousRef(Conflict):
