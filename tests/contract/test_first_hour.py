@@ -31,7 +31,12 @@ def test_push_if_exists_reuse_over_every_transport(mk: modelkeep.Client, files: 
         "archived": False,
     }
     again = mk.push("m", [path], if_exists="reuse", bump="minor")  # a bump is no new version
-    assert (again.number, again.digest, again.semver, again.reused) == (1, first.digest, "1.0.0", True)
+    assert (again.number, again.digest, again.semver, again.reused) == (
+        1,
+        first.digest,
+        "1.0.0",
+        True,
+    )
     assert [v.number for v in mk.versions("m")] == [1]
     with pytest.raises(DuplicateVersion):  # another semver would be another version
         mk.push("m", [path], if_exists="reuse", version="2.0.0")
@@ -139,5 +144,8 @@ def test_the_service_refuses_an_unknown_if_exists(
 
     with pytest.raises(InvalidInput, match="if_exists"):
         versions.register_version(
-            registry, "m", [FileEntry("w.bin", 1, "sha256:" + "0" * 64)], PushRequest(if_exists="skip")
+            registry,
+            "m",
+            [FileEntry("w.bin", 1, "sha256:" + "0" * 64)],
+            PushRequest(if_exists="skip"),
         )

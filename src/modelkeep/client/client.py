@@ -467,9 +467,7 @@ class Client:
         local = files.collect(paths)
         profiles = {f.path: profiling.profile_file(f.source).to_dict() for f in local}
         entries = self._upload(local, progress)
-        request = DatasetPush(
-            source, tuple(steps), sampling, version, message, profiles, if_exists
-        )
+        request = DatasetPush(source, tuple(steps), sampling, version, message, profiles, if_exists)
         return self._backend.push_dataset(name, entries, request)
 
     def dataset(self, ref: str) -> DatasetVersion:

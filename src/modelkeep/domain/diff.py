@@ -72,9 +72,7 @@ def _with_run(
     return {**logged, **own}, taken
 
 
-def _compare_with_runs(
-    old: Version, new: Version, which: str, prefix: str = ""
-) -> list[Change]:
+def _compare_with_runs(old: Version, new: Version, which: str, prefix: str = "") -> list[Change]:
     old_values, old_taken = _with_run(old.metadata.to_dict()[which], old, which)
     new_values, new_taken = _with_run(new.metadata.to_dict()[which], new, which)
     old_run = old.from_run.run if old.from_run else None

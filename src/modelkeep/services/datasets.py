@@ -90,9 +90,7 @@ def _check_request(request: DatasetPush) -> None:
         SemVer.parse(request.semver)
 
 
-def _check_unique(
-    tx: Any, name: str, digest: str, semver: str | None
-) -> DatasetVersionRow | None:
+def _check_unique(tx: Any, name: str, digest: str, semver: str | None) -> DatasetVersionRow | None:
     """The version with these very files (and this semver, if one is given), if any;
     SemverExists if another version has the semver, DuplicateVersion if one has the
     files under another semver."""

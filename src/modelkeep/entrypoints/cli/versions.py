@@ -214,7 +214,11 @@ def _from_run(v: Version) -> list[tuple[str, str]]:
     params = v.from_run.params.items()
     metrics = v.from_run.metrics.items()
     return [
-        *((f"param {k}", f"{val}{mark}") for k, val in sorted(params) if k not in v.metadata.params),
+        *(
+            (f"param {k}", f"{val}{mark}")
+            for k, val in sorted(params)
+            if k not in v.metadata.params
+        ),
         *(
             (f"metric {k}", f"{val:g}{mark}")
             for k, val in sorted(metrics)

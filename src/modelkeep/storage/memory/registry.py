@@ -187,9 +187,7 @@ class VersionRows:
         )
 
     def unarchive(self, model: str, number: int) -> None:
-        self._update(
-            model, number, lambda row: replace(row, status="active", archived_at=None)
-        )
+        self._update(model, number, lambda row: replace(row, status="active", archived_at=None))
 
     def purge(self, model: str, number: int, at: datetime) -> None:
         self._update(model, number, lambda row: replace(row, purged_at=utc(at)))
