@@ -144,16 +144,27 @@ def _existing(tx: Transaction, same: Version, request: PushRequest) -> Version:
     return replace(with_run(tx, same), reused=True)
 
 
-def with_run(tx: Transaction, version: Version) -> Version:
-    """The version with what its run logged (when it names a run of this store)."""
+def with_run(
+    tx: Transaction, version: Version, seen: dict[str, FromRun | None] | None = None
+) -> Version:
+    """The version with what its run logged (when it names a run of this store);
+    ``seen`` keeps the runs read already, for a list of versions from few runs."""
     run_id = version.metadata.run
     if run_id is None or not RUN_ID.fullmatch(run_id):
         return version
+    runs = {} if seen is None else seen
+    if run_id not in runs:
+        runs[run_id] = _logged(tx, run_id)
+    found = runs[run_id]
+    return version if found is None else replace(version, from_run=found)
+
+
+def _logged(tx: Transaction, run_id: str) -> FromRun | None:
     run = tx.tracking.get_run(run_id)
     if run is None:
-        return version
+        return None
     metrics = {k: v for k, v in run.metrics.items() if v is not None and math.isfinite(v)}
-    return replace(version, from_run=FromRun(run.id, dict(run.params), metrics))
+    return FromRun(run.id, dict(run.params), metrics)
 
 
 def _prepare(
@@ -251,7 +262,8 @@ def list_versions(
     ctx.authorize(access.READ, model)
     with ctx.store.transaction() as tx:
         lookup.model(tx, model)
-        return [with_run(tx, v) for v in tx.versions.page(model, after, limit)]
+        seen: dict[str, FromRun | None] = {}
+        return [with_run(tx, v, seen) for v in tx.versions.page(model, after, limit)]
 
 
 def get_version(ctx: ServiceContext, ref: str) -> Version:
