@@ -7,7 +7,10 @@
 - every ``modelkeep ...`` command shown in the docs (and the README) parses against the
   real click tree;
 - the CLI session and the SDK example of docs/getting-started.md run and print what the
-  page shows (times and the user name aside).
+  page shows (times and the user name aside);
+- the pages that show a walk-through (tracking.md, governance.md) are scripts: their
+  shell and Python blocks run top to bottom on a fresh embedded store (ci.md, which
+  needs a server, runs in tests/governance/test_ci_workflow.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import base64
 import hashlib
 import json
 import math
+import os
 import re
 import shlex
 import shutil
@@ -658,7 +662,14 @@ def modelkeep_invocations(line: str) -> Iterator[list[str]]:
     lexer.whitespace_split = True
     lexer.commenters = "#"
     segment: list[str] = []
+    redirected = False
     for token in [*lexer, ";"]:
+        if redirected:  # the file a redirection names is no argument
+            redirected = False
+            continue
+        if token in {">", ">>", "<"}:
+            redirected = True
+            continue
         if token in {"|", "||", "&&", ";", "&"}:
             while segment and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", segment[0]):
                 segment.pop(0)
@@ -704,6 +715,7 @@ def documented_invocations() -> list[tuple[str, list[str]]]:
         "errors.md",
         "design.md",
         "configuration.md",
+        "governance.md",
         "../README.md",
     ):
         for line in shell_commands(read(name)):
@@ -859,3 +871,58 @@ def test_getting_started_sdk_example_prints_what_is_shown(
     code = compile(marked(text, "sdk-example"), "docs/getting-started.md", "exec")
     exec(code, {"__name__": "getting_started"})
     assert capsys.readouterr().out == marked(text, "sdk-output") + "\n"
+
+
+# pages that are scripts run top to bottom ---------------------------------------------------
+
+SCRIPT_PAGES = ("tracking.md", "governance.md")
+NOT_RUN = "not-run"  # the marker of a block a page shows but the test does not run
+
+
+def page_script(text: str) -> str:
+    """The page's shell and Python blocks, in order, as one bash script (a Python block
+    runs from a here-document), stopping at the first command that fails."""
+    parts = ["set -euo pipefail"]
+    for block in blocks(text):
+        if block.marker == NOT_RUN:
+            continue
+        if block.lang in {"sh", "bash"}:
+            parts.append(block.body)
+        elif block.lang == "python":
+            parts.append(f"python - <<'PYTHON'\n{block.body}\nPYTHON")
+        elif block.lang == "console":
+            raise AssertionError("a script page shows commands in sh or bash blocks")
+    return "\n".join(parts) + "\n"
+
+
+def run_page(page: str, work: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``page`` as a script in ``work`` (the repository's examples beside it), on
+    the embedded store of ``work``, with this checkout's modelkeep first on PATH."""
+    (work / "examples").symlink_to(ROOT / "examples")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("MODELKEEP_") and key not in {"FORCE_COLOR", "COLUMNS"}
+    }
+    env |= {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]),
+        "MODELKEEP_CACHE_DIR": "off",
+    }
+    return subprocess.run(
+        ["bash", "-c", page_script(read(page))],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", SCRIPT_PAGES)
+def test_page_runs_top_to_bottom_on_a_fresh_store(page: str, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    done = run_page(page, work)
+    assert done.returncode == 0, f"docs/{page}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"

@@ -66,7 +66,7 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ModelkeepError(Exception):
@@ -77,16 +77,24 @@ class ModelkeepError(Exception):
     http_status: ClassVar[int] = 500
     default_hint: ClassVar[str] = "see docs/errors.md"
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint or self.default_hint
+        self.details = dict(details or {})
+        """Facts a script can act on (JSON ``details``: e.g. the version a duplicate
+        push names); only some errors carry any."""
 
     def __str__(self) -> str:
         return f"{self.message}; {self.hint}"
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "hint": self.hint}
+    def to_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
+        if self.details:
+            found["details"] = self.details
+        return found
 
 
 class UsageError(ModelkeepError):
@@ -256,7 +264,10 @@ class SemverExists(Conflict):
 
 class DuplicateVersion(Conflict):
     code = "duplicate_version"
-    default_hint = "these exact files are already registered; set an alias on that version instead"
+    default_hint = (
+        "use that version, or push with --if-exists reuse to get it back; "
+        "an archived one: 'modelkeep unarchive NAME@N'"
+    )
 
 
 class AmbiguousRef(Conflict):
@@ -271,7 +282,10 @@ class ProtectedAlias(Conflict):
 
 class VersionArchived(Conflict):
     code = "version_archived"
-    default_hint = "archived versions can be shown and pulled, never promoted; push a new version"
+    default_hint = (
+        "archived versions can be shown and pulled, never promoted or aliased; "
+        "'modelkeep unarchive NAME@N' makes one usable again"
+    )
 
 
 class VersionInStage(Conflict):

@@ -45,6 +45,7 @@ RUN_KEYS = {
     "started_at",
     "ended_at",
     "created_by",
+    "model_versions",
 }
 CSV = b"amount,kind\n1.5,card\n2.5,cash\n,card\n"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from modelkeep.client import files, runs
 from modelkeep.client.metrics_buffer import check_metric
@@ -189,12 +189,17 @@ class Client:
         meta: Mapping[str, Scalar] | None = None,
         message: str | None = None,
         progress: Progress | None = None,
+        if_exists: Literal["fail", "reuse"] = "fail",
     ) -> Version:
-        """Store the files and register them as the model's next version."""
+        """Store the files and register them as the model's next version.
+
+        Files registered as a version already: ``if_exists="fail"`` raises
+        DuplicateVersion (its ``details`` name that version); ``"reuse"`` returns that
+        version, with ``reused`` set, and registers nothing."""
         metadata = VersionMetadata(
             params or {}, metrics or {}, tuple(datasets), commit, seed, run, meta or {}
         ).validated()  # here too: JSON cannot carry NaN or infinity to a server
-        request = PushRequest(metadata, version, bump, message)
+        request = PushRequest(metadata, version, bump, message, if_exists)
         local = files.collect(paths)
         if sum(f.size for f in local) >= EARLY_CHECK_BYTES:
             self._backend.check_push(model, request)  # fail before uploading gigabytes
@@ -293,6 +298,11 @@ class Client:
 
     def archive(self, ref: str, *, reason: str | None = None) -> Version:
         return self._backend.archive(ref, reason)
+
+    def unarchive(self, ref: str, *, reason: str | None = None) -> Version:
+        """Make an archived version usable again (audited; an active one is returned as
+        it is)."""
+        return self._backend.unarchive(ref, reason)
 
     # aliases and stages
 
@@ -520,15 +530,17 @@ class Client:
         sampling: str | None = None,
         message: str | None = None,
         progress: Progress | None = None,
+        if_exists: Literal["fail", "reuse"] = "fail",
     ) -> DatasetVersion:
         """Store data files (deduplicated like model files) as the dataset's next version,
-        with a schema and profile of each CSV and Parquet file."""
+        with a schema and profile of each CSV and Parquet file. ``if_exists`` as for
+        ``push``."""
         from modelkeep.stats import profiling  # pyarrow: imported only when a dataset is pushed
 
         local = files.collect(paths)
         profiles = {f.path: profiling.profile_file(f.source).to_dict() for f in local}
         entries = self._upload(local, progress)
-        request = DatasetPush(source, tuple(steps), sampling, version, message, profiles)
+        request = DatasetPush(source, tuple(steps), sampling, version, message, profiles, if_exists)
         return self._backend.push_dataset(name, entries, request)
 
     def dataset(self, ref: str) -> DatasetVersion:

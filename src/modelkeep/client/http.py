@@ -253,6 +253,11 @@ class HttpBackend(HttpGovernance):
         path = f"/models/{_seg(parsed.model)}/versions/{_seg(parsed.value)}/archive"
         return wire.version(self._call("POST", path, json={"reason": reason}))
 
+    def unarchive(self, ref: str, reason: str | None = None) -> Version:
+        parsed = parse_ref(ref)
+        path = f"/models/{_seg(parsed.model)}/versions/{_seg(parsed.value)}/unarchive"
+        return wire.version(self._call("POST", path, json={"reason": reason}))
+
     # aliases and stages ---------------------------------------------------------------
 
     def set_alias(
@@ -488,6 +493,7 @@ class HttpBackend(HttpGovernance):
             "semver": request.semver,
             "message": request.message,
             "profiles": dict(request.profiles),
+            "if_exists": request.if_exists,
         }
         path = f"/datasets/{_seg(name)}/versions"
         return wire.dataset_version(self._call("POST", path, json=body))
@@ -516,6 +522,7 @@ def _registration(files: Sequence[FileEntry], request: PushRequest) -> dict[str,
         "semver": request.semver,
         "bump": request.bump,
         "message": request.message,
+        "if_exists": request.if_exists,
     }
 
 
@@ -543,7 +550,10 @@ def _error(response: httpx.Response) -> ModelkeepError:
     try:
         body = response.json()["error"]
         cls = ERRORS.get(body["code"]) or BY_STATUS.get(response.status_code, ModelkeepError)
-        return cls(str(body["message"]), body.get("hint"))
+        details = body.get("details")
+        return cls(
+            str(body["message"]), body.get("hint"), details if isinstance(details, dict) else None
+        )
     except (ValueError, KeyError, TypeError):
         return StoreUnavailable(
             f"the server answered {response.status_code} {response.reason_phrase}",

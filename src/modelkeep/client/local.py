@@ -253,6 +253,9 @@ class LocalBackend(LocalGovernance, LocalUserAdmin):
     def archive(self, ref: str, reason: str | None = None) -> Version:
         return versions.archive(self.ctx, ref, reason)
 
+    def unarchive(self, ref: str, reason: str | None = None) -> Version:
+        return versions.unarchive(self.ctx, ref, reason)
+
     def set_alias(
         self, ref: str, alias: str, reason: str | None = None, expect: int | None = None
     ) -> AliasEvent:

@@ -28,7 +28,7 @@ from modelkeep.domain.retention import RetentionPolicy
 from modelkeep.domain.runs import Code, Environment, Run, Series, metric_from_json
 from modelkeep.domain.storage_report import ModelStorage, StorageReport, VersionStorage
 from modelkeep.domain.users import IssuedToken, Token, User
-from modelkeep.domain.versions import Model, Version, VersionMetadata
+from modelkeep.domain.versions import FromRun, Model, Version, VersionMetadata
 from modelkeep.errors import InternalError
 
 
@@ -67,7 +67,15 @@ def version(d: dict[str, Any]) -> Version:
         aliases=tuple(d["aliases"]),
         archived_at=_time(d["archived_at"]),
         purged_at=_time(d.get("purged_at")),
+        reused=bool(d.get("reused", False)),
+        from_run=_from_run(d),
     )
+
+
+def _from_run(d: dict[str, Any]) -> FromRun | None:
+    if "run_metrics" not in d or d["metadata"].get("run") is None:
+        return None
+    return FromRun(d["metadata"]["run"], d.get("run_params", {}), d["run_metrics"])
 
 
 def alias_event(d: dict[str, Any]) -> AliasEvent:
@@ -135,7 +143,10 @@ def public_key(d: dict[str, Any]) -> PublicKey:
 
 def version_diff(d: dict[str, Any]) -> VersionDiff:
     def changes(key: str) -> tuple[Change, ...]:
-        return tuple(Change(c["key"], c["old"], c["new"]) for c in d[key])
+        return tuple(
+            Change(c["key"], c["old"], c["new"], c.get("old_from_run"), c.get("new_from_run"))
+            for c in d[key]
+        )
 
     return VersionDiff(
         d["old"], d["new"], changes("files"), changes("metadata"), changes("metrics")
@@ -259,6 +270,7 @@ def run(d: dict[str, Any]) -> Run:
         metrics={k: metric_from_json(v) for k, v in d["metrics"].items()},
         datasets=tuple(d["datasets"]),
         artifacts=tuple((a["path"], a["size"], a["digest"]) for a in d["artifacts"]),
+        model_versions=tuple(d.get("model_versions", ())),
     )
 
 
@@ -281,6 +293,7 @@ def dataset_version(d: dict[str, Any]) -> DatasetVersion:
         created_at=_required_time(d["created_at"]),
         created_by=d["created_by"],
         files=tuple(FileEntry(f["path"], f["size"], f["digest"]) for f in d["files"]),
+        reused=bool(d.get("reused", False)),
     )
 
 

@@ -47,6 +47,9 @@ class DatasetPush:
     message: str | None = None
     profiles: Mapping[str, Any] = field(default_factory=dict)
     """File path -> its schema and profile (or why none was made)."""
+    if_exists: str = "fail"
+    """Files registered as a version already: ``fail`` (duplicate_version) or ``reuse``
+    (that version is returned, marked ``reused``)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class DatasetVersion:
     created_at: datetime
     created_by: str
     files: tuple[FileEntry, ...]
+    reused: bool = False
+    """A push with ``if_exists="reuse"`` found these files as this version already."""
 
     @property
     def ref(self) -> str:
@@ -87,4 +92,5 @@ class DatasetVersion:
             "created_by": self.created_by,
             "files": [f.to_dict() for f in self.files],
             "size": self.size,
+            **({"reused": True} if self.reused else {}),
         }

@@ -13,6 +13,7 @@ class EventKind(StrEnum):
     MODEL_CREATE = "model.create"
     VERSION_PUSH = "version.push"
     VERSION_ARCHIVE = "version.archive"
+    VERSION_UNARCHIVE = "version.unarchive"
     VERSION_PURGE = "version.purge"
     ALIAS_SET = "alias.set"
     ALIAS_RM = "alias.rm"

@@ -140,6 +140,8 @@ class Run:
     """Dataset versions the run used, as ``NAME@N``."""
     artifacts: tuple[tuple[str, int, str], ...] = ()
     """(path, size, digest) of each file the run logged."""
+    model_versions: tuple[str, ...] = ()
+    """The model versions pushed from the run (``push --run``), as ``NAME@N``."""
 
     @property
     def ended(self) -> bool:
@@ -157,6 +159,7 @@ class Run:
             "metrics": {k: metric_to_json(v) for k, v in self.metrics.items()},
             "datasets": list(self.datasets),
             "artifacts": [{"path": p, "size": s, "digest": d} for p, s, d in self.artifacts],
+            "model_versions": list(self.model_versions),
             "code": self.code.to_dict(),
             "environment": self.environment.to_dict(),
             "notes": list(self.notes),

@@ -19,6 +19,7 @@ from modelkeep.domain.semver import Bump
 from modelkeep.domain.text import check_text
 from modelkeep.errors import (
     DuplicateVersion,
+    InvalidInput,
     InvalidMetadata,
     MissingMetadata,
     SemverExists,
@@ -33,6 +34,9 @@ MAX_DESCRIPTION = 10_000
 TOP_FIELDS = ("params", "metrics", "datasets", "commit", "seed", "run", "message")
 KEYED_FIELDS = ("params", "metrics", "meta")
 STATUSES = ("active", "archived")
+IF_EXISTS = ("fail", "reuse")
+"""What a push of files already registered as a version does: ``fail`` (the default,
+``duplicate_version``) or ``reuse`` (return that version, write nothing)."""
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -227,6 +231,12 @@ class Version:
     purged_at: datetime | None = None
     """When retention released its files: its manifest and metadata stay, its files
     may be gone (``gc`` deletes the blobs no other version needs)."""
+    reused: bool = False
+    """A push with ``if_exists="reuse"`` found its files registered as this version
+    already: nothing was written (JSON ``"reused": true``, absent otherwise)."""
+    from_run: FromRun | None = None
+    """What the run it was pushed from logged (``metadata.run`` names a run of this
+    store); not part of the version's own metadata, nor of its digests."""
 
     @property
     def ref(self) -> str:
@@ -274,6 +284,24 @@ class Version:
             "aliases": list(self.aliases),
             "archived_at": self.archived_at.isoformat() if self.archived_at else None,
             "purged_at": self.purged_at.isoformat() if self.purged_at else None,
+            **({"reused": True} if self.reused else {}),
+            **(self.from_run.to_dict() if self.from_run else {}),
+        }
+
+
+@dataclass(frozen=True)
+class FromRun:
+    """The params and final (finite) metrics a version's run logged, shown beside the
+    version's own metadata and marked as the run's."""
+
+    run: str
+    params: Mapping[str, Scalar] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_params": dict(self.params),
+            "run_metrics": dict(self.metrics),
         }
 
 
@@ -285,6 +313,35 @@ class PushRequest:
     semver: str | None = None
     bump: Bump | None = None
     message: str | None = None
+    if_exists: str = "fail"
+    """``fail`` or ``reuse`` (see ``IF_EXISTS``)."""
+
+
+def check_if_exists(value: str) -> str:
+    if value not in IF_EXISTS:
+        raise InvalidInput(
+            f"if_exists is {value!r}", f"give one of: {', '.join(IF_EXISTS)} (default fail)"
+        )
+    return value
+
+
+def duplicate(
+    ref: str, digest: str, *, archived: bool = False, dataset: bool = False
+) -> DuplicateVersion:
+    """The refusal of a push whose files are registered as ``ref`` already; its details
+    name that version, so a script can use it."""
+    number = int(ref.rpartition("@")[2])
+    if archived:
+        hint = f"{ref} is archived: 'modelkeep unarchive {ref}' makes it usable again"
+    elif dataset:
+        hint = f"use {ref}, or push with --if-exists reuse to get it back"
+    else:
+        hint = f"use {ref} (set an alias on it), or push with --if-exists reuse to get it back"
+    return DuplicateVersion(
+        f"these files are already registered as {ref} ({digest})",
+        hint,
+        {"ref": ref, "number": number, "digest": digest, "archived": archived},
+    )
 
 
 def check_unique(
@@ -297,6 +354,4 @@ def check_unique(
         if semver is not None and taken == semver:
             raise SemverExists(f"{model}@{semver} already exists (version {number})")
     if found:
-        raise DuplicateVersion(
-            f"these files are already registered as {model}@{found[0][0]} ({digest})"
-        )
+        raise duplicate(f"{model}@{found[0][0]}", digest)

@@ -4,7 +4,7 @@ the lineage edges between data, runs and versions."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from modelkeep.domain.runs import NewRun, Run
 class DatasetVersionRow(DatasetVersion):
     """A dataset version and the id of its row (what lineage edges link)."""
 
-    id: int
+    id: int = field(kw_only=True)
 
     def version(self) -> DatasetVersion:
         """The dataset version alone, as every layer above storage sees it."""

@@ -162,7 +162,11 @@ def _move(
     with ctx.store.transaction(write=True) as tx:
         target = lookup.version_of(tx, ref)
         if target.status == "archived":
-            raise VersionArchived(f"{target.ref} is archived")
+            raise VersionArchived(
+                f"{target.ref} is archived",
+                f"'modelkeep unarchive {target.ref}' makes it usable again, "
+                "or name another version",
+            )
         current = tx.aliases.key(ref.model, alias)
         check_expected(ref.model, alias, current, expect)
         if current is not None and current.number == target.number:

@@ -5,6 +5,7 @@ for CSV and Parquet files, a schema and profile computed by the client as it pus
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from modelkeep.domain import access
@@ -14,9 +15,9 @@ from modelkeep.domain.manifest import FileEntry, Manifest, check_new_paths
 from modelkeep.domain.names import Ref, check_model_name, parse_ref
 from modelkeep.domain.semver import SemVer
 from modelkeep.domain.text import check_text
+from modelkeep.domain.versions import check_if_exists, duplicate
 from modelkeep.errors import (
     DatasetNotFound,
-    DuplicateVersion,
     EmptyPush,
     InvalidInput,
     SemverExists,
@@ -40,6 +41,7 @@ def push(
     if not files:
         raise EmptyPush("a dataset version needs at least one file")
     _check_request(request)
+    check_if_exists(request.if_exists)
     manifest = Manifest.of(files)
     check_new_paths(f.path for f in manifest.files)
     at = ctx.clock()
@@ -49,7 +51,9 @@ def push(
         if dataset_id is None:
             dataset_id = tx.datasets.add(name, "", ctx.actor, at)
             ctx.record_event(tx, EventKind.DATASET_CREATE, f"dataset:{name}", {}, at)
-        _check_unique(tx, name, manifest.digest, request.semver)
+        same = _check_unique(tx, name, manifest.digest, request.semver)
+        if same is not None:
+            return _existing(same, request)
         ctx.blobs.put_bytes(manifest.canonical_bytes())
         fields = {
             "semver": request.semver,
@@ -87,15 +91,28 @@ def _check_request(request: DatasetPush) -> None:
         SemVer.parse(request.semver)
 
 
-def _check_unique(tx: Any, name: str, digest: str, semver: str | None) -> None:
-    for row in tx.datasets.versions(name):
-        if row.digest == digest:
-            raise DuplicateVersion(
-                f"these files are already registered as {name}@{row.number}",
-                "use that version",
-            )
+def _check_unique(tx: Any, name: str, digest: str, semver: str | None) -> DatasetVersionRow | None:
+    """The version with these very files (and this semver, if one is given), if any;
+    SemverExists if another version has the semver, DuplicateVersion if one has the
+    files under another semver."""
+    rows = tx.datasets.versions(name)
+    for row in rows:
+        if row.digest == digest and semver in (None, row.semver):
+            return row  # type: ignore[no-any-return]
+    for row in rows:
         if semver is not None and row.semver == semver:
             raise SemverExists(f"{name}@{semver} exists already (version {row.number})")
+        if row.digest == digest:
+            raise duplicate(f"{name}@{row.number}", digest, dataset=True)
+    return None
+
+
+def _existing(row: DatasetVersionRow, request: DatasetPush) -> DatasetVersion:
+    """A push of files registered as ``row`` already: that version if the push asked
+    to reuse it, else the refusal, which names it."""
+    if request.if_exists != "reuse":
+        raise duplicate(f"{row.dataset}@{row.number}", row.digest, dataset=True)
+    return replace(row.version(), reused=True)
 
 
 def get_version(ctx: ServiceContext, ref: str) -> DatasetVersion:

@@ -407,7 +407,11 @@ def promote(
     with ctx.store.transaction(write=True) as tx:
         version = lookup.version_of(tx, parsed)
         if version.status == "archived":
-            raise VersionArchived(f"{version.ref} is archived")
+            raise VersionArchived(
+                f"{version.ref} is archived",
+                f"'modelkeep unarchive {version.ref}' makes it usable again, "
+                "or promote another version",
+            )
         current = tx.aliases.key(version.model, stage)
         aliases.check_expected(version.model, stage, current, expect)
         record, policy = policies.policy_in_force(tx)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 from modelkeep.domain import access
@@ -92,9 +93,20 @@ def get_run(ctx: ServiceContext, run_id: str) -> Run:
     ctx.authorize(access.READ, access.ANY_MODEL)
     with ctx.store.transaction() as tx:
         run = tx.tracking.get_run(check_run_id(run_id))
-    if run is None:
-        raise RunNotFound(f"there is no run {run_id}", "list runs with 'modelkeep runs list'")
-    return run
+        if run is None:
+            raise RunNotFound(f"there is no run {run_id}", "list runs with 'modelkeep runs list'")
+        node = f"run:{run.id}"
+        pushed = [
+            made.removeprefix("model:")
+            for used, made in tx.datasets.lineage_edges()
+            if used == node and made.startswith("model:")
+        ]
+    return replace(run, model_versions=tuple(sorted(pushed, key=_by_name_and_number)))
+
+
+def _by_name_and_number(ref: str) -> tuple[str, int]:
+    name, _, number = ref.rpartition("@")
+    return name, int(number)
 
 
 def list_runs(

@@ -7,7 +7,9 @@ delete, so no blob can vanish before the version commits."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -22,7 +24,15 @@ from modelkeep.domain.names import STAGES, check_model_name, parse_ref
 from modelkeep.domain.runs import RUN_ID, through_run
 from modelkeep.domain.semver import SemVer, next_semver
 from modelkeep.domain.text import check_text
-from modelkeep.domain.versions import PushRequest, Version, VersionMetadata, require_fields
+from modelkeep.domain.versions import (
+    FromRun,
+    PushRequest,
+    Version,
+    VersionMetadata,
+    check_if_exists,
+    duplicate,
+    require_fields,
+)
 from modelkeep.errors import (
     BlobNotFound,
     EmptyPush,
@@ -91,11 +101,15 @@ def register_version(
     ctx.authorize(access.PUSH, model)
     if not files:
         raise EmptyPush("a version needs at least one file")
+    check_if_exists(request.if_exists)
     manifest = Manifest.of(files)
     check_new_paths(f.path for f in manifest.files)
     with ctx.store.transaction(write=True) as tx:
         check_files_stored(ctx, tx, manifest)
         metadata, semver = _prepare(tx, model, request)
+        same = _same_files(tx, model, manifest.digest)
+        if same is not None and not _other_semver(request, same):
+            return _existing(tx, same, request)
         ctx.blobs.put_bytes(manifest.canonical_bytes())
         at = ctx.clock()
         new = NewVersion(
@@ -106,6 +120,52 @@ def register_version(
         ctx.record_event(tx, EventKind.VERSION_PUSH, version.ref, _push_details(version), at)
         tx.commit()
     return version
+
+
+def _same_files(tx: Transaction, model: str, digest: str) -> Version | None:
+    """The version of ``model`` whose files are exactly these, if there is one."""
+    for key in tx.versions.keys_by_digest_prefix(model, digest):
+        if key.digest == digest:
+            return tx.versions.get(model, key.number)
+    return None
+
+
+def _other_semver(request: PushRequest, same: Version) -> bool:
+    """The push names a semver the version with its files does not have: it is not
+    that version (the registry's own check refuses it with the clash it finds)."""
+    return request.semver is not None and request.semver != same.semver
+
+
+def _existing(tx: Transaction, same: Version, request: PushRequest) -> Version:
+    """A push of files registered as ``same`` already: that version, when the push
+    asked to reuse it and it can be used; else the refusal, which names it."""
+    archived = same.status == "archived"
+    if request.if_exists != "reuse" or archived:
+        raise duplicate(same.ref, same.digest, archived=archived)
+    return replace(with_run(tx, same), reused=True)
+
+
+def with_run(
+    tx: Transaction, version: Version, seen: dict[str, FromRun | None] | None = None
+) -> Version:
+    """The version with what its run logged (when it names a run of this store);
+    ``seen`` keeps the runs read already, for a list of versions from few runs."""
+    run_id = version.metadata.run
+    if run_id is None or not RUN_ID.fullmatch(run_id):
+        return version
+    runs = {} if seen is None else seen
+    if run_id not in runs:
+        runs[run_id] = _logged(tx, run_id)
+    found = runs[run_id]
+    return version if found is None else replace(version, from_run=found)
+
+
+def _logged(tx: Transaction, run_id: str) -> FromRun | None:
+    run = tx.tracking.get_run(run_id)
+    if run is None:
+        return None
+    metrics = {k: v for k, v in run.metrics.items() if v is not None and math.isfinite(v)}
+    return FromRun(run.id, dict(run.params), metrics)
 
 
 def _prepare(
@@ -203,14 +263,15 @@ def list_versions(
     ctx.authorize(access.READ, model)
     with ctx.store.transaction() as tx:
         lookup.model(tx, model)
-        return tx.versions.page(model, after, limit)
+        seen: dict[str, FromRun | None] = {}
+        return [with_run(tx, v, seen) for v in tx.versions.page(model, after, limit)]
 
 
 def get_version(ctx: ServiceContext, ref: str) -> Version:
     parsed = parse_ref(ref, default_latest=True)
     ctx.authorize(access.READ, parsed.model)
     with ctx.store.transaction() as tx:
-        return lookup.version_of(tx, parsed)
+        return with_run(tx, lookup.version_of(tx, parsed))
 
 
 def resolve(ctx: ServiceContext, ref: str, at: datetime | None = None) -> alias_rules.Resolution:
@@ -244,5 +305,24 @@ def archive(ctx: ServiceContext, ref: str, reason: str | None = None) -> Version
         tx.versions.archive(parsed.model, version.number, at)
         details = {"digest": version.digest, "reason": reason}
         ctx.record_event(tx, EventKind.VERSION_ARCHIVE, version.ref, details, at)
+        tx.commit()
+    return lookup.reread(ctx.store, version)
+
+
+def unarchive(ctx: ServiceContext, ref: str, reason: str | None = None) -> Version:
+    """Make an archived version usable again (aliases, stages, checks); the same roles
+    as ``archive`` may. An active version is returned as it is, and nothing recorded."""
+    parsed = parse_ref(ref)
+    check_text("the reason", reason)
+    ctx.authorize(access.ARCHIVE, parsed.model)
+    with ctx.store.transaction(write=True) as tx:
+        version = lookup.version_of(tx, parsed)
+        if version.status != "archived":
+            return version
+        version.check_files_kept()  # retention released its files: it stays archived
+        at = ctx.clock()
+        tx.versions.unarchive(parsed.model, version.number)
+        details = {"digest": version.digest, "reason": reason}
+        ctx.record_event(tx, EventKind.VERSION_UNARCHIVE, version.ref, details, at)
         tx.commit()
     return lookup.reread(ctx.store, version)

@@ -109,7 +109,7 @@ def list_versions(
 def register_version(reg: Reg, name: str, body: schemas.RegisterVersion) -> dict[str, Any]:
     files = [FileEntry(f.path, f.size, f.digest) for f in body.files]
     metadata = VersionMetadata(**body.metadata.model_dump())
-    request = PushRequest(metadata, body.semver, body.bump, body.message)
+    request = PushRequest(metadata, body.semver, body.bump, body.message, body.if_exists)
     return versions.register_version(reg, name, files, request).to_dict()
 
 
@@ -128,6 +128,12 @@ def get_version(reg: Reg, name: str, ref: str) -> dict[str, Any]:
 @api.post("/models/{name}/versions/{ref}/archive", tags=["versions"])
 def archive(reg: Reg, name: str, ref: str, body: schemas.Reason) -> dict[str, Any]:
     return versions.archive(reg, f"{check_model_name(name)}@{ref}", body.reason).to_dict()
+
+
+@api.post("/models/{name}/versions/{ref}/unarchive", tags=["versions"])
+def unarchive(reg: Reg, name: str, ref: str, body: schemas.Reason) -> dict[str, Any]:
+    """Make an archived version usable again (audited as version.unarchive)."""
+    return versions.unarchive(reg, f"{check_model_name(name)}@{ref}", body.reason).to_dict()
 
 
 @api.get("/resolve", tags=["versions"])

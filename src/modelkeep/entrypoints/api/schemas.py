@@ -44,6 +44,11 @@ class PushDetails(Body):
     semver: str | None = Field(default=None, max_length=128)
     bump: Literal["major", "minor", "patch"] | None = None
     message: str | None = Field(default=None, max_length=10_000)
+    if_exists: Literal["fail", "reuse"] = Field(
+        default="fail",
+        description="Files registered as a version already: refuse (duplicate_version, "
+        "naming it) or return that version, marked reused.",
+    )
 
 
 class RegisterVersion(PushDetails):
@@ -247,3 +252,4 @@ class PushDataset(Body):
     semver: str | None = Field(default=None, max_length=128)
     message: str | None = Field(default=None, max_length=10_000)
     profiles: dict[str, Any] = Field(default_factory=dict)
+    if_exists: Literal["fail", "reuse"] = "fail"

@@ -204,7 +204,13 @@ def list_datasets(reg: Reg) -> dict[str, Any]:
 def push_dataset(reg: Reg, name: str, body: schemas.PushDataset) -> dict[str, Any]:
     files = [FileEntry(f.path, f.size, f.digest) for f in body.files]
     request = DatasetPush(
-        body.source, tuple(body.steps), body.sampling, body.semver, body.message, body.profiles
+        body.source,
+        tuple(body.steps),
+        body.sampling,
+        body.semver,
+        body.message,
+        body.profiles,
+        body.if_exists,
     )
     return datasets.push(reg, name, files, request).to_dict()
 

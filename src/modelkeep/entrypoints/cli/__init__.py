@@ -65,6 +65,7 @@ for command in (
     aliases.promote,
     aliases.rollback,
     versions.archive,
+    versions.unarchive,
     maintenance.verify,
     maintenance.gc,
     storage.storage,

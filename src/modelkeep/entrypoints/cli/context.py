@@ -100,6 +100,19 @@ def json_option(func: F) -> F:
     )(func)
 
 
+def if_exists_option(func: F) -> F:
+    """``--if-exists fail|reuse``: what a push of files registered already does."""
+    return click.option(
+        "--if-exists",
+        "if_exists",
+        type=click.Choice(("fail", "reuse")),
+        default="fail",
+        show_default=True,
+        help="These exact files are a version already: fail (duplicate_version, naming "
+        "it) or reuse that version (exit 0; for scripts that run again).",
+    )(func)
+
+
 PIPE_WIDTH = 200  # piped output keeps whole rows for grep and friends
 
 

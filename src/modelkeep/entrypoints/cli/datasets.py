@@ -14,6 +14,7 @@ from modelkeep.entrypoints.cli.context import (
     console,
     emit,
     human_size,
+    if_exists_option,
     json_option,
     plural,
     short,
@@ -44,6 +45,7 @@ def datasets() -> None:
 )
 @click.option("--sampling", metavar="TEXT", help="How the rows were sampled.")
 @click.option("--message", metavar="TEXT", help="What is new in this version.")
+@if_exists_option
 @json_option
 def push(
     name: str,
@@ -53,6 +55,7 @@ def push(
     steps: tuple[str, ...],
     sampling: str | None,
     message: str | None,
+    if_exists: str,
 ) -> None:
     """Store PATH... as the next version of dataset NAME (made on its first push).
 
@@ -73,11 +76,18 @@ def push(
             sampling=sampling,
             message=message,
             progress=progress,
+            if_exists=if_exists,  # type: ignore[arg-type]
         )
     emit(version.to_dict(), lambda: _print_pushed(version))
 
 
 def _print_pushed(version: DatasetVersion) -> None:
+    if version.reused:
+        console.print(
+            f"reused dataset {version.ref}{_semver(version)} {version.digest}: "
+            "these files are that version already; nothing was pushed"
+        )
+        return
     console.print(
         f"pushed dataset {version.ref}{_semver(version)} {version.digest} "
         f"({plural(len(version.files), 'file')}, {human_size(version.size)})"

@@ -169,6 +169,7 @@ def _run_rows(run: Run) -> list[tuple[str, str]]:
         ("packages", _or_dash(env.packages_digest)),
         ("command", shlex.join(env.command) if env.command else "-"),
         ("datasets", ", ".join(run.datasets) or "-"),
+        ("pushed", ", ".join(run.model_versions) or "-"),
     ]
     rows += [("note", note) for note in run.notes]
     rows += [(f"param {k}", str(v)) for k, v in sorted(run.params.items())]

@@ -15,6 +15,7 @@ from modelkeep.entrypoints.cli.context import (
     console,
     emit,
     human_size,
+    if_exists_option,
     json_option,
     plural,
     short,
@@ -42,6 +43,7 @@ from modelkeep.entrypoints.cli.context import (
 @click.option("--commit", metavar="SHA", help="The code commit it was trained from.")
 @click.option("--seed", type=int, metavar="N", help="The random seed.")
 @click.option("--message", metavar="TEXT", help="What is new in this version.")
+@if_exists_option
 @json_option
 def push(
     name: str,
@@ -56,6 +58,7 @@ def push(
     commit: str | None,
     seed: int | None,
     message: str | None,
+    if_exists: str,
 ) -> None:
     """Store PATH... as the next version of model NAME.
 
@@ -78,13 +81,21 @@ def push(
             meta=parsing.params(meta, "--meta"),
             message=message,
             progress=progress,
+            if_exists=if_exists,  # type: ignore[arg-type]
         )
-    emit(
-        version.to_dict(),
-        lambda: console.print(
-            f"pushed {version.ref}{_semver(version)} {version.digest} "
-            f"({plural(len(version.files), 'file')}, {human_size(version.size)})"
-        ),
+    emit(version.to_dict(), lambda: _print_pushed(version))
+
+
+def _print_pushed(version: Version) -> None:
+    if version.reused:
+        console.print(
+            f"reused {version.ref}{_semver(version)} {version.digest}: "
+            "these files are that version already; nothing was pushed"
+        )
+        return
+    console.print(
+        f"pushed {version.ref}{_semver(version)} {version.digest} "
+        f"({plural(len(version.files), 'file')}, {human_size(version.size)})"
     )
 
 
@@ -183,6 +194,7 @@ def _print_version(v: Version) -> None:
     ]
     rows += [(f"param {k}", str(val)) for k, val in sorted(v.metadata.params.items())]
     rows += [(f"metric {k}", f"{val:g}") for k, val in sorted(v.metadata.metrics.items())]
+    rows += _from_run(v)
     rows += [(f"meta {k}", str(val)) for k, val in sorted(v.metadata.meta.items())]
     for key, value in rows:
         table.add_row(key, value)
@@ -191,6 +203,28 @@ def _print_version(v: Version) -> None:
     for f in v.files:
         files_table.add_row(f.path, human_size(f.size), f.digest)
     console.print(files_table)
+
+
+def _from_run(v: Version) -> list[tuple[str, str]]:
+    """The params and metrics the version's run logged that the version did not record
+    itself, marked as the run's."""
+    if v.from_run is None:
+        return []
+    mark = f" (from run {v.from_run.run})"
+    params = v.from_run.params.items()
+    metrics = v.from_run.metrics.items()
+    return [
+        *(
+            (f"param {k}", f"{val}{mark}")
+            for k, val in sorted(params)
+            if k not in v.metadata.params
+        ),
+        *(
+            (f"metric {k}", f"{val:g}{mark}")
+            for k, val in sorted(metrics)
+            if k not in v.metadata.metrics
+        ),
+    ]
 
 
 def _purged(v: Version) -> list[tuple[str, str]]:
@@ -242,8 +276,17 @@ def _print_diff(result: VersionDiff) -> None:
         ("metric", result.metrics),
     ):
         for change in changes:
-            table.add_row(kind, change.key, _cell(change.old), _cell(change.new))
+            table.add_row(
+                kind,
+                change.key,
+                _cell(change.old) + _run_mark(change.old_from_run),
+                _cell(change.new) + _run_mark(change.new_from_run),
+            )
     console.print(table)
+
+
+def _run_mark(run: str | None) -> str:
+    return f" (from run {run})" if run else ""
 
 
 def _cell(value: object) -> str:
@@ -283,3 +326,26 @@ def archive(ref: str, reason: str | None) -> None:
     """Archive a version: it can still be shown and pulled, never promoted."""
     version = state().client.archive(ref, reason=reason)
     emit(version.to_dict(), lambda: console.print(f"archived {version.ref} {version.digest}"))
+
+
+@click.command()
+@click.argument("ref", metavar="NAME@REF")
+@click.option("--reason", metavar="TEXT", help="Why, for the audit log.")
+@json_option
+def unarchive(ref: str, reason: str | None) -> None:
+    """Make an archived version usable again: aliases, stages, checks (audited).
+
+    The same roles as archive may. A version whose files retention released stays
+    archived (version_purged).
+    """
+    client = state().client
+    before = client.show(ref)
+    version = client.unarchive(ref, reason=reason)
+
+    def human() -> None:
+        if before.status != "archived":
+            console.print(f"{version.ref} is not archived; nothing changed")
+        else:
+            console.print(f"unarchived {version.ref} {version.digest}")
+
+    emit(version.to_dict(), human)

@@ -186,6 +186,9 @@ class VersionRows:
             model, number, lambda row: replace(row, status="archived", archived_at=archived)
         )
 
+    def unarchive(self, model: str, number: int) -> None:
+        self._update(model, number, lambda row: replace(row, status="active", archived_at=None))
+
     def purge(self, model: str, number: int, at: datetime) -> None:
         self._update(model, number, lambda row: replace(row, purged_at=utc(at)))
 

@@ -290,6 +290,13 @@ class VersionRows:
             .values(status="archived", archived_at=at)
         )
 
+    def unarchive(self, model: str, number: int) -> None:
+        self._conn.execute(
+            update(versions)
+            .where(versions.c.model_id == self._ids.require(model), versions.c.number == number)
+            .values(status="active", archived_at=None)
+        )
+
     def purge(self, model: str, number: int, at: datetime) -> None:
         self._conn.execute(
             update(versions)
