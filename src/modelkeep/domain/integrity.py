@@ -42,8 +42,6 @@ HISTORY = "the alias history"
 ALIAS_ACTIONS = frozenset(
     {EventKind.ALIAS_SET, EventKind.ALIAS_RM, EventKind.ALIAS_PROMOTE, EventKind.ALIAS_ROLLBACK}
 )
-UNARCHIVE = "version.unarchive"
-"""The event that makes an archived version active again (when a store records it)."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,7 @@ def _status_mismatches(version: Version, events: Sequence[AuditEvent]) -> list[M
     for event in events:
         if event.action == EventKind.VERSION_ARCHIVE:
             status = "archived"
-        elif event.action == UNARCHIVE:
+        elif event.action == EventKind.VERSION_UNARCHIVE:
             status = "active"
         elif event.action == EventKind.VERSION_PURGE:
             status, purged = "archived", True  # a purge archives an active version
