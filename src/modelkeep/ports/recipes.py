@@ -52,6 +52,15 @@ class Recipes(Protocol):
         """Digest -> the files (``NAME@N:PATH``) of live versions whose bytes it holds."""
         ...
 
+    def add_uploads(self, user: str, digests: Iterable[str], at: datetime) -> None:
+        """Record that ``user`` sent the bytes of these blobs or files (hashed on arrival):
+        proof of possession, so a later push by ``user`` may name them."""
+        ...
+
+    def uploaded_by(self, user: str, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` whose bytes ``user`` has sent (``add_uploads``)."""
+        ...
+
     def stored_files(self) -> list[StoredFile]:
         """Every live version's file blobs (whole or chunks), oldest version first."""
         ...

@@ -80,10 +80,20 @@ def get_user(ctx: ServiceContext, name: str) -> User:
         return _user(tx, name, ctx.clock())
 
 
-def grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -> User:
-    """Give ``name`` the role (on ``model``, or globally); nothing changes if it has it."""
+def grant(
+    ctx: ServiceContext,
+    name: str,
+    role: str,
+    model: str | None = None,
+    *,
+    experiment: str | None = None,
+    dataset: str | None = None,
+) -> User:
+    """Give ``name`` the role (on ``model``, ``experiment`` or ``dataset``, or globally);
+    nothing changes if it has it. A model must exist; an experiment or a dataset need
+    not yet (their first run or push needs the grant)."""
     ctx.authorize(access.MANAGE_USERS, None)
-    wanted = Grant(role, model)
+    wanted = Grant(role, model, experiment, dataset)
     with ctx.store.transaction(write=True) as tx:
         at = ctx.clock()
         _user(tx, name, at)
@@ -95,10 +105,18 @@ def grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -
     return user
 
 
-def revoke_grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -> User:
-    """Take the role (on ``model``, or the global one) away from ``name``."""
+def revoke_grant(
+    ctx: ServiceContext,
+    name: str,
+    role: str,
+    model: str | None = None,
+    *,
+    experiment: str | None = None,
+    dataset: str | None = None,
+) -> User:
+    """Take the role (on the scope named, or the global one) away from ``name``."""
     ctx.authorize(access.MANAGE_USERS, None)
-    held = Grant(role, model)
+    held = Grant(role, model, experiment, dataset)
     with ctx.store.transaction(write=True) as tx:
         at = ctx.clock()
         _user(tx, name, at)

@@ -268,7 +268,7 @@ def _check_digest(version: Version, expect: str | None) -> None:
 def roles_on(ctx: ServiceContext, model: str) -> tuple[str, ...]:
     """The actor's roles that apply to ``model`` (global or on that model)."""
     grants = ctx.principal.grants
-    return tuple(sorted({g.role for g in grants if g.model in (None, model)}))
+    return tuple(sorted({g.role for g in grants if g.is_global or g.model == model}))
 
 
 def list_approvals(ctx: ServiceContext, ref: str) -> list[Approval]:

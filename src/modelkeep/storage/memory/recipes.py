@@ -125,6 +125,18 @@ class RecipeRows:
                 if kept:
                     yield str(kept), f"run:{run.run_id}"
 
+    def add_uploads(self, user: str, digests: Iterable[str], at: datetime) -> None:
+        known = self._view.read.uploads
+        new = [(user, d) for d in dict.fromkeys(digests) if (user, d) not in known]
+        if new:
+            uploads = self._view.change().uploads
+            for key in new:
+                uploads[key] = utc(at)
+
+    def uploaded_by(self, user: str, digests: Iterable[str]) -> set[str]:
+        known = self._view.read.uploads
+        return {d for d in set(digests) if (user, d) in known}
+
     def stored_files(self) -> list[StoredFile]:
         """Every live version's files with their chunk sizes, oldest version first, by path:
         one row per whole file, or one per chunk of a chunked file."""

@@ -47,6 +47,10 @@ class TrackingRows:
         pk = self._view.read.run_ids.get(run_id)
         return None if pk is None else (pk, self._view.read.runs[pk].status)
 
+    def experiment_of(self, run_id: str) -> str | None:
+        pk = self._view.read.run_ids.get(run_id)
+        return None if pk is None else self._view.read.runs[pk].experiment
+
     def run_params(self, run_pk: int) -> dict[str, Any]:
         row = self._view.read.runs.get(run_pk)
         return {} if row is None else json_copy(row.params)

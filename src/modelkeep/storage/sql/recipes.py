@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, exists, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from modelkeep.domain.recipes import ChunkRef, Recipe, users_by_blob
 from modelkeep.ports.recipes import StoredFile
 from modelkeep.storage.sql.governance import GovernanceRows
 from modelkeep.storage.sql.tables import (
+    blob_uploads,
     dataset_files,
     dataset_versions,
     datasets,
@@ -227,6 +229,27 @@ class RecipeRows:
             yield chunked[digest], user
             for chunk in chunks.get(digest, ()):
                 yield chunk, user
+
+    def add_uploads(self, user: str, digests: Iterable[str], at: datetime) -> None:
+        rows = [{"user": user, "digest": d, "at": at} for d in dict.fromkeys(digests)]
+        if not rows:
+            return
+        # two uploads of one chunk may race: the second finds the row and changes nothing
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        for start in range(0, len(rows), 300):
+            statement = dialect.insert(blob_uploads).on_conflict_do_nothing()
+            self._conn.execute(statement, rows[start : start + 300])
+
+    def uploaded_by(self, user: str, digests: Iterable[str]) -> set[str]:
+        wanted = sorted(set(digests))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            query = select(blob_uploads.c.digest).where(
+                blob_uploads.c.user == user,
+                blob_uploads.c.digest.in_(wanted[start : start + 500]),
+            )
+            found.update(self._conn.execute(query).scalars())
+        return found
 
     def stored_files(self) -> list[StoredFile]:
         """Every live version's files with their chunk sizes, oldest version first: rows

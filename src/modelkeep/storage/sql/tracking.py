@@ -103,6 +103,11 @@ class TrackingRows:
         row = self._conn.execute(query, {"run_id": run_id}).one_or_none()
         return None if row is None else (int(row.id), str(row.status))
 
+    def experiment_of(self, run_id: str) -> str | None:
+        query = select(runs.c.experiment).where(runs.c.run_id == run_id)
+        found = self._conn.execute(query).scalar()
+        return None if found is None else str(found)
+
     def run_params(self, run_pk: int) -> dict[str, Any]:
         found = self._conn.execute(select(runs.c.params).where(runs.c.id == run_pk)).scalar()
         return dict(found or {})
