@@ -33,7 +33,7 @@ VIEWER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN = (
     "admin",
 )
 ROLES: dict[str, str] = {
-    VIEWER: "read models, versions, aliases and the audit log; pull",
+    VIEWER: "read models, versions, aliases, runs, datasets and the audit log; pull",
     CONTRIBUTOR: "read; create models (global grant), push, runs, checks, free aliases, archive",
     APPROVER: "read; record checks; approve or reject promotions",
     RELEASER: "read; record checks; promote and roll back stages",
@@ -85,7 +85,10 @@ _READERS = (VIEWER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN)
 
 READ = Action(
     name="read",
-    description="list and show models, versions, aliases and audit events; resolve; pull",
+    description=(
+        "list and show models, versions, aliases, runs, datasets and audit events; "
+        "resolve; pull"
+    ),
     per_model=True,
     roles=_READERS,
 )
@@ -133,7 +136,10 @@ ROLLBACK = Action(
 )
 TRACK = Action(
     name="track",
-    description="start and end runs, log their params, metrics and files; push datasets",
+    description=(
+        "start and end runs, log their params, metrics and files (on the run's experiment); "
+        "push datasets (on the dataset)"
+    ),
     per_model=True,
     roles=(CONTRIBUTOR, ADMIN),
 )
