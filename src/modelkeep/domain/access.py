@@ -86,8 +86,7 @@ _READERS = (VIEWER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN)
 READ = Action(
     name="read",
     description=(
-        "list and show models, versions, aliases, runs, datasets and audit events; "
-        "resolve; pull"
+        "list and show models, versions, aliases, runs, datasets and audit events; resolve; pull"
     ),
     per_model=True,
     roles=_READERS,
