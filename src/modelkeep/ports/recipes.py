@@ -52,6 +52,14 @@ class Recipes(Protocol):
         """Digest -> the files (``NAME@N:PATH``) of live versions whose bytes it holds."""
         ...
 
+    def holders(self, digests: Iterable[str]) -> dict[str, set[str]]:
+        """Digest -> what holds it: ``NAME@N`` (a model version), ``dataset:NAME@N``,
+        ``run:ID`` or ``policy:N``; through a manifest, a file (the file's own digest, its
+        recipe or one of its chunks), a run's diff or package lock, a check report or an
+        attestation. Purged versions still hold their files here. Who may read a digest
+        follows from who may read its holders."""
+        ...
+
     def add_uploads(self, user: str, digests: Iterable[str], at: datetime) -> None:
         """Record that ``user`` sent the bytes of these blobs or files (hashed on arrival):
         proof of possession, so a later push by ``user`` may name them."""

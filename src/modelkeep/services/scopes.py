@@ -18,7 +18,6 @@ from collections.abc import Iterable
 
 from modelkeep.domain import access
 from modelkeep.domain.access import dataset_scope, experiment_scope
-from modelkeep.domain.recipes import Recipe
 from modelkeep.errors import BlobNotReadable, Forbidden
 from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services.context import ServiceContext
@@ -87,27 +86,19 @@ class Reach:
 
     def digests(self, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` (blobs, or files stored whole or chunked) the principal
-        may read: held by something it may read; a chunked file when all its chunks are."""
+        may read: held by something it may read; a chunked file also when every chunk
+        of it is (whoever may read the chunks may read the file they make)."""
         wanted = set(digests)
         if self.everything or not wanted:
             return wanted
-        recipes: dict[str, Recipe] = {}
-        for digest in self._tx.recipes.digests(wanted):
-            recipe = self._tx.recipes.get(digest)
-            if recipe is not None:
-                recipes[digest] = recipe
-        blobs = (wanted - recipes.keys()) | {c.digest for r in recipes.values() for c in r.chunks}
-        users = self._tx.recipes.blob_users(blobs)
-        readable = {b for b, names in users.items() if any(self.node(n) for n in names)}
-        return {
-            d
-            for d in wanted
-            if (
-                all(c.digest in readable for c in recipes[d].chunks)
-                if d in recipes
-                else d in readable
-            )
-        }
+        held = self._tx.recipes.holders(wanted)
+        readable = {d for d, names in held.items() if any(self.node(n) for n in names)}
+        rest = wanted - readable
+        recipes = [r for r in map(self._tx.recipes.get, self._tx.recipes.digests(rest)) if r]
+        if recipes:
+            chunks = self.digests({c.digest for r in recipes for c in r.chunks})
+            readable |= {r.digest for r in recipes if all(c.digest in chunks for c in r.chunks)}
+        return readable
 
 
 def usable(ctx: ServiceContext, tx: Transaction, digests: Iterable[str]) -> set[str]:
