@@ -6,6 +6,7 @@ files, nor register beta's bytes by naming their digest (issue 12)."""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,14 @@ from starlette.testclient import TestClient
 from modelkeep.client.client import Client
 from modelkeep.client.http import HttpBackend
 from modelkeep.config import Settings
+from modelkeep.content import chunking
 from modelkeep.domain.access import ROLES
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.errors import BlobNotReadable, Forbidden
 from tests.conftest import CliRunnerInProcess, live_server, served_app
 
 API = "/api/v1"
+MIB = 1024 * 1024
 TEAMS = ("alpha", "beta")
 MEMBERS = {"alpha": "al", "beta": "bo"}  # each team's contributor, who made its things
 
@@ -436,3 +439,24 @@ def test_the_cli_keeps_teams_apart(
         same = tmp_path / "same.bin"
         same.write_bytes(b"beta's weights (cli)")
         assert ok(tokens["al"], "push", "alpha", str(same))["files"][0]["digest"] == digest
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_a_chunked_file_is_read_and_pushed_by_the_same_rules(world: World) -> None:
+    """beta's big (chunked) weights: alpha's viewer reads neither the recipe nor a chunk;
+    alpha's contributor, who holds the same bytes, pushes them (its client sends every
+    chunk again); then alpha's viewer reads them through alpha@2."""
+    big = random.Random(12).randbytes(chunking.WHOLE_BELOW + MIB)
+    path = world.tmp / "big.bin"
+    path.write_bytes(big)
+    pushed = world.clients["bo"].push("beta", [path])
+    file_digest = pushed.files[0].digest
+    recipe = world.get("bo", f"/files/{file_digest}/recipe")
+    assert recipe.status_code == 200
+    chunk = recipe.json()["chunks"][0][0]  # [digest, size]
+    for route in (f"/files/{file_digest}/recipe", f"/files/{file_digest}", f"/blobs/{chunk}"):
+        assert world.get("viewer1", route).status_code == 403, route
+    assert world.clients["al"].push("alpha", [path]).files[0].digest == file_digest
+    pulled = world.clients["viewer1"].pull("alpha@2", world.tmp / "alpha2")
+    assert (world.tmp / "alpha2" / "big.bin").read_bytes() == big, pulled
+    assert world.get("viewer1", f"/blobs/{chunk}").status_code == 200
