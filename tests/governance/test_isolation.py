@@ -440,6 +440,15 @@ def test_the_cli_keeps_teams_apart(
         same.write_bytes(b"beta's weights (cli)")
         assert ok(tokens["al"], "push", "alpha", str(same))["files"][0]["digest"] == digest
 
+        # lineage: beta's dataset behind alpha@2 is shown hidden, not named
+        other = tmp_path / "alpha2.bin"
+        other.write_bytes(b"alpha 2")
+        ok(admin_token, "push", "alpha", str(other), "--dataset", "beta-data@1")
+        monkeypatch.setenv("MODELKEEP_TOKEN", tokens["vi"])
+        shown = cli("lineage", "alpha@2")
+        assert shown.code == 0, shown
+        assert "(hidden)" in shown.out and "beta" not in shown.out
+
 
 @pytest.mark.backends("sqlite", "postgresql")
 def test_a_chunked_file_is_read_and_pushed_by_the_same_rules(world: World) -> None:
@@ -460,3 +469,13 @@ def test_a_chunked_file_is_read_and_pushed_by_the_same_rules(world: World) -> No
     pulled = world.clients["viewer1"].pull("alpha@2", world.tmp / "alpha2")
     assert (world.tmp / "alpha2" / "big.bin").read_bytes() == big, pulled
     assert world.get("viewer1", f"/blobs/{chunk}").status_code == 200
+
+
+@pytest.mark.backends("sqlite")
+def test_a_check_over_another_teams_dataset_is_refused(world: World) -> None:
+    from modelkeep.domain.governance import NewCheckResult
+
+    result = NewCheckResult(suite="eval", kind="evaluation", metrics={"auc": 0.9}, passed=True)
+    with pytest.raises(Forbidden):
+        world.clients["al"].record_check("alpha@1", dataset="beta-data@1", result=result)
+    assert world.clients["al"].record_check("alpha@1", dataset="alpha-data@1", result=result)

@@ -119,6 +119,9 @@ def record_check(
     """Attach one check result (and its JSON report, stored as a blob) to a version."""
     parsed = parse_ref(ref)
     ctx.authorize(access.CHECK, parsed.model)
+    if dataset_ref:  # evidence over a dataset needs reading it (isolation between teams)
+        dataset_name = parse_ref(dataset_ref, default_latest=True).model
+        ctx.authorize(access.READ, access.dataset_scope(dataset_name))
     _check_result(result)
     report = canonical_json(result.report)
     if len(report) > MAX_REPORT_BYTES:
