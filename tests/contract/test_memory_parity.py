@@ -251,6 +251,7 @@ def read_all(tx: Transaction) -> dict[str, Any]:
             recipes.uploaded_by("ann", [digest(100)]),
         ),
         "experiment of": (tx.tracking.experiment_of("r1"), tx.tracking.experiment_of("nope")),
+        "runs keeping": tx.tracking.runs_keeping([digest(300), digest(301), digest(302)]),
         "unused": (
             recipes.delete_unused(at(0), dry_run=True),
             recipes.delete_unused(at(1), dry_run=True),

@@ -55,9 +55,9 @@ class Recipes(Protocol):
     def holders(self, digests: Iterable[str]) -> dict[str, set[str]]:
         """Digest -> what holds it: ``NAME@N`` (a model version), ``dataset:NAME@N``,
         ``run:ID`` or ``policy:N``; through a manifest, a file (the file's own digest, its
-        recipe or one of its chunks), a run's diff or package lock, a check report or an
-        attestation. Purged versions still hold their files here. Who may read a digest
-        follows from who may read its holders."""
+        recipe or one of its chunks), a check report or an attestation (a run's diff and
+        package lock: ``Tracking.runs_keeping``). Purged versions still hold their files
+        here. Who may read a digest follows from who may read its holders."""
         ...
 
     def add_uploads(self, user: str, digests: Iterable[str], at: datetime) -> None:

@@ -84,6 +84,9 @@ class Reach:
         # a policy document is the whole registry's: whoever may read something reads it
         return kind == "policy" and self._ctx.can(access.READ, access.ANY_MODEL)
 
+    def _held_readable(self, held: dict[str, set[str]]) -> set[str]:
+        return {d for d, names in held.items() if any(self.node(n) for n in names)}
+
     def digests(self, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` (blobs, or files stored whole or chunked) the principal
         may read: held by something it may read; a chunked file also when every chunk
@@ -91,9 +94,12 @@ class Reach:
         wanted = set(digests)
         if self.everything or not wanted:
             return wanted
-        held = self._tx.recipes.holders(wanted)
-        readable = {d for d, names in held.items() if any(self.node(n) for n in names)}
+        readable = self._held_readable(self._tx.recipes.holders(wanted))
         rest = wanted - readable
+        if rest:  # a run's diff or package lock (a scan of the runs: only when needed)
+            kept = self._tx.tracking.runs_keeping(rest)
+            readable |= {d for d, ids in kept.items() if any(self.run(r) for r in ids)}
+            rest -= readable
         recipes = [r for r in map(self._tx.recipes.get, self._tx.recipes.digests(rest)) if r]
         if recipes:
             chunks = self.digests({c.digest for r in recipes for c in r.chunks})

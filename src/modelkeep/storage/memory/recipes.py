@@ -146,10 +146,6 @@ class RecipeRows:
         for (pk, path), (size, digest) in tables.run_artifacts.items():
             entry = FileEntry(path, size, digest)
             yield from self._files_held([entry], f"run:{tables.runs[pk].run_id}")
-        for run in tables.runs.values():
-            for kept in (run.code.get("diff_digest"), run.environment.get("packages_digest")):
-                if kept:
-                    yield str(kept), f"run:{run.run_id}"
         yield from self._governance.governance_blobs()
 
     def _files_held(self, files: Iterable[FileEntry], holder: str) -> Iterator[tuple[str, str]]:

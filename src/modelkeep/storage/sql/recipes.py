@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, cast, delete, exists, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, exists, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from modelkeep.domain.recipes import ChunkRef, Recipe, users_by_blob
@@ -307,8 +307,9 @@ class RecipeRows:
     def holders(self, digests: Iterable[str]) -> dict[str, set[str]]:
         """Digest -> what holds it: a model version (``NAME@N``), a dataset version
         (``dataset:NAME@N``), a run (``run:ID``) or a policy (``policy:N``), through a
-        manifest, a file (the file's digest, its recipe or a chunk), a run's diff or
-        package lock, a check report or an attestation. Indexed look-ups only."""
+        manifest, a file (the file's digest, its recipe or a chunk), a check report or an
+        attestation (a run's diff and package lock: ``tracking.runs_keeping``). Indexed
+        look-ups only."""
         wanted = sorted(set(digests))
         found: dict[str, set[str]] = {}
         for start in range(0, len(wanted), 200):
@@ -316,18 +317,6 @@ class RecipeRows:
             for query, form in _holder_queries(part):
                 for *fields, digest in self._conn.execute(query):
                     found.setdefault(digest, set()).add(form.format(*fields))
-            kept = or_(
-                *(
-                    cast(column, Text).contains(d)
-                    for column in (runs.c.code, runs.c.environment)
-                    for d in part
-                )
-            )
-            query = select(runs.c.run_id, runs.c.code, runs.c.environment).where(kept)
-            for run_id, code, env in self._conn.execute(query):
-                for digest in ((code or {}).get("diff_digest"), (env or {}).get("packages_digest")):
-                    if digest in part:
-                        found.setdefault(digest, set()).add(f"run:{run_id}")
         return found
 
     def add_uploads(self, user: str, digests: Iterable[str], at: datetime) -> None:
