@@ -5,6 +5,7 @@ files, nor register beta's bytes by naming their digest (issue 12)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -479,3 +480,19 @@ def test_a_check_over_another_teams_dataset_is_refused(world: World) -> None:
     with pytest.raises(Forbidden):
         world.clients["al"].record_check("alpha@1", dataset="beta-data@1", result=result)
     assert world.clients["al"].record_check("alpha@1", dataset="alpha-data@1", result=result)
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_a_runs_diff_is_read_through_the_run_and_named_only_by_its_sender(world: World) -> None:
+    diff = b"--- a/train.py\n+++ b/train.py\n+beta's secret change\n"
+    digest = "sha256:" + hashlib.sha256(diff).hexdigest()
+    assert world.call("bo", "PUT", f"/blobs/{digest}", content=diff).status_code in (200, 201)
+    body = {"experiment": "beta-exp", "code": {"dirty": True, "diff_digest": digest}}
+    # alpha's contributor knows the digest, not the bytes: it may not name it
+    refused = world.call("al", "POST", "/runs", json={**body, "experiment": "alpha-exp"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "blob_not_readable"
+    started = world.call("bo", "POST", "/runs", json=body)
+    assert started.status_code == 201, started.text
+    assert world.get("viewer1", f"/blobs/{digest}").status_code == 403
+    assert world.get("bo", f"/blobs/{digest}").status_code == 200
+    assert world.get("admin", f"/blobs/{digest}").content == diff
