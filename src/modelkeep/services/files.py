@@ -40,17 +40,16 @@ def put_recipe(ctx: ServiceContext, recipe: Recipe) -> Recipe:
     with ctx.store.transaction() as tx:
         scopes.check_usable(ctx, tx, (c.digest for c in recipe.chunks))
         known = tx.recipes.get(recipe.digest)
-    scopes.record_uploads(ctx, [recipe.digest])  # it holds every chunk, so the file
-    if known is not None:
-        return known
-    _check_chunks(ctx, recipe.chunks)
-    with ctx.store.transaction(write=True) as tx:
-        # under the lock gc deletes under: the chunks are there, the recipe blob too
+    if known is None:
         _check_chunks(ctx, recipe.chunks)
-        ctx.blobs.put_bytes(recipe.canonical_bytes())
-        tx.recipes.add(recipe, ctx.clock())
-        tx.commit()
-    return recipe
+        with ctx.store.transaction(write=True) as tx:
+            # under the lock gc deletes under: the chunks are there, the recipe blob too
+            _check_chunks(ctx, recipe.chunks)
+            ctx.blobs.put_bytes(recipe.canonical_bytes())
+            tx.recipes.add(recipe, ctx.clock())
+            tx.commit()
+    scopes.record_uploads(ctx, [recipe.digest])  # it holds every chunk, so the file
+    return known or recipe
 
 
 def assemble(ctx: ServiceContext, chunker: str, chunks: Sequence[ChunkRef]) -> Recipe:

@@ -49,8 +49,7 @@ class Reach:
             return True
         if run_id not in self._runs:
             if experiment is None:
-                found = self._tx.tracking.get_run(run_id)
-                experiment = found.experiment if found is not None else None
+                experiment = self._tx.tracking.experiment_of(run_id)
             self._runs[run_id] = (experiment is not None and self.experiment(experiment)) or any(
                 self.model(m) for m in self.models_of_run(run_id)
             )

@@ -272,9 +272,8 @@ def _check_writer(ctx: ServiceContext, tx: Transaction, run_id: str) -> None:
         raise RunNotFound(f"there is no run {run_id}")
     decision = ctx.decide(access.TRACK, experiment_scope(experiment))
     if not decision.allowed:
-        if not scopes.Reach(ctx, tx).run(
-            run_id, experiment
-        ):  # its experiment is not theirs to know
+        reader = scopes.Reach(ctx, tx).run(run_id, experiment)
+        if not reader:  # nor may they read it: its experiment's name is not theirs to learn
             raise Forbidden(f"{ctx.actor} may not change run {run_id}")
         raise Forbidden(decision.reason)
 
