@@ -372,6 +372,14 @@ class SeparationOfDuties(Forbidden):
     default_hint = "ask another person with the role to do it"
 
 
+class BlobNotReadable(Forbidden):
+    """A push names a digest its pusher neither uploaded nor may read (through a version,
+    run or dataset): knowing a digest is not owning the bytes."""
+
+    code = "blob_not_readable"
+    default_hint = "upload the file's bytes in this push (the client does when it is missing)"
+
+
 class StoreError(ModelkeepError):
     code = "store_error"
     http_status = 503

@@ -90,6 +90,12 @@ def write_users(tx: Transaction) -> None:
     tx.users.add_grant("ann", Grant("contributor", "churn"))
     tx.users.add_grant("carol", Grant("viewer"))
     tx.users.remove_grant("carol", Grant("viewer"))
+    tx.users.add_grant("carol", Grant("contributor", experiment="Tuning-2"))
+    tx.users.add_grant("carol", Grant("viewer", dataset="tx"))
+    tx.users.add_grant("carol", Grant("viewer", "fraud"))
+    tx.users.remove_grant("carol", Grant("viewer", dataset="tx"))
+    tx.recipes.add_uploads("carol", [digest(100), digest(100), digest(901)], at(1))
+    tx.recipes.add_uploads("carol", [digest(100)], at(2))
     tx.users.add_token("ann", "h1", "ci", "root", at(1), None)
     tx.users.add_token("ann", "h2", None, "root", at(2), at(30))
     tx.users.add_token("carol", "h3", None, "root", at(3), at(5))
@@ -236,6 +242,18 @@ def read_all(tx: Transaction) -> dict[str, Any]:
             ).items()
         },
         "stored": [tuple(getattr(r, k) for k in STORED) for r in recipes.stored_files()],
+        "holders": {
+            d: sorted(h)
+            for d, h in recipes.holders(
+                [*recipes.blob_users(), *(digest(n) for n in range(1000)), CHUNKED.digest]
+            ).items()
+        },
+        "uploads": (
+            recipes.uploaded_by("carol", [digest(100), digest(901), digest(5)]),
+            recipes.uploaded_by("ann", [digest(100)]),
+        ),
+        "experiment of": (tx.tracking.experiment_of("r1"), tx.tracking.experiment_of("nope")),
+        "runs keeping": tx.tracking.runs_keeping([digest(300), digest(301), digest(302)]),
         "unused": (
             recipes.delete_unused(at(0), dry_run=True),
             recipes.delete_unused(at(1), dry_run=True),

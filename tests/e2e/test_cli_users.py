@@ -248,7 +248,7 @@ def test_user_ids_are_never_reused_after_a_delete(cli: CliRunnerInProcess) -> No
     assert sorted(ids) == [first, second, third]
 
 
-def test_the_last_active_global_admin_cannot_be_disabled_or_deleted(
+def test_the_last_active_global_admin_cannot_be_disabled_deleted_or_demoted(
     cli: CliRunnerInProcess,
 ) -> None:
     ok(cli("models", "create", "fraud"))
@@ -259,7 +259,11 @@ def test_the_last_active_global_admin_cannot_be_disabled_or_deleted(
             line = refused(cli, "users", verb, "root", code="conflict")
             assert "root is the last active global admin" in line, line
             assert "modelkeep users grant NAME --role admin" in line, line
+        line = refused(cli, "users", "revoke", "root", "--role", "admin", code="conflict")
+        assert "revoking their admin role would leave nobody" in line, line
     ok(cli("users", "create", "deputy", "--role", "viewer"))
+    ok(cli("users", "grant", "deputy", "--role", "admin"))
+    ok(cli("users", "revoke", "deputy", "--role", "admin"))  # root is still in charge
     ok(cli("users", "grant", "deputy", "--role", "admin"))
     ok(cli("users", "disable", "root"))
     line = refused(cli, "users", "delete", "deputy", code="conflict")

@@ -197,3 +197,24 @@ def test_an_issued_token_never_shows_its_secret_in_repr() -> None:
     issued = IssuedToken("mk_secret", info)
     assert "mk_secret" not in repr(issued)
     assert issued.to_dict()["token"] == "mk_secret"
+
+
+def test_a_grant_names_one_scope_and_applies_to_it_alone() -> None:
+    from modelkeep.domain.access import TRACK, dataset_scope, experiment_scope
+
+    on_runs = Grant("contributor", experiment="Tuning-2")
+    on_data = Grant("viewer", dataset="tx")
+    assert (on_runs.scope, on_data.scope) == ("experiment:Tuning-2", "dataset:tx")
+    assert Grant.on("viewer", "dataset:tx") == on_data and Grant.on("viewer", "fraud").model
+    actor = Actor("ann", (on_runs, on_data))
+    assert decide(actor, TRACK, experiment_scope("Tuning-2")).allowed
+    assert not decide(actor, TRACK, experiment_scope("other")).allowed
+    assert not decide(actor, TRACK, "Tuning-2").allowed  # a model of that name
+    assert decide(actor, READ, dataset_scope("tx")).allowed
+    assert not decide(actor, TRACK, dataset_scope("tx")).allowed  # a viewer
+    assert decide(actor, PUSH, ANY_MODEL).allowed  # uploading bytes for a run's file
+    refused = decide(actor, PUSH, "fraud")
+    assert "a contributor of experiment Tuning-2" in refused.reason
+    assert on_data.to_dict() == {"role": "viewer", "model": None, "dataset": "tx"}
+    with pytest.raises(InvalidInput, match="one scope"):
+        Grant("viewer", "fraud", dataset="tx")

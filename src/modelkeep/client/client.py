@@ -395,11 +395,31 @@ class Client:
         """Every user by name; deleted ones too with ``include_deleted``."""
         return self._backend.list_users(include_deleted)
 
-    def grant(self, name: str, *, role: str, model: str | None = None) -> User:
-        return self._backend.grant(name, role, model)
+    def grant(
+        self,
+        name: str,
+        *,
+        role: str,
+        model: str | None = None,
+        experiment: str | None = None,
+        dataset: str | None = None,
+    ) -> User:
+        """Give ``name`` the role globally, or on one model, experiment (its runs) or
+        dataset."""
+        scope = _scope(experiment, dataset)
+        return self._backend.grant(name, role, model, **scope)
 
-    def revoke_grant(self, name: str, *, role: str, model: str | None = None) -> User:
-        return self._backend.revoke_grant(name, role, model)
+    def revoke_grant(
+        self,
+        name: str,
+        *,
+        role: str,
+        model: str | None = None,
+        experiment: str | None = None,
+        dataset: str | None = None,
+    ) -> User:
+        scope = _scope(experiment, dataset)
+        return self._backend.revoke_grant(name, role, model, **scope)
 
     def disable_user(self, name: str) -> User:
         """Its tokens stop working at once; ``enable_user`` undoes it."""
@@ -759,3 +779,10 @@ def _policy_text(document: str | os.PathLike[str]) -> str:
     if isinstance(document, os.PathLike) or ("\n" not in document and Path(document).is_file()):
         return _read_text(Path(document))
     return document
+
+
+def _scope(experiment: str | None, dataset: str | None) -> dict[str, str | None]:
+    """The keywords naming a grant's experiment or dataset, only those given (so a
+    backend that knows only models is called as before)."""
+    named = {"experiment": experiment, "dataset": dataset}
+    return {k: v for k, v in named.items() if v is not None}

@@ -371,12 +371,13 @@ class HttpBackend(HttpGovernance):
         query = {"include_deleted": "true" if include_deleted else None}
         return [wire.user(d) for d in self._items("/users", query)]
 
-    def grant(self, name: str, role: str, model: str | None) -> User:
-        body = {"role": role, "model": model}
+    def grant(self, name: str, role: str, model: str | None, **scope: str | None) -> User:
+        body = {"role": role, "model": model, **{k: v for k, v in scope.items() if v is not None}}
         return wire.user(self._call("POST", f"/users/{_seg(name)}/grants", json=body))
 
-    def revoke_grant(self, name: str, role: str, model: str | None) -> User:
-        params = {"role": role, **({"model": model} if model is not None else {})}
+    def revoke_grant(self, name: str, role: str, model: str | None, **scope: str | None) -> User:
+        named = {"model": model, **scope}
+        params = {"role": role, **{k: v for k, v in named.items() if v is not None}}
         return wire.user(self._call("DELETE", f"/users/{_seg(name)}/grants", params=params))
 
     def set_user_disabled(self, name: str, disabled: bool) -> User:

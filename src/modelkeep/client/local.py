@@ -159,11 +159,11 @@ class LocalUserAdmin:
     def list_users(self, include_deleted: bool = False) -> list[User]:
         return admin.list_users(self.ctx, include_deleted)
 
-    def grant(self, name: str, role: str, model: str | None) -> User:
-        return admin.grant(self.ctx, name, role, model)
+    def grant(self, name: str, role: str, model: str | None, **scope: str | None) -> User:
+        return admin.grant(self.ctx, name, role, model, **scope)
 
-    def revoke_grant(self, name: str, role: str, model: str | None) -> User:
-        return admin.revoke_grant(self.ctx, name, role, model)
+    def revoke_grant(self, name: str, role: str, model: str | None, **scope: str | None) -> User:
+        return admin.revoke_grant(self.ctx, name, role, model, **scope)
 
     def set_user_disabled(self, name: str, disabled: bool) -> User:
         return admin.set_disabled(self.ctx, name, disabled)

@@ -189,7 +189,10 @@ def user(d: dict[str, Any]) -> User:
         _required_time(d["created_at"]),
         d["created_by"],
         _time(d["disabled_at"]),
-        tuple(Grant(g["role"], g["model"]) for g in d["grants"]),
+        tuple(
+            Grant(g["role"], g.get("model"), g.get("experiment"), g.get("dataset"))
+            for g in d["grants"]
+        ),
         d["tokens"],
         _time(d.get("deleted_at")),  # absent from older servers
         d.get("id"),

@@ -1,6 +1,8 @@
 """Who may do what: roles, actions, and the one ``decide()`` every service call goes through.
 
-A user holds **grants**: a role, either global or on one model. Roles:
+A user holds **grants**: a role, either global or on one scope. A scope is a model
+(``fraud``), an experiment (``experiment:E``: the runs recorded under it) or a dataset
+(``dataset:D``: its versions). Roles:
 
 - ``viewer``: read (models, versions, aliases, audit log, pull);
 - ``runner``: read; record checks. A service account (e.g. CI) whose check results a
@@ -12,8 +14,9 @@ A user holds **grants**: a role, either global or on one model. Roles:
 - ``releaser``: read; record checks; promote and roll back stages;
 - ``admin``: everything, including users, grants, policies, overrides, ``verify`` and ``gc``.
 
-A grant on a model applies to that model only. ``decide`` is pure and always says why,
-so a refusal can tell the user exactly which role is missing.
+A grant on a scope applies to that scope only. ``decide`` is pure and always says why,
+so a refusal can tell the user exactly which role is missing. Model names never hold a
+``:``, so a resource string names its scope without ambiguity.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from modelkeep.domain.names import check_model_name
+from modelkeep.domain.runs import check_experiment
 from modelkeep.errors import InvalidInput
 
 VIEWER, RUNNER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN = (
@@ -33,7 +37,7 @@ VIEWER, RUNNER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN = (
     "admin",
 )
 ROLES: dict[str, str] = {
-    VIEWER: "read models, versions, aliases and the audit log; pull",
+    VIEWER: "read models, versions, aliases, runs, datasets and the audit log; pull",
     RUNNER: "read; record checks as a check runner (a service account holding no other role)",
     CONTRIBUTOR: "read; create models (global grant), push, runs, checks, free aliases, archive",
     APPROVER: "read; record checks; approve or reject promotions",
@@ -43,7 +47,26 @@ ROLES: dict[str, str] = {
 """Every role, least powerful first, with what it allows."""
 
 ANY_MODEL = "*"
-"""The resource of a call that needs the action on *some* model (never a model name)."""
+"""The resource of a call that needs the action on *some* scope (never a scope's name)."""
+
+EXPERIMENT, DATASET = "experiment", "dataset"
+"""The kinds of scope besides models, as resource strings spell them (``experiment:E``)."""
+
+
+def experiment_scope(name: str) -> str:
+    """The resource string of experiment ``name`` (its runs)."""
+    return f"{EXPERIMENT}:{name}"
+
+
+def dataset_scope(name: str) -> str:
+    """The resource string of dataset ``name`` (its versions)."""
+    return f"{DATASET}:{name}"
+
+
+def describe_scope(scope: str) -> str:
+    """``fraud``, ``experiment tuning``, ``dataset tx``."""
+    kind, sep, name = scope.partition(":")
+    return f"{kind} {name}" if sep else scope
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +90,9 @@ _READERS = (VIEWER, RUNNER, CONTRIBUTOR, APPROVER, RELEASER, ADMIN)
 
 READ = Action(
     name="read",
-    description="list and show models, versions, aliases and audit events; resolve; pull",
+    description=(
+        "list and show models, versions, aliases, runs, datasets and audit events; resolve; pull"
+    ),
     per_model=True,
     roles=_READERS,
 )
@@ -115,7 +140,10 @@ ROLLBACK = Action(
 )
 TRACK = Action(
     name="track",
-    description="start and end runs, log their params, metrics and files; push datasets",
+    description=(
+        "start and end runs, log their params, metrics and files (on the run's experiment); "
+        "push datasets (on the dataset)"
+    ),
     per_model=True,
     roles=(CONTRIBUTOR, ADMIN),
 )
@@ -194,29 +222,73 @@ def check_role(role: str) -> str:
 
 @dataclass(frozen=True)
 class Grant:
-    """A role, globally (``model`` None) or on one model."""
+    """A role, globally (no scope) or on one scope: a ``model``, an ``experiment`` or a
+    ``dataset`` (at most one of them)."""
 
     role: str
     model: str | None = None
+    experiment: str | None = None
+    dataset: str | None = None
 
     def __post_init__(self) -> None:
         check_role(self.role)
+        named = [x for x in (self.model, self.experiment, self.dataset) if x is not None]
+        if len(named) > 1:
+            raise InvalidInput(
+                "a grant names one scope", "give one of --model, --experiment or --dataset"
+            )
         if self.model is not None:
             check_model_name(self.model)
+        if self.experiment is not None:
+            check_experiment(self.experiment)
+        if self.dataset is not None:
+            check_model_name(self.dataset)
+
+    @classmethod
+    def on(cls, role: str, scope: str | None) -> Grant:
+        """The grant of ``role`` on a resource string (None: global), as stored."""
+        kind, sep, name = (scope or "").partition(":")
+        if not sep:
+            return cls(role, scope)
+        if kind == EXPERIMENT:
+            return cls(role, experiment=name)
+        if kind == DATASET:
+            return cls(role, dataset=name)
+        raise InvalidInput(f"{scope!r} is not a scope", "name a model, experiment:E or dataset:D")
+
+    @property
+    def scope(self) -> str | None:
+        """The resource string this grant is on (None: global)."""
+        if self.experiment is not None:
+            return experiment_scope(self.experiment)
+        if self.dataset is not None:
+            return dataset_scope(self.dataset)
+        return self.model
+
+    @property
+    def is_global(self) -> bool:
+        return self.scope is None
 
     def applies_to(self, action: Action, model: str | None) -> bool:
-        if self.model is None:
+        if self.is_global:
             return True
-        return action.per_model and model is not None and model in (self.model, ANY_MODEL)
+        return action.per_model and model is not None and model in (self.scope, ANY_MODEL)
 
     def describe(self) -> str:
-        """``a global viewer``, ``an admin of fraud``."""
-        if self.model is None:
+        """``a global viewer``, ``an admin of fraud``, ``a viewer of dataset tx``."""
+        if self.scope is None:
             return f"a global {self.role}"
-        return f"{_article(self.role)} {self.role} of {self.model}"
+        return f"{_article(self.role)} {self.role} of {describe_scope(self.scope)}"
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"role": self.role, "model": self.model}
+        """``role`` and ``model`` always (None unless a model grant), then ``experiment``
+        or ``dataset`` when the grant is on one."""
+        found: dict[str, str | None] = {"role": self.role, "model": self.model}
+        if self.experiment is not None:
+            found["experiment"] = self.experiment
+        if self.dataset is not None:
+            found["dataset"] = self.dataset
+        return found
 
 
 def check_runner_grants(held: Iterable[Grant], wanted: Grant) -> None:
@@ -238,7 +310,7 @@ def check_runner_grants(held: Iterable[Grant], wanted: Grant) -> None:
 
 def is_runner(grants: Iterable[Grant], model: str) -> bool:
     """Whether ``grants`` make their holder a runner on ``model`` (global or that model)."""
-    return any(g.role == RUNNER and g.model in (None, model) for g in grants)
+    return any(g.role == RUNNER and (g.is_global or g.model == model) for g in grants)
 
 
 @dataclass(frozen=True)
@@ -271,7 +343,7 @@ def decide(actor: Actor, action: Action, model: str | None) -> Decision:
     allowing = [g for g in actor.grants if g.role in action.roles and g.applies_to(action, scope)]
     where = _where(action, scope)
     if allowing:
-        best = min(allowing, key=lambda g: g.model is None)  # name the model's own grant first
+        best = min(allowing, key=lambda g: g.is_global)  # name the scope's own grant first
         return Decision(True, f"{actor.name} may {action.name}{where} as {best.describe()}")
     return Decision(False, f"{_holds(actor)}; {action.name}{where} needs {_needs(action, scope)}")
 
@@ -283,7 +355,7 @@ def _where(action: Action, scope: str | None) -> str:
         return " on every model"
     if scope == ANY_MODEL:
         return " on some model"
-    return f" on {scope}"
+    return f" on {describe_scope(scope)}"
 
 
 def _needs(action: Action, scope: str | None) -> str:

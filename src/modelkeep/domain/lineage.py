@@ -1,15 +1,17 @@
 """The lineage graph: dataset versions -> runs -> model versions. Nodes are named
 ``dataset:NAME@N``, ``run:ID`` and ``model:NAME@N``; an edge points from an input to
-what was made from it."""
+what was made from it. A node its reader may not read is shown as ``hidden:N``."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 UPSTREAM, DOWNSTREAM, BOTH = "upstream", "downstream", "both"
+HIDDEN = "hidden"
 
 
 @dataclass(frozen=True)
@@ -19,25 +21,52 @@ class Lineage:
     nodes: tuple[str, ...]
     edges: tuple[tuple[str, str], ...]
 
+    def hiding(self, hidden: set[str]) -> Lineage:
+        """The same graph with each node of ``hidden`` renamed ``hidden:1``, ``hidden:2``…
+        (in no order that tells which node it was)."""
+        if not hidden:
+            return self
+        names = {n: f"{HIDDEN}:{i}" for i, n in enumerate(sorted(hidden, key=_opaque), 1)}
+
+        def shown(node: str) -> str:
+            return names.get(node, node)
+
+        nodes = tuple(sorted(shown(n) for n in self.nodes))
+        edges = tuple(sorted({(shown(a), shown(b)) for a, b in self.edges}))
+        return Lineage(shown(self.root), self.direction, nodes, edges)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "root": self.root,
             "direction": self.direction,
-            "nodes": [{"id": n, "kind": n.partition(":")[0]} for n in self.nodes],
+            "nodes": [_node_dict(n) for n in self.nodes],
             "edges": [{"from": a, "to": b} for a, b in self.edges],
         }
 
     def to_dot(self) -> str:
         """Graphviz: datasets as cylinders, runs as boxes, model versions as ellipses."""
-        shapes = {"dataset": "cylinder", "run": "box", "model": "ellipse"}
+        shapes = {"dataset": "cylinder", "run": "box", "model": "ellipse", HIDDEN: "point"}
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for node in self.nodes:
             kind = node.partition(":")[0]
             style = ", style=bold" if node == self.root else ""
-            lines.append(f'  "{node}" [shape={shapes.get(kind, "ellipse")}{style}];')
+            label = ', label="(hidden)"' if kind == HIDDEN else ""
+            lines.append(f'  "{node}" [shape={shapes.get(kind, "ellipse")}{label}{style}];')
         lines += [f'  "{a}" -> "{b}";' for a, b in self.edges]
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+
+def _node_dict(node: str) -> dict[str, Any]:
+    kind = node.partition(":")[0]
+    if kind == HIDDEN:
+        return {"id": node, "kind": HIDDEN, "hidden": True}
+    return {"id": node, "kind": kind}
+
+
+def _opaque(node: str) -> str:
+    """A sort key that does not follow the names (a hash), so numbers reveal nothing."""
+    return hashlib.sha256(node.encode()).hexdigest()
 
 
 def walk(edges: Iterable[tuple[str, str]], root: str, direction: str) -> Lineage:

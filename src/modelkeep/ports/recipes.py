@@ -52,6 +52,23 @@ class Recipes(Protocol):
         """Digest -> the files (``NAME@N:PATH``) of live versions whose bytes it holds."""
         ...
 
+    def holders(self, digests: Iterable[str]) -> dict[str, set[str]]:
+        """Digest -> what holds it: ``NAME@N`` (a model version), ``dataset:NAME@N``,
+        ``run:ID`` or ``policy:N``; through a manifest, a file (the file's own digest, its
+        recipe or one of its chunks), a check report or an attestation (a run's diff and
+        package lock: ``Tracking.runs_keeping``). Purged versions still hold their files
+        here. Who may read a digest follows from who may read its holders."""
+        ...
+
+    def add_uploads(self, user: str, digests: Iterable[str], at: datetime) -> None:
+        """Record that ``user`` sent the bytes of these blobs or files (hashed on arrival):
+        proof of possession, so a later push by ``user`` may name them."""
+        ...
+
+    def uploaded_by(self, user: str, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` whose bytes ``user`` has sent (``add_uploads``)."""
+        ...
+
     def stored_files(self) -> list[StoredFile]:
         """Every live version's file blobs (whole or chunks), oldest version first."""
         ...

@@ -49,8 +49,9 @@ class MetadataStore(Protocol):
         self, *, write: bool = False, ordered: bool = True
     ) -> AbstractContextManager[Transaction]:
         """A unit of work. A ``write`` that is ``ordered`` (the default) first takes the
-        audit head's lock, which orders every audited change; metric points, which are
-        not audited one by one, write without it (``ordered=False``)."""
+        audit head's lock, which orders every audited change; what writes no audit
+        event (the record of who uploaded which blob) writes without it
+        (``ordered=False``)."""
         ...
 
     def close(self) -> None: ...

@@ -88,10 +88,20 @@ def get_user(ctx: ServiceContext, name: str) -> User:
         return _known_user(tx, name, ctx.clock())
 
 
-def grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -> User:
-    """Give ``name`` the role (on ``model``, or globally); nothing changes if it has it."""
+def grant(
+    ctx: ServiceContext,
+    name: str,
+    role: str,
+    model: str | None = None,
+    *,
+    experiment: str | None = None,
+    dataset: str | None = None,
+) -> User:
+    """Give ``name`` the role (on ``model``, ``experiment`` or ``dataset``, or globally);
+    nothing changes if it has it. A model must exist; an experiment or a dataset need
+    not yet (their first run or push needs the grant)."""
     ctx.authorize(access.MANAGE_USERS, None)
-    wanted = Grant(role, model)
+    wanted = Grant(role, model, experiment, dataset)
     with ctx.store.transaction(write=True) as tx:
         at = ctx.clock()
         held = _user(tx, name, at).grants
@@ -104,13 +114,23 @@ def grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -
     return user
 
 
-def revoke_grant(ctx: ServiceContext, name: str, role: str, model: str | None = None) -> User:
-    """Take the role (on ``model``, or the global one) away from ``name``."""
+def revoke_grant(
+    ctx: ServiceContext,
+    name: str,
+    role: str,
+    model: str | None = None,
+    *,
+    experiment: str | None = None,
+    dataset: str | None = None,
+) -> User:
+    """Take the role (on the scope named, or the global one) away from ``name``."""
     ctx.authorize(access.MANAGE_USERS, None)
-    held = Grant(role, model)
+    held = Grant(role, model, experiment, dataset)
     with ctx.store.transaction(write=True) as tx:
         at = ctx.clock()
-        _user(tx, name, at)
+        user = _user(tx, name, at)
+        if held == Grant(access.ADMIN):
+            _keep_another_admin(tx, user, "revoking their admin role", at)
         if not tx.users.remove_grant(name, held):
             raise GrantNotFound(f"{name} is not {held.describe()}")
         _audit(tx, ctx, EventKind.GRANT_REMOVE, name, held.to_dict(), at)
@@ -280,11 +300,15 @@ def _keep_someone_in_charge(
             f"{doing} {user.name} would lock you out: you are {user.name}",
             "ask another global admin to do it",
         )
+    _keep_another_admin(tx, user, f"{doing} them", at)
+
+
+def _keep_another_admin(tx: Transaction, user: User, doing: str, at: datetime) -> None:
     if not (user.active and _global_admin(user)):
         return
     if not any(u.active and _global_admin(u) for u in tx.users.all(at) if u.name != user.name):
         raise Conflict(
-            f"{user.name} is the last active global admin: {doing} them would leave nobody "
+            f"{user.name} is the last active global admin: {doing} would leave nobody "
             "to manage users",
             "make another user a global admin first: 'modelkeep users grant NAME --role admin'",
         )

@@ -1,6 +1,9 @@
 """Datasets: versions of data files stored content-addressed like model files (the same
 blobs, chunks and dedup), with their source, preprocessing steps, sampling method and,
-for CSV and Parquet files, a schema and profile computed by the client as it pushes."""
+for CSV and Parquet files, a schema and profile computed by the client as it pushes.
+
+A dataset is its own scope (``dataset:NAME``): pushing a version (the first one creates
+the dataset) needs the contributor role on it, reading it a reader's, or a global one."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from modelkeep.domain import access
+from modelkeep.domain.access import dataset_scope
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion, match_version
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, Manifest, check_new_paths
@@ -24,7 +28,7 @@ from modelkeep.errors import (
 )
 from modelkeep.ports.tracking import DatasetVersionRow
 from modelkeep.ports.unit_of_work import Transaction
-from modelkeep.services import versions
+from modelkeep.services import scopes, versions
 from modelkeep.services.context import ServiceContext
 
 MAX_STEPS = 100
@@ -37,7 +41,7 @@ def push(
     """Register uploaded files as the dataset's next version (the dataset is created on
     its first push). Same write ordering as a model version."""
     check_model_name(name)
-    ctx.authorize(access.TRACK, access.ANY_MODEL)
+    ctx.authorize(access.TRACK, dataset_scope(name))
     if not files:
         raise EmptyPush("a dataset version needs at least one file")
     _check_request(request)
@@ -47,6 +51,7 @@ def push(
     at = ctx.clock()
     with ctx.store.transaction(write=True) as tx:
         versions.check_files_stored(ctx, tx, manifest)
+        scopes.check_usable(ctx, tx, (e.digest for e in manifest.files))
         dataset_id = tx.datasets.id_of(name)
         if dataset_id is None:
             dataset_id = tx.datasets.add(name, "", ctx.actor, at)
@@ -118,7 +123,7 @@ def _existing(row: DatasetVersionRow, request: DatasetPush) -> DatasetVersion:
 def get_version(ctx: ServiceContext, ref: str) -> DatasetVersion:
     """``NAME@N``, ``NAME@SEMVER``, ``NAME@sha256:PREFIX`` or ``NAME@latest`` (or ``NAME``)."""
     parsed = parse_ref(ref, default_latest=True)
-    ctx.authorize(access.READ, access.ANY_MODEL)
+    ctx.authorize(access.READ, dataset_scope(parsed.model))
     with ctx.store.transaction() as tx:
         return version_row(tx, parsed).version()
 
@@ -136,7 +141,7 @@ def version_row(tx: Transaction, parsed: Ref) -> DatasetVersionRow:
 
 def list_versions(ctx: ServiceContext, name: str) -> list[DatasetVersion]:
     check_model_name(name)
-    ctx.authorize(access.READ, access.ANY_MODEL)
+    ctx.authorize(access.READ, dataset_scope(name))
     with ctx.store.transaction() as tx:
         rows = tx.datasets.versions(name)
     if not rows:
@@ -145,6 +150,8 @@ def list_versions(ctx: ServiceContext, name: str) -> list[DatasetVersion]:
 
 
 def list_datasets(ctx: ServiceContext) -> list[dict[str, Any]]:
+    """The datasets the actor may read."""
     ctx.authorize(access.READ, access.ANY_MODEL)
     with ctx.store.transaction() as tx:
-        return [{"name": n, "versions": c} for n, c in tx.datasets.names()]
+        found = tx.datasets.names()
+    return [{"name": n, "versions": c} for n, c in found if ctx.can(access.READ, dataset_scope(n))]

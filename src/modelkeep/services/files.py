@@ -6,6 +6,10 @@ embedded store's client does) the chunks re-read in order to hash to the file's 
 One recipe per file digest, verified, so nobody can make another user's file
 unreadable by recording a false recipe for it first.
 
+Whoever is no global reader may name in a recipe only chunks it sent or may read, and
+reads a file only through a version, run or dataset it may read (``scopes``); what it
+sends is recorded as sent by it.
+
 Reads rebuild a file from its chunks with a few chunks fetched ahead in parallel, each
 chunk verified by its own digest and the whole file by the file's digest.
 """
@@ -23,6 +27,7 @@ from modelkeep.domain import access, integrity
 from modelkeep.domain.digest import check_digest, digest_of, sha256_digest
 from modelkeep.domain.recipes import MAX_CHUNK_BYTES, ChunkRef, Recipe
 from modelkeep.errors import BlobNotFound, DigestMismatch, InvalidInput, MissingChunk
+from modelkeep.services import scopes
 from modelkeep.services.context import ServiceContext
 
 Opener = Callable[[str], BinaryIO]
@@ -33,17 +38,18 @@ def put_recipe(ctx: ServiceContext, recipe: Recipe) -> Recipe:
     stored as chunks (the in-process client). A remote client calls ``assemble``."""
     ctx.authorize(access.PUSH, access.ANY_MODEL)
     with ctx.store.transaction() as tx:
+        scopes.check_usable(ctx, tx, (c.digest for c in recipe.chunks))
         known = tx.recipes.get(recipe.digest)
-    if known is not None:
-        return known
-    _check_chunks(ctx, recipe.chunks)
-    with ctx.store.transaction(write=True) as tx:
-        # under the lock gc deletes under: the chunks are there, the recipe blob too
+    if known is None:
         _check_chunks(ctx, recipe.chunks)
-        ctx.blobs.put_bytes(recipe.canonical_bytes())
-        tx.recipes.add(recipe, ctx.clock())
-        tx.commit()
-    return recipe
+        with ctx.store.transaction(write=True) as tx:
+            # under the lock gc deletes under: the chunks are there, the recipe blob too
+            _check_chunks(ctx, recipe.chunks)
+            ctx.blobs.put_bytes(recipe.canonical_bytes())
+            tx.recipes.add(recipe, ctx.clock())
+            tx.commit()
+    scopes.record_uploads(ctx, [recipe.digest])  # it holds every chunk, so the file
+    return known or recipe
 
 
 def assemble(ctx: ServiceContext, chunker: str, chunks: Sequence[ChunkRef]) -> Recipe:
@@ -52,6 +58,8 @@ def assemble(ctx: ServiceContext, chunker: str, chunks: Sequence[ChunkRef]) -> R
     recipe always rebuilds its file, whoever sent it."""
     ctx.authorize(access.PUSH, access.ANY_MODEL)
     _check_chunks(ctx, chunks)
+    with ctx.store.transaction() as tx:
+        scopes.check_usable(ctx, tx, (c.digest for c in chunks))
     hasher = hashlib.sha256()
     for data in in_order(lambda i: ctx.blobs.read_unchecked(chunks[i].digest), len(chunks)):
         hasher.update(data)
@@ -62,6 +70,7 @@ def store_chunk(ctx: ServiceContext, data: bytes, digest: str) -> bool:
     """Store a chunk this process just read and hashed, unless the store has it; True
     if it was new."""
     ctx.authorize(access.PUSH, access.ANY_MODEL)
+    scopes.record_uploads(ctx, [digest])
     if ctx.blobs.touch(digest):  # reused: young again, so gc spares it meanwhile
         return False
     ctx.blobs.put_hashed(data, digest)
@@ -99,6 +108,7 @@ def put_pack(ctx: ServiceContext, stream: BinaryIO, chunks: list[ChunkRef]) -> i
             stored += 1
     if stream.read(1):
         raise InvalidInput("the body is longer than its chunks", "send exactly the listed chunks")
+    scopes.record_uploads(ctx, [c.digest for c in chunks])  # each hashed here
     return stored
 
 
@@ -131,6 +141,7 @@ def file_recipe(ctx: ServiceContext, digest: str) -> Recipe:
     check_digest(digest)
     ctx.authorize(access.READ, access.ANY_MODEL)
     with ctx.store.transaction() as tx:
+        scopes.check_readable(ctx, tx, digest)
         recipe = tx.recipes.get(digest)
         recorded = tx.recipes.digests([digest]).get(digest) if recipe is not None else None
     if recipe is not None:

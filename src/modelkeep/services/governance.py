@@ -127,6 +127,9 @@ def record_check(
     from its grants) and the source the client gives."""
     parsed = parse_ref(ref)
     ctx.authorize(access.CHECK, parsed.model)
+    if dataset_ref:  # evidence over a dataset needs reading it (isolation between teams)
+        dataset_name = parse_ref(dataset_ref, default_latest=True).model
+        ctx.authorize(access.READ, access.dataset_scope(dataset_name))
     _check_result(result)
     producer = Producer(
         ctx.actor, access.is_runner(ctx.principal.grants, parsed.model), result.source
@@ -285,7 +288,7 @@ def roles_on(ctx: ServiceContext, model: str) -> tuple[str, ...]:
 
 
 def _roles_of(grants: Iterable[Grant], model: str) -> tuple[str, ...]:
-    return tuple(sorted({g.role for g in grants if g.model in (None, model)}))
+    return tuple(sorted({g.role for g in grants if g.is_global or g.model == model}))
 
 
 def list_approvals(ctx: ServiceContext, ref: str) -> list[Approval]:

@@ -1,5 +1,8 @@
 """``lineage NAME@REF``: what went into a model version (upstream) or what was made from a
-dataset version or run (downstream)."""
+dataset version or run (downstream).
+
+The actor sees only the nodes it may read (``scopes``); any other node is shown hidden
+(``hidden:N``), never named, so a graph tells no secrets about other teams' work."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from modelkeep.domain.lineage import UPSTREAM, Lineage, walk
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import check_run_id
 from modelkeep.errors import InvalidInput, ModelNotFound, RunNotFound
-from modelkeep.services import datasets, versions
+from modelkeep.services import datasets, scopes, versions
 from modelkeep.services.context import ServiceContext
 
 
@@ -21,7 +24,11 @@ def lineage(ctx: ServiceContext, ref: str, direction: str = UPSTREAM) -> Lineage
     root = _node(ctx, ref)
     with ctx.store.transaction() as tx:
         edges = tx.datasets.lineage_edges()
-    return walk(edges, root, direction)
+        found = walk(edges, root, direction)
+        reach = scopes.Reach(ctx, tx)
+        if reach.everything:
+            return found
+        return found.hiding({n for n in found.nodes if not reach.node(n)})
 
 
 def _node(ctx: ServiceContext, ref: str) -> str:
@@ -31,9 +38,11 @@ def _node(ctx: ServiceContext, ref: str) -> str:
         with ctx.store.transaction() as tx:
             if tx.tracking.run_state(run_id) is None:
                 raise RunNotFound(f"there is no run {run_id}")
+            scopes.check_run_readable(ctx, tx, run_id)
         return f"run:{run_id}"
     if sep and kind == "dataset":
         parsed = parse_ref(rest, default_latest=True)
+        ctx.authorize(access.READ, access.dataset_scope(parsed.model))
         with ctx.store.transaction() as tx:
             found = datasets.version_row(tx, parsed)
         return f"dataset:{parsed.model}@{found.number}"

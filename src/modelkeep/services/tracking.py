@@ -1,9 +1,13 @@
 """Runs: start one (with its code and environment, stored as blobs), log metric points in
 batches, attach files, end it; read runs, compare them, query metric series.
 
-Starting and ending a run are audited; metric points are not, one by one (a run may log
-millions): they are written without the audit head's lock, in one transaction per batch,
-and refused once the run has ended.
+A run belongs to its experiment: starting one, and every change to it, needs the
+contributor role on that experiment (``experiment:E``) or a global one; reading it needs
+a reader of the experiment, or of a model a version was pushed to from it (``scopes``).
+
+Every change is audited, one event per batch call (a run may log millions of points:
+never one per point): start, params, metric points, files, datasets read, end. Changes
+are refused once the run has ended.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import NamedTuple
 
 from modelkeep.domain import access
+from modelkeep.domain.access import dataset_scope, experiment_scope
 from modelkeep.domain.digest import check_digest
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, check_new_paths
@@ -32,13 +38,14 @@ from modelkeep.domain.runs import (
     check_run_id,
 )
 from modelkeep.domain.versions import Scalar, check_params
-from modelkeep.errors import InvalidInput, RunEnded, RunNotFound
+from modelkeep.errors import Forbidden, InvalidInput, RunEnded, RunNotFound
 from modelkeep.ports.unit_of_work import Transaction
-from modelkeep.services import datasets
+from modelkeep.services import datasets, scopes
 from modelkeep.services.context import ServiceContext
 
 MAX_POINTS_PER_BATCH = 100_000
 MAX_SERIES_POINTS = 10_000
+MAX_AUDITED_NAMES = 100
 
 
 PointRow = tuple[str, int, float, float]
@@ -61,12 +68,15 @@ def start_run(ctx: ServiceContext, new: NewRun) -> Run:
     uploaded first (``put_blob``), named by their digests in ``new``."""
     ctx.authorize(access.TRACK, access.ANY_MODEL)
     new = new.validated()
-    for digest in (new.code.diff_digest, new.environment.packages_digest):
-        if digest is not None and not ctx.blobs.has(check_digest(digest)):
+    ctx.authorize(access.TRACK, experiment_scope(new.experiment))
+    kept = [d for d in (new.code.diff_digest, new.environment.packages_digest) if d is not None]
+    for digest in kept:
+        if not ctx.blobs.has(check_digest(digest)):
             raise InvalidInput(f"blob {digest} was not uploaded", "upload it before the run")
     run_id = secrets.token_hex(6)
     at = ctx.clock()
     with ctx.store.transaction(write=True) as tx:
+        scopes.check_usable(ctx, tx, kept)
         tx.tracking.add_run(run_id, new, ctx.actor, at)
         ctx.record_event(
             tx, EventKind.RUN_START, f"run:{run_id}", {"experiment": new.experiment}, at
@@ -95,13 +105,15 @@ def get_run(ctx: ServiceContext, run_id: str) -> Run:
         run = tx.tracking.get_run(check_run_id(run_id))
         if run is None:
             raise RunNotFound(f"there is no run {run_id}", "list runs with 'modelkeep runs list'")
+        scopes.check_run_readable(ctx, tx, run.id, run.experiment)
         node = f"run:{run.id}"
         pushed = [
             made.removeprefix("model:")
             for used, made in tx.datasets.lineage_edges()
             if used == node and made.startswith("model:")
         ]
-    return replace(run, model_versions=tuple(sorted(pushed, key=_by_name_and_number)))
+    readable = [ref for ref in pushed if ctx.can(access.READ, ref.rpartition("@")[0])]
+    return replace(run, model_versions=tuple(sorted(readable, key=_by_name_and_number)))
 
 
 def _by_name_and_number(ref: str) -> tuple[str, int]:
@@ -118,12 +130,16 @@ def list_runs(
     ids = [check_run_id(r) for r in run_ids] if run_ids is not None else None
     with ctx.store.transaction() as tx:
         found = tx.tracking.list_runs(experiment, ids)
-    if ids is not None:
-        missing = sorted(set(ids) - {r.id for r in found})
-        if missing:
-            raise RunNotFound(f"there is no run {', '.join(missing)}")
-        order = {r: i for i, r in enumerate(ids)}
-        found.sort(key=lambda r: order[r.id])
+        reach = scopes.Reach(ctx, tx)
+        if ids is None:  # a listing shows the runs the actor may read
+            return [r for r in found if reach.run(r.id, r.experiment)]
+        for run in found:  # runs asked for by id: each must be readable
+            scopes.check_run_readable(ctx, tx, run.id, run.experiment)
+    missing = sorted(set(ids) - {r.id for r in found})
+    if missing:
+        raise RunNotFound(f"there is no run {', '.join(missing)}")
+    order = {r: i for i, r in enumerate(ids)}
+    found.sort(key=lambda r: order[r.id])
     return found
 
 
@@ -131,8 +147,9 @@ def log_params(ctx: ServiceContext, run_id: str, params: Mapping[str, Scalar]) -
     """Add params to a running run; a param, once logged, keeps its value."""
     ctx.authorize(access.TRACK, access.ANY_MODEL)
     check_params("param", params)
-    with ctx.store.transaction(write=True, ordered=False) as tx:
-        run_pk = _running(tx, run_id)
+    at = ctx.clock()
+    with ctx.store.transaction(write=True) as tx:
+        run_pk = _running(ctx, tx, run_id)
         current = tx.tracking.run_params(run_pk)
         changed = sorted(k for k, v in params.items() if k in current and current[k] != v)
         if changed:
@@ -141,6 +158,7 @@ def log_params(ctx: ServiceContext, run_id: str, params: Mapping[str, Scalar]) -
                 "a run's params do not change; log another name or start a new run",
             )
         tx.tracking.set_run_params(run_pk, {**current, **params})
+        _audit(ctx, tx, EventKind.RUN_PARAMS, run_id, {"params": _names(params)}, at)
         tx.commit()
     return get_run(ctx, run_id)
 
@@ -149,8 +167,11 @@ def log_points(ctx: ServiceContext, run_id: str, points: Sequence[PointRow]) -> 
     """Append metric points to a running run, in one transaction."""
     ctx.authorize(access.TRACK, access.ANY_MODEL)
     _check_batch(points)
-    with ctx.store.transaction(write=True, ordered=False) as tx:
-        count = _store_points(tx, _running(tx, run_id), points)
+    at = ctx.clock()
+    with ctx.store.transaction(write=True) as tx:
+        count = _store_points(tx, _running(ctx, tx, run_id), points)
+        if count:
+            _audit(ctx, tx, EventKind.RUN_METRICS, run_id, _points_details(points), at)
         tx.commit()
     return count
 
@@ -159,10 +180,14 @@ def use_dataset(ctx: ServiceContext, run_id: str, ref: str) -> Run:
     """Record that a running run read a dataset version (a lineage edge)."""
     ctx.authorize(access.TRACK, access.ANY_MODEL)
     parsed = parse_ref(ref, default_latest=True)
-    with ctx.store.transaction(write=True, ordered=False) as tx:
-        run_pk = _running(tx, run_id)
+    ctx.authorize(access.READ, dataset_scope(parsed.model))
+    at = ctx.clock()
+    with ctx.store.transaction(write=True) as tx:
+        run_pk = _running(ctx, tx, run_id)
         version = datasets.version_row(tx, parsed)
         tx.datasets.link_run(run_pk, version.id)
+        details = {"dataset": f"{parsed.model}@{version.number}"}
+        _audit(ctx, tx, EventKind.RUN_DATASET, run_id, details, at)
         tx.commit()
     return get_run(ctx, run_id)
 
@@ -174,8 +199,13 @@ def log_artifact(ctx: ServiceContext, run_id: str, entry: FileEntry) -> None:
     stored = ctx.blobs.stat(entry.digest)
     if stored is None or stored.size != entry.size:
         raise InvalidInput(f"file {entry.path!r} ({entry.digest}) was not uploaded")
-    with ctx.store.transaction(write=True, ordered=False) as tx:
-        tx.tracking.add_run_artifact(_running(tx, run_id), entry.path, entry.size, entry.digest)
+    at = ctx.clock()
+    with ctx.store.transaction(write=True) as tx:
+        run_pk = _running(ctx, tx, run_id)
+        scopes.check_usable(ctx, tx, [entry.digest])
+        tx.tracking.add_run_artifact(run_pk, entry.path, entry.size, entry.digest)
+        details = {"path": entry.path, "digest": entry.digest, "size": entry.size}
+        _audit(ctx, tx, EventKind.RUN_ARTIFACT, run_id, details, at)
         tx.commit()
 
 
@@ -206,11 +236,15 @@ def finish_run(
     at = ctx.clock()
     error = error if status in (FAILED, KILLED) else None
     with ctx.store.transaction(write=True) as tx:
+        _check_writer(ctx, tx, run_id)
         run_pk = tx.tracking.end_running_run(check_run_id(run_id), status, error, at)
         if run_pk is None:
             raise _not_running(tx, run_id)
         count = _store_points(tx, run_pk, points)
-        ctx.record_event(tx, EventKind.RUN_END, f"run:{run_id}", {"status": status}, at)
+        details: dict[str, object] = {"status": status}
+        if count:
+            details.update(_points_details(points))
+        ctx.record_event(tx, EventKind.RUN_END, f"run:{run_id}", details, at)
         tx.commit()
     return count
 
@@ -224,7 +258,42 @@ def _store_points(tx: Transaction, run_pk: int, points: Sequence[PointRow]) -> i
     return tx.tracking.add_metric_points(run_pk, points) if points else 0
 
 
-def _running(tx: Transaction, run_id: str) -> int:
+def _audit(
+    ctx: ServiceContext,
+    tx: Transaction,
+    action: EventKind,
+    run_id: str,
+    details: Mapping[str, object],
+    at: datetime,
+) -> None:
+    ctx.record_event(tx, action, f"run:{run_id}", dict(details), at)
+
+
+def _names(names: Iterable[str]) -> list[str]:
+    """Sorted names, at most ``MAX_AUDITED_NAMES``: an audit event stays small."""
+    return sorted(set(names))[:MAX_AUDITED_NAMES]
+
+
+def _points_details(points: Sequence[PointRow]) -> dict[str, object]:
+    return {"points": len(points), "names": _names(p[0] for p in points)}
+
+
+def _check_writer(ctx: ServiceContext, tx: Transaction, run_id: str) -> None:
+    """Changing a run needs the contributor role on its experiment (or a global one)."""
+    experiment = tx.tracking.experiment_of(check_run_id(run_id))
+    if experiment is None:
+        raise RunNotFound(f"there is no run {run_id}")
+    decision = ctx.decide(access.TRACK, experiment_scope(experiment))
+    if not decision.allowed:
+        reader = scopes.Reach(ctx, tx).run(run_id, experiment)
+        if not reader:  # nor may they read it: its experiment's name is not theirs to learn
+            raise Forbidden(f"{ctx.actor} may not change run {run_id}")
+        raise Forbidden(decision.reason)
+
+
+def _running(ctx: ServiceContext, tx: Transaction, run_id: str) -> int:
+    """The row id of a running run the actor may change (locked until the end of ``tx``)."""
+    _check_writer(ctx, tx, run_id)
     state = tx.tracking.run_state(check_run_id(run_id), lock=True)
     if state is None or state[1] in ENDED:
         raise _not_running(tx, run_id, state)
@@ -258,6 +327,8 @@ def metric_series(
         missing = sorted(set(ids) - set(pks))
         if missing:
             raise RunNotFound(f"there is no run {', '.join(missing)}")
+        for run_id in ids:
+            scopes.check_run_readable(ctx, tx, run_id)
         found = tx.tracking.metric_points(name, [pks[r] for r in ids])
     return [
         Series(r, tuple(_downsample(found[pks[r]], max_points)), len(found[pks[r]])) for r in ids

@@ -43,7 +43,7 @@ from modelkeep.errors import (
 from modelkeep.ports.blobs import BlobInfo, Progress
 from modelkeep.ports.registry import NewVersion
 from modelkeep.ports.unit_of_work import Transaction
-from modelkeep.services import integrity, lookup, policies
+from modelkeep.services import integrity, lookup, policies, scopes
 from modelkeep.services.context import ServiceContext
 
 # pushing ------------------------------------------------------------------------------
@@ -66,13 +66,26 @@ def put_blob(
 ) -> BlobInfo:
     """Store bytes for a push to come (registering them checks the model's grant)."""
     ctx.authorize(access.PUSH, access.ANY_MODEL)
-    return ctx.blobs.put(stream, expected=expected, progress=progress)
+    info = ctx.blobs.put(stream, expected=expected, progress=progress)
+    scopes.record_uploads(ctx, [info.digest])  # hashed here: the actor holds these bytes
+    return info
 
 
 def missing_blobs(ctx: ServiceContext, digests: Iterable[str]) -> set[str]:
-    """Which of these the store lacks: blobs, or files (stored whole or chunked)."""
+    """Which of these the store lacks: blobs, or files (stored whole or chunked); and,
+    for an actor who is no global reader, those it neither may read nor has uploaded:
+    it proves it holds their bytes by sending them (a push may name only such digests)."""
     ctx.authorize(access.PUSH, access.ANY_MODEL)
-    absent = {d for d in set(digests) if not ctx.blobs.has(d)}
+    wanted = set(digests)
+    absent = _absent(ctx, wanted)
+    if absent == wanted or ctx.can(access.READ, None):  # a global reader may name any
+        return absent
+    with ctx.store.transaction() as tx:
+        return absent | (wanted - absent - scopes.usable(ctx, tx, wanted - absent))
+
+
+def _absent(ctx: ServiceContext, wanted: set[str]) -> set[str]:
+    absent = {d for d in wanted if not ctx.blobs.has(d)}
     if absent:
         with ctx.store.transaction() as tx:
             chunked = {d: tx.recipes.get(d) for d in tx.recipes.digests(absent)}
@@ -87,9 +100,11 @@ def missing_blobs(ctx: ServiceContext, digests: Iterable[str]) -> set[str]:
 
 
 def open_blob(ctx: ServiceContext, digest: str) -> BinaryIO:
-    """Read a blob by digest: needs read on some model (a digest is learnt by reading
-    a version the actor may read)."""
+    """Read a blob by digest: only through a version, run or dataset the actor may read
+    (knowing a digest is not enough)."""
     ctx.authorize(access.READ, access.ANY_MODEL)
+    with ctx.store.transaction() as tx:
+        scopes.check_readable(ctx, tx, digest)
     return ctx.blobs.open(digest)
 
 
@@ -106,7 +121,9 @@ def register_version(
     check_new_paths(f.path for f in manifest.files)
     with ctx.store.transaction(write=True) as tx:
         check_files_stored(ctx, tx, manifest)
+        scopes.check_usable(ctx, tx, (e.digest for e in manifest.files))
         metadata, semver = _prepare(tx, model, request)
+        _check_inputs_readable(ctx, tx, metadata)
         same = _same_files(tx, model, manifest.digest)
         if same is not None and not _other_semver(request, same):
             return _existing(tx, same, request)
@@ -197,6 +214,17 @@ def metadata_through_run(tx: Transaction, metadata: VersionMetadata) -> VersionM
     if run is None:
         raise RunNotFound(f"there is no run {metadata.run}")
     return through_run(metadata, run)
+
+
+def _check_inputs_readable(ctx: ServiceContext, tx: Transaction, metadata: VersionMetadata) -> None:
+    """A version may name as its inputs only a run and datasets its pusher may read: a
+    run's params and metrics are copied into it, and both become lineage edges."""
+    if metadata.run is not None and RUN_ID.fullmatch(metadata.run):
+        scopes.check_run_readable(ctx, tx, metadata.run)
+    for ref in metadata.datasets:
+        parsed = parse_ref(ref, default_latest=True)
+        if tx.datasets.id_of(parsed.model) is not None:  # else: named, not registered here
+            ctx.authorize(access.READ, access.dataset_scope(parsed.model))
 
 
 def _link_inputs(tx: Transaction, version: Version) -> None:

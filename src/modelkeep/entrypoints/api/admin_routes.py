@@ -67,15 +67,25 @@ def get_user(reg: Reg, name: str) -> dict[str, Any]:
 
 
 @router.post("/users/{name}/grants")
-def grant(reg: Reg, name: str, body: schemas.GrantIn) -> dict[str, Any]:
-    """Give the user the role (on ``model``, or globally); nothing changes if it has it."""
-    return admin.grant(reg, name, body.role, body.model).to_dict()
+def grant(reg: Reg, name: str, body: schemas.ScopedGrantIn) -> dict[str, Any]:
+    """Give the user the role (on ``model``, ``experiment`` or ``dataset``, or globally);
+    nothing changes if it has it."""
+    scope = {"experiment": body.experiment, "dataset": body.dataset}
+    return admin.grant(reg, name, body.role, body.model, **scope).to_dict()
 
 
 @router.delete("/users/{name}/grants")
-def revoke_grant(reg: Reg, name: str, role: Role, model: str | None = None) -> dict[str, Any]:
-    """Take the role (on ``model``, or the global one) away from the user."""
-    return admin.revoke_grant(reg, name, role, model).to_dict()
+def revoke_grant(
+    reg: Reg,
+    name: str,
+    role: Role,
+    model: str | None = None,
+    experiment: str | None = None,
+    dataset: str | None = None,
+) -> dict[str, Any]:
+    """Take the role (on the scope named, or the global one) away from the user."""
+    scope = {"experiment": experiment, "dataset": dataset}
+    return admin.revoke_grant(reg, name, role, model, **scope).to_dict()
 
 
 @router.post("/users/{name}/disable")

@@ -154,6 +154,13 @@ class GrantIn(Body):
     )
 
 
+class ScopedGrantIn(GrantIn):
+    experiment: str | None = Field(
+        default=None, max_length=128, description="Only on this experiment's runs"
+    )
+    dataset: str | None = Field(default=None, max_length=128, description="Only on this dataset")
+
+
 class CreateUser(GrantIn):
     name: str = Field(max_length=128)
     expires_in: int | None = Field(

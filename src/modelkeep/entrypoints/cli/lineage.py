@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import click
 
-from modelkeep.domain.lineage import BOTH, DOWNSTREAM, UPSTREAM, Lineage
+from modelkeep.domain.lineage import BOTH, DOWNSTREAM, HIDDEN, UPSTREAM, Lineage
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state
 
 
@@ -68,7 +68,8 @@ def _branch(
     expanded again (so shared inputs and cycles print once)."""
     for other in sorted(neighbours.get(node, ())):
         seen = other in shown
-        console.print(f"{'  ' * depth}{arrow} {other}{' (shown above)' if seen else ''}")
+        label = "(hidden)" if other.startswith(f"{HIDDEN}:") else other  # not theirs to read
+        console.print(f"{'  ' * depth}{arrow} {label}{' (shown above)' if seen else ''}")
         if not seen:
             shown.add(other)
             _branch(other, neighbours, arrow, depth + 1, shown)

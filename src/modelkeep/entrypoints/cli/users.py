@@ -13,7 +13,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from modelkeep.domain.access import ROLES, Grant
+from modelkeep.domain.access import ROLES, Grant, describe_scope
 from modelkeep.domain.users import IssuedToken, Token, User
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state
 
@@ -22,6 +22,14 @@ ROLE = click.option(
 )
 MODEL = click.option(
     "--model", metavar="NAME", help="Grant the role on this model only (default: every model)."
+)
+EXPERIMENT = click.option(
+    "--experiment",
+    metavar="NAME",
+    help="Grant the role on this experiment's runs only (instead of --model).",
+)
+DATASET = click.option(
+    "--dataset", metavar="NAME", help="Grant the role on this dataset only (instead of --model)."
 )
 EXPIRES_IN = click.option(
     "--expires-in",
@@ -37,7 +45,7 @@ def _days(days: int | None) -> timedelta | None:
 
 
 def _grant_text(grant: Grant) -> str:
-    return grant.role if grant.model is None else f"{grant.role} of {grant.model}"
+    return grant.role if grant.scope is None else f"{grant.role} of {describe_scope(grant.scope)}"
 
 
 def _roles_text(user: User) -> str:
@@ -135,10 +143,15 @@ def list_users(show_all: bool) -> None:
 @click.argument("name")
 @ROLE
 @MODEL
+@EXPERIMENT
+@DATASET
 @json_option
-def grant(name: str, role: str, model: str | None) -> None:
-    """Give user NAME a role, on one model or on every model."""
-    user = state().client.grant(name, role=role, model=model)
+def grant(
+    name: str, role: str, model: str | None, experiment: str | None, dataset: str | None
+) -> None:
+    """Give user NAME a role: on one model, experiment or dataset, or on everything."""
+    client = state().client
+    user = client.grant(name, role=role, model=model, experiment=experiment, dataset=dataset)
     emit(user.to_dict(), lambda: console.print(f"{user.name}: {_roles_text(user)}"))
 
 
@@ -146,10 +159,16 @@ def grant(name: str, role: str, model: str | None) -> None:
 @click.argument("name")
 @ROLE
 @MODEL
+@EXPERIMENT
+@DATASET
 @json_option
-def revoke(name: str, role: str, model: str | None) -> None:
-    """Take a role away from user NAME (the global one, or the one on --model)."""
-    user = state().client.revoke_grant(name, role=role, model=model)
+def revoke(
+    name: str, role: str, model: str | None, experiment: str | None, dataset: str | None
+) -> None:
+    """Take a role away from user NAME (the global one, or the one on the scope named)."""
+    client = state().client
+    scope = {"model": model, "experiment": experiment, "dataset": dataset}
+    user = client.revoke_grant(name, role=role, **scope)
     emit(user.to_dict(), lambda: console.print(f"{user.name}: {_roles_text(user)}"))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
+from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.recipes import Recipe, users_by_blob
 from modelkeep.ports.recipes import StoredFile
 from modelkeep.storage.memory.governance import GovernanceRows
@@ -124,6 +125,47 @@ class RecipeRows:
             for kept in (run.code.get("diff_digest"), run.environment.get("packages_digest")):
                 if kept:
                     yield str(kept), f"run:{run.run_id}"
+
+    def holders(self, digests: Iterable[str]) -> dict[str, set[str]]:
+        wanted = set(digests)
+        found: dict[str, set[str]] = {}
+        for digest, holder in self._holding():
+            if digest in wanted:
+                found.setdefault(digest, set()).add(holder)
+        return found
+
+    def _holding(self) -> Iterator[tuple[str, str]]:
+        tables = self._view.read
+        for row in tables.versions.values():
+            yield row.digest, f"{row.model}@{row.number}"
+            yield from self._files_held(row.files, f"{row.model}@{row.number}")
+        for version in tables.dataset_versions.values():
+            holder = f"dataset:{dataset_name(tables, version.dataset_id)}@{version.number}"
+            yield version.digest, holder
+            yield from self._files_held(version.files, holder)
+        for (pk, path), (size, digest) in tables.run_artifacts.items():
+            entry = FileEntry(path, size, digest)
+            yield from self._files_held([entry], f"run:{tables.runs[pk].run_id}")
+        yield from self._governance.governance_blobs()
+
+    def _files_held(self, files: Iterable[FileEntry], holder: str) -> Iterator[tuple[str, str]]:
+        """Each file's digest, and the blobs it is stored in, with ``holder``."""
+        for entry in files:
+            yield entry.digest, holder
+            for blob in self._blobs_of_file(entry.digest):
+                yield blob, holder
+
+    def add_uploads(self, user: str, digests: Iterable[str], at: datetime) -> None:
+        known = self._view.read.uploads
+        new = [(user, d) for d in dict.fromkeys(digests) if (user, d) not in known]
+        if new:
+            uploads = self._view.change().uploads
+            for key in new:
+                uploads[key] = utc(at)
+
+    def uploaded_by(self, user: str, digests: Iterable[str]) -> set[str]:
+        known = self._view.read.uploads
+        return {d for d in set(digests) if (user, d) in known}
 
     def stored_files(self) -> list[StoredFile]:
         """Every live version's files with their chunk sizes, oldest version first, by path:

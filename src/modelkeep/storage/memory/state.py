@@ -208,6 +208,8 @@ class Tables:
     check_results: dict[int, CheckResult] = field(default_factory=dict)
     approvals: dict[int, Approval] = field(default_factory=dict)
     attestations: dict[int, Attestation] = field(default_factory=dict)
+    uploads: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    """(user, digest) -> when the user first sent those bytes."""
 
     def copy(self) -> Tables:
         """A snapshot: every container copied, the (immutable) rows shared."""

@@ -47,6 +47,19 @@ class TrackingRows:
         pk = self._view.read.run_ids.get(run_id)
         return None if pk is None else (pk, self._view.read.runs[pk].status)
 
+    def experiment_of(self, run_id: str) -> str | None:
+        pk = self._view.read.run_ids.get(run_id)
+        return None if pk is None else self._view.read.runs[pk].experiment
+
+    def runs_keeping(self, digests: Iterable[str]) -> dict[str, set[str]]:
+        wanted = set(digests)
+        found: dict[str, set[str]] = {}
+        for run in self._view.read.runs.values():
+            for kept in (run.code.get("diff_digest"), run.environment.get("packages_digest")):
+                if kept in wanted:
+                    found.setdefault(str(kept), set()).add(run.run_id)
+        return found
+
     def run_params(self, run_pk: int) -> dict[str, Any]:
         row = self._view.read.runs.get(run_pk)
         return {} if row is None else json_copy(row.params)

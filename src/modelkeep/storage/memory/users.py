@@ -35,7 +35,7 @@ class UserRows:
         tables = self._view.read
         grants = sorted(
             tables.grants.get(row.name, ()),
-            key=lambda g: (g.model is not None, g.model or "", _ROLE_ORDER.index(g.role)),
+            key=lambda g: (not g.is_global, g.scope or "", _ROLE_ORDER.index(g.role)),
         )
         active = sum(
             1

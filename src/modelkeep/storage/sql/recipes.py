@@ -8,20 +8,25 @@ released them) keep their manifest but no longer hold their files.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, exists, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from modelkeep.domain.recipes import ChunkRef, Recipe, users_by_blob
 from modelkeep.ports.recipes import StoredFile
 from modelkeep.storage.sql.governance import GovernanceRows
 from modelkeep.storage.sql.tables import (
+    attestations,
+    blob_uploads,
+    check_results,
     dataset_files,
     dataset_versions,
     datasets,
     models,
+    policies,
     recipe_chunks,
     recipes,
     run_artifacts,
@@ -62,6 +67,77 @@ _CHUNK_BLOBS = _live_files(recipe_chunks.c.digest).join(
 _MANIFESTS = select(versions.c.digest, models.c.name, versions.c.number).join(
     models, models.c.id == versions.c.model_id
 )
+
+
+def _file_holders(
+    part: list[str], files: Any, holder: tuple[Any, ...], parents: Callable[[Any], Any]
+) -> list[Any]:
+    """Queries of (holder..., digest) for the files of ``files`` (a table with ``digest``)
+    that are, or are stored in, one of ``part``: the file itself, its recipe, a chunk."""
+
+    def base(column: Any) -> Any:
+        return parents(select(*holder, column).select_from(files))
+
+    return [
+        base(files.c.digest).where(files.c.digest.in_(part)),
+        base(recipes.c.recipe_digest)
+        .join(recipes, recipes.c.file_digest == files.c.digest)
+        .where(recipes.c.recipe_digest.in_(part)),
+        base(recipe_chunks.c.digest)
+        .join(recipe_chunks, recipe_chunks.c.file_digest == files.c.digest)
+        .where(recipe_chunks.c.digest.in_(part)),
+    ]
+
+
+def _holder_queries(part: list[str]) -> Iterator[tuple[Any, str]]:
+    """(query, form): each query's rows are the holder's fields, then the digest."""
+    version = (models.c.name, versions.c.number)
+    for query in _file_holders(
+        part,
+        version_files,
+        version,
+        lambda q: q.join(versions, versions.c.id == version_files.c.version_id).join(
+            models, models.c.id == versions.c.model_id
+        ),
+    ):
+        yield query, "{0}@{1}"
+    dataset = (datasets.c.name, dataset_versions.c.number)
+    for query in _file_holders(
+        part,
+        dataset_files,
+        dataset,
+        lambda q: q.join(
+            dataset_versions, dataset_versions.c.id == dataset_files.c.dataset_version_id
+        ).join(datasets, datasets.c.id == dataset_versions.c.dataset_id),
+    ):
+        yield query, "dataset:{0}@{1}"
+    for query in _file_holders(
+        part,
+        run_artifacts,
+        (runs.c.run_id,),
+        lambda q: q.join(runs, runs.c.id == run_artifacts.c.run_pk),
+    ):
+        yield query, "run:{0}"
+    manifests = select(*version, versions.c.digest).join(models, models.c.id == versions.c.model_id)
+    yield manifests.where(versions.c.digest.in_(part)), "{0}@{1}"
+    data_manifests = select(*dataset, dataset_versions.c.digest).join(
+        datasets, datasets.c.id == dataset_versions.c.dataset_id
+    )
+    yield data_manifests.where(dataset_versions.c.digest.in_(part)), "dataset:{0}@{1}"
+    documents = select(policies.c.number, policies.c.digest).where(policies.c.digest.in_(part))
+    yield documents, "policy:{0}"
+    for table, column in (
+        (check_results, check_results.c.report_digest),
+        (attestations, attestations.c.envelope_digest),
+    ):
+        query = (
+            select(*version, column)
+            .select_from(table)
+            .join(versions, versions.c.id == table.c.version_id)
+            .join(models, models.c.id == versions.c.model_id)
+            .where(column.in_(part))
+        )
+        yield query, "{0}@{1}"
 
 
 class RecipeRows:
@@ -227,6 +303,42 @@ class RecipeRows:
             yield chunked[digest], user
             for chunk in chunks.get(digest, ()):
                 yield chunk, user
+
+    def holders(self, digests: Iterable[str]) -> dict[str, set[str]]:
+        """Digest -> what holds it: a model version (``NAME@N``), a dataset version
+        (``dataset:NAME@N``), a run (``run:ID``) or a policy (``policy:N``), through a
+        manifest, a file (the file's digest, its recipe or a chunk), a check report or an
+        attestation (a run's diff and package lock: ``tracking.runs_keeping``). Indexed
+        look-ups only."""
+        wanted = sorted(set(digests))
+        found: dict[str, set[str]] = {}
+        for start in range(0, len(wanted), 200):
+            part = wanted[start : start + 200]
+            for query, form in _holder_queries(part):
+                for *fields, digest in self._conn.execute(query):
+                    found.setdefault(digest, set()).add(form.format(*fields))
+        return found
+
+    def add_uploads(self, user: str, digests: Iterable[str], at: datetime) -> None:
+        rows = [{"user": user, "digest": d, "at": at} for d in dict.fromkeys(digests)]
+        if not rows:
+            return
+        # two uploads of one chunk may race: the second finds the row and changes nothing
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        for start in range(0, len(rows), 300):
+            statement = dialect.insert(blob_uploads).on_conflict_do_nothing()
+            self._conn.execute(statement, rows[start : start + 300])
+
+    def uploaded_by(self, user: str, digests: Iterable[str]) -> set[str]:
+        wanted = sorted(set(digests))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            query = select(blob_uploads.c.digest).where(
+                blob_uploads.c.user == user,
+                blob_uploads.c.digest.in_(wanted[start : start + 500]),
+            )
+            found.update(self._conn.execute(query).scalars())
+        return found
 
     def stored_files(self) -> list[StoredFile]:
         """Every live version's files with their chunk sizes, oldest version first: rows

@@ -184,16 +184,29 @@ tokens = Table(
     Index(None, "user_id"),
 )
 
-# ``model`` NULL is a global grant. SQL unique constraints treat NULLs as distinct, so
-# the services check for a duplicate global grant first, under the audit head lock.
+# ``model`` NULL is a global grant; else it holds the grant's scope: a model's name,
+# ``experiment:E`` or ``dataset:D`` (model names never hold a colon). SQL unique
+# constraints treat NULLs as distinct, so the services check for a duplicate global
+# grant first, under the audit head lock.
 grants = Table(
     "grants",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("user_id", Id, ForeignKey("users.id"), nullable=False),
     Column("role", String(16), nullable=False),
-    Column("model", String(128)),
+    Column("model", String(200)),
     UniqueConstraint("user_id", "role", "model"),
+)
+
+
+# Who sent the bytes of which blob or file (hashed on arrival): proof of possession, so
+# a push may name a digest its pusher uploaded though no version they may read holds it.
+blob_uploads = Table(
+    "blob_uploads",
+    metadata,
+    Column("user", String(256), primary_key=True),
+    Column("digest", String(71), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
 )
 
 

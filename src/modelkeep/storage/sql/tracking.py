@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Text, and_, bindparam, cast, func, insert, or_, select, update
 
 from modelkeep.domain.runs import Code, Environment, NewRun, Run
 from modelkeep.storage.sql.tables import (
@@ -102,6 +102,25 @@ class TrackingRows:
         query = _RUN_STATE_FOR_UPDATE if locking else _RUN_STATE
         row = self._conn.execute(query, {"run_id": run_id}).one_or_none()
         return None if row is None else (int(row.id), str(row.status))
+
+    def experiment_of(self, run_id: str) -> str | None:
+        query = select(runs.c.experiment).where(runs.c.run_id == run_id)
+        found = self._conn.execute(query).scalar()
+        return None if found is None else str(found)
+
+    def runs_keeping(self, digests: Iterable[str]) -> dict[str, set[str]]:
+        wanted = sorted(set(digests))
+        found: dict[str, set[str]] = {}
+        for start in range(0, len(wanted), 100):
+            part = wanted[start : start + 100]
+            columns = (runs.c.code, runs.c.environment)
+            near = or_(*(cast(c, Text).contains(d) for c in columns for d in part))
+            query = select(runs.c.run_id, runs.c.code, runs.c.environment).where(near)
+            for run_id, code, env in self._conn.execute(query):
+                for kept in ((code or {}).get("diff_digest"), (env or {}).get("packages_digest")):
+                    if kept in part:
+                        found.setdefault(str(kept), set()).add(str(run_id))
+        return found
 
     def run_params(self, run_pk: int) -> dict[str, Any]:
         found = self._conn.execute(select(runs.c.params).where(runs.c.id == run_pk)).scalar()

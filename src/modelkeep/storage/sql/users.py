@@ -75,13 +75,12 @@ class UserRows:
                 grants.c.user_id.in_(user_ids)
             )
             for row in self._conn.execute(query):
-                result.setdefault(row.user_id, []).append(Grant(row.role, row.model))
+                # the column holds the grant's scope: a model, experiment:E or dataset:D
+                result.setdefault(row.user_id, []).append(Grant.on(row.role, row.model))
         order = list(ROLES)
         return {
             key: tuple(
-                sorted(
-                    value, key=lambda g: (g.model is not None, g.model or "", order.index(g.role))
-                )
+                sorted(value, key=lambda g: (not g.is_global, g.scope or "", order.index(g.role)))
             )
             for key, value in result.items()
         }
@@ -114,7 +113,7 @@ class UserRows:
         )
 
     def _grant_row(self, user_id: int, grant: Grant) -> Any:
-        model = grants.c.model.is_(None) if grant.model is None else grants.c.model == grant.model
+        model = grants.c.model.is_(None) if grant.is_global else grants.c.model == grant.scope
         return and_(grants.c.user_id == user_id, grants.c.role == grant.role, model)
 
     def add_grant(self, user: str, grant: Grant) -> bool:
@@ -123,7 +122,7 @@ class UserRows:
         if self._conn.execute(select(grants.c.id).where(where)).first() is not None:
             return False
         self._conn.execute(
-            insert(grants).values(user_id=user_id, role=grant.role, model=grant.model)
+            insert(grants).values(user_id=user_id, role=grant.role, model=grant.scope)
         )
         return True
 
