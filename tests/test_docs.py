@@ -197,6 +197,8 @@ def an_audited_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> li
     run_id = json.loads(run("runs", "start", "--experiment", "e", "--json"))["id"]
     run("runs", "end", run_id)
     with modelkeep.connect(settings=Settings(uri=str(tmp_path / "store"))) as mk:
+        with mk.start_run("e") as sdk_run:  # its buffered points are stored with its end
+            sdk_run.log_metric("loss", 0.5)
         result = NewCheckResult("evaluation", "evaluation", {"accuracy": 0.9}, passed=True)
         mk.record_check("fraud@1", dataset="tx@1", result=result)
     run("approve", "fraud@1", "--to", "production", "--comment", "ok")
@@ -220,6 +222,9 @@ def an_audited_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> li
     run("users", "enable", "bob")
     run("users", "grant", "bob", "--role", "contributor", "--model", "fraud")
     run("users", "revoke", "bob", "--role", "contributor", "--model", "fraud")
+    run("users", "grant", "bob", "--role", "viewer", "--experiment", "e")
+    run("users", "grant", "bob", "--role", "viewer", "--dataset", "tx")
+    run("users", "revoke", "bob", "--role", "viewer", "--dataset", "tx")
     token = json.loads(run("tokens", "create", "bob", "--label", "ci", "--json"))
     run("tokens", "revoke", token["token"])
     run("users", "delete", "bob")

@@ -27,6 +27,7 @@ from typing import Any
 
 from modelkeep.domain.aliases import AliasEvent
 from modelkeep.domain.audit import AuditEvent, canonical_json
+from modelkeep.domain.canonical import canonical_forms
 from modelkeep.domain.digest import sha256_digest
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.manifest import FileEntry, Manifest
@@ -120,6 +121,16 @@ def record_digest(version: Version) -> str:
     return sha256_digest(canonical_json(push_record(version)))
 
 
+def record_digests(version: Version) -> tuple[str, ...]:
+    """Every ``record_digest`` a push of this version may have recorded: over either form
+    of its metadata digest, in either canonical form (docs/design.md "Canonical JSON")."""
+    found = [record_digest(version)]
+    for metadata in version.metadata_digests:
+        record = {**push_record(version), "metadata_digest": metadata}
+        found += [sha256_digest(form) for form in canonical_forms(record)]
+    return tuple(dict.fromkeys(found))
+
+
 def version_mismatches(version: Version, events: Sequence[AuditEvent]) -> list[Mismatch]:
     """The version row against its own file list and against the chain's ``events``
     about it (subject ``NAME@N``, in seq order). Cheap: no blob is read.
@@ -158,15 +169,29 @@ def _against_push(version: Version, push: AuditEvent) -> list[Mismatch]:
         pairs.append(("number", details["number"], version.number))
     if "semver" in details:
         pairs.append(("semver", details["semver"], version.semver))
-    if "metadata_digest" in details:  # pushes recorded before it have none
-        pairs.append(("metadata_digest", details["metadata_digest"], version.metadata_digest))
-    if "record_digest" in details:  # push events of format 2 on
-        pairs.append(("record_digest", details["record_digest"], record_digest(version)))
-    return [
+    found = [
         Mismatch("version", version.ref, name, _text(expected), _text(now), CHAIN)
         for name, expected, now in pairs
         if expected != now
     ]
+    # a digest matches when it is that of either canonical form of the same value
+    if "metadata_digest" in details:  # pushes recorded before it have none
+        found += _digest_mismatch(
+            version, "metadata_digest", details["metadata_digest"], version.metadata_digests
+        )
+    if "record_digest" in details:  # push events of format 2 on
+        found += _digest_mismatch(
+            version, "record_digest", details["record_digest"], record_digests(version)
+        )
+    return found
+
+
+def _digest_mismatch(
+    version: Version, name: str, recorded: Any, computed: tuple[str, ...]
+) -> list[Mismatch]:
+    if recorded in computed:
+        return []
+    return [Mismatch("version", version.ref, name, _text(recorded), computed[0], CHAIN)]
 
 
 def _iso(version: Version) -> str:
