@@ -148,6 +148,9 @@ def test_misspelt_names_get_the_closest_one(
     out = str(files.root / "out")
     stage = assert_error_line(cli("pull", "fraud@stagin", out), "alias_not_found")
     assert "did you mean 'staging'?" in stage
+    empty = assert_error_line(cli("show", "fraud@production"), "alias_not_found")
+    assert "nothing was promoted to production of fraud yet" in empty
+    assert "did you mean" not in empty and "modelkeep promote fraud@N --to production" in empty
     choice = assert_error_line(cli("promote", "fraud@1", "--to", "prod"), "usage", 2)
     assert "did you mean 'production'?" in choice
     command = assert_error_line(cli("pus", "fraud", "x"), "usage", 2)

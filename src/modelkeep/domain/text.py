@@ -25,7 +25,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     """``"did you mean 'x'? "`` for the known name closest to a mistyped ``word``, or ``""``.
 
     Case is ignored when matching (``Prod`` finds ``production``)."""
-    by_folded = {name.casefold(): name for name in known}
+    by_folded = {name.casefold(): name for name in known if name != word}
     close = difflib.get_close_matches(word.casefold(), list(by_folded), n=1, cutoff=0.6)
     if not close:
         close = [name for name in by_folded if name.startswith(word.casefold())][:1]

@@ -40,6 +40,11 @@ def no_model(tx: Transaction, name: str) -> ModelNotFound:
 
 def no_alias(tx: Transaction, model: str, alias: str, when: str = "") -> AliasNotFound:
     """The error for a missing alias or stage, with the closest one the model has."""
+    if alias in STAGES:
+        return AliasNotFound(
+            f"nothing was promoted to {alias} of {model}{when or ' yet'}",
+            f"promote a version first: 'modelkeep promote {model}@N --to {alias}'",
+        )
     known = {event.alias for event in tx.aliases.events(model)} | {"latest", *STAGES}
     return AliasNotFound(
         f"{model} has no alias {alias!r}{when}",
