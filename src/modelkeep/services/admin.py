@@ -395,16 +395,21 @@ class TokenCache:
     token on every request, and the lookup costs more than most requests.
 
     Every change to users, grants and tokens is audited, so the cache is dropped whenever
-    the audit head moves (one small read per request): a revoked token, a disabled or
-    deleted user or a changed grant takes effect on the next request, whichever process
-    made the change. Only a token's expiry may be noticed up to ``ttl`` late."""
+    the audit head moves: a revoked token, a disabled or deleted user or a changed grant
+    takes effect on the next request when this process made the change, and within
+    ``HEAD_RECHECK_SECONDS`` when another one did (a CLI on the store, another replica).
+    The head is read at most that often, not on every request: that read cost more than
+    the rest of authenticating. Only a token's expiry may be noticed up to ``ttl`` late."""
 
     MAX_ENTRIES = 10_000
+    HEAD_RECHECK_SECONDS = 0.25
 
     def __init__(self, ctx: ServiceContext, ttl: float = 2.0) -> None:
         self._base = ctx
         self._ttl = ttl
         self._seen: dict[str, tuple[float, tuple[int, str] | None, Actor]] = {}
+        self._head: tuple[float, int, tuple[int, str] | None] | None = None
+        """When the head was read, this process's change count then, and the head."""
 
     def context_for(self, token: str | None) -> ServiceContext:
         if self._ttl <= 0:
@@ -422,5 +427,11 @@ class TokenCache:
         return self._base.for_actor(actor)
 
     def _audit_head(self) -> tuple[int, str] | None:
+        now, changes = time.monotonic(), self._base.changes.count
+        memo = self._head
+        if memo is not None and now - memo[0] < self.HEAD_RECHECK_SECONDS and memo[1] == changes:
+            return memo[2]
         with self._base.store.transaction() as tx:
-            return tx.audit.head()
+            head = tx.audit.head()
+        self._head = (now, changes, head)
+        return head

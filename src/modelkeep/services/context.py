@@ -29,6 +29,18 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class ChangeCounter:
+    """How many audited changes this process made (contexts made from one another share
+    it): a cache of what the audit log decides (tokens) can tell at once that it is stale
+    without reading the database."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def bump(self) -> None:
+        self.count += 1  # racy increments only ever make a cache re-check: harmless
+
+
 @dataclass
 class ServiceContext:
     """The store, the blobs and the principal every use case acts with.
@@ -45,6 +57,7 @@ class ServiceContext:
     signer: AuditSigner | None = None
     request_id: str | None = None
     owns_store: bool = field(default=True, repr=False)
+    changes: ChangeCounter = field(default_factory=ChangeCounter, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.principal, Actor):  # a bare name must never pass as an admin
@@ -98,4 +111,5 @@ class ServiceContext:
         """Append ``kind`` about ``subject`` to the audit chain, in ``tx``."""
         if self.request_id is not None:
             details = {**details, "request_id": self.request_id}
+        self.changes.bump()
         return tx.audit.append(self.actor, kind.value, subject, details, at)
