@@ -48,6 +48,9 @@ class ServerRuntime:
     """Closes what ``open_server`` opened (the database's connections)."""
     body_timeout_seconds: float = 30.0
     """Seconds to wait for the next part of a request body (MODELKEEP_BODY_TIMEOUT_SECONDS)."""
+    remembered: Callable[[str | None], ServiceContext | None] = lambda _token: None
+    """``authenticate``'s answer when it needs no I/O (a token remembered, the audit head
+    read recently), else None: lets a server skip a worker thread on most requests."""
 
 
 def local_actor() -> str:
@@ -168,4 +171,5 @@ def open_server(settings: Settings) -> ServerRuntime:
         settings.gc_grace_seconds,
         base.close,
         body_timeout_seconds=settings.body_timeout_seconds,
+        remembered=tokens.remembered,
     )

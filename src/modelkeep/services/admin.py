@@ -426,6 +426,18 @@ class TokenCache:
         self._seen[key] = (now + self._ttl, head, actor)
         return self._base.for_actor(actor)
 
+    def remembered(self, token: str | None) -> ServiceContext | None:
+        """``context_for(token)`` if it can be answered without reading the database (the
+        token is remembered and the audit head was read recently), else None."""
+        memo, hit = self._head, self._seen.get(hash_token(token) if token else "")
+        now = time.monotonic()
+        if self._ttl <= 0 or memo is None or hit is None or hit[0] <= now:
+            return None
+        fresh = now - memo[0] < self.HEAD_RECHECK_SECONDS and memo[1] == self._base.changes.count
+        if not fresh or hit[1] != memo[2]:
+            return None
+        return self._base.for_actor(hit[2])
+
     def _audit_head(self) -> tuple[int, str] | None:
         now, changes = time.monotonic(), self._base.changes.count
         memo = self._head

@@ -123,11 +123,14 @@ class LimitsAndRequestId:
     async def _authenticate(self, headers: Headers, state: dict[str, Any]) -> JSONResponse | None:
         """Every API route needs a valid token: a missing, unknown, revoked or expired one
         is answered 401 before any of the body (perhaps hundreds of MB) is read. The
-        routes reuse the context found here. The lookup may query the database, so it
-        runs in a worker thread, off the event loop."""
+        routes reuse the context found here. A remembered token is answered here; a
+        lookup that may query the database runs in a worker thread, off the event loop."""
         token = bearer_token(headers.get("authorization"))
         try:
-            state[ACTING] = await anyio.to_thread.run_sync(self.runtime.authenticate, token)
+            acting = self.runtime.remembered(token)
+            if acting is None:
+                acting = await anyio.to_thread.run_sync(self.runtime.authenticate, token)
+            state[ACTING] = acting
         except ModelkeepError as exc:  # unauthenticated (401), or the database is down (503)
             return errors.error_response(exc)
         return None
