@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
-from sklearn.linear_model import LinearRegression, LogisticRegression
 from skl2onnx import to_onnx
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import modelkeep
 from modelkeep.config import Settings
@@ -217,7 +217,7 @@ def test_pickle_is_never_loaded(mk: modelkeep.Client, tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-PREDICTOR = '''
+PREDICTOR = """
 from pathlib import Path
 
 Path({marker!r}).touch()  # runs when the module is imported
@@ -229,7 +229,7 @@ class Doubler:
 
     def predict(self, frame):
         return (frame["x"] * self.factor).to_numpy()
-'''
+"""
 DECLARATION = """\
 predictor: predictor:Doubler
 signature:
