@@ -95,6 +95,8 @@ def test_a_skops_model_loads_by_stage_and_predicts_as_scikit_learn_does(
     }
     assert predictor.signature.to_dict() == recorded
     assert mk.show(version.ref).metadata.signature == recorded  # recorded at push
+    report = mk.verify()  # the signature is covered by the version's metadata digest
+    assert report.ok and not report.damaged
 
 
 def test_an_onnx_model_loads_with_the_graphs_signature(
@@ -301,3 +303,19 @@ def test_a_version_pushed_without_a_signature_gets_one_when_loaded(
     assert "signature" not in version.to_dict()["metadata"]  # older versions' digests hold
     predictor = mk.load(version.ref, cache_dir=tmp_path)
     assert predictor.signature.input_names == tuple(FEATURES)
+
+
+def test_with_the_cache_off_a_load_uses_a_directory_removed_with_the_predictor(
+    mk: modelkeep.Client, models: Models
+) -> None:
+    import gc
+
+    assert mk.settings.hash_cache_dir is None  # MODELKEEP_CACHE_DIR=off in the tests
+    mk.create_model("fraud")
+    predictor = mk.load(mk.push("fraud", [models.skops_dir]).ref)
+    directory = predictor.path
+    assert (directory / "model.skops").is_file()
+    assert np.array_equal(predictor.predict(models.frame), models.classifier.predict(models.frame))
+    del predictor
+    gc.collect()
+    assert not directory.exists()
