@@ -171,3 +171,38 @@ def test_the_policy_allows_code_models_only_where_it_says_so() -> None:
         parse_policy("format: 1\nserving: {allow_code: 'yes please'}\n")
     with pytest.raises(InvalidPolicy, match=r"unknown key 'allow_pickle'"):
         parse_policy("format: 1\nserving: {allow_pickle: true}\n")
+
+
+INT32 = parse_signature({"inputs": [{"name": "n", "dtype": "int32"}]})
+TWO_TENSORS = parse_signature(
+    {
+        "inputs": [
+            {"name": "X", "dtype": "int64", "shape": [-1]},
+            {"name": "Y", "dtype": "string", "shape": [-1]},
+        ]
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("signature", "inputs", "message"),
+    [
+        (TWO_TENSORS, {}, r"the inputs lack inputs 'X', 'Y'; m@1 takes X, Y"),
+        (TWO_TENSORS, {"X": [1]}, r"the inputs lack input 'Y'"),
+        (TENSOR, {"a": [None, []]}, "not a regular array"),  # columns stacked into X
+        (INT32, {"n": [1, 2**40]}, "holds values int32 cannot hold"),  # never wrapped around
+        (INT32, {"n": [2**70]}, "holds values int32 cannot hold"),
+        (COLUMNS, {"amount": [1e300]}, "lack columns"),
+    ],
+)
+def test_what_fuzzing_found_is_refused_with_the_stable_code(
+    signature: Any, inputs: Any, message: str
+) -> None:
+    """Found by random inputs: each was a KeyError, ValueError or a silent overflow."""
+    with pytest.raises(InvalidInferenceInput, match=message):
+        checked_inputs(signature, inputs, "m@1")
+
+
+def test_a_float32_input_refuses_a_number_it_cannot_hold() -> None:
+    with pytest.raises(InvalidInferenceInput, match="float32 cannot hold"):
+        checked_inputs(TENSOR, [[1e300, 1.0]], "m@1")

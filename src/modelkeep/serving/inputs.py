@@ -32,6 +32,14 @@ FORMS = "a pandas DataFrame, a dict of column -> values, a list of row dicts"
 def checked_inputs(signature: Signature, inputs: Any, ref: str) -> dict[str, Array]:
     """Each input of the signature, in its order, as an array of its dtype."""
     given = _named(inputs, signature, ref)
+    missing = [n for n in signature.input_names if n not in given]
+    if missing:
+        what = "column" if signature.is_columns else "input"
+        raise InvalidInferenceInput(
+            f"the inputs lack {what if len(missing) == 1 else what + 's'} "
+            f"{name_list(repr(m) for m in missing)}; {ref} takes "
+            f"{name_list(signature.input_names)}"
+        )
     if signature.is_columns:
         return _columns(signature, given, ref)
     return {f.name: _tensor(f, given[f.name], ref) for f in signature.inputs}
@@ -77,7 +85,7 @@ def _positional_columns(named: dict[str, Any], signature: Signature) -> bool:
 
 
 def _stacked(named: dict[str, Any], signature: Signature) -> dict[str, Any]:
-    columns = [np.asarray(v) for v in named.values()]
+    columns = [_array(v, name) for name, v in named.items()]
     if len({c.shape for c in columns}) > 1 or any(c.ndim != 1 for c in columns):
         raise InvalidInferenceInput("the columns given have different lengths")
     stacked = np.stack(columns, axis=1) if columns else np.empty((0, 0))
@@ -97,13 +105,6 @@ def _from_rows(rows: Sequence[Mapping[str, Any]], ref: str) -> dict[str, Any]:
 
 
 def _columns(signature: Signature, given: dict[str, Any], ref: str) -> dict[str, Array]:
-    missing = [n for n in signature.input_names if n not in given]
-    if missing:
-        raise InvalidInferenceInput(
-            f"the inputs lack {'column' if len(missing) == 1 else 'columns'} "
-            f"{name_list(repr(m) for m in missing)}; {ref} takes "
-            f"{name_list(signature.input_names)}"
-        )
     columns = {f.name: _column(f, given[f.name], ref) for f in signature.inputs}
     lengths = {len(c) for c in columns.values()}
     if len(lengths) > 1:
@@ -170,11 +171,42 @@ def _typed(array: Array, field: SignatureField, ref: str) -> Array:
     if array.dtype.kind == "O" and kind in "iuf":  # None stands for a missing number
         array = np.asarray([np.nan if v is None else v for v in array.ravel()]).reshape(array.shape)
     if kind in "iu" or (kind == "f" and field.dtype.startswith("float")):
-        return array.astype(target)
-    whole = kind == "f" and bool(np.all(np.isfinite(array)) and np.all(np.mod(array, 1) == 0))
-    if whole and field.dtype.startswith("int"):  # 3.0 is the whole number 3
-        return array.astype(target)
+        return _cast(array, target, field, ref)
+    if kind == "f" and field.dtype.startswith("int") and _whole(array):  # 3.0 is 3
+        return _cast(array, target, field, ref)
     raise _wrong_type(field, array, ref)
+
+
+def _whole(array: Array) -> bool:
+    values = array.astype(np.float64)
+    return bool(np.all(np.isfinite(values)) and np.all(np.mod(values, 1) == 0))
+
+
+def _fits(array: Array, target: Any) -> bool:
+    """Whether whole numbers (or whole floats) fit ``target`` without wrapping around."""
+    if array.size == 0:
+        return True
+    limits = np.iinfo(target)
+    if array.dtype.kind in "iuf":
+        return bool(array.min() >= limits.min and array.max() <= limits.max)
+    values = [int(v) for v in array.ravel()]  # Python ints, beyond 64 bits too
+    return min(values) >= limits.min and max(values) <= limits.max
+
+
+def _cast(array: Array, target: Any, field: SignatureField, ref: str) -> Array:
+    """The values as ``target``; a number it cannot hold is refused, not wrapped around."""
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            cast = array.astype(target)
+    except (ValueError, TypeError, OverflowError, FloatingPointError):
+        cast = None
+    if cast is None or (np.issubdtype(target, np.integer) and not _fits(array, target)):
+        raise InvalidInferenceInput(
+            f"input {field.name!r} holds values {field.dtype} cannot hold; {ref} takes "
+            f"{field.dtype}",
+            f"give {field.dtype} values in {field.name!r}",
+        )
+    return cast
 
 
 def _kind_of(array: Array) -> str:
