@@ -106,7 +106,8 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "~/.cache/modelkeep",
         "Where the client remembers the digests of files it pushed (by path, size and "
-        "times), so pushing an unchanged file again reads nothing. 'off' disables it.",
+        "times), so pushing an unchanged file again reads nothing; and where load keeps "
+        "versions' verified files (models/). 'off' disables both.",
     ),
     Setting(
         "progress",

@@ -18,6 +18,8 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── InvalidPolicy                a policy or check suite file is refused
     │   ├── UnsafeModelFormat            a model file cannot be loaded without running its code
     │   ├── ColumnNotFound               a dataset lacks a column a check needs
+    │   ├── InvalidInferenceInput        inputs do not match a version's signature (HTTP 422)
+    │   ├── ModelNotLoadable             a version's model file cannot be read as its format
     │   └── BodyTimeout                  a request body stalled (HTTP 408)
     ├── NotFound                         exit 1
     │   ├── ModelNotFound
@@ -47,6 +49,7 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   └── PolicyNotMet                 a promotion lacks what the policy requires
     ├── CheckFailed                      exit 1   a check could not run to its end
     │   └── CheckTimeout
+    ├── PredictionFailed                 exit 1   a loaded model raised while predicting
     ├── Unauthenticated                  exit 1   no valid token (HTTP 401)
     ├── Forbidden                        exit 1   the actor's roles do not allow it (HTTP 403)
     │   └── SeparationOfDuties           the policy keeps this person from this step
@@ -171,6 +174,23 @@ class ColumnNotFound(InvalidInput):
     code = "column_not_found"
     http_status = 422
     default_hint = "name a column the dataset has ('modelkeep datasets show DATASET@REF')"
+
+
+class InvalidInferenceInput(InvalidInput):
+    """Inputs given to ``predict`` that do not match the version's signature."""
+
+    code = "invalid_inference_input"
+    http_status = 422
+    default_hint = "give the columns the signature names ('modelkeep show NAME@REF')"
+
+
+class ModelNotLoadable(InvalidInput):
+    """A version's model file is not what its format says (a broken skops zip or ONNX
+    graph), or names no model; loading it was refused, not attempted with other code."""
+
+    code = "model_not_loadable"
+    http_status = 422
+    default_hint = "push the model again, saved with skops or exported to ONNX"
 
 
 class BodyTimeout(InvalidInput):
@@ -347,6 +367,14 @@ class CheckFailed(ModelkeepError):
 class CheckTimeout(CheckFailed):
     code = "check_timeout"
     default_hint = "raise the check's timeout in the suite file, or make the command faster"
+
+
+class PredictionFailed(ModelkeepError):
+    """The model itself raised on inputs that match its signature."""
+
+    code = "prediction_failed"
+    http_status = 500
+    default_hint = "the model could not predict on these inputs; try it on them with mk.load"
 
 
 class Unauthenticated(ModelkeepError):

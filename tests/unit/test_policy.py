@@ -480,6 +480,7 @@ def test_the_empty_policy_has_no_rules() -> None:
         "register": {"require": []},
         "stages": {},
         "aliases": {},
+        "serving": {"allow_code": False},
         "models": {},
     }
 

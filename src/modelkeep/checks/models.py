@@ -16,30 +16,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from modelkeep.checks.data import Array, Features, name_list, one_line
-from modelkeep.checks.deps import require
+from modelkeep.checks.data import Array, Features, name_list
 from modelkeep.domain.digest import digest_of
-from modelkeep.errors import CheckFailed, InvalidPolicy, UnsafeModelFormat
+from modelkeep.errors import CheckFailed, InvalidPolicy, ModelNotLoadable, UnsafeModelFormat
+from modelkeep.serving.loading import (
+    PICKLE_SUFFIXES,
+    SAFE_HINT,
+    SAFE_SUFFIXES,
+    open_onnx,
+    open_skops,
+)
 
-SAFE_SUFFIXES = (".skops", ".onnx")
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".sav", ".dill")
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
-TRUSTED_BUILTINS = frozenset(
-    {
-        "collections.OrderedDict",
-        "collections.defaultdict",
-        "builtins.slice",
-        "builtins.complex",
-        "builtins.frozenset",
-        "builtins.set",
-        "builtins.bytes",
-        "builtins.bytearray",
-    }
-)
-SAFE_HINT = (
-    "save scikit-learn models with skops (.skops) or export them to ONNX (.onnx); "
-    "or check the model with a command check (kind: command)"
-)
 ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
@@ -128,34 +115,12 @@ def file_digest(path: Path) -> str:
     return digest_of(digest)
 
 
-def is_trusted_type(name: str) -> bool:
-    return name.startswith(TRUSTED_PREFIXES) or name in TRUSTED_BUILTINS
-
-
 def load_skops(path: Path, name: str) -> SklearnModel:
     """A skops file, loaded only when every type it names is scikit-learn, numpy or scipy."""
-    require("sklearn")
-    skops_io = require("skops.io")
     try:
-        untrusted = list(skops_io.get_untrusted_types(file=path))
-    except Exception as exc:
-        raise CheckFailed(f"{name} is not a readable skops file: {one_line(exc)}") from None
-    refused = [t for t in untrusted if not is_trusted_type(t)]
-    if refused:
-        raise UnsafeModelFormat(
-            f"{name} names types outside scikit-learn, numpy and scipy: {name_list(refused)}; "
-            "loading them could run their code, so the file is not loaded",
-            SAFE_HINT,
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            estimator = skops_io.load(path, trusted=untrusted)
-    except Exception as exc:
-        raise CheckFailed(f"{name} could not be loaded: {one_line(exc)}") from None
-    if not hasattr(estimator, "predict"):
-        raise CheckFailed(f"{name} holds a {type(estimator).__name__}, which cannot predict")
-    return SklearnModel(estimator)
+        return SklearnModel(open_skops(path, name))
+    except ModelNotLoadable as exc:
+        raise CheckFailed(exc.message) from None  # what a check reports: it could not run
 
 
 class SklearnModel:
@@ -197,15 +162,10 @@ class SklearnModel:
 
 
 def load_onnx(path: Path, name: str) -> OnnxModel:
-    ort = require("onnxruntime")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:
-        raise CheckFailed(f"{name} is not a loadable ONNX model: {one_line(exc)}") from None
+        session = open_onnx(path, name)
+    except ModelNotLoadable as exc:
+        raise CheckFailed(exc.message) from None
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].type not in ONNX_DTYPES:
         found = ", ".join(f"{i.name}: {i.type}" for i in inputs)

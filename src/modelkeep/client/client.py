@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from modelkeep.domain.users import IssuedToken, Token, User
     from modelkeep.domain.versions import Model, Scalar, Version
     from modelkeep.ports.blobs import Progress
+    from modelkeep.serving.predictor import Predictor
 
 EARLY_CHECK_BYTES = 32 * 1024 * 1024
 """Pushes this large are checked before upload; registration checks every push again."""
@@ -190,17 +191,24 @@ class Client:
         message: str | None = None,
         progress: Progress | None = None,
         if_exists: Literal["fail", "reuse"] = "fail",
+        signature: Mapping[str, Any] | None = None,
     ) -> Version:
         """Store the files and register them as the model's next version.
 
         Files registered as a version already: ``if_exists="fail"`` raises
         DuplicateVersion (its ``details`` name that version); ``"reuse"`` returns that
-        version, with ``reused`` set, and registers nothing."""
+        version, with ``reused`` set, and registers nothing.
+
+        The version's signature (what ``load(...).predict`` takes and gives) is
+        ``signature`` if given, else the one its ``modelkeep.yaml`` declares, else the one
+        read from its ONNX or skops model (docs/serving.md)."""
+        local = files.collect(paths)
+        if signature is None:
+            signature = _signature_of(local)
         metadata = VersionMetadata(
-            params or {}, metrics or {}, tuple(datasets), commit, seed, run, meta or {}
+            params or {}, metrics or {}, tuple(datasets), commit, seed, run, meta or {}, signature
         ).validated()  # here too: JSON cannot carry NaN or infinity to a server
         request = PushRequest(metadata, version, bump, message, if_exists)
-        local = files.collect(paths)
         if sum(f.size for f in local) >= EARLY_CHECK_BYTES:
             self._backend.check_push(model, request)  # fail before uploading gigabytes
         try:
@@ -239,6 +247,28 @@ class Client:
 
     def versions(self, model: str) -> list[Version]:
         return self._backend.list_versions(model)
+
+    def load(self, ref: str, *, cache_dir: str | os.PathLike[str] | None = None) -> Predictor:
+        """The version loaded for inference: ``load("fraud@production").predict(df)``.
+
+        Its files are pulled into a cache keyed by its digest (``cache_dir``, else
+        ``MODELKEEP_CACHE_DIR``; off: a temporary directory), each verified against its
+        digest as it is pulled and each time the cache is used. ONNX and skops
+        (scikit-learn, trusted types only) models load; a Python predictor declared in
+        the version's ``modelkeep.yaml`` only where the policy allows code models;
+        pickle never. ``predict`` checks its inputs against ``.signature``."""
+        from modelkeep.client.serving import load_version
+
+        version = self._backend.get_version(ref)
+        version.check_files_kept()
+        self._check_file_list(version)
+        root = Path(cache_dir) if cache_dir is not None else self.settings.hash_cache_dir
+
+        def code_allowed() -> bool:
+            rules = self._backend.model_policy(version.model).get("rules", {})
+            return bool(rules.get("serving", {}).get("allow_code", False))
+
+        return load_version(self._backend, version, root, code_allowed=code_allowed)
 
     def show(self, ref: str) -> Version:
         return self._backend.get_version(ref)
@@ -746,6 +776,15 @@ class Client:
     def governance_report(self, model: str | None = None, *, format: str = "md") -> str:
         """Each model's evidence mapped to the NIST AI RMF functions, with what is missing."""
         return self._backend.governance_report(model, format)
+
+
+def _signature_of(local: Sequence[files.LocalFile]) -> dict[str, Any] | None:
+    """The signature a push records, read from its files (only when one may say it)."""
+    from modelkeep.serving.inspect import may_have_signature, signature_of
+
+    if not may_have_signature([f.path for f in local]):
+        return None
+    return signature_of({f.path: f.source for f in local})
 
 
 def stage_of(ref: str, stage: str | None) -> str | None:

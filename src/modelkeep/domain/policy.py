@@ -22,6 +22,7 @@ The document::
         approvals: {count: 1, roles: [approver]}   # admin always counts; null: none
         separation_of_duties: true  # default true
     aliases: {champion: [releaser]} # roles that may move a free alias (admin always may)
+    serving: {allow_code: false}    # true: load may run a version's Python predictor
     models:                         # per-model overrides
       fraud: {stages: {production: {checks: ["auc >= 0.9"]}}}
 
@@ -99,8 +100,9 @@ __all__ = [
 
 FORMAT = 1
 FORMAT_HINT = "see docs/governance.md for the policy format"
-TOP_KEYS = ("format", "metrics", "register", "stages", "aliases", "models")
-SECTION_KEYS = ("metrics", "register", "stages", "aliases")
+TOP_KEYS = ("format", "metrics", "register", "stages", "aliases", "models", "serving")
+SECTION_KEYS = ("metrics", "register", "stages", "aliases", "serving")
+SERVING_KEYS = ("allow_code",)
 REGISTER_KEYS = ("require",)
 STAGE_KEYS = ("require", "checks", "approvals", "separation_of_duties")
 APPROVAL_KEYS = ("count", "roles")
@@ -138,6 +140,7 @@ class PolicySection:
     stages: Mapping[str, StageOverride] = field(default_factory=dict)
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     metrics: frozenset[str] = frozenset()
+    allow_code: bool | None = None
 
     def apply(self, inherited: ModelPolicy) -> ModelPolicy:
         stages = dict(inherited.stages)
@@ -148,6 +151,7 @@ class PolicySection:
             register_require=inherited.register_require if register is None else register,
             stages={name: stages[name] for name in STAGES if name in stages},
             aliases={**inherited.aliases, **self.aliases},
+            allow_code=inherited.allow_code if self.allow_code is None else self.allow_code,
         )
 
 
@@ -305,6 +309,7 @@ def _section(entries: Entries, known_metrics: frozenset[str]) -> PolicySection:
         stages={_stage_name(key): _stage(value, metrics, key) for key, value in stages.values()},
         aliases=_aliases(entries),
         metrics=own,
+        allow_code=_allow_code(entries),
     )
 
 
@@ -313,6 +318,18 @@ def _register(entries: Entries) -> tuple[str, ...] | None:
         return None
     register = _entries(entries["register"][1], "'register'", REGISTER_KEYS)
     return _required(register["require"][1]) if "require" in register else None
+
+
+def _allow_code(entries: Entries) -> bool | None:
+    if "serving" not in entries:
+        return None
+    serving = _entries(entries["serving"][1], "'serving'", SERVING_KEYS)
+    if "allow_code" not in serving:
+        return None
+    node = serving["allow_code"][1]
+    if node.tag != _BOOL:
+        _refuse(node, f"allow_code is {_shown(node)}, not true or false")
+    return bool(_scalar(node))
 
 
 def _stage_name(node: yaml.Node) -> str:

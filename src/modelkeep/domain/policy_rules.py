@@ -240,6 +240,8 @@ class ModelPolicy:
     register_require: tuple[str, ...] = ()
     stages: Mapping[str, StagePolicy] = field(default_factory=dict)
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    allow_code: bool = False
+    """``serving: {allow_code: true}``: ``load`` may run a version's Python predictor."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", _frozen_mapping(self.stages))
@@ -257,6 +259,7 @@ class ModelPolicy:
             "register": {"require": list(self.register_require)},
             "stages": {name: policy.to_dict() for name, policy in self.stages.items()},
             "aliases": {name: list(roles) for name, roles in self.aliases.items()},
+            "serving": {"allow_code": self.allow_code},
         }
 
 

@@ -16,6 +16,7 @@ from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.numbers import is_int64
 from modelkeep.domain.semver import Bump
+from modelkeep.domain.signatures import parse_signature
 from modelkeep.domain.text import check_text
 from modelkeep.errors import (
     DuplicateVersion,
@@ -54,6 +55,9 @@ class VersionMetadata:
     seed: int | None = None
     run: str | None = None
     meta: Mapping[str, Scalar] = field(default_factory=dict)
+    signature: Mapping[str, Any] | None = None
+    """What ``predict`` takes and gives (domain/signatures.py); only in versions pushed
+    with one, so the metadata digests of older versions stay as they were."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))
@@ -70,6 +74,7 @@ class VersionMetadata:
             "seed": self.seed,
             "run": self.run,
             "meta": dict(self.meta),
+            **({"signature": dict(self.signature)} if self.signature is not None else {}),
         }
 
     @classmethod
@@ -82,6 +87,7 @@ class VersionMetadata:
             seed=data.get("seed"),
             run=data.get("run"),
             meta=data.get("meta") or {},
+            signature=data.get("signature"),
         )
 
     def validated(self) -> VersionMetadata:
@@ -96,8 +102,16 @@ class VersionMetadata:
                 raise InvalidMetadata(f"{name} {text!r} is empty, too long or unprintable")
         if self.seed is not None and not is_int64(self.seed):
             raise InvalidMetadata(f"seed {self.seed!r} is not a whole number of 64 bits")
+        signature = None if self.signature is None else parse_signature(self.signature).to_dict()
         return VersionMetadata(
-            self.params, metrics, self.datasets, self.commit, self.seed, self.run, self.meta
+            self.params,
+            metrics,
+            self.datasets,
+            self.commit,
+            self.seed,
+            self.run,
+            self.meta,
+            signature,
         )
 
     def has(self, field_name: str, message: str | None) -> bool:

@@ -37,6 +37,9 @@ class MetadataIn(Body):
     seed: int | None = None
     run: str | None = Field(default=None, max_length=256)
     meta: dict[str, Scalar] = Field(default_factory=dict)
+    signature: dict[str, Any] | None = Field(
+        default=None, description="What predict takes and gives (docs/serving.md)."
+    )
 
 
 class PushDetails(Body):

@@ -9,6 +9,7 @@ from modelkeep.client import files
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.runs import RUN_ID, Run
 from modelkeep.domain.semver import BUMPS
+from modelkeep.domain.signatures import parse_signature
 from modelkeep.domain.versions import Version
 from modelkeep.entrypoints.cli import parsing
 from modelkeep.entrypoints.cli.context import (
@@ -150,6 +151,7 @@ def show(ref: str) -> None:
     linked = version.metadata.run and RUN_ID.fullmatch(version.metadata.run)
     run = client.run(version.metadata.run) if linked and version.metadata.run else None
     document = version.to_dict()
+    document["signature"] = version.metadata.signature  # what load's predict takes; or null
     if run is not None:
         document["run_record"] = run.to_dict()  # seen through the link, not copied
 
@@ -196,6 +198,7 @@ def _print_version(v: Version) -> None:
     rows += [(f"metric {k}", f"{val:g}") for k, val in sorted(v.metadata.metrics.items())]
     rows += _from_run(v)
     rows += [(f"meta {k}", str(val)) for k, val in sorted(v.metadata.meta.items())]
+    rows += _signature_rows(v)
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
@@ -203,6 +206,16 @@ def _print_version(v: Version) -> None:
     for f in v.files:
         files_table.add_row(f.path, human_size(f.size), f.digest)
     console.print(files_table)
+
+
+def _signature_rows(v: Version) -> list[tuple[str, str]]:
+    """What ``load(...).predict`` takes and gives, one row per input and output."""
+    if v.metadata.signature is None:
+        return []  # none recorded: load computes it from the model
+    signature = parse_signature(v.metadata.signature)
+    return [("input", f.describe()) for f in signature.inputs] + [
+        ("output", f.describe()) for f in signature.outputs
+    ]
 
 
 def _from_run(v: Version) -> list[tuple[str, str]]:
