@@ -24,33 +24,48 @@ EXPECT = click.option(
     metavar="N",
     help="Only if the deployment is at revision N now (compare-and-set; 0: not deployed).",
 )
-TARGET = "target"
+VERSION = "NAME@REF"
+"""The name the deploy-a-version command is listed under; any word with '@' reaches it."""
 
 
 class DeployGroup(click.Group):
-    """``deploy NAME@REF ...`` deploys; ``deploy COMMAND ...`` runs the command."""
+    """``deploy NAME@REF ...`` deploys that version; ``deploy COMMAND ...`` runs the
+    command: a first word holding '@' is a version, never a command name."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args:
-            raise click.exceptions.NoArgsIsHelpError(ctx)
-        if "@" in args[0] and args[0] not in self.commands:
-            ctx.meta[TARGET] = args[0]
-            args = args[1:]
-        elif not args[0].startswith("-") and args[0] not in self.commands:
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if "@" in cmd_name:
+            return self.commands[VERSION]
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
             raise UsageError(
                 f"'{args[0]}' is neither a version (NAME@REF) nor a deploy command",
                 "deploy a version with 'modelkeep deploy NAME@REF --env ENV', or see "
                 "'modelkeep deploy --help'",
             )
-        return super().parse_args(ctx, args)
+        return super().resolve_command(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write_usage(ctx.command_path, "NAME@REF --env ENV [OPTIONS]")
         formatter.write_usage(ctx.command_path, "COMMAND NAME --env ENV [OPTIONS]")
 
 
-@click.group(cls=DeployGroup, invoke_without_command=True)
-@click.option("--env", "env", metavar="ENV", help="The environment: dev, staging, prod, …")
+@click.group(cls=DeployGroup)
+def deploy() -> None:
+    """Deploy versions to environments, and follow their rollout.
+
+    'modelkeep deploy NAME@REF --env ENV' makes the version the stable one there (any
+    candidate is removed); with --canary PCT, --ab PCT --sticky KEY or --shadow PCT it
+    becomes a candidate beside the stable version. 'deploy promote' makes the candidate
+    stable; 'deploy rollback' goes back to the previous desired state. Every change is
+    compare-and-set, audited, and allowed by the policy's 'environments' (docs/serving.md)."""
+
+
+@deploy.command(VERSION)
+@ENV
 @click.option("--canary", type=PERCENT, metavar="PCT", help="Answer PCT% of requests.")
 @click.option(
     "--ab", type=PERCENT, metavar="PCT", help="A/B: answer PCT% of sticky keys (needs --sticky)."
@@ -67,9 +82,9 @@ class DeployGroup(click.Group):
 @REASON
 @json_option
 @click.pass_context
-def deploy(
+def deploy_version(
     ctx: click.Context,
-    env: str | None,
+    env: str,
     canary: int | None,
     ab: int | None,
     sticky: str | None,
@@ -77,25 +92,12 @@ def deploy(
     expect_revision: int | None,
     reason: str | None,
 ) -> None:
-    """Deploy a version to an environment, and follow its rollout.
+    """Deploy the version NAME@REF to ENV: stable, or a candidate beside the stable one.
 
-    'modelkeep deploy NAME@REF --env ENV' makes the version the stable one there (any
-    candidate is removed); with --canary PCT, --ab PCT --sticky KEY or --shadow PCT it
-    becomes a candidate beside the stable version. 'deploy promote' makes the candidate
-    stable; 'deploy rollback' goes back to the previous desired state. Every change is
-    compare-and-set, audited, and allowed by the policy's 'environments' (docs/serving.md)."""
-    if ctx.invoked_subcommand is not None:
-        if any(v is not None for v in (env, canary, ab, sticky, shadow, expect_revision, reason)):
-            raise UsageError(
-                f"options before '{ctx.invoked_subcommand}' are for deploying a version",
-                f"put them after it: modelkeep deploy {ctx.invoked_subcommand} NAME --env ENV",
-            )
-        return
-    target = ctx.meta.get(TARGET)
-    if target is None:
-        raise UsageError("name the version to deploy first", "modelkeep deploy NAME@REF --env ENV")
-    if env is None:
-        raise UsageError("deploy needs --env ENV", f"modelkeep deploy {target} --env prod")
+    Without a percent the version becomes the only, stable, one. --canary PCT: it answers
+    PCT% of requests; --ab PCT --sticky KEY: PCT% of keys, the same key always reaching
+    the same version; --shadow PCT: it gets a copy of PCT% of requests and never answers."""
+    target = ctx.info_name or ""  # 'modelkeep deploy fraud@4 ...': the word is the version
     change = state().client.deploy(
         target,
         env=env,
