@@ -102,7 +102,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     if not if_none_match:
         return False
     tags = {t.strip().removeprefix("W/").strip('"') for t in if_none_match.split(",")}
-    return etag in tags or "*" in tags
+    return etag in tags
 
 
 def _answer(document: dict[str, Any]) -> JSONResponse:
