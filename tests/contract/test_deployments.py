@@ -3,6 +3,7 @@ desired states, their history, compare-and-set, the policy's environments, bad i
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 
@@ -108,7 +109,7 @@ def test_canary_ab_shadow_then_promote_and_rollback(mk: modelkeep.Client, fraud:
         "deploy", "deploy", "deploy", "rollback", "deploy", "promote", "rollback", "rollback"
     ]  # fmt: skip
     assert [c.revision for c in history] == list(range(1, 9))
-    assert all(c.previous == h.state for h, c in zip(history, history[1:], strict=False))
+    assert all(c.previous == h.state for h, c in itertools.pairwise(history))
     assert history[3].reason == "shadow is slow"
     kinds = [e.action for e in mk.audit_log(model="fraud") if e.action.startswith("deployment.")]
     assert kinds == [f"deployment.{c.action}" for c in history]
