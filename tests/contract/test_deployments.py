@@ -4,6 +4,7 @@ desired states, their history, compare-and-set, the policy's environments, bad i
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable
 
@@ -12,8 +13,10 @@ import pytest
 import modelkeep
 from modelkeep.bootstrap import open_context
 from modelkeep.config import Settings
+from modelkeep.domain import attestation as attest_format
 from modelkeep.domain.deployments import DesiredState
 from modelkeep.errors import (
+    AttestationInvalid,
     DeploymentMoved,
     DeploymentNotFound,
     InvalidInput,
@@ -23,6 +26,7 @@ from modelkeep.errors import (
     VersionArchived,
 )
 from modelkeep.services import deployments
+from modelkeep.services.context import ServiceContext
 from tests.conftest import FileMaker
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql", "memory")
@@ -113,6 +117,34 @@ def test_canary_ab_shadow_then_promote_and_rollback(mk: modelkeep.Client, fraud:
     assert history[3].reason == "shadow is slow"
     kinds = [e.action for e in mk.audit_log(model="fraud") if e.action.startswith("deployment.")]
     assert kinds == [f"deployment.{c.action}" for c in history]
+
+
+def test_every_change_is_signed_and_its_envelope_kept_by_gc(
+    mk: modelkeep.Client, fraud: list[str], registry: ServiceContext
+) -> None:
+    mk.deploy("fraud@1", env="prod")
+    change = mk.deploy("fraud@2", env="prod", canary=10, reason="try")
+    assert change.attestation is not None
+    assert mk.deployment_history("fraud", env="prod")[-1].attestation == change.attestation
+    event = [e for e in mk.audit_log(model="fraud") if e.action == "deployment.deploy"][-1]
+    assert event.details["attestation"] == change.attestation
+    key = bytes.fromhex(mk.audit_key().hex)
+    envelope = registry.blobs.read_bytes(change.attestation)
+    statement = json.loads(attest_format.decode_envelope(envelope).payload)
+    attest_format.verify_envelope(attest_format.decode_envelope(envelope), key)
+    assert statement["predicateType"] == attest_format.DEPLOYMENT_PREDICATE_TYPE
+    assert statement["subject"] == [
+        {"name": "fraud@1", "digest": {"sha256": fraud[1][7:]}},
+        {"name": "fraud@2", "digest": {"sha256": fraud[2][7:]}},
+    ]
+    predicate = statement["predicate"]
+    assert predicate["state"] == change.state.to_dict() and predicate["reason"] == "try"
+    assert predicate["previous"]["revision"] == 1 and predicate["action"] == "deploy"
+    mk.gc()  # the envelope is a gc root, as a promotion's is
+    assert registry.blobs.has(change.attestation)
+    tampered = envelope.replace(b'"sig":"', b'"sig":"A')
+    with pytest.raises(AttestationInvalid):
+        attest_format.verify_envelope(attest_format.decode_envelope(tampered), key)
 
 
 def test_a_plain_deploy_removes_every_candidate(mk: modelkeep.Client, fraud: list[str]) -> None:

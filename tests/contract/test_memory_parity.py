@@ -197,6 +197,7 @@ def write_deployments(tx: Transaction) -> None:
             "ann",
             at(23),
             "bad",
+            digest(600),
         )
     )
 
@@ -327,6 +328,10 @@ def read_all(tx: Transaction) -> dict[str, Any]:
             tx.deployments.history("churn", "dev"),
         ),
         "deployment markers": [tx.deployments.marker(e) for e in ("prod", "dev", "nope")],
+        "deployment blobs": sorted(
+            b
+            for b in tx.governance.deployment_blobs()  # type: ignore[attr-defined]
+        ),
         "cleared": (tx.retention.clear("churn"), tx.retention.clear("churn"), tx.retention.all()),
     }
 

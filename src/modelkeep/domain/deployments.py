@@ -153,6 +153,8 @@ class DeploymentChange:
     actor: str
     at: datetime
     reason: str | None
+    attestation: str | None = None
+    """The blob digest of the change's signed DSSE envelope (docs/serving.md)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +167,7 @@ class DeploymentChange:
             "actor": self.actor,
             "at": self.at.isoformat(),
             "reason": self.reason,
+            "attestation": self.attestation,
         }
 
     @classmethod
@@ -180,6 +183,7 @@ class DeploymentChange:
             str(data["actor"]),
             datetime.fromisoformat(data["at"]),
             data.get("reason"),
+            data.get("attestation"),
         )
 
 

@@ -7,9 +7,11 @@ checked against the policy's environment rules and audited in the same transacti
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from modelkeep.domain import access
+from modelkeep.domain import attestation as attest_format
 from modelkeep.domain import deployments as rules
 from modelkeep.domain.deployments import Backend, DeploymentChange, DesiredState, check_env
 from modelkeep.domain.events import EventKind
@@ -22,6 +24,7 @@ from modelkeep.errors import (
     InvalidInput,
     NothingToRollBack,
     PolicyNotMet,
+    StoreUnavailable,
     VersionArchived,
     VersionPurged,
 )
@@ -237,8 +240,18 @@ def _record(
     reason: str | None,
 ) -> DeploymentChange:
     at = ctx.clock()
+    signed = _attest(ctx, tx, action, current, state, at, reason)
     change = DeploymentChange(
-        state.model, state.env, state.revision, action, current, state, ctx.actor, at, reason
+        state.model,
+        state.env,
+        state.revision,
+        action,
+        current,
+        state,
+        ctx.actor,
+        at,
+        reason,
+        signed,
     )
     tx.deployments.record(change)
     details: dict[str, Any] = {
@@ -248,9 +261,43 @@ def _record(
         "new": [b.to_dict() for b in state.backends],
         "sticky": state.sticky,
         "reason": reason,
+        "attestation": signed,
     }
     ctx.record_event(tx, EventKind.deployment(action), subject(state.model, state.env), details, at)
     return change
+
+
+def _attest(
+    ctx: ServiceContext,
+    tx: Transaction,
+    action: rules.Action,
+    current: DesiredState | None,
+    state: DesiredState,
+    at: datetime,
+    reason: str | None,
+) -> str:
+    """Sign the in-toto statement of this change (as a promotion's) and store the DSSE
+    envelope as a blob; its digest goes into the history and the audit event."""
+    signer = ctx.signer
+    if signer is None:
+        raise StoreUnavailable(
+            "this registry was opened without a signing key: deployment changes are signed",
+            "open it with modelkeep.connect() or set MODELKEEP_SIGNING_KEY",
+        )
+    record = tx.governance.current_policy_key()
+    statement = attest_format.deployment_statement(
+        store_id=ctx.blobs.store_id,
+        state=state.to_dict(),
+        previous=current.to_dict() if current else None,
+        action=action,
+        policy={"version": record[0], "digest": record[1]} if record else None,
+        actor=ctx.actor,
+        at=at.isoformat(),
+        reason=reason,
+    )
+    public = signer.public_key(create=True) or b""
+    envelope = attest_format.sign_envelope(statement, signer.sign, attest_format.key_id(public))
+    return ctx.blobs.put_bytes(envelope).digest
 
 
 def subject(model: str, env: str) -> str:

@@ -70,6 +70,7 @@ class DeploymentRows:
                 actor=change.actor,
                 at=change.at,
                 reason=change.reason,
+                attestation=change.attestation,
             )
         )
 
@@ -95,6 +96,7 @@ class DeploymentRows:
                 actor=row.actor,
                 at=row.at,
                 reason=row.reason,
+                attestation=row.attestation,
             )
             for row in rows
         ]

@@ -437,6 +437,7 @@ deployment_events = Table(
     Column("actor", String(256), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("reason", Text),
+    Column("attestation", String(71)),
     Index(None, "model_id", "env", "id"),
     Index(None, "env", "id"),
 )

@@ -1,5 +1,5 @@
 """Deployments: each model's desired state per environment (``deployments``) and the
-history of its changes (``deployment_events``).
+history of its changes (``deployment_events``, each with its signed attestation).
 
 Revision ID: 0010
 Revises: 0009
@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(256), nullable=False),
         sa.Column("at", UTCDateTime, nullable=False),
         sa.Column("reason", sa.Text),
+        sa.Column("attestation", sa.String(71)),
     )
     op.create_index(
         "ix_deployment_events_model_id_env_id", "deployment_events", ["model_id", "env", "id"]
