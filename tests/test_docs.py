@@ -210,6 +210,10 @@ def an_audited_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> li
     for n in (1, 2):
         run("promote", f"fraud@{n}", "--to", "production", "--override", "--reason", "test")
     run("rollback", "fraud", "--stage", "production", "--reason", "back")
+    run("deploy", "fraud@1", "--env", "prod", "--reason", "first")
+    run("deploy", "fraud@2", "--env", "prod", "--canary", "10")
+    run("deploy", "promote", "fraud", "--env", "prod")
+    run("deploy", "rollback", "fraud", "--env", "prod", "--reason", "back")
     run("archive", "fraud@3", "--reason", "old")
     for n in (4, 5):
         run("push", "fraud", str(tmp_path / f"w{n}.bin"), "--commit", "abc")

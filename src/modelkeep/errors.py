@@ -228,6 +228,11 @@ class BlobNotFound(NotFound):
     default_hint = "the store lost data: run 'modelkeep verify --all' and restore from a backup"
 
 
+class DeploymentNotFound(NotFound):
+    code = "deployment_not_found"
+    default_hint = "deploy a version first: 'modelkeep deploy NAME@REF --env ENV'"
+
+
 class UserNotFound(NotFound):
     code = "user_not_found"
     default_hint = "list users with 'modelkeep users list'"
@@ -275,6 +280,14 @@ class ModelExists(Conflict):
 class AliasMoved(Conflict):
     code = "alias_moved"
     default_hint = "someone moved it meanwhile; read its current target and decide again"
+
+
+class DeploymentMoved(Conflict):
+    code = "deployment_moved"
+    default_hint = (
+        "someone changed the deployment meanwhile; read it with 'modelkeep deploy status' "
+        "and decide again"
+    )
 
 
 class SemverExists(Conflict):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from modelkeep.domain.access import Grant
+from modelkeep.domain.deployments import Backend, DeploymentChange, DesiredState
 from modelkeep.domain.governance import Approval, Attestation, NewCheckResult
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.recipes import ChunkRef, Recipe
@@ -159,6 +160,48 @@ def write_governance(tx: Transaction) -> None:
     )
 
 
+def write_deployments(tx: Transaction) -> None:
+    stable = Backend("fraud@2", digest(2), "stable", 100)
+    first = DesiredState("fraud", "prod", 1, (stable,))
+    canary = Backend("fraud@3", digest(3), "canary", 20)
+    second = DesiredState(
+        "fraud", "prod", 2, (Backend("fraud@2", digest(2), "stable", 80), canary), "header:x-user"
+    )
+    tx.deployments.record(
+        DeploymentChange("fraud", "prod", 1, "deploy", None, first, "ann", at(20), None)
+    )
+    tx.deployments.record(
+        DeploymentChange(
+            "churn",
+            "dev",
+            1,
+            "deploy",
+            None,
+            DesiredState("churn", "dev", 1, (Backend("churn@1", digest(4), "stable", 100),)),
+            "bob",
+            at(21),
+            "try",
+        )
+    )
+    tx.deployments.record(
+        DeploymentChange("fraud", "prod", 2, "deploy", first, second, "ann", at(22), "ab")
+    )
+    tx.deployments.record(
+        DeploymentChange(
+            "fraud",
+            "prod",
+            3,
+            "rollback",
+            second,
+            DesiredState("fraud", "prod", 3, (stable,)),
+            "ann",
+            at(23),
+            "bad",
+            digest(600),
+        )
+    )
+
+
 def approval(
     model: str,
     number: int,
@@ -273,6 +316,22 @@ def read_all(tx: Transaction) -> dict[str, Any]:
         "approvals": tx.governance.approvals("fraud", 2),
         "attestations": tx.governance.attestations("fraud"),
         "retention": (tx.retention.all(), tx.retention.get("x")),
+        "deployments": (
+            tx.deployments.get("fraud", "prod"),
+            tx.deployments.get("fraud", "dev"),
+            tx.deployments.in_env("prod"),
+            tx.deployments.in_env("dev"),
+            tx.deployments.in_env("nope"),
+        ),
+        "deployment history": (
+            tx.deployments.history("fraud", "prod"),
+            tx.deployments.history("churn", "dev"),
+        ),
+        "deployment markers": [tx.deployments.marker(e) for e in ("prod", "dev", "nope")],
+        "deployment blobs": sorted(
+            b
+            for b in tx.governance.deployment_blobs()  # type: ignore[attr-defined]
+        ),
         "cleared": (tx.retention.clear("churn"), tx.retention.clear("churn"), tx.retention.all()),
     }
 
@@ -282,7 +341,13 @@ STORED = ("name", "number", "path", "digest", "size", "blob", "blob_size", "id",
 
 def run_script(store: MetadataStore) -> dict[str, Any]:
     answers: dict[str, Any] = {}
-    for write in (write_registry, write_users, write_tracking, write_governance):
+    for write in (
+        write_registry,
+        write_users,
+        write_tracking,
+        write_governance,
+        write_deployments,
+    ):
         with store.transaction(write=True) as tx:
             write(tx)
             tx.commit()

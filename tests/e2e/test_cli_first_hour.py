@@ -58,6 +58,8 @@ READ_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "attest verify": ("m@1",),
     "card": ("m@1",),
     "report governance": (),
+    "deploy status": ("m", "--env", "prod"),
+    "deploy history": ("m", "--env", "prod"),
 }
 """Arguments that parse for each read-only command (what they name need not exist)."""
 

@@ -31,7 +31,7 @@ ALLOWS = {
     "runner": {"read", "check"},
     "contributor": {"read", "create-model", "push", "set-alias", "archive", "track", "check"},
     "approver": {"read", "approve", "check"},
-    "releaser": {"read", "promote", "rollback", "check"},
+    "releaser": {"read", "promote", "rollback", "deploy", "check"},
     "admin": {
         "read",
         "create-model",
@@ -41,6 +41,7 @@ ALLOWS = {
         "approve",
         "promote",
         "rollback",
+        "deploy",
         "track",
         "check",
         "set-policy",

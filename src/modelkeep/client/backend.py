@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from modelkeep.client.deployments import DeploymentBackend
 from modelkeep.client.users import UserAdmin
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class GovernanceBackend(Protocol):
     def governance_report(self, model: str | None = None, fmt: str = "md") -> str: ...
 
 
-class Backend(GovernanceBackend, UserAdmin, Protocol):
+class Backend(GovernanceBackend, DeploymentBackend, UserAdmin, Protocol):
     def close(self) -> None: ...
     def create_model(self, name: str, description: str, require: Iterable[str]) -> Model: ...
     def list_models(self) -> list[Model]: ...

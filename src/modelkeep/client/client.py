@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         CheckpointResult,
         PublicKey,
     )
+    from modelkeep.domain.deployments import DeploymentChange, DesiredState
     from modelkeep.domain.diff import VersionDiff
     from modelkeep.domain.governance import (
         Approval,
@@ -364,6 +365,58 @@ class Client:
 
     def rollback(self, model: str, *, stage: str, reason: str | None = None) -> AliasEvent:
         return self._backend.rollback(model, stage, reason)
+
+    # deployments (docs/serving.md)
+
+    def deploy(
+        self,
+        ref: str,
+        *,
+        env: str,
+        canary: int | None = None,
+        ab: int | None = None,
+        sticky: str | None = None,
+        shadow: int | None = None,
+        expect_revision: int | None = None,
+        reason: str | None = None,
+    ) -> DeploymentChange:
+        """Deploy ``ref`` to ``env``: as the stable version, or as a candidate beside it
+        (``canary=PCT``, ``ab=PCT`` with ``sticky="header:NAME"``, ``shadow=PCT``). With
+        ``expect_revision`` only if nobody changed the deployment meanwhile."""
+        return self._backend.deploy(ref, env, canary, ab, sticky, shadow, expect_revision, reason)
+
+    def promote_deployment(
+        self,
+        model: str,
+        *,
+        env: str,
+        expect_revision: int | None = None,
+        reason: str | None = None,
+    ) -> DeploymentChange:
+        """The candidate (canary, else shadow) becomes the stable version in ``env``."""
+        return self._backend.promote_deployment(model, env, expect_revision, reason)
+
+    def rollback_deployment(
+        self,
+        model: str,
+        *,
+        env: str,
+        expect_revision: int | None = None,
+        reason: str | None = None,
+    ) -> DeploymentChange:
+        """Back to the desired state before the last change (again: one more back)."""
+        return self._backend.rollback_deployment(model, env, expect_revision, reason)
+
+    def deployment(self, model: str, *, env: str) -> DesiredState:
+        """The model's desired state in ``env``."""
+        return self._backend.deployment(model, env)
+
+    def deployment_history(self, model: str, *, env: str) -> list[DeploymentChange]:
+        return self._backend.deployment_history(model, env)
+
+    def deployments(self, *, env: str) -> list[DesiredState]:
+        """Every desired state in ``env`` the caller may read: what a gateway serves."""
+        return self._backend.deployments(env)
 
     # maintenance and audit
 

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from modelkeep.client import wire
+from modelkeep.client.deployments import HttpDeployments
 from modelkeep.client.files import (
     LocalFile,
     changed_since,
@@ -71,7 +72,7 @@ ERRORS = {cls.code: cls for cls in all_error_classes()}
 BY_STATUS: dict[int, type[ModelkeepError]] = {404: NotFound, 409: Conflict}
 
 
-class HttpBackend(HttpGovernance):
+class HttpBackend(HttpGovernance, HttpDeployments):
     def __init__(
         self,
         url: str,

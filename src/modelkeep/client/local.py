@@ -29,6 +29,7 @@ from modelkeep.domain.audit import (
     PublicKey,
 )
 from modelkeep.domain.datasets import DatasetPush, DatasetVersion
+from modelkeep.domain.deployments import DeploymentChange, DesiredState
 from modelkeep.domain.diff import VersionDiff
 from modelkeep.domain.governance import (
     Approval,
@@ -64,6 +65,7 @@ from modelkeep.services import (
     tracking,
     versions,
 )
+from modelkeep.services import deployments as deployment_service
 from modelkeep.services import files as file_service
 from modelkeep.services import lineage as lineage_service
 from modelkeep.services import retention as retention_service
@@ -183,7 +185,57 @@ class LocalUserAdmin:
         return admin.revoke_token(self.ctx, token)
 
 
-class LocalBackend(LocalGovernance, LocalUserAdmin):
+class LocalDeployments:
+    ctx: ServiceContext
+
+    def deploy(
+        self,
+        ref: str,
+        env: str,
+        canary: int | None = None,
+        ab: int | None = None,
+        sticky: str | None = None,
+        shadow: int | None = None,
+        expect_revision: int | None = None,
+        reason: str | None = None,
+    ) -> DeploymentChange:
+        return deployment_service.deploy(
+            self.ctx,
+            ref,
+            env,
+            canary=canary,
+            ab=ab,
+            sticky=sticky,
+            shadow=shadow,
+            expect_revision=expect_revision,
+            reason=reason,
+        )
+
+    def promote_deployment(
+        self, model: str, env: str, expect_revision: int | None = None, reason: str | None = None
+    ) -> DeploymentChange:
+        return deployment_service.promote(
+            self.ctx, model, env, expect_revision=expect_revision, reason=reason
+        )
+
+    def rollback_deployment(
+        self, model: str, env: str, expect_revision: int | None = None, reason: str | None = None
+    ) -> DeploymentChange:
+        return deployment_service.rollback(
+            self.ctx, model, env, expect_revision=expect_revision, reason=reason
+        )
+
+    def deployment(self, model: str, env: str) -> DesiredState:
+        return deployment_service.status(self.ctx, model, env)
+
+    def deployment_history(self, model: str, env: str) -> list[DeploymentChange]:
+        return deployment_service.history(self.ctx, model, env)
+
+    def deployments(self, env: str) -> list[DesiredState]:
+        return deployment_service.feed(self.ctx, env)
+
+
+class LocalBackend(LocalGovernance, LocalDeployments, LocalUserAdmin):
     """The services in this process: an embedded store, or a database an operator reaches."""
 
     def __init__(self, ctx: ServiceContext, gc_grace_seconds: int) -> None:

@@ -138,6 +138,12 @@ ROLLBACK = Action(
     per_model=True,
     roles=(RELEASER, ADMIN),
 )
+DEPLOY = Action(
+    name="deploy",
+    description="change a deployment's desired state: deploy, promote, roll back",
+    per_model=True,
+    roles=(RELEASER, ADMIN),
+)
 TRACK = Action(
     name="track",
     description=(
@@ -201,6 +207,7 @@ ACTIONS: dict[str, Action] = {
         APPROVE,
         PROMOTE,
         ROLLBACK,
+        DEPLOY,
         TRACK,
         CHECK,
         SET_POLICY,

@@ -38,6 +38,7 @@ from modelkeep.errors import AttestationInvalid, InvalidInput
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://modelkeep.dev/attestations/promotion/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
+DEPLOYMENT_PREDICATE_TYPE = "https://modelkeep.dev/attestations/deployment/v1"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
@@ -112,6 +113,42 @@ def promotion_statement(
         "_type": STATEMENT_TYPE,
         "subject": [{"name": f"{model}@{number}", "digest": {"sha256": version_digest[7:]}}],
         "predicateType": PREDICATE_TYPE,
+        "predicate": predicate,
+    }
+
+
+def deployment_statement(
+    *,
+    store_id: str,
+    state: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    action: str,
+    policy: Mapping[str, Any] | None,
+    actor: str,
+    at: str,
+    reason: str | None,
+) -> dict[str, Any]:
+    """The in-toto v1 Statement that a deployment's desired state became ``state`` (a
+    ``DesiredState.to_dict()``): its subjects are the versions it serves, by digest."""
+    subjects = []
+    for backend in state["backends"]:
+        if not is_digest(backend["digest"]):
+            raise InvalidInput(f"{backend['digest']!r} is not a digest", "sha256:<64 hex>")
+        subjects.append({"name": backend["ref"], "digest": {"sha256": backend["digest"][7:]}})
+    predicate = {
+        "store_id": store_id,
+        "action": action,
+        "state": _plain(state),
+        "previous": _plain(previous),
+        "policy": _plain(policy),
+        "actor": actor,
+        "at": at,
+        "reason": reason,
+    }
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": DEPLOYMENT_PREDICATE_TYPE,
         "predicate": predicate,
     }
 

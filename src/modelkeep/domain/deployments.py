@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from modelkeep.errors import InvalidInput
@@ -128,3 +129,168 @@ class DesiredState:
             tuple(Backend.from_dict(b) for b in data.get("backends", ())),
             data.get("sticky"),
         )
+
+
+# --- changes of a desired state (pure rules the registry applies) -------------------------
+
+Action = Literal["deploy", "promote", "rollback"]
+ACTIONS: tuple[Action, ...] = ("deploy", "promote", "rollback")
+Mode = Literal["stable", "canary", "ab", "shadow"]
+
+
+@dataclass(frozen=True)
+class DeploymentChange:
+    """One change of a desired state, as the history keeps it."""
+
+    model: str
+    env: str
+    revision: int
+    """The revision the change made (``state.revision``)."""
+    action: Action
+    previous: DesiredState | None
+    """The state it replaced (None: the model was not deployed to ``env``)."""
+    state: DesiredState
+    actor: str
+    at: datetime
+    reason: str | None
+    attestation: str | None = None
+    """The blob digest of the change's signed DSSE envelope (docs/serving.md)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "env": self.env,
+            "revision": self.revision,
+            "action": self.action,
+            "previous": self.previous.to_dict() if self.previous else None,
+            "state": self.state.to_dict(),
+            "actor": self.actor,
+            "at": self.at.isoformat(),
+            "reason": self.reason,
+            "attestation": self.attestation,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploymentChange:
+        previous = data.get("previous")
+        return cls(
+            str(data["model"]),
+            str(data["env"]),
+            int(data["revision"]),
+            data["action"],
+            DesiredState.from_dict(previous) if previous else None,
+            DesiredState.from_dict(data["state"]),
+            str(data["actor"]),
+            datetime.fromisoformat(data["at"]),
+            data.get("reason"),
+            data.get("attestation"),
+        )
+
+
+def next_state(
+    current: DesiredState | None,
+    model: str,
+    env: str,
+    target: Backend,
+    mode: Mode,
+    sticky: str | None = None,
+) -> DesiredState:
+    """The state a deploy of ``target`` (role and weight not yet set) makes.
+
+    ``stable``: the version alone, at 100 (any candidate removed). ``canary``/``ab``: the
+    version answers ``weight`` percent beside the current stable (A/B: by ``sticky``
+    key), replacing any canary and keeping a shadow (not with A/B). ``shadow``: the
+    version receives a copy of ``weight`` percent, replacing any shadow."""
+    check_weight(target.weight)
+    if mode != "ab" and sticky is not None:
+        raise InvalidInput(
+            "a sticky key is for A/B only", "use --ab PCT --sticky KEY, or drop --sticky"
+        )
+    revision = (current.revision if current else 0) + 1
+    if mode == "stable":
+        only = Backend(target.ref, target.digest, "stable", 100)
+        return DesiredState(model, env, revision, (only,))
+    if mode == "ab" and sticky is None:
+        raise InvalidInput(
+            "A/B needs a sticky key", "add --sticky header:NAME|cookie:NAME|query:NAME"
+        )
+    stable = current.backend("stable") if current else None
+    if stable is None:
+        raise InvalidInput(
+            f"{model} has no stable version in {env} to set a candidate beside",
+            f"deploy one first: modelkeep deploy {target.ref} --env {env}",
+        )
+    if stable.digest == target.digest:
+        raise InvalidInput(
+            f"{target.ref} is already the stable version in {env}", "deploy another version"
+        )
+    assert current is not None
+    canary, shadow = current.backend("canary"), current.backend("shadow")
+    keep_sticky = current.sticky
+    if mode == "shadow":
+        if current.sticky is not None:
+            raise InvalidInput(
+                f"{model} runs an A/B test in {env}; a shadow cannot run beside it",
+                f"end the A/B first: modelkeep deploy promote|rollback {model} --env {env}",
+            )
+        shadow = Backend(target.ref, target.digest, "shadow", target.weight)
+    else:
+        if mode == "ab" and shadow is not None:
+            raise InvalidInput(
+                f"{model} has a shadow in {env}; an A/B test cannot run beside it",
+                f"end the shadow first: modelkeep deploy promote|rollback {model} --env {env}",
+            )
+        canary = Backend(target.ref, target.digest, "canary", target.weight)
+        keep_sticky = sticky
+    stable = Backend(stable.ref, stable.digest, "stable", 100 - (canary.weight if canary else 0))
+    backends = tuple(b for b in (stable, canary, shadow) if b is not None)
+    return DesiredState(model, env, revision, backends, keep_sticky)
+
+
+def promoted(current: DesiredState | None, model: str, env: str) -> DesiredState:
+    """The candidate (the canary, else the shadow) becomes the only, stable, version."""
+    candidate = None
+    if current is not None:
+        candidate = current.backend("canary") or current.backend("shadow")
+    if current is None or candidate is None:
+        raise InvalidInput(
+            f"{model} has no candidate in {env} to promote",
+            "deploy one with --canary, --ab or --shadow first",
+        )
+    only = Backend(candidate.ref, candidate.digest, "stable", 100)
+    return DesiredState(model, env, current.revision + 1, (only,))
+
+
+def rollback_target(history: list[DeploymentChange]) -> DesiredState | None:
+    """The state a rollback returns to: each rollback undoes the newest change it has not
+    undone yet, so rolling back twice goes two changes back. None: nothing to go back to."""
+    undone: list[DeploymentChange] = []
+    for change in history:
+        if change.action == "rollback":
+            if undone:
+                undone.pop()
+        else:
+            undone.append(change)
+    return undone[-1].previous if undone else None
+
+
+def with_revision(state: DesiredState, revision: int) -> DesiredState:
+    return DesiredState(state.model, state.env, revision, state.backends, state.sticky)
+
+
+@dataclass(frozen=True)
+class EnvironmentRule:
+    """What the policy asks of a version deployed to one environment."""
+
+    requires_stage: str | None = None
+    """The stage a version must be in to become stable there (None: any version)."""
+    canary_from: str | None = None
+    """The stage a candidate (canary, A/B, shadow) must be in; None: ``requires_stage``."""
+
+    def stage_for(self, role: Role) -> str | None:
+        if role == "stable":
+            return self.requires_stage
+        return self.canary_from or self.requires_stage
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requires_stage": self.requires_stage, "canary_from": self.canary_from}

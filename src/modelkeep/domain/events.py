@@ -44,11 +44,19 @@ class EventKind(StrEnum):
     TOKEN_REVOKE = "token.revoke"
     STORE_GC = "store.gc"
     AUDIT_CHECKPOINT = "audit.checkpoint"
+    DEPLOYMENT_DEPLOY = "deployment.deploy"
+    DEPLOYMENT_PROMOTE = "deployment.promote"
+    DEPLOYMENT_ROLLBACK = "deployment.rollback"
 
     @classmethod
     def alias_move(cls, action: str) -> EventKind:
         """The event of an alias move (``set``, ``rm``, ``promote``, ``rollback``)."""
         return cls(f"alias.{action}")
+
+    @classmethod
+    def deployment(cls, action: str) -> EventKind:
+        """The event of a desired-state change (``deploy``, ``promote``, ``rollback``)."""
+        return cls(f"deployment.{action}")
 
     @classmethod
     def approval(cls, decision: str) -> EventKind:

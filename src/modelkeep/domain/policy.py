@@ -25,6 +25,11 @@ The document::
     serving: {allow_code: false}    # true: load may run a version's Python predictor
     models:                         # per-model overrides
       fraud: {stages: {production: {checks: ["auc >= 0.9"]}}}
+    environments:                   # deployments: the stage a version must be in
+      prod: {requires_stage: production, canary_from: staging}
+
+An environment the policy does not name takes any version; ``canary_from`` (the stage a
+canary, A/B or shadow candidate must be in) defaults to ``requires_stage``.
 
 Override semantics: an entry under ``models:`` takes the same keys as the top level
 except ``format`` and ``models`` (its ``metrics`` adds names for its own rules). Each key
@@ -47,6 +52,7 @@ from typing import Any, NoReturn
 import yaml
 
 from modelkeep.domain.access import ROLES
+from modelkeep.domain.deployments import EnvironmentRule, check_env
 from modelkeep.domain.names import STAGES, check_alias_name, check_model_name
 from modelkeep.domain.policy_eval import (
     ApprovalFact,
@@ -100,9 +106,19 @@ __all__ = [
 
 FORMAT = 1
 FORMAT_HINT = "see docs/governance.md for the policy format"
-TOP_KEYS = ("format", "metrics", "register", "stages", "aliases", "models", "serving")
+TOP_KEYS = (
+    "format",
+    "metrics",
+    "register",
+    "stages",
+    "aliases",
+    "models",
+    "serving",
+    "environments",
+)
 SECTION_KEYS = ("metrics", "register", "stages", "aliases", "serving")
 SERVING_KEYS = ("allow_code",)
+ENVIRONMENT_KEYS = ("requires_stage", "canary_from")
 REGISTER_KEYS = ("require",)
 STAGE_KEYS = ("require", "checks", "approvals", "separation_of_duties")
 APPROVAL_KEYS = ("count", "roles")
@@ -163,9 +179,16 @@ class Policy:
     """Metric names declared besides ``BUILTIN_METRICS``."""
     base: ModelPolicy = EMPTY_MODEL_POLICY
     overrides: Mapping[str, PolicySection] = field(default_factory=dict)
+    environments: Mapping[str, EnvironmentRule] = field(default_factory=dict)
+    """Deployments: per environment, the stage a version must be in (unnamed: none)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+        object.__setattr__(self, "environments", MappingProxyType(dict(self.environments)))
+
+    def environment(self, env: str) -> EnvironmentRule:
+        """What a deploy to ``env`` needs; an environment not named needs nothing."""
+        return self.environments.get(env) or EnvironmentRule()
 
     def for_model(self, model: str) -> ModelPolicy:
         """The rules in force for ``model``: the top level with its override applied."""
@@ -179,6 +202,15 @@ class Policy:
             "metrics": sorted(self.metrics),
             **self.base.to_dict(),
             "models": {name: self.for_model(name).to_dict() for name in sorted(self.overrides)},
+            **(
+                {
+                    "environments": {
+                        e: self.environments[e].to_dict() for e in sorted(self.environments)
+                    }
+                }
+                if self.environments
+                else {}
+            ),
         }
 
 
@@ -203,7 +235,13 @@ def parse_policy(text: str) -> Policy:
         )
         for key, value in models.values()
     }
-    return Policy(metrics=base.metrics, base=base.apply(EMPTY_MODEL_POLICY), overrides=overrides)
+    environments = _environments(top["environments"][1]) if "environments" in top else {}
+    return Policy(
+        metrics=base.metrics,
+        base=base.apply(EMPTY_MODEL_POLICY),
+        overrides=overrides,
+        environments=environments,
+    )
 
 
 def _compose(text: str) -> yaml.Node:
@@ -502,6 +540,21 @@ def _alias_name(node: yaml.Node) -> str:
     with _at(node):
         check_alias_name(name)
     return name
+
+
+# --- environments (deployments) ----------------------------------------------------------
+
+
+def _environments(node: yaml.Node) -> dict[str, EnvironmentRule]:
+    rules = {}
+    for key, value in _entries(node, "'environments'", None).values():
+        env = _text(key, "an environment name")
+        with _at(key):
+            check_env(env)
+        entries = _entries(value, f"environment {env!r}", ENVIRONMENT_KEYS)
+        stages = {name: _stage_name(value) for name, (_, value) in entries.items()}
+        rules[env] = EnvironmentRule(stages.get("requires_stage"), stages.get("canary_from"))
+    return rules
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from modelkeep.ports.audit import AuditLog
+from modelkeep.ports.deployments import Deployments
 from modelkeep.ports.governance import Governance, Retention
 from modelkeep.ports.recipes import Recipes
 from modelkeep.ports.registry import Aliases, Models, Versions
@@ -38,6 +39,8 @@ class Transaction(Protocol):
     def retention(self) -> Retention: ...
     @property
     def governance(self) -> Governance: ...
+    @property
+    def deployments(self) -> Deployments: ...
 
     def commit(self) -> None: ...
 

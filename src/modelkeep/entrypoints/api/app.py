@@ -22,6 +22,7 @@ from modelkeep.bootstrap import ServerRuntime
 from modelkeep.entrypoints.api import (
     admin_routes,
     audit_routes,
+    deployment_routes,
     errors,
     governance_routes,
     routes,
@@ -71,6 +72,7 @@ def create_app(runtime: ServerRuntime) -> FastAPI:
         routes.api,
         admin_routes.router,
         audit_routes.router,
+        deployment_routes.router,
         governance_routes.router,
         storage_routes.router,
         tracking_routes.router,

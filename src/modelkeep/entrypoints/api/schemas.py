@@ -263,3 +263,24 @@ class PushDataset(Body):
     message: str | None = Field(default=None, max_length=10_000)
     profiles: dict[str, Any] = Field(default_factory=dict)
     if_exists: Literal["fail", "reuse"] = "fail"
+
+
+class Deploy(Body):
+    version: str = Field(max_length=200, description="A reference: number, semver, digest…")
+    canary: int | None = Field(None, description="Percent of requests the version answers.")
+    ab: int | None = Field(None, description="Percent of sticky keys the version answers (A/B).")
+    sticky: str | None = Field(
+        None, max_length=200, description="Where A/B reads its key: header:N, cookie:N, query:N."
+    )
+    shadow: int | None = Field(None, description="Percent of requests mirrored to the version.")
+    expect_revision: int | None = Field(
+        None, description="Refuse unless the deployment is at this revision (0: not deployed)."
+    )
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class DeploymentChangeIn(Body):
+    expect_revision: int | None = Field(
+        None, description="Refuse unless the deployment is at this revision."
+    )
+    reason: str | None = Field(default=None, max_length=10_000)

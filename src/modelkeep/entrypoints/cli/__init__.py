@@ -14,6 +14,7 @@ from modelkeep.domain.text import did_you_mean
 from modelkeep.entrypoints.cli import (
     aliases,
     datasets,
+    deployments,
     governance,
     lineage,
     maintenance,
@@ -85,6 +86,7 @@ for command in (
     governance.attest,
     governance.card,
     governance.report,
+    deployments.deploy,
     server.server,
 ):
     cli.add_command(command)

@@ -36,7 +36,7 @@ READ_ONLY_COMMANDS = frozenset(
         "datasets list",
         "datasets versions", "datasets pull", "lineage", "policy show", "policy history",
         "policy test", "checks", "gate", "attest list", "attest export", "attest verify",
-        "card", "report governance",
+        "card", "report governance", "deploy status", "deploy history",
     }
 )  # fmt: skip
 """Commands that only read: on an embedded store that does not exist they say so instead

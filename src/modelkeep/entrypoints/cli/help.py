@@ -38,6 +38,11 @@ TASKS = (
         ("policy", "check", "checks", "approve", "reject", "gate", "attest", "card", "report"),
     ),
     Task(
+        "Deploy and roll out",
+        "modelkeep deploy fraud@4 --env prod --canary 10",
+        ("deploy",),
+    ),
+    Task(
         "Integrity and storage",
         "modelkeep verify --all",
         ("verify", "audit", "gc", "storage", "retention"),

@@ -8,6 +8,7 @@ the terminal it runs in.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -58,7 +59,8 @@ def render(root: click.Command) -> str:
 
 
 def _anchor(heading: str) -> str:
-    return heading.lower().replace(" ", "-")
+    """GitHub's anchor of a heading: punctuation (the '@' of NAME@REF) dropped."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
 
 
 def main() -> None:

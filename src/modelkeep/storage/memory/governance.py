@@ -133,6 +133,12 @@ class GovernanceRows:
         for attestation in tables.attestations.values():
             yield attestation.envelope_digest, f"{attestation.model}@{attestation.number}"
 
+    def deployment_blobs(self) -> Iterator[tuple[str, str]]:
+        """(digest, ``NAME@env:ENV``) of each deployment change's attestation (gc roots)."""
+        for _, change in self._view.read.deployment_events:
+            if change.attestation is not None:  # a deployment change's attestation
+                yield change.attestation, f"{change.model}@env:{change.env}"
+
     def _version_digest(self, model: str, number: int) -> str:
         row = self._view.read.versions.get((model, number))
         if row is None:

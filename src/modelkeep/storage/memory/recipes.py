@@ -107,6 +107,7 @@ class RecipeRows:
                     yield blob, f"{row.model}@{row.number}"
         yield from self._tracking_blobs()
         yield from self._governance.governance_blobs()
+        yield from self._governance.deployment_blobs()
 
     def _tracking_blobs(self) -> Iterator[tuple[str, str]]:
         """What datasets and runs need: dataset manifests and files, run files, and each

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from modelkeep.domain.access import Grant
 from modelkeep.domain.aliases import AliasAction
 from modelkeep.domain.audit import AuditEvent
+from modelkeep.domain.deployments import DeploymentChange, DesiredState
 from modelkeep.domain.governance import Approval, Attestation, CheckResult, PolicyRecord
 from modelkeep.domain.manifest import FileEntry
 from modelkeep.domain.recipes import Recipe
@@ -210,6 +211,10 @@ class Tables:
     attestations: dict[int, Attestation] = field(default_factory=dict)
     uploads: dict[tuple[str, str], datetime] = field(default_factory=dict)
     """(user, digest) -> when the user first sent those bytes."""
+    deployments: dict[tuple[str, str], DesiredState] = field(default_factory=dict)
+    """(model, env) -> the desired state."""
+    deployment_events: list[tuple[int, DeploymentChange]] = field(default_factory=list)
+    """(id, change), oldest first."""
 
     def copy(self) -> Tables:
         """A snapshot: every container copied, the (immutable) rows shared."""

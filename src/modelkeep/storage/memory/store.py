@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from modelkeep.errors import StoreMismatch, StoreUnavailable
 from modelkeep.storage.memory.audit import AuditRows
 from modelkeep.storage.memory.datasets import DatasetRows
+from modelkeep.storage.memory.deployments import DeploymentRows
 from modelkeep.storage.memory.governance import GovernanceRows, RetentionRows
 from modelkeep.storage.memory.recipes import RecipeRows
 from modelkeep.storage.memory.registry import AliasRows, ModelRows, VersionRows
@@ -70,6 +71,7 @@ class MemoryTransaction:
         self.tracking = TrackingRows(self._view)
         self.datasets = DatasetRows(self._view)
         self.retention = RetentionRows(self._view)
+        self.deployments = DeploymentRows(self._view)
 
     def commit(self) -> None:
         changed = self._view.publish()

@@ -23,6 +23,7 @@ from modelkeep.storage.sql.tables import (
     approvals,
     attestations,
     check_results,
+    deployment_events,
     models,
     policies,
     versions,
@@ -227,6 +228,16 @@ class GovernanceRows:
             )
             for digest, name, number in self._conn.execute(query):
                 yield digest, f"{name}@{number}"
+
+    def deployment_blobs(self) -> Iterator[tuple[str, str]]:
+        """(digest, ``NAME@env:ENV``) of each deployment change's attestation (gc roots)."""
+        signed = (
+            select(deployment_events.c.attestation, models.c.name, deployment_events.c.env)
+            .join(models, models.c.id == deployment_events.c.model_id)
+            .where(deployment_events.c.attestation.is_not(None))
+        )
+        for digest, name, env in self._conn.execute(signed):
+            yield digest, f"{name}@env:{env}"  # a deployment change's attestation
 
     def _version_row(self, model: str, number: int) -> tuple[int, str]:
         """The version's row id and digest."""

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from modelkeep.errors import UnknownStoreFormat
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
 """Every revision, oldest first; a test checks this against the migration scripts."""
 HEAD = REVISIONS[-1]
 

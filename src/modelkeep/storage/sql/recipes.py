@@ -261,6 +261,7 @@ class RecipeRows:
                 yield digest, f"{name}@{number}"
         yield from self._tracking_blobs()
         yield from self._governance.governance_blobs()
+        yield from self._governance.deployment_blobs()
 
     def _tracking_blobs(self) -> Iterator[tuple[str, str]]:
         """What datasets and runs need: dataset manifests, dataset files and run files

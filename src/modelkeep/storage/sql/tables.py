@@ -413,3 +413,31 @@ attestations = Table(
     Column("actor", String(256), nullable=False),
     Column("at", UTCDateTime, nullable=False),
 )
+
+# Deployments (schema 0010): each model's desired state per environment, and every change.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("model_id", Id, ForeignKey("models.id"), primary_key=True),
+    Column("env", String(64), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("state", Json, nullable=False),
+)
+
+deployment_events = Table(
+    "deployment_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model_id", Id, ForeignKey("models.id"), nullable=False),
+    Column("env", String(64), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("previous", Json),
+    Column("state", Json, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("reason", Text),
+    Column("attestation", String(71)),
+    Index(None, "model_id", "env", "id"),
+    Index(None, "env", "id"),
+)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, RootTransaction
 
 from modelkeep.storage.sql.audit import AuditRows
 from modelkeep.storage.sql.datasets import DatasetRows
+from modelkeep.storage.sql.deployments import DeploymentRows
 from modelkeep.storage.sql.governance import GovernanceRows
 from modelkeep.storage.sql.recipes import RecipeRows
 from modelkeep.storage.sql.registry import AliasRows, ModelIds, ModelRows, VersionRows
@@ -33,6 +34,7 @@ class SqlTransaction:
         self.tracking = TrackingRows(conn)
         self.datasets = DatasetRows(conn)
         self.retention = RetentionRows(conn)
+        self.deployments = DeploymentRows(conn)
 
     def commit(self) -> None:
         self._trans.commit()
