@@ -19,7 +19,7 @@ from modelkeep.domain.access import Action, Actor, Decision
 from modelkeep.domain.audit import AuditEvent
 from modelkeep.domain.events import EventKind
 from modelkeep.errors import Forbidden
-from modelkeep.ports.blobs import AuditSigner, BlobStore
+from modelkeep.ports.blobs import AuditSigner, BlobStore, ModelSigner
 from modelkeep.ports.unit_of_work import MetadataStore, Transaction
 
 Clock = Callable[[], datetime]
@@ -43,6 +43,7 @@ class ServiceContext:
     principal: Actor
     clock: Clock = utc_now
     signer: AuditSigner | None = None
+    model_signer: ModelSigner | None = None
     request_id: str | None = None
     owns_store: bool = field(default=True, repr=False)
 

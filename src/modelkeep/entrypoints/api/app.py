@@ -22,6 +22,7 @@ from modelkeep.bootstrap import ServerRuntime
 from modelkeep.entrypoints.api import (
     admin_routes,
     audit_routes,
+    bundle_routes,
     errors,
     governance_routes,
     routes,
@@ -72,6 +73,7 @@ def create_app(runtime: ServerRuntime) -> FastAPI:
         admin_routes.router,
         audit_routes.router,
         governance_routes.router,
+        bundle_routes.router,
         storage_routes.router,
         tracking_routes.router,
     ):

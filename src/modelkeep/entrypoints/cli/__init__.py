@@ -13,6 +13,7 @@ import click
 from modelkeep.domain.text import did_you_mean
 from modelkeep.entrypoints.cli import (
     aliases,
+    bundles,
     datasets,
     governance,
     lineage,
@@ -85,6 +86,8 @@ for command in (
     governance.attest,
     governance.card,
     governance.report,
+    bundles.bundle,
+    bundles.sign,
     server.server,
 ):
     cli.add_command(command)

@@ -38,6 +38,11 @@ TASKS = (
         ("policy", "check", "checks", "approve", "reject", "gate", "attest", "card", "report"),
     ),
     Task(
+        "Serving bundles and signatures",
+        "modelkeep bundle build fraud@production -o fraud.bundle.tar.gz",
+        ("bundle", "sign"),
+    ),
+    Task(
         "Integrity and storage",
         "modelkeep verify --all",
         ("verify", "audit", "gc", "storage", "retention"),
