@@ -3,7 +3,6 @@ SQLite and PostgreSQL (docs/serving.md, "Bundles")."""
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -164,9 +163,7 @@ def test_verify_needs_a_trusted_key(cli: CliRunnerInProcess, tmp_path: Path) -> 
     "tamper",
     ["file bytes", "extra member", "missing member", "manifest", "resigned", "gzip byte"],
 )
-def test_a_tampered_bundle_is_refused(
-    cli: CliRunnerInProcess, tmp_path: Path, tamper: str
-) -> None:
+def test_a_tampered_bundle_is_refused(cli: CliRunnerInProcess, tmp_path: Path, tamper: str) -> None:
     push_tree(cli, tmp_path / "model")
     archive = tmp_path / "b.tgz"
     build(cli, archive)
@@ -253,7 +250,8 @@ def test_build_refuses_bad_input_and_writes_nothing(
     cli: CliRunnerInProcess, tmp_path: Path
 ) -> None:
     push_tree(cli, tmp_path / "model")
-    refused(cli, "bundle", "build", "fraud@9", "-o", str(tmp_path / "x.tgz"), code="version_not_found")
+    missing = str(tmp_path / "x.tgz")
+    refused(cli, "bundle", "build", "fraud@9", "-o", missing, code="version_not_found")
     assert not (tmp_path / "x.tgz").exists()
     existing = tmp_path / "existing.tgz"
     existing.write_bytes(b"keep me")
@@ -336,9 +334,7 @@ def model_signing_verify(python: Path, folder: Path, signature: Path, key: Path)
     return subprocess.run(command, capture_output=True, timeout=120, check=False).returncode
 
 
-def test_sign_is_checked_by_the_real_model_signing(
-    cli: CliRunnerInProcess, tmp_path: Path
-) -> None:
+def test_sign_is_checked_by_the_real_model_signing(cli: CliRunnerInProcess, tmp_path: Path) -> None:
     python = model_signing_python()
     if python is None:
         pytest.skip(
