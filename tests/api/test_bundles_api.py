@@ -53,4 +53,4 @@ def test_a_reader_of_another_model_gets_neither(http: TestClient) -> None:  # no
         )
         assert_error(response, 403, "forbidden")
     key = http.get(f"{API}/audit/key", params={"format": "openssf"})
-    assert key.status_code == 200 and key.text.startswith("-----BEGIN PUBLIC KEY-----")
+    assert key.status_code == 200 and key.json()["pem"].startswith("-----BEGIN PUBLIC KEY-----")

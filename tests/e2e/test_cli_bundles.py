@@ -161,7 +161,15 @@ def test_verify_needs_a_trusted_key(cli: CliRunnerInProcess, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "tamper",
-    ["file bytes", "extra member", "missing member", "manifest", "resigned", "gzip byte"],
+    [
+        "file bytes",
+        "extra member",
+        "missing member",
+        "manifest",
+        "resigned",
+        "gzip byte",
+        "gzip crc",
+    ],
 )
 def test_a_tampered_bundle_is_refused(cli: CliRunnerInProcess, tmp_path: Path, tamper: str) -> None:
     push_tree(cli, tmp_path / "model")
@@ -176,6 +184,7 @@ def test_a_tampered_bundle_is_refused(cli: CliRunnerInProcess, tmp_path: Path, t
         "manifest": "manifest.json",
         "resigned": "signature does not verify",
         "gzip byte": "",  # whichever member the flipped byte lands in, or the gzip stream
+        "gzip crc": "not a readable tar archive",  # every member intact, the trailer not
     }[tamper]
     if tamper == "file bytes":
         rewrite(archive, {"files/model.onnx": b"onnx graph byteZ"})
@@ -206,7 +215,7 @@ def test_a_tampered_bundle_is_refused(cli: CliRunnerInProcess, tmp_path: Path, t
         )
     else:
         data = bytearray(archive.read_bytes())
-        data[len(data) // 2] ^= 0xFF
+        data[-8 if tamper == "gzip crc" else len(data) // 2] ^= 0xFF
         archive.write_bytes(bytes(data))
 
     result = cli("bundle", "verify", str(archive), "--public-key", str(key))

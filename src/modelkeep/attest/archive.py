@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import io
 import tarfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -103,16 +104,22 @@ class Found:
 
 
 def read_members(archive: BinaryIO, keep: Callable[[str], bool]) -> Iterator[Found]:
-    """Each member of the tar(.gz) ``archive``, in order; ``keep(name)``: keep its bytes.
+    """Each member of the tar.gz ``archive``, in order; ``keep(name)``: keep its bytes.
 
     ``InvalidInput`` for an archive that is not one, or holds anything but regular
     files with relative names that stay inside it."""
     try:
-        with tarfile.open(fileobj=archive, mode="r|*") as tar:
+        with (
+            gzip.GzipFile(fileobj=archive, mode="rb") as gz,
+            tarfile.open(fileobj=gz, mode="r|") as tar,
+        ):
             for info in tar:
                 _check_member(info)
                 yield _read(tar, info, keep(info.name))
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
+            # read the gzip stream to its end, so that its CRC-32 and length are checked
+            while gz.read(_COPY_CHUNK):
+                pass
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise InvalidInput(
             f"not a readable tar archive ({exc})", "give the file 'bundle build' wrote"
         ) from None

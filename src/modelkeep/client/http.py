@@ -373,7 +373,7 @@ class HttpBackend(HttpGovernance):
         return self._send("POST", _version_path(ref, "openssf-signature")).content
 
     def openssf_key(self) -> str:
-        return self._send("GET", "/audit/key", params={"format": "openssf"}).text
+        return str(self._call("GET", "/audit/key", params={"format": "openssf"})["pem"])
 
     def verify(self, ref: str | None = None, sample: float | None = None) -> VerifyReport:
         body = {"ref": ref, "sample": sample}

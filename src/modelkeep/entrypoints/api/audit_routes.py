@@ -28,12 +28,13 @@ def create_checkpoint(reg: Reg) -> dict[str, Any]:
     return audit.checkpoint(reg).to_dict()
 
 
-@router.get("/audit/key", response_model=None)
-def audit_key(reg: Reg, format: Literal["audit", "openssf"] = "audit") -> dict[str, Any] | Response:
+@router.get("/audit/key")
+def audit_key(reg: Reg, format: Literal["audit", "openssf"] = "audit") -> dict[str, Any]:
     """The store's Ed25519 public key (raw hex and PEM) that checks checkpoints; with
-    ``format=openssf``, the P-256 key of OpenSSF model signatures, as PEM text."""
+    ``format=openssf``, ``{"format": "openssf", "pem": ...}``: the P-256 key of OpenSSF
+    model signatures (``modelkeep sign``)."""
     if format == "openssf":
-        return Response(bundles.openssf_public_key(reg), media_type="application/x-pem-file")
+        return {"format": "openssf", "pem": bundles.openssf_public_key(reg)}
     return audit.public_key(reg).to_dict()
 
 
