@@ -84,7 +84,7 @@ def _add(tar: tarfile.TarFile, member: Member) -> None:
     info.type = tarfile.REGTYPE
     with member.open() as source:
         hashing = _Hashing(source)
-        tar.addfile(info, hashing)  # type: ignore[arg-type]
+        tar.addfile(info, hashing)
     found = PREFIX + hashing.hasher.hexdigest()
     if member.digest is not None and found != member.digest:
         raise DigestMismatch(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -23,6 +23,7 @@ from modelkeep.domain.digest import PREFIX, sha256_digest
 from modelkeep.domain.events import EventKind
 from modelkeep.domain.versions import Version
 from modelkeep.errors import DigestMismatch, StoreUnavailable
+from modelkeep.ports.blobs import AuditSigner, ModelSigner
 from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import files as file_service
 from modelkeep.services import versions
@@ -123,7 +124,7 @@ def recorded_bundles(ctx: ServiceContext, refs: Sequence[str]) -> dict[str, list
         return {ref: bundle_digests(tx, ref) for ref in refs}
 
 
-def _audit_signer(ctx: ServiceContext) -> Any:
+def _audit_signer(ctx: ServiceContext) -> AuditSigner:
     if ctx.signer is None:
         raise StoreUnavailable(
             "this registry was opened without a signing key: bundles are signed",
@@ -153,11 +154,10 @@ def openssf_signature(ctx: ServiceContext, ref: str) -> bytes:
 def openssf_public_key(ctx: ServiceContext) -> str:
     """The PEM public key that checks ``openssf_signature``, made on first use."""
     ctx.authorize(access.READ, None)
-    pem: bytes = _model_signer(ctx).public_key_pem()
-    return pem.decode("ascii")
+    return _model_signer(ctx).public_key_pem().decode("ascii")
 
 
-def _model_signer(ctx: ServiceContext) -> Any:
+def _model_signer(ctx: ServiceContext) -> ModelSigner:
     if ctx.model_signer is None:
         raise StoreUnavailable(
             "this registry was opened without a model-signing key",

@@ -35,7 +35,8 @@ class ServiceContext:
 
     ``principal`` is who acts (its grants decide what it may do); ``actor`` is its name,
     as the audit log and ``created_by`` record it. ``signer`` is the store's audit key
-    (signed checkpoints and attestations); ``request_id`` the API request served, which
+    (signed checkpoints, attestations and bundles), ``model_signer`` its P-256 key of
+    OpenSSF model signatures; ``request_id`` the API request served, which
     its audit events record."""
 
     store: MetadataStore
