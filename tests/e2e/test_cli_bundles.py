@@ -404,3 +404,18 @@ def test_sdk_builds_verifies_exports_and_signs(mk: modelkeep.Client, tmp_path: P
     assert "BEGIN PUBLIC KEY" in mk.openssf_key()
     graph = mk.lineage("fraud@1")
     assert f"bundle:{built.digest}" in graph.nodes
+
+
+def test_verify_refuses_what_is_not_a_bundle_without_holding_it(
+    cli: CliRunnerInProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not an archive")
+    line = assert_error_line(cli("bundle", "verify", str(text)), "bundle_invalid", exit_code=3)
+    assert "not a readable tar archive" in line
+
+    push_tree(cli, tmp_path / "model")
+    build(cli, tmp_path / "b.tgz")
+    monkeypatch.setattr("modelkeep.attest.serving.MAX_KEPT", 100)  # the envelope is larger
+    result = cli("bundle", "verify", str(tmp_path / "b.tgz"))
+    assert "bundle.dsse.json is " in assert_error_line(result, "bundle_invalid", exit_code=3)

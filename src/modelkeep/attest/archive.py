@@ -103,7 +103,9 @@ class Found:
     data: bytes | None
 
 
-def read_members(archive: BinaryIO, keep: Callable[[str], bool]) -> Iterator[Found]:
+def read_members(
+    archive: BinaryIO, keep: Callable[[str], bool], max_kept: int = 64 * 1024 * 1024
+) -> Iterator[Found]:
     """Each member of the tar.gz ``archive``, in order; ``keep(name)``: keep its bytes.
 
     ``InvalidInput`` for an archive that is not one, or holds anything but regular
@@ -115,7 +117,13 @@ def read_members(archive: BinaryIO, keep: Callable[[str], bool]) -> Iterator[Fou
         ):
             for info in tar:
                 _check_member(info)
-                yield _read(tar, info, keep(info.name))
+                kept = keep(info.name)
+                if kept and info.size > max_kept:
+                    raise InvalidInput(
+                        f"{info.name} is {info.size} B, more than {max_kept} B",
+                        "a modelkeep bundle's JSON members are small",
+                    )
+                yield _read(tar, info, kept)
             # read the gzip stream to its end, so that its CRC-32 and length are checked
             while gz.read(_COPY_CHUNK):
                 pass

@@ -48,6 +48,10 @@ SIGNATURE = "bundle.dsse.json"
 PUBLIC_KEY = "public_key.pem"
 UNLISTED = (BUNDLE_MANIFEST, SIGNATURE, PUBLIC_KEY)
 PAYLOAD_TYPE = "application/vnd.modelkeep.bundle+json"
+KEPT = frozenset((*UNLISTED, MANIFEST, SERVING, LOCK))
+"""The members whose bytes verify reads; every other one is only hashed, as it streams."""
+MAX_KEPT = 64 * 1024 * 1024
+"""Larger than any real manifest: a bigger kept member is refused, not held in memory."""
 PYTHON_DECLARATION = "modelkeep.yaml"
 SERVING_PACKAGES = ("modelkeep", "numpy", "onnxruntime", "skops", "scikit-learn")
 SHOWN_PROBLEMS = 3
@@ -301,7 +305,7 @@ def verify_archive(
     stream = _Digesting(archive)
     found: dict[str, Found] = {}
     try:
-        for member in read_members(stream, lambda name: not name.startswith(FILES)):  # type: ignore[arg-type]
+        for member in read_members(stream, KEPT.__contains__, MAX_KEPT):  # type: ignore[arg-type]
             if member.name in found:
                 report.problems.append(f"{member.name}: in the archive twice")
             found[member.name] = member
