@@ -7,6 +7,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import time
 from datetime import timedelta
@@ -98,6 +99,18 @@ def test_two_builds_in_other_folders_and_times_are_the_same_bytes(
     one = (tmp_path / "a" / "fraud.tar.gz").read_bytes()
     two = (tmp_path / "b" / "other-name.tgz").read_bytes()
     assert one == two
+    # another process, in another time zone, with another umask and folder
+    env = {**os.environ, "TZ": "Asia/Kathmandu", "LC_ALL": "C"}
+    command = [sys.executable, "-m", "modelkeep", "bundle", "build", "fraud@1", "-o", "c.tgz"]
+    subprocess.run(
+        ["sh", "-c", 'umask 077 && exec "$@"', "sh", *command],
+        cwd=tmp_path / "b",
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert (tmp_path / "b" / "c.tgz").read_bytes() == one
     assert first["digest"] == second["digest"] == sha256(one)
     assert first["version_digest"] == version_digest
     assert first["size"] == len(one)
@@ -419,3 +432,21 @@ def test_verify_refuses_what_is_not_a_bundle_without_holding_it(
     monkeypatch.setattr("modelkeep.attest.serving.MAX_KEPT", 100)  # the envelope is larger
     result = cli("bundle", "verify", str(tmp_path / "b.tgz"))
     assert "bundle.dsse.json is " in assert_error_line(result, "bundle_invalid", exit_code=3)
+
+
+@pytest.mark.backends("sqlite")
+def test_a_chunked_file_is_bundled_and_exported_whole(
+    cli: CliRunnerInProcess, tmp_path: Path
+) -> None:
+    import random
+
+    from modelkeep.content import chunking
+
+    big = random.Random(7).randbytes(chunking.WHOLE_BELOW + 1024 * 1024)  # stored in chunks
+    push_tree(cli, tmp_path / "model", {"big.bin": big, "small.txt": b"small"})
+    build(cli, tmp_path / "b.tgz")
+    key = store_key(cli, tmp_path / "store.pem")
+    ok(cli("bundle", "verify", str(tmp_path / "b.tgz"), "--public-key", str(key)))
+    assert members(tmp_path / "b.tgz")["files/big.bin"] == big
+    ok(cli("bundle", "export-oci", "fraud@1", str(tmp_path / "oci")))
+    assert (tmp_path / "oci" / "blobs" / "sha256" / sha256(big)[7:]).read_bytes() == big
