@@ -397,6 +397,7 @@ def test_the_openssf_key_is_a_p256_key_kept_beside_the_audit_key(
 # the SDK over every transport ---------------------------------------------------------------
 
 
+@pytest.mark.transport  # the bundle is streamed: over a real socket too
 def test_sdk_builds_verifies_exports_and_signs(mk: modelkeep.Client, tmp_path: Path) -> None:
     root = tmp_path / "model"
     for relative, content in FILES.items():
