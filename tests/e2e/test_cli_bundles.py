@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import modelkeep
 from modelkeep.attest.serving import PAYLOAD_TYPE, sign_manifest
+from modelkeep.config import Settings
 from modelkeep.domain.attestation import key_id
 from tests.clock import FakeClock
 from tests.conftest import CliRunnerInProcess
@@ -451,3 +452,35 @@ def test_a_chunked_file_is_bundled_and_exported_whole(
     assert members(tmp_path / "b.tgz")["files/big.bin"] == big
     ok(cli("bundle", "export-oci", "fraud@1", str(tmp_path / "oci")))
     assert (tmp_path / "oci" / "blobs" / "sha256" / sha256(big)[7:]).read_bytes() == big
+
+
+def test_a_changed_file_row_is_neither_bundled_nor_signed(
+    cli: CliRunnerInProcess, tmp_path: Path, settings: Settings
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    push_tree(cli, tmp_path / "model")
+    other = b"other bytes, pushed too"
+    ok(cli("push", "fraud", str(tmp_path / "model" / "model.onnx")))  # fraud@2
+    (tmp_path / "evil.onnx").write_bytes(other)
+    ok(cli("push", "fraud", str(tmp_path / "evil.onnx")))  # fraud@3: its bytes are stored
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            changed = conn.execute(
+                text(
+                    f"UPDATE version_files SET digest = '{sha256(other)}', size = {len(other)} "
+                    "WHERE path = 'model.onnx' AND version_id = "
+                    "(SELECT id FROM versions WHERE number = 1)"
+                )
+            )
+            assert changed.rowcount == 1
+    finally:
+        engine.dispose()
+    out = tmp_path / "b.tgz"
+    refused(cli, "bundle", "build", "fraud@1", "-o", str(out), code="record_tampered", exit_code=3)
+    assert not out.exists()
+    signature = tmp_path / "s.json"
+    refused(cli, "sign", "fraud@1", "-o", str(signature), code="record_tampered", exit_code=3)
+    assert not signature.exists()
+    ok(cli("bundle", "build", "fraud@2", "-o", str(out)))

@@ -2,9 +2,11 @@
 
 ``build`` writes the version's deterministic, signed bundle (attest/serving.py) and
 records its digest on the version: a ``version.bundle`` audit event, once per distinct
-digest, which ``show`` and ``lineage`` read back. ``openssf_signature`` signs the
+digest, which ``lineage`` and the audit log show. ``openssf_signature`` signs the
 version's files for OpenSSF's ``model_signing verify key`` (attest/openssf.py) with the
-store's P-256 key. Both only read the version: whoever may read it may have them.
+store's P-256 key. Both only read the version: whoever may read it may have them. Both
+list the files of the stored manifest, checked against the version digest, never the
+file rows alone (a changed row must not get into a signed bundle or signature).
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from modelkeep.attest.serving import BuiltBundle
 from modelkeep.domain import access
 from modelkeep.domain.digest import PREFIX, sha256_digest
 from modelkeep.domain.events import EventKind
+from modelkeep.domain.manifest import Manifest
 from modelkeep.domain.versions import Version
 from modelkeep.errors import DigestMismatch, StoreUnavailable
 from modelkeep.ports.blobs import AuditSigner, ModelSigner
 from modelkeep.ports.unit_of_work import Transaction
 from modelkeep.services import files as file_service
-from modelkeep.services import versions
+from modelkeep.services import integrity, versions
 from modelkeep.services.context import ServiceContext
 
 
@@ -48,18 +51,28 @@ class _Counting:
         self._out.flush()
 
 
-def build(ctx: ServiceContext, ref: str, out: BinaryIO) -> BuiltBundle:
-    """Write the bundle of ``ref`` to ``out`` and record its digest on the version."""
+def _checked_version(ctx: ServiceContext, ref: str) -> Version:
+    """The version of ``ref``, refused (``record_tampered``) if its row or file list is
+    not what its push recorded, as ``pull`` refuses it."""
     version = versions.get_version(ctx, ref)
     version.check_files_kept()
+    with ctx.store.transaction() as tx:
+        integrity.check_version(tx, version)
+    return version
+
+
+def build(ctx: ServiceContext, ref: str, out: BinaryIO) -> BuiltBundle:
+    """Write the bundle of ``ref`` to ``out`` and record its digest on the version."""
+    version = _checked_version(ctx, ref)
     manifest = _manifest_bytes(ctx, version)
+    listed = Manifest.parse(manifest).files
     with ctx.store.transaction() as tx:
         attestations = tx.governance.attestations(version.model, version.number)
     config = serving.serving_config(
         version.model,
         version.number,
         version.digest,
-        [f.path for f in version.files],
+        [f.path for f in listed],
         [{"stage": a.stage, "envelope_digest": a.envelope_digest} for a in attestations],
     )
     signer = _audit_signer(ctx)
@@ -144,11 +157,10 @@ def _pem(raw: bytes) -> bytes:
 
 def openssf_signature(ctx: ServiceContext, ref: str) -> bytes:
     """The model_signing signature (Sigstore bundle JSON) of the version's files."""
-    version = versions.get_version(ctx, ref)
+    version = _checked_version(ctx, ref)
+    listed = Manifest.parse(_manifest_bytes(ctx, version)).files
     signer = _model_signer(ctx)
-    return openssf.signature_bundle(
-        version.model, version.files, signer.sign, signer.public_key_pem()
-    )
+    return openssf.signature_bundle(version.model, listed, signer.sign, signer.public_key_pem())
 
 
 def openssf_public_key(ctx: ServiceContext) -> str:
