@@ -484,3 +484,16 @@ def test_a_changed_file_row_is_neither_bundled_nor_signed(
     refused(cli, "sign", "fraud@1", "-o", str(signature), code="record_tampered", exit_code=3)
     assert not signature.exists()
     ok(cli("bundle", "build", "fraud@2", "-o", str(out)))
+
+
+def test_build_names_the_file_after_the_version_by_default(
+    cli: CliRunnerInProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_tree(cli, tmp_path / "model")
+    ok(cli("promote", "fraud@1", "--to", "staging"))
+    monkeypatch.chdir(tmp_path)
+    built = ok_json(cli, "bundle", "build", "fraud@staging")
+    assert built["path"] == "fraud-1.bundle.tar.gz"
+    assert sha256((tmp_path / "fraud-1.bundle.tar.gz").read_bytes()) == built["digest"]
+    config = json.loads(members(tmp_path / "fraud-1.bundle.tar.gz")["serving.json"])
+    assert [a["stage"] for a in config["attestations"]] == ["staging"]

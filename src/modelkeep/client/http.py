@@ -349,10 +349,16 @@ class HttpBackend(HttpGovernance):
                 raise _error(response)
             hasher = hashlib.sha256()
             size = 0
-            for chunk in response.iter_bytes(BLOCK):
-                hasher.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
+            try:
+                for chunk in response.iter_bytes(BLOCK):
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            except httpx.TransportError as exc:
+                raise StoreUnavailable(
+                    f"the server at {self.url} stopped sending the bundle: {exc}",
+                    "build it again",
+                ) from None
             headers = response.headers
         built = BuiltBundle(
             headers["modelkeep-model"],
