@@ -428,6 +428,8 @@ def test_verify_refuses_what_is_not_a_bundle_without_holding_it(
     text.write_text("not an archive")
     line = assert_error_line(cli("bundle", "verify", str(text)), "bundle_invalid", exit_code=3)
     assert "not a readable tar archive" in line
+    missing = refused(cli, "bundle", "verify", str(tmp_path / "nope.tgz"), code="invalid_input")
+    assert "nope.tgz does not exist" in missing
 
     push_tree(cli, tmp_path / "model")
     build(cli, tmp_path / "b.tgz")

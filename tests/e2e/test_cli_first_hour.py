@@ -58,6 +58,10 @@ READ_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "attest verify": ("m@1",),
     "card": ("m@1",),
     "report governance": (),
+    "bundle build": ("m@1", "-o", "b.tgz"),
+    "bundle verify": ("b.tgz", "--store-key"),
+    "bundle export-oci": ("m@1", "oci"),
+    "sign": ("m@1", "-o", "m.sig"),
 }
 """Arguments that parse for each read-only command (what they name need not exist)."""
 

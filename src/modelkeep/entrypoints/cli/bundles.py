@@ -41,7 +41,7 @@ def build(ref: str, output: str | None, force: bool) -> None:
 
 
 @bundle.command("verify")
-@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, exists=True))
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
 @click.option(
     "--public-key",
     type=click.Path(dir_okay=False, exists=True),
