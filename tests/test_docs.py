@@ -215,6 +215,7 @@ def an_audited_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> li
     run("deploy", "promote", "fraud", "--env", "prod")
     run("deploy", "rollback", "fraud", "--env", "prod", "--reason", "back")
     run("archive", "fraud@3", "--reason", "old")
+    run("bundle", "build", "fraud@1", "-o", str(tmp_path / "fraud-1.bundle.tar.gz"))
     for n in (4, 5):
         run("push", "fraud", str(tmp_path / f"w{n}.bin"), "--commit", "abc")
     run("retention", "set", "fraud", "--keep-last", "1")
@@ -244,7 +245,7 @@ def test_the_audit_table_lists_the_details_each_event_has(
     written: dict[str, set[str]] = {}
     for event in events:
         written.setdefault(event["action"], set()).update(event["details"])
-    assert len(written) >= 29, sorted(set(EventKind) - set(written))  # every kind of 2026-12
+    assert len(written) >= 30, sorted(set(EventKind) - set(written))  # every kind of 2026-12
     for action, keys in written.items():
         documented = set().union(*(row for actions, row in rows if action in actions))
         assert keys <= documented, f"{action}: {sorted(keys - documented)} not documented"

@@ -20,7 +20,7 @@ from modelkeep.ports.blobs import BlobStore
 from modelkeep.ports.unit_of_work import MetadataStore
 from modelkeep.services.context import ServiceContext
 from modelkeep.storage.blobs.local import LocalBlobStore
-from modelkeep.storage.keys import FileAuditSigner, default_key_path
+from modelkeep.storage.keys import FileAuditSigner, default_key_path, model_signer_beside
 from modelkeep.storage.sql.store import SqlMetadataStore
 
 DATABASE_FILE = "modelkeep.db"
@@ -142,7 +142,10 @@ def open_context(settings: Settings) -> ServiceContext:
     blobs = open_blob_store(settings, root)
     store = open_metadata_store(settings, root, blobs.store_id)
     operator = Actor.operator(local_actor())
-    return ServiceContext(store, blobs, operator, signer=audit_signer(settings, root))
+    signer = audit_signer(settings, root)
+    return ServiceContext(
+        store, blobs, operator, signer=signer, model_signer=model_signer_beside(signer.path)
+    )
 
 
 def audit_signer(settings: Settings, root: Path) -> FileAuditSigner:

@@ -484,6 +484,13 @@ class AttestationInvalid(IntegrityError):
     default_hint = "do not trust this version's promotion record; see the named problem"
 
 
+class BundleInvalid(IntegrityError):
+    """A serving bundle does not verify: its signature, a digest or its layout."""
+
+    code = "bundle_invalid"
+    default_hint = "do not serve this bundle; build it again with 'modelkeep bundle build'"
+
+
 class RecordTampered(IntegrityError):
     """A database row (an alias, a version, its files, a recipe) disagrees with what the
     audit chain recorded or with the content-addressed blob it must match."""

@@ -60,6 +60,10 @@ READ_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "report governance": (),
     "deploy status": ("m", "--env", "prod"),
     "deploy history": ("m", "--env", "prod"),
+    "bundle build": ("m@1", "-o", "b.tgz"),
+    "bundle verify": ("b.tgz", "--store-key"),
+    "bundle export-oci": ("m@1", "oci"),
+    "sign": ("m@1", "-o", "m.sig"),
 }
 """Arguments that parse for each read-only command (what they name need not exist)."""
 

@@ -74,3 +74,15 @@ def test_upstream_of_a_model_version_is_its_run_and_that_runs_data() -> None:
     dot = down.to_dot()
     assert '"dataset:tx@2" [shape=cylinder, style=bold];' in dot
     assert '"run:bbbbbbbbbbbb" -> "model:fraud@2";' in dot
+
+
+def test_bundles_hang_from_the_shown_model_versions_only() -> None:
+    edges = [("run:r1", "model:m@1"), ("run:r1", "model:secret@1")]
+    shown = walk(edges, "run:r1", DOWNSTREAM).hiding({"model:secret@1"})
+    leaves = {n: [f"bundle:sha256:{n[-1]}"] for n in shown.nodes if n.startswith("model:")}
+    found = shown.with_leaves(leaves)
+    assert found.nodes == ("bundle:sha256:1", "hidden:1", "model:m@1", "run:r1")
+    assert ("model:m@1", "bundle:sha256:1") in found.edges
+    assert shown.with_leaves({}) is shown
+    assert {"id": "bundle:sha256:1", "kind": "bundle"} in found.to_dict()["nodes"]
+    assert '"bundle:sha256:1" [shape=note]' in found.to_dot()

@@ -33,6 +33,7 @@ from modelkeep.errors import (
 if TYPE_CHECKING:
     # types only: the transports (client/local.py, client/http.py) load in connect()
     from modelkeep.attest.bundle import BundleReport
+    from modelkeep.attest.serving import BuiltBundle, BundleCheck
     from modelkeep.client.backend import Backend
     from modelkeep.domain.aliases import AliasEvent, Resolution
     from modelkeep.domain.audit import (
@@ -829,6 +830,81 @@ class Client:
     def governance_report(self, model: str | None = None, *, format: str = "md") -> str:
         """Each model's evidence mapped to the NIST AI RMF functions, with what is missing."""
         return self._backend.governance_report(model, format)
+
+    # serving bundles and signatures --------------------------------------------------
+
+    def build_bundle(
+        self, ref: str, dest: str | os.PathLike[str] | None = None, *, force: bool = False
+    ) -> BuiltBundle:
+        """Write the signed, deterministic serving bundle of ``ref`` to ``dest`` (default
+        ``NAME-N.bundle.tar.gz`` here) and record its digest on the version. The store
+        builds and signs it; the file appears whole or not at all."""
+        if dest is None:
+            version = self._backend.get_version(ref)
+            dest = f"{version.model}-{version.number}.bundle.tar.gz"
+        target = Path(dest)
+        return files.write_atomically(
+            target, lambda out: self._backend.build_bundle(ref, out), force=force
+        )
+
+    def verify_bundle(
+        self, path: str | os.PathLike[str], *, public_key: bytes | None = None
+    ) -> BundleCheck:
+        """Check a serving bundle offline: its signature with ``public_key`` (PEM; None:
+        the store's key, as 'audit key' prints it) and every entry's sha256 and size."""
+        from modelkeep.attest.serving import verify_archive
+
+        if public_key is None:
+            key, source = self.audit_key().pem.encode("ascii"), "the store's key ('audit key')"
+        else:
+            key, source = public_key, "the key you passed"
+        with files.open_input(Path(path)) as stream:
+            return verify_archive(stream, key, source)
+
+    def export_oci(self, ref: str, dest: str | os.PathLike[str]) -> str:
+        """Write ``ref`` as an OCI image layout into ``dest`` (new or empty): each file a
+        layer by its sha256, the serving config its config; return the manifest digest."""
+        from modelkeep.attest import oci
+        from modelkeep.attest.serving import serving_config
+
+        version = self._backend.get_version(ref)
+        target = Path(dest)
+        oci.check_destination(target)
+        config = serving_config(
+            version.model,
+            version.number,
+            version.digest,
+            [f.path for f in version.files],
+            [
+                {"stage": a.stage, "envelope_digest": a.envelope_digest}
+                for a in self._backend.attestations(version.ref)
+            ],
+        )
+        with tempfile.TemporaryDirectory(prefix="modelkeep-oci-") as work:
+            pulled = Path(work)
+            self.pull(version.ref, pulled, force=True)
+            by_digest = {f.digest: pulled / f.path for f in version.files}
+            return oci.write_layout(
+                target,
+                version.model,
+                version.number,
+                version.files,
+                config,
+                lambda digest: by_digest[digest].open("rb"),
+            )
+
+    def sign(self, ref: str, dest: str | os.PathLike[str]) -> Path:
+        """Write an OpenSSF model-signing signature of ``ref``'s files to ``dest``, for
+        'model_signing verify key DIR --signature FILE --public_key PEM' (the PEM is
+        ``openssf_key()``)."""
+        data = self._backend.openssf_signature(ref)
+        target = Path(dest)
+        files.write_atomically(target, lambda out: out.write(data), force=True)
+        return target
+
+    def openssf_key(self) -> str:
+        """The store's P-256 public key (PEM) that checks ``sign``'s signatures."""
+        return self._backend.openssf_key()
 
 
 def _signature_of(local: Sequence[files.LocalFile]) -> dict[str, Any] | None:

@@ -9,15 +9,17 @@ then moves the files into place: a damaged blob never lands.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import stat
+import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 
 from modelkeep.client import destination
 from modelkeep.client.destination import Kind
@@ -33,6 +35,7 @@ from modelkeep.errors import (
     EmptyPush,
     FileChanged,
     InvalidInput,
+    IOFailure,
     MissingChunk,
     UnsafePath,
 )
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 
     Uploader = Callable[[BinaryIO, Progress | None], BlobInfo]
 Opener = Callable[[str], BinaryIO]
+T = TypeVar("T")
 log = logging.getLogger("modelkeep")
 
 
@@ -346,3 +350,39 @@ def _bad_chunks(fd: int, recipe: Recipe) -> str:
         if sha256_digest(os.pread(fd, c.size, at)) != c.digest
     ]
     return "chunk " + ", ".join(bad) if bad else f"the chunks of {recipe.digest}"
+
+
+def write_atomically(target: Path, write: Callable[[BinaryIO], T], *, force: bool) -> T:
+    """Run ``write`` on a temporary file beside ``target``, then rename it into place:
+    ``target`` holds the whole output or is left as it was (on any error)."""
+    if target.exists() and (not force or target.is_dir()):
+        raise DestinationConflict(f"{target} exists", "give another path, or remove it first")
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.")
+    except OSError as exc:
+        raise IOFailure(
+            f"cannot write in {folder}: {exc.strerror}", "give a writable path"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            result = write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return result
+
+
+def open_input(path: Path) -> BinaryIO:
+    """``path`` opened for reading; ``InvalidInput`` naming it if it cannot be."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise InvalidInput(f"{path} does not exist", "give the path of a file") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", "give a readable file") from None

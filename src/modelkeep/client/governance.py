@@ -58,10 +58,10 @@ class HttpGovernance:
             "report": dict(result.report),
             "source": result.source,
         }
-        return CheckResult.from_dict(self._call("POST", _version_path(ref, "checks"), json=body))
+        return CheckResult.from_dict(self._call("POST", version_path(ref, "checks"), json=body))
 
     def checks(self, ref: str) -> list[CheckResult]:
-        return [CheckResult.from_dict(d) for d in self._items(_version_path(ref, "checks"))]
+        return [CheckResult.from_dict(d) for d in self._items(version_path(ref, "checks"))]
 
     def decide(
         self,
@@ -77,14 +77,14 @@ class HttpGovernance:
             "comment": comment,
             "expect_digest": expect_digest,
         }
-        return Approval.from_dict(self._call("POST", _version_path(ref, "approvals"), json=body))
+        return Approval.from_dict(self._call("POST", version_path(ref, "approvals"), json=body))
 
     def approvals(self, ref: str) -> list[Approval]:
-        return [Approval.from_dict(d) for d in self._items(_version_path(ref, "approvals"))]
+        return [Approval.from_dict(d) for d in self._items(version_path(ref, "approvals"))]
 
     def gate(self, ref: str, stage: str, promoter: str | None = None) -> GateResult:
         params = {"stage": stage, **({"promoter": promoter} if promoter else {})}
-        return gate_result(self._call("GET", _version_path(ref, "gate"), params=params))
+        return gate_result(self._call("GET", version_path(ref, "gate"), params=params))
 
     def promotion(
         self,
@@ -106,11 +106,11 @@ class HttpGovernance:
         return promotion(found)
 
     def attestations(self, ref: str) -> list[Attestation]:
-        return [Attestation.from_dict(d) for d in self._items(_version_path(ref, "attestations"))]
+        return [Attestation.from_dict(d) for d in self._items(version_path(ref, "attestations"))]
 
     def evidence(self, ref: str, stage: str | None = None) -> Evidence:
         params = {"stage": stage} if stage else {}
-        found = self._call("GET", _version_path(ref, "evidence"), params=params)
+        found = self._call("GET", version_path(ref, "evidence"), params=params)
         return Evidence(
             attestation=Attestation.from_dict(found["attestation"]),
             envelope=base64.b64decode(found["envelope"]),
@@ -123,14 +123,15 @@ class HttpGovernance:
         )
 
     def card(self, ref: str, fmt: str = "md") -> str:
-        return self._text(_version_path(ref, "card"), {"format": fmt})
+        return self._text(version_path(ref, "card"), {"format": fmt})
 
     def governance_report(self, model: str | None = None, fmt: str = "md") -> str:
         params = {"format": fmt, **({"model": model} if model else {})}
         return self._text("/reports/governance", params)
 
 
-def _version_path(ref: str, what: str) -> str:
+def version_path(ref: str, what: str) -> str:
+    """``/models/NAME/versions/REF/WHAT``, each part escaped."""
     parsed = parse_ref(ref)
     return f"/models/{_seg(parsed.model)}/versions/{_seg(parsed.value)}/{what}"
 

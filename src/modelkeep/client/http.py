@@ -7,12 +7,14 @@ trusts no transport. Errors come back as the same classes the services raise.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
 
@@ -26,6 +28,7 @@ from modelkeep.client.files import (
     upload_chunked,
 )
 from modelkeep.client.governance import HttpGovernance
+from modelkeep.client.governance import version_path as _version_path
 from modelkeep.client.metrics_buffer import MetricPoint, pack_points
 from modelkeep.client.wire import path_segment as _seg
 from modelkeep.content import copying
@@ -63,6 +66,9 @@ from modelkeep.errors import (
     all_error_classes,
 )
 from modelkeep.ports.blobs import Progress, report_skipped
+
+if TYPE_CHECKING:
+    from modelkeep.attest.serving import BuiltBundle
 
 API = "/api/v1"
 BLOCK = 1024 * 1024
@@ -327,6 +333,54 @@ class HttpBackend(HttpGovernance, HttpDeployments):
             response.close()
             raise _error(response)
         return io.BufferedReader(_download(response, digest), BLOCK)
+
+    def build_bundle(self, ref: str, out: BinaryIO) -> BuiltBundle:
+        """The server builds and signs the bundle (it holds the store's key); its bytes
+        are streamed into ``out`` and must hash to the digest the server recorded."""
+        from modelkeep.attest.serving import BuiltBundle
+
+        request = self._http.build_request("POST", f"{API}{_version_path(ref, 'bundle')}")
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(f"cannot reach the server at {self.url}: {exc}") from None
+        with contextlib.closing(response):
+            if response.status_code >= 400:
+                response.read()
+                raise _error(response)
+            hasher = hashlib.sha256()
+            size = 0
+            try:
+                for chunk in response.iter_bytes(BLOCK):
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            except httpx.TransportError as exc:
+                raise StoreUnavailable(
+                    f"the server at {self.url} stopped sending the bundle: {exc}",
+                    "build it again",
+                ) from None
+            headers = response.headers
+        built = BuiltBundle(
+            headers["modelkeep-model"],
+            int(headers["modelkeep-number"]),
+            headers["modelkeep-version-digest"],
+            headers["modelkeep-bundle-digest"],
+            size,
+        )
+        if "sha256:" + hasher.hexdigest() != built.digest:
+            raise DigestMismatch(
+                f"the bundle received hashes to sha256:{hasher.hexdigest()}, "
+                f"not {built.digest} as the server recorded",
+                "build it again",
+            )
+        return built
+
+    def openssf_signature(self, ref: str) -> bytes:
+        return self._send("POST", _version_path(ref, "openssf-signature")).content
+
+    def openssf_key(self) -> str:
+        return str(self._call("GET", "/audit/key", params={"format": "openssf"})["pem"])
 
     def verify(self, ref: str | None = None, sample: float | None = None) -> VerifyReport:
         body = {"ref": ref, "sample": sample}

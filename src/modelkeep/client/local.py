@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from modelkeep.attest.serving import BuiltBundle
 from modelkeep.bootstrap import missing_store, open_context
 from modelkeep.client.files import LocalFile, is_chunked, upload, upload_chunked
 from modelkeep.client.metrics_buffer import MetricPoint
@@ -57,6 +58,7 @@ from modelkeep.services import (
     aliases,
     attestations,
     audit,
+    bundles,
     cards,
     datasets,
     governance,
@@ -146,6 +148,15 @@ class LocalGovernance:
 
     def governance_report(self, model: str | None = None, fmt: str = "md") -> str:
         return cards.governance_report(self.ctx, model, fmt)
+
+    def build_bundle(self, ref: str, out: BinaryIO) -> BuiltBundle:
+        return bundles.build(self.ctx, ref, out)
+
+    def openssf_signature(self, ref: str) -> bytes:
+        return bundles.openssf_signature(self.ctx, ref)
+
+    def openssf_key(self) -> str:
+        return bundles.openssf_public_key(self.ctx)
 
 
 class LocalUserAdmin:

@@ -15,6 +15,7 @@ class EventKind(StrEnum):
     VERSION_ARCHIVE = "version.archive"
     VERSION_UNARCHIVE = "version.unarchive"
     VERSION_PURGE = "version.purge"
+    VERSION_BUNDLE = "version.bundle"
     ALIAS_SET = "alias.set"
     ALIAS_RM = "alias.rm"
     ALIAS_PROMOTE = "alias.promote"

@@ -1,6 +1,7 @@
-"""The lineage graph: dataset versions -> runs -> model versions. Nodes are named
-``dataset:NAME@N``, ``run:ID`` and ``model:NAME@N``; an edge points from an input to
-what was made from it. A node its reader may not read is shown as ``hidden:N``."""
+"""The lineage graph: dataset versions -> runs -> model versions -> serving bundles.
+Nodes are named ``dataset:NAME@N``, ``run:ID``, ``model:NAME@N`` and
+``bundle:sha256:<hex>``; an edge points from an input to what was made from it. A node
+its reader may not read is shown as ``hidden:N``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 UPSTREAM, DOWNSTREAM, BOTH = "upstream", "downstream", "both"
 HIDDEN = "hidden"
+BUNDLE = "bundle"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,15 @@ class Lineage:
         edges = tuple(sorted({(shown(a), shown(b)) for a, b in self.edges}))
         return Lineage(shown(self.root), self.direction, nodes, edges)
 
+    def with_leaves(self, leaves: dict[str, list[str]]) -> Lineage:
+        """The graph with an edge from each node of ``leaves`` to each of its leaves (a
+        model version's bundles, ``bundle:sha256:<hex>``: made from it, feeding nothing)."""
+        added = {(node, leaf) for node, found in leaves.items() for leaf in found}
+        if not added:
+            return self
+        nodes = tuple(sorted(set(self.nodes) | {leaf for _, leaf in added}))
+        return Lineage(self.root, self.direction, nodes, tuple(sorted({*self.edges, *added})))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "root": self.root,
@@ -45,7 +56,13 @@ class Lineage:
 
     def to_dot(self) -> str:
         """Graphviz: datasets as cylinders, runs as boxes, model versions as ellipses."""
-        shapes = {"dataset": "cylinder", "run": "box", "model": "ellipse", HIDDEN: "point"}
+        shapes = {
+            "dataset": "cylinder",
+            "run": "box",
+            "model": "ellipse",
+            BUNDLE: "note",
+            HIDDEN: "point",
+        }
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for node in self.nodes:
             kind = node.partition(":")[0]

@@ -117,3 +117,17 @@ class AuditSigner(Protocol):
     def sign(self, data: bytes) -> bytes:
         """The 64-byte Ed25519 signature of ``data``; makes the key on first use."""
         ...
+
+
+class ModelSigner(Protocol):
+    """The store's ECDSA P-256 key for OpenSSF model-signing signatures (``sign``)."""
+
+    location: str
+
+    def public_key_pem(self) -> bytes:
+        """Its SubjectPublicKeyInfo PEM; makes the key on first use."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """The ECDSA P-256 SHA-256 signature of ``data`` (DER)."""
+        ...

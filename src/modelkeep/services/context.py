@@ -19,7 +19,7 @@ from modelkeep.domain.access import Action, Actor, Decision
 from modelkeep.domain.audit import AuditEvent
 from modelkeep.domain.events import EventKind
 from modelkeep.errors import Forbidden
-from modelkeep.ports.blobs import AuditSigner, BlobStore
+from modelkeep.ports.blobs import AuditSigner, BlobStore, ModelSigner
 from modelkeep.ports.unit_of_work import MetadataStore, Transaction
 
 Clock = Callable[[], datetime]
@@ -47,7 +47,8 @@ class ServiceContext:
 
     ``principal`` is who acts (its grants decide what it may do); ``actor`` is its name,
     as the audit log and ``created_by`` record it. ``signer`` is the store's audit key
-    (signed checkpoints and attestations); ``request_id`` the API request served, which
+    (signed checkpoints, attestations and bundles), ``model_signer`` its P-256 key of
+    OpenSSF model signatures; ``request_id`` the API request served, which
     its audit events record."""
 
     store: MetadataStore
@@ -55,6 +56,7 @@ class ServiceContext:
     principal: Actor
     clock: Clock = utc_now
     signer: AuditSigner | None = None
+    model_signer: ModelSigner | None = None
     request_id: str | None = None
     owns_store: bool = field(default=True, repr=False)
     changes: ChangeCounter = field(default_factory=ChangeCounter, repr=False, compare=False)

@@ -7,11 +7,12 @@ The actor sees only the nodes it may read (``scopes``); any other node is shown 
 from __future__ import annotations
 
 from modelkeep.domain import access
-from modelkeep.domain.lineage import UPSTREAM, Lineage, walk
+from modelkeep.domain.lineage import BUNDLE, UPSTREAM, Lineage, walk
 from modelkeep.domain.names import parse_ref
 from modelkeep.domain.runs import check_run_id
 from modelkeep.errors import InvalidInput, ModelNotFound, RunNotFound
-from modelkeep.services import datasets, scopes, versions
+from modelkeep.ports.unit_of_work import Transaction
+from modelkeep.services import bundles, datasets, scopes, versions
 from modelkeep.services.context import ServiceContext
 
 
@@ -26,9 +27,18 @@ def lineage(ctx: ServiceContext, ref: str, direction: str = UPSTREAM) -> Lineage
         edges = tx.datasets.lineage_edges()
         found = walk(edges, root, direction)
         reach = scopes.Reach(ctx, tx)
-        if reach.everything:
-            return found
-        return found.hiding({n for n in found.nodes if not reach.node(n)})
+        if not reach.everything:
+            found = found.hiding({n for n in found.nodes if not reach.node(n)})
+        return found.with_leaves(_bundles(tx, found))
+
+
+def _bundles(tx: Transaction, graph: Lineage) -> dict[str, list[str]]:
+    """The serving bundles recorded on each (readable) model version of the graph."""
+    models = [n for n in graph.nodes if n.startswith("model:")]
+    return {
+        node: [f"{BUNDLE}:{d}" for d in bundles.bundle_digests(tx, node.removeprefix("model:"))]
+        for node in models
+    }
 
 
 def _node(ctx: ServiceContext, ref: str) -> str:

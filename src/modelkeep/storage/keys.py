@@ -13,7 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from modelkeep.errors import InvalidInput, StoreUnavailable
@@ -150,3 +151,85 @@ def _create_exclusive(path: Path, data: bytes, mode: int) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+# the OpenSSF model-signing key -----------------------------------------------------------
+
+OPENSSF_PRIVATE_KEY_FILE = "openssf-p256.pem"
+OPENSSF_PUBLIC_KEY_FILE = "openssf-p256.pub.pem"
+
+
+class FileModelSigner:
+    """The ModelSigner port: an ECDSA P-256 key in a PEM file beside the audit key
+    (``<keys>/openssf-p256.pem``, 0600), made on first use. OpenSSF's model_signing
+    accepts only NIST curves, so its signatures cannot use the Ed25519 audit key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.location = str(path)
+        self._key: ec.EllipticCurvePrivateKey | None = None
+
+    def public_key_pem(self) -> bytes:
+        """The SubjectPublicKeyInfo PEM of the key (made now if there is none)."""
+        return (
+            self._private()
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    def sign(self, data: bytes) -> bytes:
+        """The ECDSA P-256 SHA-256 signature of ``data``, DER-encoded."""
+        return self._private().sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def _private(self) -> ec.EllipticCurvePrivateKey:
+        if self._key is not None:
+            return self._key
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = self._create()
+        except PermissionError:
+            raise StoreUnavailable(
+                f"cannot read the model-signing key {self.path}", "run as the store's owner"
+            ) from None
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError):
+            key = None
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise InvalidInput(
+                f"{self.path} is not an unencrypted P-256 private key in PEM",
+                f"remove it to have a new one made, or make one with 'openssl genpkey "
+                f"-algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {self.path}'",
+            )
+        self._key = key
+        return key
+
+    def _create(self) -> bytes:
+        key = ec.generate_private_key(ec.SECP256R1())
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if _create_exclusive(self.path, private, 0o600):
+                with contextlib.suppress(OSError):
+                    _create_exclusive(self.path.with_name(OPENSSF_PUBLIC_KEY_FILE), public, 0o644)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot create the model-signing key {self.path}: {exc.strerror}",
+                "check the key directory's permissions",
+            ) from None
+        return self.path.read_bytes()  # ours, or the one a concurrent process made first
+
+
+def model_signer_beside(audit_key: Path) -> FileModelSigner:
+    """The P-256 model-signing key in the directory of the audit key."""
+    return FileModelSigner(audit_key.with_name(OPENSSF_PRIVATE_KEY_FILE))

@@ -22,6 +22,7 @@ from modelkeep.bootstrap import ServerRuntime
 from modelkeep.entrypoints.api import (
     admin_routes,
     audit_routes,
+    bundle_routes,
     deployment_routes,
     errors,
     governance_routes,
@@ -74,6 +75,7 @@ def create_app(runtime: ServerRuntime) -> FastAPI:
         audit_routes.router,
         deployment_routes.router,
         governance_routes.router,
+        bundle_routes.router,
         storage_routes.router,
         tracking_routes.router,
     ):

@@ -9,7 +9,7 @@ lists the checkpoint files and ``GET /audit/checkpoints/{seq}`` is one, byte for
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from modelkeep.domain.numbers import INT64_MAX
 from modelkeep.entrypoints.api.paging import Cursor, Limit, page
 from modelkeep.entrypoints.api.routes import Reg
-from modelkeep.services import audit
+from modelkeep.services import audit, bundles
 
 router = APIRouter(tags=["audit"])
 
@@ -29,8 +29,12 @@ def create_checkpoint(reg: Reg) -> dict[str, Any]:
 
 
 @router.get("/audit/key")
-def audit_key(reg: Reg) -> dict[str, Any]:
-    """The store's Ed25519 public key (raw hex and PEM) that checks checkpoints."""
+def audit_key(reg: Reg, format: Literal["audit", "openssf"] = "audit") -> dict[str, Any]:
+    """The store's Ed25519 public key (raw hex and PEM) that checks checkpoints; with
+    ``format=openssf``, ``{"format": "openssf", "pem": ...}``: the P-256 key of OpenSSF
+    model signatures (``modelkeep sign``)."""
+    if format == "openssf":
+        return {"format": "openssf", "pem": bundles.openssf_public_key(reg)}
     return audit.public_key(reg).to_dict()
 
 

@@ -13,6 +13,7 @@ import click
 from modelkeep.domain.text import did_you_mean
 from modelkeep.entrypoints.cli import (
     aliases,
+    bundles,
     datasets,
     deployments,
     governance,
@@ -86,6 +87,8 @@ for command in (
     governance.attest,
     governance.card,
     governance.report,
+    bundles.bundle,
+    bundles.sign,
     deployments.deploy,
     server.server,
 ):

@@ -37,6 +37,8 @@ READ_ONLY_COMMANDS = frozenset(
         "datasets versions", "datasets pull", "lineage", "policy show", "policy history",
         "policy test", "checks", "gate", "attest list", "attest export", "attest verify",
         "card", "report governance", "deploy status", "deploy history",
+        # they record at most a bundle digest on a version, which needs a store already
+        "bundle build", "bundle verify", "bundle export-oci", "sign",
     }
 )  # fmt: skip
 """Commands that only read: on an embedded store that does not exist they say so instead

@@ -43,6 +43,11 @@ TASKS = (
         ("deploy",),
     ),
     Task(
+        "Serving bundles and signatures",
+        "modelkeep bundle build fraud@production -o fraud.bundle.tar.gz",
+        ("bundle", "sign"),
+    ),
+    Task(
         "Integrity and storage",
         "modelkeep verify --all",
         ("verify", "audit", "gc", "storage", "retention"),

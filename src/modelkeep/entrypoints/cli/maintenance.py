@@ -201,12 +201,32 @@ def audit_checkpoint() -> None:
 
 @audit.command("key")
 @click.option("--hex", "as_hex", is_flag=True, help="Print the raw 32-byte key in hex.")
+@click.option(
+    "--format",
+    "key_format",
+    type=click.Choice(("audit", "openssf")),
+    default="audit",
+    show_default=True,
+    help="audit: the Ed25519 key of checkpoints, attestations and bundles; openssf: the "
+    "P-256 key of 'modelkeep sign' signatures.",
+)
 @json_option
-def audit_key(as_hex: bool) -> None:
+def audit_key(as_hex: bool, key_format: str) -> None:
     """Print the store's audit public key (PEM; raw hex with --hex).
 
     The Ed25519 key that checks the checkpoints; made on first use. Keep a copy where
-    the store's writers cannot change it."""
+    the store's writers cannot change it. With --format openssf, the P-256 key that
+    'model_signing verify key --public_key' takes."""
+    if key_format == "openssf":
+        if as_hex:
+            raise click.UsageError("--hex goes with the audit key only")
+        pem = state().client.openssf_key()
+
+        def print_pem() -> None:
+            sys.stdout.write(pem)
+
+        emit({"format": "openssf", "pem": pem}, print_pem)
+        return
     key = state().client.audit_key()
 
     def human() -> None:
