@@ -293,6 +293,7 @@ class Version:
             "created_by": self.created_by,
             "message": self.message,
             "size": self.size,
+            "signature": self.metadata.signature,  # what load's predict takes; or null
             "files": [f.to_dict() for f in self.files],
             "metadata": self.metadata.to_dict(),
             "aliases": list(self.aliases),

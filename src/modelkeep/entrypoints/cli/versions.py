@@ -151,7 +151,6 @@ def show(ref: str) -> None:
     linked = version.metadata.run and RUN_ID.fullmatch(version.metadata.run)
     run = client.run(version.metadata.run) if linked and version.metadata.run else None
     document = version.to_dict()
-    document["signature"] = version.metadata.signature  # what load's predict takes; or null
     if run is not None:
         document["run_record"] = run.to_dict()  # seen through the link, not copied
 
