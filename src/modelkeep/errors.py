@@ -18,7 +18,8 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── InvalidPolicy                a policy or check suite file is refused
     │   ├── UnsafeModelFormat            a model file cannot be loaded without running its code
     │   ├── ColumnNotFound               a dataset lacks a column a check needs
-    │   └── BodyTimeout                  a request body stalled (HTTP 408)
+    │   ├── BodyTimeout                  a request body stalled (HTTP 408)
+    │   └── SignatureMismatch            inference inputs do not match the signature (422)
     ├── NotFound                         exit 1
     │   ├── ModelNotFound
     │   ├── VersionNotFound
@@ -53,8 +54,10 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     ├── StoreError                       exit 1   the store cannot be used as it is
     │   ├── UnknownStoreFormat
     │   ├── StoreMismatch
-    │   └── StoreUnavailable
+    │   ├── StoreUnavailable
+    │   └── ModelNotReady                a gateway has no verified version to serve (503)
     ├── IOFailure                        exit 1   the operating system refused a read or write
+    ├── PredictionFailed                 exit 1   a served version raised on its inputs (500)
     ├── InternalError                    exit 1   a bug in modelkeep
     └── IntegrityError                   exit 3   bytes do not match their digest
         ├── DigestMismatch
@@ -179,6 +182,14 @@ class BodyTimeout(InvalidInput):
     code = "body_timeout"
     http_status = 408
     default_hint = "send the body without pausing; check the network to the server"
+
+
+class SignatureMismatch(InvalidInput):
+    """An inference request whose inputs do not match the version's signature."""
+
+    code = "signature_mismatch"
+    http_status = 422
+    default_hint = "send the inputs the signature names ('GET /v2/models/NAME' lists them)"
 
 
 class NotFound(ModelkeepError):
@@ -401,10 +412,25 @@ class StoreUnavailable(StoreError):
     default_hint = "check that the database is running and MODELKEEP_DATABASE_URL is right"
 
 
+class ModelNotReady(StoreError):
+    """A gateway has no verified version of a deployed model to serve (yet)."""
+
+    code = "model_not_ready"
+    default_hint = "see the reason in GET /v2/health/ready; fix the version or the deployment"
+
+
 class IOFailure(ModelkeepError):
     code = "io_error"
     http_status = 500
     default_hint = "check free space and permissions of the paths involved"
+
+
+class PredictionFailed(ModelkeepError):
+    """A version a gateway serves raised while predicting (the inputs matched its signature)."""
+
+    code = "prediction_failed"
+    http_status = 500
+    default_hint = "the version fails on these inputs; see the gateway's log and fix the model"
 
 
 class InternalError(ModelkeepError):

@@ -14,6 +14,7 @@ from modelkeep.domain.text import did_you_mean
 from modelkeep.entrypoints.cli import (
     aliases,
     datasets,
+    gateway,
     governance,
     lineage,
     maintenance,
@@ -86,6 +87,7 @@ for command in (
     governance.card,
     governance.report,
     server.server,
+    gateway.gateway,
 ):
     cli.add_command(command)
 

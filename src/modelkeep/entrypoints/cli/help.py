@@ -45,7 +45,7 @@ TASKS = (
     Task(
         "Serve and administer",
         "modelkeep users create alice --role admin",
-        ("server", "users", "tokens"),
+        ("server", "gateway", "users", "tokens"),
     ),
 )
 
