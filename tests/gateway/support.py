@@ -165,3 +165,54 @@ def sample(
     samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
 ) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+class FakeFeed:
+    """The registry's desired-state feed as COMMON13 / docs/serving.md describe it:
+    ``GET /api/v1/deployments?env=ENV`` with an ETag; with ``If-None-Match`` and
+    ``?wait=`` it holds the request until the states change (200) or the wait ends (304)."""
+
+    def __init__(self, states: list[DesiredState] | None = None, env: str = "prod") -> None:
+        self.env = env
+        self.states = list(states or [])
+        self.version = 1
+        self.down = False
+        self.seen_auth: list[str | None] = []
+        self.polls = 0
+        self._changed: asyncio.Event | None = None
+
+    def publish(self, states: list[DesiredState]) -> None:
+        self.states, self.version = list(states), self.version + 1
+        if self._changed is not None:
+            self._changed.set()
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+
+        async def deployments(request: Request) -> Response:
+            self.polls += 1
+            self.seen_auth.append(request.headers.get("authorization"))
+            if self.down:
+                error = {
+                    "code": "store_unavailable",
+                    "message": "the database is down",
+                    "hint": "-",
+                }
+                return JSONResponse({"error": error}, status_code=503)
+            etag = f'"{self.version}"'
+            if request.headers.get("if-none-match") == etag:
+                self._changed = asyncio.Event()
+                wait = min(float(request.query_params.get("wait", "0")), 30)
+                try:
+                    await asyncio.wait_for(self._changed.wait(), wait)
+                except TimeoutError:
+                    return Response(status_code=304, headers={"ETag": etag})
+                etag = f'"{self.version}"'
+            states = [s.to_dict() for s in self.states if s.env == request.query_params["env"]]
+            body = {"env": request.query_params["env"], "etag": etag, "deployments": states}
+            return JSONResponse(body, headers={"ETag": etag})
+
+        return Starlette(routes=[Route("/api/v1/deployments", deployments)])
