@@ -179,6 +179,8 @@ class FakeFeed:
         self.down = False
         self.seen_auth: list[str | None] = []
         self.polls = 0
+        self.long_poll = True
+        """False: a registry that ignores If-None-Match and answers at once."""
         self._changed: asyncio.Event | None = None
 
     def publish(self, states: list[DesiredState]) -> None:
@@ -203,7 +205,7 @@ class FakeFeed:
                 }
                 return JSONResponse({"error": error}, status_code=503)
             etag = f'"{self.version}"'
-            if request.headers.get("if-none-match") == etag:
+            if self.long_poll and request.headers.get("if-none-match") == etag:
                 self._changed = asyncio.Event()
                 wait = min(float(request.query_params.get("wait", "0")), 30)
                 try:

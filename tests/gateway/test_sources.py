@@ -60,13 +60,31 @@ async def test_a_change_is_served_within_a_second_through_the_long_poll() -> Non
 
 
 @run
-async def test_an_unchanged_feed_answers_304_and_nothing_reloads() -> None:
+async def test_an_unchanged_feed_answers_304_and_nothing_reloads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sources, "POLL_SECONDS", 0.001)
     feed = FakeFeed([desired(backend(4))])
     gateway, _ = http_gateway(feed, wait=0.02)
     async with serving(gateway):
         await until(lambda: gateway.synced)
         await until(lambda: feed.polls >= 5)
         assert gateway.loader.loads == ["fraud@4"]  # type: ignore[attr-defined]
+
+
+@run
+async def test_a_registry_that_does_not_long_poll_is_polled_once_a_second() -> None:
+    feed = FakeFeed([desired(backend(4))])
+    feed.long_poll = False
+    gateway, _ = http_gateway(feed, wait=20)
+    async with serving(gateway):
+        await until(lambda: gateway.synced)
+        polls = feed.polls
+        await asyncio.sleep(1.5)
+        assert feed.polls - polls <= 2
+        feed.publish([desired(backend(5), revision=2)])
+        await until(lambda: revision(gateway) == 2, seconds=1.5)
+        assert gateway.loader.loads == ["fraud@4", "fraud@5"]  # type: ignore[attr-defined]
 
 
 @run

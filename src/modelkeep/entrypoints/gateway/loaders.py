@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelkeep.entrypoints.gateway.ports import Predictor
-from modelkeep.errors import ModelNotReady
+from modelkeep.errors import DigestMismatch, ModelNotReady
 
 
 class SdkPredictorLoader:
@@ -27,6 +27,9 @@ class SdkPredictorLoader:
             )
         model = ref.partition("@")[0]
         predictor: Predictor = load(f"{model}@{digest}")  # by digest: exactly that version
+        found = getattr(predictor, "digest", None)
+        if isinstance(found, str) and found != digest:
+            raise DigestMismatch(f"{ref} loaded as {found}, not {digest}", "redeploy the version")
         return predictor
 
     def close(self) -> None:

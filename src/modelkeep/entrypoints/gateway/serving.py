@@ -28,6 +28,9 @@ log = logging.getLogger("modelkeep.gateway")
 SHADOW_QUEUE = 1000
 """Copies waiting for the shadow: beyond this they are dropped (and counted), so a slow
 shadow never slows or grows the request path."""
+RETRY_LOAD_SECONDS = 30.0
+"""How often a desired state that failed to load is tried again (a registry that was
+briefly unreachable; a tampered file replaced from a backup)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Gateway:
     draw: Callable[[], float] = random.random
     """The uniform random source of routing (tests inject a seeded one)."""
     shadow_queue_size: int = SHADOW_QUEUE
+    retry_load_seconds: float = RETRY_LOAD_SECONDS
     deployments: dict[str, Deployment] = field(default_factory=dict)
     synced: bool = False
     """Whether a first list of desired states has been applied."""
@@ -88,12 +92,15 @@ class Gateway:
     """Loaded versions by digest, so a state that keeps a version does not reload it."""
     _queue: asyncio.Queue[ShadowCopy] | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _swapping: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One change of states at a time: following the registry, or retrying a failure."""
 
     # lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(self.shadow_queue_size)
         self._tasks.append(asyncio.create_task(self._run_shadows()))
+        self._tasks.append(asyncio.create_task(self._retry_failed_loads()))
         if self.source is not None:
             self._tasks.append(asyncio.create_task(self._follow(self.source)))
 
@@ -114,9 +121,21 @@ class Gateway:
 
     # desired states ----------------------------------------------------------------------
 
+    async def _retry_failed_loads(self) -> None:
+        while True:
+            await asyncio.sleep(self.retry_load_seconds)
+            async with self._swapping:
+                for deployment in list(self.deployments.values()):
+                    if deployment.problem is not None and deployment.wanted is not None:
+                        await self._swap(deployment, deployment.wanted)
+
     async def apply(self, states: list[DesiredState]) -> None:
         """Serve ``states`` (every deployment of the environment): load what changed,
         then swap; models no longer listed stop being served."""
+        async with self._swapping:
+            await self._apply(states)
+
+    async def _apply(self, states: list[DesiredState]) -> None:
         wanted = {s.model: s for s in states if s.env == self.env and s.backends}
         for model in [m for m in self.deployments if m not in wanted]:
             del self.deployments[model]
@@ -129,7 +148,7 @@ class Gateway:
                 deployment.wanted, deployment.problem = state, None
                 continue
             if deployment.wanted == state and deployment.problem is not None:
-                continue  # already failed to load; a new revision retries
+                continue  # already failed to load: retried every retry_load_seconds
             deployment.wanted, deployment.problem = state, f"loading revision {state.revision}"
             await self._swap(deployment, state)
         self._forget_unused()
@@ -148,8 +167,6 @@ class Gateway:
                 self.metrics.ready.set(deployment.model, value=0)
                 log.warning("%s: %s", deployment.model, deployment.problem)
                 return
-        if deployment.wanted != state:  # a newer state arrived while this one loaded
-            return
         deployment.snapshot = Snapshot(state, loaded)  # the swap: one assignment
         deployment.problem = None
         self.metrics.ready.set(deployment.model, value=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,9 @@ log = logging.getLogger("modelkeep.gateway")
 FEED = "/api/v1/deployments"
 WAIT_SECONDS = 25
 """How long one long-poll waits for a change (the server holds it at most 30)."""
+POLL_SECONDS = 1.0
+"""The least time between two polls: against a registry that answers at once instead of
+holding the request, the gateway still polls (with its ETag) once a second."""
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 """Pauses between failed attempts, growing to the last and staying there."""
 
@@ -84,6 +88,7 @@ class HttpDesiredStateSource:
         failures = 0
         try:
             while True:
+                started = time.monotonic()
                 try:
                     states, etag = await self._poll(etag)
                 except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
@@ -95,6 +100,8 @@ class HttpDesiredStateSource:
                 failures, self.problem = 0, None
                 if states is not None:
                     yield states
+                else:  # unchanged: never poll faster than once a second
+                    await asyncio.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - started)))
         finally:
             await self._client.aclose()
 
@@ -102,15 +109,18 @@ class HttpDesiredStateSource:
         params: dict[str, Any] = {"env": self.env}
         headers = {}
         if etag is not None:
-            params["wait"] = self.wait_seconds
+            params["wait"] = f"{self.wait_seconds:g}"
             headers["If-None-Match"] = etag
         response = await self._client.get(FEED, params=params, headers=headers)
         if response.status_code == 304:
             return None, etag
         response.raise_for_status()
         document = response.json()
+        new_etag = response.headers.get("etag") or document.get("etag")
+        if etag is not None and new_etag == etag:
+            return None, etag  # a registry that does not long-poll: unchanged
         states = [DesiredState.from_dict(d) for d in document["deployments"]]
-        return states, response.headers.get("etag") or document.get("etag")
+        return states, new_etag
 
 
 def _reason(exc: Exception) -> str:
