@@ -252,6 +252,23 @@ async def test_a_version_that_raises_is_500_and_counted_as_its_error() -> None:
         assert sample(samples, "modelkeep_gateway_requests_total", **labels) == 0
 
 
+class Unjsonable(FakePredictor):
+    def predict(self, inputs: Any) -> Any:
+        return {"score": [float("nan")] * len(inputs["amount"])}
+
+
+@run
+async def test_an_answer_json_cannot_carry_is_500_not_a_broken_body() -> None:
+    loader = FakeLoader()
+    loader.predictors[digest(4)] = Unjsonable(4)
+    gateway, _, _ = memory_gateway([desired(backend(4))], loader)
+    async with serving(gateway) as client:
+        await until(lambda: gateway.synced)
+        response = await client.post("/invocations", json=MLFLOW_BODIES[0])
+        assert response.status_code == 500
+        assert "Out of range float values are not JSON compliant" in error_of(response)["message"]
+
+
 # MLflow scoring ----------------------------------------------------------------------------
 
 MLFLOW_BODIES = [

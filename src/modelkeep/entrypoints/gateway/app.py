@@ -212,6 +212,8 @@ async def _infer(request: Request, model: str, parse: Parse, *, v2: bool) -> Res
         return _served(error(exc), loaded, chosen.assignment)
     try:
         outputs = await gateway.predict(loaded, inputs)
+        answer = _v2_body(model, loaded, outputs, body) if v2 else tensors.mlflow_outputs(outputs)
+        response = JSONResponse(answer)  # refuses NaN and infinities, which JSON lacks
     except Exception as exc:
         gateway.metrics.errors.inc(*labels)
         failed = PredictionFailed(
@@ -222,8 +224,7 @@ async def _infer(request: Request, model: str, parse: Parse, *, v2: bool) -> Res
     gateway.metrics.latency.observe(*labels, value=time.perf_counter() - started)
     if chosen.mirror is not None:
         gateway.mirror(ShadowCopy(snapshot, chosen.mirror, inputs, outputs))
-    answer = _v2_body(model, loaded, outputs, body) if v2 else tensors.mlflow_outputs(outputs)
-    return _served(JSONResponse(answer), loaded, chosen.assignment)
+    return _served(response, loaded, chosen.assignment)
 
 
 def _v2_body(model: str, loaded: Loaded, outputs: dict[str, Any], body: Any) -> dict[str, Any]:
