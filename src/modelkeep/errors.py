@@ -18,8 +18,8 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── InvalidPolicy                a policy or check suite file is refused
     │   ├── UnsafeModelFormat            a model file cannot be loaded without running its code
     │   ├── ColumnNotFound               a dataset lacks a column a check needs
-    │   ├── BodyTimeout                  a request body stalled (HTTP 408)
-    │   └── SignatureMismatch            inference inputs do not match the signature (422)
+    │   ├── InvalidInferenceInput        inputs do not match a version's signature (HTTP 422)
+    │   └── BodyTimeout                  a request body stalled (HTTP 408)
     ├── NotFound                         exit 1
     │   ├── ModelNotFound
     │   ├── VersionNotFound
@@ -48,6 +48,7 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   └── PolicyNotMet                 a promotion lacks what the policy requires
     ├── CheckFailed                      exit 1   a check could not run to its end
     │   └── CheckTimeout
+    ├── PredictionFailed                 exit 1   a loaded model raised while predicting
     ├── Unauthenticated                  exit 1   no valid token (HTTP 401)
     ├── Forbidden                        exit 1   the actor's roles do not allow it (HTTP 403)
     │   └── SeparationOfDuties           the policy keeps this person from this step
@@ -57,7 +58,6 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     │   ├── StoreUnavailable
     │   └── ModelNotReady                a gateway has no verified version to serve (503)
     ├── IOFailure                        exit 1   the operating system refused a read or write
-    ├── PredictionFailed                 exit 1   a served version raised on its inputs (500)
     ├── InternalError                    exit 1   a bug in modelkeep
     └── IntegrityError                   exit 3   bytes do not match their digest
         ├── DigestMismatch
@@ -176,20 +176,20 @@ class ColumnNotFound(InvalidInput):
     default_hint = "name a column the dataset has ('modelkeep datasets show DATASET@REF')"
 
 
+class InvalidInferenceInput(InvalidInput):
+    """Inputs given to ``predict`` that do not match the version's signature."""
+
+    code = "invalid_inference_input"
+    http_status = 422
+    default_hint = "give the columns the signature names ('modelkeep show NAME@REF')"
+
+
 class BodyTimeout(InvalidInput):
     """A client stopped sending a request body it had started (a server answers 408)."""
 
     code = "body_timeout"
     http_status = 408
     default_hint = "send the body without pausing; check the network to the server"
-
-
-class SignatureMismatch(InvalidInput):
-    """An inference request whose inputs do not match the version's signature."""
-
-    code = "signature_mismatch"
-    http_status = 422
-    default_hint = "send the inputs the signature names ('GET /v2/models/NAME' lists them)"
 
 
 class NotFound(ModelkeepError):
@@ -360,6 +360,14 @@ class CheckTimeout(CheckFailed):
     default_hint = "raise the check's timeout in the suite file, or make the command faster"
 
 
+class PredictionFailed(ModelkeepError):
+    """The model itself raised on inputs that match its signature."""
+
+    code = "prediction_failed"
+    http_status = 500
+    default_hint = "the model could not predict on these inputs; try it on them with mk.load"
+
+
 class Unauthenticated(ModelkeepError):
     """No valid credentials: the token is missing, unknown, revoked or expired."""
 
@@ -423,14 +431,6 @@ class IOFailure(ModelkeepError):
     code = "io_error"
     http_status = 500
     default_hint = "check free space and permissions of the paths involved"
-
-
-class PredictionFailed(ModelkeepError):
-    """A version a gateway serves raised while predicting (the inputs matched its signature)."""
-
-    code = "prediction_failed"
-    http_status = 500
-    default_hint = "the version fails on these inputs; see the gateway's log and fix the model"
 
 
 class InternalError(ModelkeepError):

@@ -15,6 +15,7 @@ import pytest
 
 from modelkeep.entrypoints.gateway.metrics import CONTENT_TYPE
 from modelkeep.entrypoints.gateway.serving import Gateway
+from modelkeep.errors import InvalidInferenceInput, PredictionFailed
 from tests.gateway.support import (
     FakeLoader,
     FakePredictor,
@@ -187,12 +188,12 @@ async def test_inputs_that_do_not_match_the_signature_are_422(inputs: Any, said:
         response = await client.post("/v2/models/fraud/infer", json={"inputs": inputs})
         assert response.status_code == 422, response.text
         error = error_of(response)
-        assert error["code"] == "signature_mismatch"
+        assert error["code"] == "invalid_inference_input"
         assert said in error["message"]
         assert response.headers["modelkeep-version"] == "fraud@4"
         text = (await client.get("/metrics")).text
         rejected = sample(parse_metrics(text), "modelkeep_gateway_rejected_total",
-                          model="fraud", code="signature_mismatch")  # fmt: skip
+                          model="fraud", code="invalid_inference_input")  # fmt: skip
         assert rejected == 1
 
 
@@ -267,6 +268,63 @@ async def test_an_answer_json_cannot_carry_is_500_not_a_broken_body() -> None:
         response = await client.post("/invocations", json=MLFLOW_BODIES[0])
         assert response.status_code == 500
         assert "Out of range float values are not JSON compliant" in error_of(response)["message"]
+
+
+class Array(list[Any]):
+    """What numpy answers, as far as the gateway cares: values with ``tolist()``."""
+
+    def tolist(self) -> list[Any]:
+        return list(self)
+
+
+class SdkStyle(FakePredictor):
+    """Like the SDK's predictor: a signature of dtypes (columns have no shape), every
+    output from ``predict_outputs``, its own errors for inputs and failures."""
+
+    def predict_outputs(self, inputs: Any) -> dict[str, Any]:
+        if inputs["amount"] == [-1]:
+            raise InvalidInferenceInput("amount -1 cannot be held by uint8")
+        if inputs["amount"] == [-2]:
+            raise PredictionFailed("fraud@4 (model.onnx) raised ValueError: boom")
+        return {"label": Array([1]), "proba": Array([[0.25, 0.75]])}
+
+
+SDK_SIGNATURE = {
+    "inputs": [{"name": "amount", "dtype": "float64"}, {"name": "country", "dtype": "any"}],
+    "outputs": [
+        {"name": "label", "dtype": "int64", "shape": [-1]},
+        {"name": "proba", "dtype": "float32", "shape": [-1, 2]},
+    ],
+}
+
+
+@run
+async def test_a_predictor_with_the_sdk_s_signature_and_outputs() -> None:
+    loader = FakeLoader()
+    loader.predictors[digest(4)] = SdkStyle(4, signature=SDK_SIGNATURE)
+    gateway, _, _ = memory_gateway([desired(backend(4))], loader)
+    async with serving(gateway) as client:
+        await until(lambda: gateway.synced)
+        meta = (await client.get("/v2/models/fraud")).json()
+        assert meta["inputs"] == [
+            {"name": "amount", "datatype": "FP64", "shape": [-1]},
+            {"name": "country", "datatype": "BYTES", "shape": [-1]},
+        ]
+        body = v2([3.0], [7])  # any: a number where a string would do
+        response = await client.post("/v2/models/fraud/infer", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["outputs"] == [
+            {"name": "label", "shape": [1], "datatype": "INT64", "data": [1]},
+            {"name": "proba", "shape": [1, 2], "datatype": "FP32", "data": [0.25, 0.75]},
+        ]
+        mlflow = await client.post("/invocations", json=MLFLOW_BODIES[0])
+        assert mlflow.json() == {"predictions": {"label": [1], "proba": [[0.25, 0.75]]}}
+        refused = await client.post("/v2/models/fraud/infer", json=v2([-1.0]))
+        assert refused.status_code == 422
+        assert error_of(refused)["code"] == "invalid_inference_input"
+        failed = await client.post("/v2/models/fraud/infer", json=v2([-2.0]))
+        assert failed.status_code == 500
+        assert error_of(failed)["message"] == "fraud@4 (model.onnx) raised ValueError: boom"
 
 
 # MLflow scoring ----------------------------------------------------------------------------

@@ -214,8 +214,13 @@ async def _infer(request: Request, model: str, parse: Parse, *, v2: bool) -> Res
         outputs = await gateway.predict(loaded, inputs)
         answer = _v2_body(model, loaded, outputs, body) if v2 else tensors.mlflow_outputs(outputs)
         response = JSONResponse(answer)  # refuses NaN and infinities, which JSON lacks
+    except InvalidInput as exc:  # the predictor's own, stricter, check of its inputs
+        gateway.metrics.rejected.inc(model, exc.code)
+        return _served(error(exc), loaded, chosen.assignment)
     except Exception as exc:
         gateway.metrics.errors.inc(*labels)
+        if isinstance(exc, PredictionFailed):
+            return _served(error(exc), loaded, chosen.assignment)
         failed = PredictionFailed(
             f"{chosen.serve.ref} failed to predict: {type(exc).__name__}: {exc}"
         )

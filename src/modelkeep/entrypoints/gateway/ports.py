@@ -26,7 +26,11 @@ class Predictor(Protocol):
         """``{"inputs": [{"name", "datatype", "shape"}], "outputs": [...]}``, or an object
         with ``to_dict()`` giving that (see ``tensors.Signature.of``)."""
 
-    def predict(self, inputs: Inputs) -> Any: ...
+    def predict(self, inputs: Inputs) -> Any:
+        """The answer; raises ``InvalidInput`` (e.g. ``InvalidInferenceInput``) for inputs
+        it refuses, anything else when the model fails. A predictor may also have
+        ``predict_outputs(inputs) -> {name: values}``, which the gateway then prefers."""
+        ...
 
 
 class PredictorLoader(Protocol):

@@ -2,7 +2,7 @@
 Inference Protocol V2 (named tensors: shape, datatype, row-major data) and MLflow's
 scoring format (``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs``).
 Every input is checked against the version's signature before the predictor sees it; a
-mismatch is a ``SignatureMismatch`` naming the input and what was expected."""
+mismatch is a ``InvalidInferenceInput`` naming the input and what was expected."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelkeep.errors import InvalidInput, SignatureMismatch
+from modelkeep.errors import InvalidInput, InvalidInferenceInput
 
 FLOATS = frozenset({"FP16", "FP32", "FP64", "BF16"})
 INTS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
 DATATYPES = FLOATS | INTS | {"BOOL", "BYTES"}
+ANY = "ANY"
+"""A signature's ``any`` dtype: checks presence only (shown as BYTES in model metadata)."""
 DATATYPE_ALIASES = {
     "float": "FP32", "float16": "FP16", "float32": "FP32", "float64": "FP64", "double": "FP64",
     "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64", "long": "INT64",
     "integer": "INT64", "uint8": "UINT8", "bool": "BOOL", "boolean": "BOOL", "str": "BYTES",
-    "string": "BYTES", "bytes": "BYTES", "object": "BYTES",
+    "string": "BYTES", "bytes": "BYTES", "object": "BYTES", "any": ANY,
 }  # fmt: skip
 """Names other tools give (numpy, MLflow column types) for the V2 datatypes."""
 
@@ -33,7 +35,8 @@ class TensorSpec:
     """-1 for a dimension of any size (the batch)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+        datatype = "BYTES" if self.datatype == ANY else self.datatype
+        return {"name": self.name, "datatype": datatype, "shape": list(self.shape)}
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,9 @@ class Signature:
     @classmethod
     def of(cls, signature: Any) -> Signature:
         """The signature a predictor declares: a mapping, or an object with ``to_dict()``
-        or with ``inputs`` and ``outputs`` attributes."""
+        or with ``inputs`` and ``outputs`` attributes. Each field names its element type
+        as a V2 ``datatype`` or as a ``dtype`` (``float64``, ``string``, ``any``: the
+        SDK's signatures); a field without a shape is a column, of shape ``[-1]``."""
         if isinstance(signature, Signature):
             return signature
         if hasattr(signature, "to_dict"):
@@ -73,8 +78,8 @@ class Signature:
 
 def _spec(spec: Any) -> TensorSpec:
     if not isinstance(spec, Mapping):
-        spec = {k: getattr(spec, k, None) for k in ("name", "datatype", "type", "shape")}
-    datatype = str(spec.get("datatype") or spec.get("type") or "BYTES")
+        spec = {k: getattr(spec, k, None) for k in ("name", "datatype", "dtype", "shape")}
+    datatype = str(spec.get("datatype") or spec.get("dtype") or "any")
     shape = spec.get("shape")
     return TensorSpec(
         str(spec["name"]),
@@ -98,7 +103,7 @@ def v2_inputs(body: Any, signature: Signature) -> dict[str, Any]:
         name, shape, datatype, data = _v2_tensor(tensor)
         flat = flatten(data)
         if math.prod(shape) != len(flat):
-            raise SignatureMismatch(
+            raise InvalidInferenceInput(
                 f"input {name!r}: shape {shape} holds {math.prod(shape)} values, data has "
                 f"{len(flat)}",
                 "give data with as many values as the shape's product",
@@ -120,7 +125,7 @@ def _v2_tensor(tensor: Any) -> tuple[str, list[int], str, Any]:
         raise InvalidInput(f"input {tensor['name']!r}: shape {shape!r} is not a list of sizes")
     datatype = str(tensor["datatype"]).upper()
     if datatype not in DATATYPES:
-        raise SignatureMismatch(
+        raise InvalidInferenceInput(
             f"input {tensor['name']!r}: {tensor['datatype']!r} is not a V2 datatype",
             f"use one of {', '.join(sorted(DATATYPES))}",
         )
@@ -201,7 +206,7 @@ def _from_rows(columns: list[Any], rows: Any, signature: Signature) -> dict[str,
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
         raise InvalidInput("the data is a list of rows, each a list of values")
     if any(len(r) != len(columns) for r in rows):
-        raise SignatureMismatch(
+        raise InvalidInferenceInput(
             f"every row needs {len(columns)} values, one per column",
             "give as many values per row as columns",
         )
@@ -223,7 +228,7 @@ def checked(given: dict[str, tuple[str | None, Any]], signature: Signature) -> d
     unknown = [n for n in given if n not in expected]
     if missing or unknown:
         parts = [f"missing {missing}" if missing else "", f"unknown {unknown}" if unknown else ""]
-        raise SignatureMismatch(
+        raise InvalidInferenceInput(
             f"the inputs do not match the signature: {', '.join(p for p in parts if p)}",
             f"send exactly the inputs {expected}",
         )
@@ -235,7 +240,7 @@ def checked(given: dict[str, tuple[str | None, Any]], signature: Signature) -> d
 
 def _check_tensor(spec: TensorSpec, datatype: str | None, values: Any) -> None:
     if datatype is not None and not _datatype_fits(datatype, spec.datatype):
-        raise SignatureMismatch(
+        raise InvalidInferenceInput(
             f"input {spec.name!r} is {datatype}, the signature says {spec.datatype}",
             f"send {spec.datatype} data",
         )
@@ -243,14 +248,14 @@ def _check_tensor(spec: TensorSpec, datatype: str | None, values: Any) -> None:
     if len(shape) != len(spec.shape) or any(
         want not in (-1, got) for want, got in zip(spec.shape, shape, strict=True)
     ):
-        raise SignatureMismatch(
+        raise InvalidInferenceInput(
             f"input {spec.name!r} has shape {shape}, the signature says "
             f"{list(spec.shape)} (-1: any size)",
             "send data of the signature's shape",
         )
     bad = next((v for v in flatten(values) if not _value_fits(v, spec.datatype)), _NONE)
     if bad is not _NONE:
-        raise SignatureMismatch(
+        raise InvalidInferenceInput(
             f"input {spec.name!r}: {bad!r} is not a {spec.datatype} value",
             f"send {spec.datatype} values only",
         )
@@ -260,6 +265,8 @@ _NONE = object()
 
 
 def _datatype_fits(given: str, declared: str) -> bool:
+    if declared == ANY:
+        return True
     return (
         given == declared
         or ((given in FLOATS or given in INTS) and declared in FLOATS)
@@ -268,6 +275,8 @@ def _datatype_fits(given: str, declared: str) -> bool:
 
 
 def _value_fits(value: Any, datatype: str) -> bool:
+    if datatype == ANY:
+        return True
     if datatype in FLOATS:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if datatype in INTS:
@@ -298,7 +307,7 @@ def _plain(values: Any) -> Any:
 
 
 def v2_outputs(outputs: dict[str, Any], signature: Signature) -> list[dict[str, Any]]:
-    declared = {s.name: s.datatype for s in signature.outputs}
+    declared = {s.name: s.datatype for s in signature.outputs if s.datatype != ANY}
     tensors = []
     for name, values in outputs.items():
         flat = flatten(values)
