@@ -2,7 +2,7 @@
 Inference Protocol V2 (named tensors: shape, datatype, row-major data) and MLflow's
 scoring format (``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs``).
 Every input is checked against the version's signature before the predictor sees it; a
-mismatch is a ``InvalidInferenceInput`` naming the input and what was expected."""
+mismatch is an ``InvalidInferenceInput`` naming the input and what was expected."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelkeep.errors import InvalidInput, InvalidInferenceInput
+from modelkeep.errors import InvalidInferenceInput, InvalidInput
 
 FLOATS = frozenset({"FP16", "FP32", "FP64", "BF16"})
 INTS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
