@@ -69,9 +69,13 @@ class FakeLoader:
     predictors: dict[str, FakePredictor] = field(default_factory=dict)
     tampered: set[str] = field(default_factory=set)
     loads: list[str] = field(default_factory=list)
+    gates: dict[str, threading.Event] = field(default_factory=dict)
+    """Loads of these digests wait for their event (a large version downloading)."""
 
     def load(self, ref: str, digest_: str) -> FakePredictor:
         self.loads.append(ref)
+        if digest_ in self.gates:
+            self.gates[digest_].wait(10)
         if digest_ in self.tampered:
             raise DigestMismatch(f"model.onnx of {ref} does not match its digest")
         if digest_ not in self.predictors:

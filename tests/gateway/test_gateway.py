@@ -509,6 +509,43 @@ async def test_a_tampered_version_keeps_the_old_one_serving_and_says_why() -> No
 
 
 @run
+async def test_while_a_new_version_loads_the_old_one_serves_and_the_gateway_stays_ready() -> None:
+    """Not ready during every rollout would take all replicas out of a load balancer."""
+    loading = threading.Event()
+    loader = FakeLoader(gates={digest(5): loading})
+    gateway, source, _ = memory_gateway([desired(backend(4))], loader)
+    async with serving(gateway) as client:
+        await until(lambda: gateway.synced)
+        await source.publish([desired(backend(5), revision=2)])
+        await until(lambda: gateway.deployments["fraud"].loading == 2)
+        assert (await client.get("/v2/health/ready")).json() == {"ready": True}
+        response = await client.post("/v2/models/fraud/infer", json=v2([1.0]))
+        assert response.headers["modelkeep-version"] == "fraud@4"
+        loading.set()
+        await until(lambda: gateway.deployments["fraud"].loading is None)
+        response = await client.post("/v2/models/fraud/infer", json=v2([1.0]))
+        assert response.headers["modelkeep-version"] == "fraud@5"
+
+
+@run
+async def test_a_first_load_is_not_ready_until_it_is_done() -> None:
+    loading = threading.Event()
+    loader = FakeLoader(gates={digest(4): loading})
+    gateway, _, _ = memory_gateway([desired(backend(4))], loader)
+    async with serving(gateway) as client:
+        await until(lambda: "fraud" in gateway.deployments)
+        ready = await client.get("/v2/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["reason"] == "no desired state read yet; fraud: loading revision 1"
+        model = await client.get("/v2/models/fraud/ready")
+        assert model.json() == {"name": "fraud", "ready": False, "reason": "loading revision 1"}
+        response = await client.post("/v2/models/fraud/infer", json=v2([1.0]))
+        assert (response.status_code, error_of(response)["code"]) == (503, "model_not_ready")
+        loading.set()
+        await until(lambda: gateway.deployments["fraud"].ready)
+
+
+@run
 async def test_a_failed_load_is_retried_until_it_succeeds() -> None:
     """A version that failed to load (the registry was briefly down, a damaged blob was
     restored) is tried again without a new revision."""

@@ -94,6 +94,8 @@ async def model_ready(request: Request) -> Response:
     body: dict[str, Any] = {"name": deployment.model, "ready": deployment.ready}
     if deployment.problem is not None:
         body["reason"] = deployment.problem
+    elif deployment.snapshot is None:
+        body["reason"] = f"loading revision {deployment.loading}"
     return JSONResponse(body, status_code=200 if deployment.ready else 503)
 
 
@@ -158,7 +160,8 @@ def _deployment(gateway: Gateway, model: str) -> Any:
 def _snapshot(gateway: Gateway, model: str) -> Snapshot:
     deployment = _deployment(gateway, model)
     if deployment.snapshot is None:
-        raise ModelNotReady(f"{model} has no verified version to serve: {deployment.problem}")
+        why = deployment.problem or f"loading revision {deployment.loading}"
+        raise ModelNotReady(f"{model} has no verified version to serve: {why}")
     snapshot: Snapshot = deployment.snapshot
     return snapshot
 

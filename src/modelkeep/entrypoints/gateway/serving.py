@@ -60,7 +60,9 @@ class Deployment:
     snapshot: Snapshot | None = None
     wanted: DesiredState | None = None
     problem: str | None = None
-    """Why the wanted state is not the one serving (a load failed, or still loading)."""
+    """Why the wanted state is not the one serving: a version of it failed to load."""
+    loading: int | None = None
+    """The revision being loaded now (the previous state serves meanwhile)."""
 
     @property
     def ready(self) -> bool:
@@ -128,6 +130,7 @@ class Gateway:
                 for deployment in list(self.deployments.values()):
                     if deployment.problem is not None and deployment.wanted is not None:
                         await self._swap(deployment, deployment.wanted)
+                self._forget_unused()
 
     async def apply(self, states: list[DesiredState]) -> None:
         """Serve ``states`` (every deployment of the environment): load what changed,
@@ -149,12 +152,19 @@ class Gateway:
                 continue
             if deployment.wanted == state and deployment.problem is not None:
                 continue  # already failed to load: retried every retry_load_seconds
-            deployment.wanted, deployment.problem = state, f"loading revision {state.revision}"
+            deployment.wanted = state
             await self._swap(deployment, state)
         self._forget_unused()
         self.synced = True
 
     async def _swap(self, deployment: Deployment, state: DesiredState) -> None:
+        deployment.loading = state.revision
+        try:
+            await self._load_and_swap(deployment, state)
+        finally:
+            deployment.loading = None
+
+    async def _load_and_swap(self, deployment: Deployment, state: DesiredState) -> None:
         loaded: dict[str, Loaded] = {}
         for backend in state.backends:
             try:
@@ -201,6 +211,8 @@ class Gateway:
         for model, deployment in sorted(self.deployments.items()):
             if deployment.problem is not None:
                 reasons.append(f"{model}: {deployment.problem}")
+            elif deployment.snapshot is None:
+                reasons.append(f"{model}: loading revision {deployment.loading}")
         return reasons
 
     # requests ----------------------------------------------------------------------------
