@@ -204,6 +204,11 @@ async def test_inputs_that_do_not_match_the_signature_are_422(inputs: Any, said:
         (b"{not json", "the body is not JSON"),
         (b"[]", "'inputs' list"),
         (json.dumps({"inputs": [{"name": "amount"}]}).encode(), "needs 'name', 'shape'"),
+        (b"[" * 100_000 + b"]" * 100_000, "the body nests too deeply"),
+        (
+            json.dumps({"inputs": [{**v2([1.0])["inputs"][0], "shape": [1] * 5000}]}).encode(),
+            "is not a list of sizes",
+        ),
     ],
 )
 async def test_malformed_requests_are_400(body: bytes, said: str) -> None:

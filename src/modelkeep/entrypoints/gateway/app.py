@@ -181,6 +181,10 @@ async def _body(request: Request, limit: int) -> Any:
         return json.loads(b"".join(chunks))
     except ValueError as exc:
         raise InvalidInput(f"the body is not JSON: {exc}", "send a JSON document") from exc
+    except RecursionError as exc:
+        raise InvalidInput(
+            "the body nests too deeply", "send arrays of at most 16 dimensions"
+        ) from exc
 
 
 class _Status(Exception):

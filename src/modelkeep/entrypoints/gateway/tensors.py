@@ -25,6 +25,7 @@ DATATYPE_ALIASES = {
     "string": "BYTES", "bytes": "BYTES", "object": "BYTES", "any": ANY,
 }  # fmt: skip
 """Names other tools give (numpy, MLflow column types) for the V2 datatypes."""
+MAX_DIMENSIONS = 16
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,15 @@ def _v2_tensor(tensor: Any) -> tuple[str, list[int], str, Any]:
             "see the Open Inference Protocol V2 request format",
         )
     shape = tensor["shape"]
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_DIMENSIONS
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
-        raise InvalidInput(f"input {tensor['name']!r}: shape {shape!r} is not a list of sizes")
+        raise InvalidInput(
+            f"input {tensor['name']!r}: shape {shape!r} is not a list of sizes",
+            f"give at most {MAX_DIMENSIONS} sizes, each 0 or more",
+        )
     datatype = str(tensor["datatype"]).upper()
     if datatype not in DATATYPES:
         raise InvalidInferenceInput(
@@ -245,8 +251,9 @@ def _check_tensor(spec: TensorSpec, datatype: str | None, values: Any) -> None:
             f"send {spec.datatype} data",
         )
     shape = shape_of(values)
-    if len(shape) != len(spec.shape) or any(
-        want not in (-1, got) for want, got in zip(spec.shape, shape, strict=True)
+    empty = bool(shape) and shape[-1] == 0  # an empty batch: no inner sizes to see
+    if (len(shape) > len(spec.shape) if empty else len(shape) != len(spec.shape)) or any(
+        want not in (-1, got) for want, got in zip(spec.shape, shape, strict=False)
     ):
         raise InvalidInferenceInput(
             f"input {spec.name!r} has shape {shape}, the signature says "
