@@ -3,6 +3,7 @@ InvalidInput (a 4xx), never another exception (a 500 with a stack trace behind i
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -46,10 +47,8 @@ json_values = st.recursive(
 def test_any_json_is_accepted_or_refused_cleanly(body: Any) -> None:
     for parse in (v2_inputs, mlflow_inputs):
         for signature in (COLUMNS, TENSOR):
-            try:
+            with contextlib.suppress(InvalidInput):  # a refusal is fine; nothing else is
                 parse(body, signature)
-            except InvalidInput:
-                pass
 
 
 @given(st.lists(st.integers(0, 4), min_size=1, max_size=4), st.data())
