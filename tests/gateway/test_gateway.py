@@ -7,12 +7,14 @@ import asyncio
 import functools
 import json
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
 import pytest
 
+from modelkeep.domain.deployments import DesiredState
 from modelkeep.entrypoints.gateway.metrics import CONTENT_TYPE
 from modelkeep.entrypoints.gateway.serving import Gateway
 from modelkeep.errors import InvalidInferenceInput, PredictionFailed
@@ -332,6 +334,28 @@ async def test_a_predictor_with_the_sdk_s_signature_and_outputs() -> None:
         assert error_of(failed)["message"] == "fraud@4 (model.onnx) raised ValueError: boom"
 
 
+@run
+async def test_slow_versions_predict_in_threads_fast_ones_on_the_loop() -> None:
+    loader = FakeLoader()
+    loader.predictors[digest(5)] = FakePredictor(5, delay=0.05)
+    states = [desired(backend(4)), DesiredState("slow", "prod", 1, (backend(5),))]
+    gateway, _, _ = memory_gateway(states, loader)
+    async with serving(gateway) as client:
+        await until(lambda: gateway.synced)
+        for _ in range(3):
+            await client.post("/v2/models/fraud/infer", json=v2([1.0]))
+            await client.post("/v2/models/slow/infer", json=v2([1.0]))
+        assert gateway.deployments["fraud"].snapshot.loaded["stable"].timing.inline  # type: ignore[union-attr]
+        slow = gateway.deployments["slow"].snapshot.loaded["stable"]  # type: ignore[union-attr]
+        assert not slow.timing.inline
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            *(client.post("/v2/models/slow/infer", json=v2([1.0])) for _ in range(8))
+        )
+        assert {a.status_code for a in answers} == {200}
+        assert time.monotonic() - started < 8 * 0.05  # side by side, not one after another
+
+
 # MLflow scoring ----------------------------------------------------------------------------
 
 MLFLOW_BODIES = [
@@ -474,7 +498,10 @@ async def test_a_full_shadow_queue_drops_copies_and_counts_them() -> None:
     gateway, _, _ = memory_gateway([state], loader, shadow_queue_size=2)
     async with serving(gateway) as client:
         await until(lambda: gateway.synced)
-        for _ in range(6):
+        first = await client.post("/v2/models/fraud/infer", json=v2([1.0]))
+        assert first.status_code == 200
+        await until(lambda: gateway.shadow_backlog == 0)  # the shadow took it, and is stuck
+        for _ in range(5):
             response = await client.post("/v2/models/fraud/infer", json=v2([1.0]))
             assert response.status_code == 200  # the request path does not wait
         samples = parse_metrics((await client.get("/metrics")).text)

@@ -33,11 +33,32 @@ RETRY_LOAD_SECONDS = 30.0
 briefly unreachable; a tampered file replaced from a backup)."""
 
 
+INLINE_SECONDS = 0.001
+"""A version whose predictions take less than this, on average, predicts on the event
+loop: handing so short a prediction to a worker thread costs more than the prediction
+(a small scikit-learn or ONNX model). Slower ones predict in worker threads."""
+
+
+@dataclass
+class Timing:
+    """How long a loaded version's predictions take (a moving average)."""
+
+    average: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        self.average = seconds if self.average is None else 0.9 * self.average + 0.1 * seconds
+
+    @property
+    def inline(self) -> bool:
+        return self.average is not None and self.average < INLINE_SECONDS
+
+
 @dataclass(frozen=True)
 class Loaded:
     backend: Backend
     predictor: Predictor
     signature: Signature
+    timing: Timing = field(default_factory=Timing)
 
 
 @dataclass(frozen=True)
@@ -185,7 +206,7 @@ class Gateway:
     async def _load(self, backend: Backend) -> Loaded:
         cached = self._cache.get(backend.digest)
         if cached is not None:
-            return Loaded(backend, cached.predictor, cached.signature)
+            return Loaded(backend, cached.predictor, cached.signature, cached.timing)
         predictor = await anyio.to_thread.run_sync(self.loader.load, backend.ref, backend.digest)
         loaded = Loaded(backend, predictor, Signature.of(predictor.signature))
         self._cache[backend.digest] = loaded
@@ -229,7 +250,16 @@ class Gateway:
         """Every output by name: ``predict_outputs`` where the predictor has it (the
         SDK's), else what ``predict`` answers."""
         predict = getattr(loaded.predictor, "predict_outputs", None) or loaded.predictor.predict
-        result = await anyio.to_thread.run_sync(predict, inputs)
+        timing = loaded.timing
+
+        def timed() -> Any:
+            started = time.perf_counter()
+            try:
+                return predict(inputs)
+            finally:
+                timing.observe(time.perf_counter() - started)
+
+        result = timed() if timing.inline else await anyio.to_thread.run_sync(timed)
         return outputs_of(result, loaded.signature)
 
     def mirror(self, copy: ShadowCopy) -> None:
@@ -262,6 +292,11 @@ class Gateway:
         self.metrics.shadow_requests.inc(*labels)
         if agree(answer, copy.answer):
             self.metrics.shadow_agreements.inc(*labels)
+
+    @property
+    def shadow_backlog(self) -> int:
+        """Copies waiting for the shadow."""
+        return self._queue.qsize() if self._queue is not None else 0
 
     async def shadows_done(self) -> None:
         """Wait until every queued copy was answered (tests, and a graceful stop)."""
