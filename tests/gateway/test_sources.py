@@ -111,7 +111,7 @@ async def test_an_unreachable_registry_is_said_and_what_was_verified_keeps_servi
         assert ready.status_code == 200
         assert ready.json() == {
             "ready": True,
-            "registry": "the registry's desired-state feed failed: the database is down; "
+            "reason": "the registry's desired-state feed failed: the database is down; "
             "serving the last verified desired states",
         }
         response = await client.post("/v2/models/fraud/infer", json=v2([1.0]))

@@ -77,15 +77,16 @@ async def live(_request: Request) -> Response:
 async def ready(request: Request) -> Response:
     """200 when every deployed model serves its desired state; 503 with the reasons when
     not. A registry that cannot be reached after the first desired state does not make
-    the gateway unready (it serves what it verified): ``registry`` says so."""
+    the gateway unready (it serves what it verified), but the reason says so."""
     gateway = _gateway(request)
     reasons = gateway.not_ready_reasons()
     body: dict[str, Any] = {"ready": not reasons}
     problem = gateway.source.problem if gateway.source is not None else None
+    notes = [*reasons]
     if problem and gateway.synced:
-        body["registry"] = f"{problem}; serving the last verified desired states"
-    if reasons:
-        body["reason"] = "; ".join(reasons)
+        notes.append(f"{problem}; serving the last verified desired states")
+    if notes:
+        body["reason"] = "; ".join(notes)
     return JSONResponse(body, status_code=200 if not reasons else 503)
 
 
