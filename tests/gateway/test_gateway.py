@@ -457,6 +457,25 @@ async def test_ab_sends_each_key_to_one_version_and_says_which(
         assert keyless.headers["modelkeep-version"] == "fraud@4"
 
 
+@run
+async def test_a_version_named_in_the_path_answers_whatever_its_role() -> None:
+    state = desired(backend(4), backend(5, "canary", 0), backend(6, "shadow", 0))
+    gateway, _, _ = memory_gateway([state])
+    async with serving(gateway) as client:
+        await until(lambda: gateway.synced)
+        for n in (4, 5, 6):
+            response = await client.post(f"/v2/models/fraud/versions/{n}/infer", json=v2([1.0]))
+            assert response.headers["modelkeep-version"] == f"fraud@{n}"
+            assert response.json()["model_version"] == str(n)
+        missing = await client.post("/v2/models/fraud/versions/3/infer", json=v2([1.0]))
+        assert missing.status_code == 404
+        error = error_of(missing)
+        assert (error["code"], error["hint"]) == (
+            "version_not_found",
+            "it serves fraud@4, fraud@5, fraud@6",
+        )
+
+
 # shadow ------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from modelkeep.domain.routing import Route as RouteChoice
 from modelkeep.entrypoints.gateway import tensors
 from modelkeep.entrypoints.gateway.metrics import CONTENT_TYPE
 from modelkeep.entrypoints.gateway.serving import Gateway, Loaded, ShadowCopy, Snapshot
@@ -24,6 +25,7 @@ from modelkeep.errors import (
     ModelNotFound,
     ModelNotReady,
     PredictionFailed,
+    VersionNotFound,
 )
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -54,6 +56,7 @@ def create_app(gateway: Gateway, *, max_body_bytes: int = MAX_BODY_BYTES) -> Sta
             Route("/v2/models/{model}/ready", model_ready),
             Route("/v2/models/{model}", model_metadata),
             Route("/v2/models/{model}/infer", v2_infer, methods=["POST"]),
+            Route("/v2/models/{model}/versions/{version}/infer", v2_infer, methods=["POST"]),
             Route("/invocations", invocations, methods=["POST"]),
             Route("/metrics", metrics),
         ],
@@ -201,11 +204,27 @@ def _sticky_value(request: Request, where: str, name: str) -> str | None:
     return request.query_params.get(name)
 
 
+def _pinned(snapshot: Snapshot, version: str) -> RouteChoice:
+    """The route to one version of the desired state, named by number (any role)."""
+    for backend in snapshot.state.backends:
+        if backend.ref.rpartition("@")[2] == version:
+            return RouteChoice(backend, None, None)
+    served = ", ".join(b.ref for b in snapshot.state.backends)
+    raise VersionNotFound(
+        f"{snapshot.state.model}@{version} is not deployed to {snapshot.state.env}",
+        f"it serves {served}",
+    )
+
+
 async def _infer(request: Request, model: str, parse: Parse, *, v2: bool) -> Response:
     gateway = _gateway(request)
     snapshot = _snapshot(gateway, model)  # the state this request finishes on, swap or not
-    sticky = gateway.sticky_of(snapshot)
-    chosen = gateway.route(snapshot, _sticky_value(request, *sticky) if sticky else None)
+    version = request.path_params.get("version")
+    if version is not None:
+        chosen = _pinned(snapshot, version)
+    else:
+        sticky = gateway.sticky_of(snapshot)
+        chosen = gateway.route(snapshot, _sticky_value(request, *sticky) if sticky else None)
     loaded = snapshot.of(chosen.serve)
     labels = (model, chosen.serve.ref, chosen.serve.role)
     started = time.perf_counter()
