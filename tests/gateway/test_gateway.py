@@ -4,11 +4,10 @@ header, bad input, swaps under concurrent load, the shadow, metrics."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -27,21 +26,12 @@ from tests.gateway.support import (
     draws,
     memory_gateway,
     parse_metrics,
+    run,
     sample,
     serving,
     until,
     v2,
 )
-
-
-def run(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """An async test run on its own event loop."""
-
-    @functools.wraps(test)
-    def sync(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return sync
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:

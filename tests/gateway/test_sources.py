@@ -20,12 +20,12 @@ from tests.gateway.support import (
     backend,
     desired,
     parse_metrics,
+    run,
     sample,
     serving,
     until,
     v2,
 )
-from tests.gateway.test_gateway import run
 
 
 def http_gateway(feed: FakeFeed, wait: float = 5.0) -> tuple[Gateway, HttpDesiredStateSource]:
