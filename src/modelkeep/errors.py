@@ -56,7 +56,8 @@ server. The message says what is wrong; the hint says how to fix it. The CLI pri
     ├── StoreError                       exit 1   the store cannot be used as it is
     │   ├── UnknownStoreFormat
     │   ├── StoreMismatch
-    │   └── StoreUnavailable
+    │   ├── StoreUnavailable
+    │   └── ModelNotReady                a gateway has no verified version to serve (503)
     ├── IOFailure                        exit 1   the operating system refused a read or write
     ├── InternalError                    exit 1   a bug in modelkeep
     └── IntegrityError                   exit 3   bytes do not match their digest
@@ -440,6 +441,13 @@ class StoreMismatch(StoreError):
 class StoreUnavailable(StoreError):
     code = "store_unavailable"
     default_hint = "check that the database is running and MODELKEEP_DATABASE_URL is right"
+
+
+class ModelNotReady(StoreError):
+    """A gateway has no verified version of a deployed model to serve (yet)."""
+
+    code = "model_not_ready"
+    default_hint = "see the reason in GET /v2/health/ready; fix the version or the deployment"
 
 
 class IOFailure(ModelkeepError):

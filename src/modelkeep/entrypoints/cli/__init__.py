@@ -16,6 +16,7 @@ from modelkeep.entrypoints.cli import (
     bundles,
     datasets,
     deployments,
+    gateway,
     governance,
     lineage,
     maintenance,
@@ -91,6 +92,7 @@ for command in (
     bundles.sign,
     deployments.deploy,
     server.server,
+    gateway.gateway,
 ):
     cli.add_command(command)
 

@@ -55,7 +55,7 @@ TASKS = (
     Task(
         "Serve and administer",
         "modelkeep users create alice --role admin",
-        ("server", "users", "tokens"),
+        ("server", "gateway", "users", "tokens"),
     ),
 )
 
