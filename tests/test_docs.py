@@ -702,7 +702,7 @@ def check_parses(args: list[str]) -> str:
         sub = command.get_command(ctx, rest[0])
         if sub is None:
             raise click.UsageError(f"no command '{ctx.command_path} {rest[0]}'", ctx)
-        ctx = click.Context(sub, info_name=rest[0], parent=ctx)
+        ctx = click.Context(sub, info_name=sub.name or rest[0], parent=ctx)  # NAME@REF: its name
         command, rest = sub, rest[1:]
     command.make_context(ctx.info_name, rest, parent=ctx.parent)
     return ctx.command_path
