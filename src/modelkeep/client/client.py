@@ -906,6 +906,10 @@ class Client:
         from modelkeep.attest import oci
         from modelkeep.domain import kserve
 
+        kserve.check_oci_repo(oci_repo)
+        if namespace is not None:
+            kserve.check_namespace(namespace)
+        kserve.service_name(model)
         desired = self._backend.deployment(model, env)
         kserve.check_expressible(desired)  # before reading any version: shadow, A/B
         artifacts: dict[str, kserve.Artifact] = {}

@@ -84,6 +84,14 @@ def check_oci_repo(repo: str) -> str:
     return repo
 
 
+def check_namespace(namespace: str) -> str:
+    if not NAMESPACE.fullmatch(namespace):
+        raise InvalidInput(
+            f"{namespace!r} is not a Kubernetes namespace", "use lowercase letters, digits and '-'"
+        )
+    return namespace
+
+
 def service_name(model: str) -> str:
     """The model name as a Kubernetes (DNS-1035) name: '.' and '_' become '-'."""
     name = re.sub(r"[^a-z0-9-]", "-", model.lower()).strip("-")
@@ -128,12 +136,7 @@ def inference_service(
         "annotations": annotations,
     }
     if namespace is not None:
-        if not NAMESPACE.fullmatch(namespace):
-            raise InvalidInput(
-                f"{namespace!r} is not a Kubernetes namespace",
-                "use lowercase letters, digits and '-'",
-            )
-        metadata["namespace"] = namespace
+        metadata["namespace"] = check_namespace(namespace)
     predictor: dict[str, Any] = {
         "model": {
             "modelFormat": {"name": _format(served, artifacts)},

@@ -203,8 +203,9 @@ def export(
     model: str, env: str, kserve: bool, oci_repo: str, namespace: str | None, output: str | None
 ) -> None:
     """Write the desired state in ENV for a cluster: with --kserve, a KServe
-    InferenceService (YAML; JSON with --json), each version pinned by the digest of its
-    OCI artifact under REPO (what 'bundle export-oci' writes, pushed there).
+    InferenceService, each version pinned by the digest of its OCI artifact under REPO
+    (what 'bundle export-oci' writes, pushed there). YAML to stdout (JSON with --json),
+    or YAML to FILE with -o.
 
     A canary becomes the spec with canaryTrafficPercent; KServe keeps the previous ready
     revision as the stable one, so apply the stable-only export first. A shadow or a
@@ -214,15 +215,14 @@ def export(
     document = state().client.kserve_inference_service(
         model, env=env, oci_repo=oci_repo, namespace=namespace
     )
-    text = (
-        json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-        if state().json
-        else yaml.safe_dump(document, sort_keys=False)
-    )
-    if output is None:
+    text = yaml.safe_dump(document, sort_keys=False)
+    if output is None:  # the document itself: YAML for kubectl, or JSON with --json
+        if state().json:
+            text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
         state().emitted = True
         sys.stdout.write(text)
         return
+    # a file holds the YAML either way; --json makes what is printed about it JSON
     files.write_atomically(Path(output), lambda out: out.write(text.encode("utf-8")), force=True)
     emit(
         {"path": output, "kind": document["kind"], "name": document["metadata"]["name"]},
