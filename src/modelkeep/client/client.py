@@ -898,7 +898,13 @@ class Client:
         )
 
     def kserve_inference_service(
-        self, model: str, *, env: str, oci_repo: str, namespace: str | None = None
+        self,
+        model: str,
+        *,
+        env: str,
+        oci_repo: str,
+        namespace: str | None = None,
+        runtime: str | None = None,
     ) -> dict[str, Any]:
         """A KServe ``InferenceService`` (as a dict) serving the desired state of ``model``
         in ``env``, each version pinned by the OCI manifest digest that ``export_oci``
@@ -909,6 +915,8 @@ class Client:
         kserve.check_oci_repo(oci_repo)
         if namespace is not None:
             kserve.check_namespace(namespace)
+        if runtime is not None:
+            kserve.check_runtime(runtime)
         kserve.service_name(model)
         desired = self._backend.deployment(model, env)
         kserve.check_expressible(desired)  # before reading any version: shadow, A/B
@@ -921,7 +929,7 @@ class Client:
             artifacts[backend.digest] = kserve.Artifact(
                 sha256_digest(manifest), self._model_format(version)
             )
-        return kserve.inference_service(desired, artifacts, oci_repo, namespace)
+        return kserve.inference_service(desired, artifacts, oci_repo, namespace, runtime)
 
     def _model_format(self, version: Version) -> str:
         """``onnx`` or ``sklearn``: the format 'mk.load' would load the version in."""

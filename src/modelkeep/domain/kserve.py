@@ -92,6 +92,14 @@ def check_namespace(namespace: str) -> str:
     return namespace
 
 
+def check_runtime(runtime: str) -> str:
+    if not NAMESPACE.fullmatch(runtime):
+        raise InvalidInput(
+            f"{runtime!r} is not a ServingRuntime name", "use lowercase letters, digits and '-'"
+        )
+    return runtime
+
+
 def service_name(model: str) -> str:
     """The model name as a Kubernetes (DNS-1035) name: '.' and '_' become '-'."""
     name = re.sub(r"[^a-z0-9-]", "-", model.lower()).strip("-")
@@ -114,8 +122,10 @@ def inference_service(
     artifacts: Mapping[str, Artifact],
     oci_repo: str,
     namespace: str | None = None,
+    runtime: str | None = None,
 ) -> dict[str, Any]:
-    """The ``InferenceService`` serving ``state``; ``artifacts`` by version digest."""
+    """The ``InferenceService`` serving ``state``; ``artifacts`` by version digest;
+    ``runtime`` names a ServingRuntime (None: KServe picks one for the model format)."""
     check_expressible(state)
     check_oci_repo(oci_repo)
     stable = state.backend("stable")
@@ -143,6 +153,8 @@ def inference_service(
             "storageUri": _uri(served, artifacts, oci_repo),
         }
     }
+    if runtime is not None:
+        predictor["model"]["runtime"] = check_runtime(runtime)
     if canary is not None:
         predictor["canaryTrafficPercent"] = canary.weight
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": {"predictor": predictor}}

@@ -196,11 +196,22 @@ def rollback(model: str, env: str, expect_revision: int | None, reason: str | No
 )
 @click.option("--namespace", metavar="NS", help="The Kubernetes namespace to name.")
 @click.option(
+    "--runtime",
+    metavar="NAME",
+    help="The KServe ServingRuntime to use (default: KServe's for the model format).",
+)
+@click.option(
     "--output", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
 )
 @json_option
 def export(
-    model: str, env: str, kserve: bool, oci_repo: str, namespace: str | None, output: str | None
+    model: str,
+    env: str,
+    kserve: bool,
+    oci_repo: str,
+    namespace: str | None,
+    runtime: str | None,
+    output: str | None,
 ) -> None:
     """Write the desired state in ENV for a cluster: with --kserve, a KServe
     InferenceService, each version pinned by the digest of its OCI artifact under REPO
@@ -213,7 +224,7 @@ def export(
     if not kserve:
         raise UsageError("name the format to export", "add --kserve")
     document = state().client.kserve_inference_service(
-        model, env=env, oci_repo=oci_repo, namespace=namespace
+        model, env=env, oci_repo=oci_repo, namespace=namespace, runtime=runtime
     )
     text = yaml.safe_dump(document, sort_keys=False)
     if output is None:  # the document itself: YAML for kubectl, or JSON with --json
