@@ -35,7 +35,9 @@ def main(path: str) -> int:
     with open(path, encoding="utf-8") as stream:
         document = yaml.safe_load(stream)
     client = ApiClient()
-    spec = client.deserialize(_Response(json.dumps(document["spec"])), "V1beta1InferenceServiceSpec")
+    spec = client.deserialize(
+        _Response(json.dumps(document["spec"])), "V1beta1InferenceServiceSpec"
+    )
     metadata = k8s.V1ObjectMeta.from_dict(document["metadata"])
     service = V1beta1InferenceService(
         api_version=document["apiVersion"], kind=document["kind"], metadata=metadata, spec=spec

@@ -66,7 +66,10 @@ def test_stable_then_canary_export_pinned_by_the_oci_digest(
         }
     }
     assert stable["metadata"]["name"] == "fraud"
-    assert stable["metadata"]["labels"] == {"modelkeep.dev/model": "fraud", "modelkeep.dev/env": "prod"}
+    assert stable["metadata"]["labels"] == {
+        "modelkeep.dev/model": "fraud",
+        "modelkeep.dev/env": "prod",
+    }
 
     ok(cli("deploy", "fraud@2", "--env", "prod", "--canary", "20"))
     canary = ok_json(cli, *EXPORT, "--namespace", "serving", "--runtime", "kserve-onnx")

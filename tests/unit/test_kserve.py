@@ -67,9 +67,10 @@ def test_a_canary_is_the_spec_with_its_percent_and_the_stable_one_in_annotations
 
 def test_a_canary_at_zero_percent_is_kept_at_zero() -> None:
     desired = state(backend(1, "stable", 100), backend(2, "canary", 0))
-    assert inference_service(desired, ARTIFACTS, REPO)["spec"]["predictor"][
-        "canaryTrafficPercent"
-    ] == 0
+    assert (
+        inference_service(desired, ARTIFACTS, REPO)["spec"]["predictor"]["canaryTrafficPercent"]
+        == 0
+    )
 
 
 @pytest.mark.parametrize(

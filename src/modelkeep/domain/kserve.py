@@ -31,9 +31,7 @@ KIND = "InferenceService"
 FORMATS = {"sklearn": "sklearn", "onnx": "onnx"}
 """modelkeep's model formats (serving/) and the KServe ``modelFormat.name`` of each."""
 ANNOTATION = "modelkeep.dev/"
-OCI_REPO = re.compile(
-    r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+"
-)
+OCI_REPO = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+")
 """``registry.example.com[:5000]/path/to/repo``: a registry host and a repository, no tag."""
 NAME_LIMIT = 45
 """KServe derives longer names (``NAME-predictor-00001-deployment``) that must stay
@@ -157,7 +155,12 @@ def inference_service(
         predictor["model"]["runtime"] = check_runtime(runtime)
     if canary is not None:
         predictor["canaryTrafficPercent"] = canary.weight
-    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": {"predictor": predictor}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        "spec": {"predictor": predictor},
+    }
 
 
 def _artifact(backend: Backend, artifacts: Mapping[str, Artifact]) -> Artifact:

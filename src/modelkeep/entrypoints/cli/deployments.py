@@ -14,7 +14,6 @@ import yaml
 from rich.table import Table
 
 from modelkeep.client import files
-
 from modelkeep.domain.deployments import DeploymentChange, DesiredState
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state
 from modelkeep.entrypoints.cli.options import why_option
