@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+import modelkeep
 from tests.conftest import CliRunnerInProcess
 from tests.e2e.conftest import Pusher
 from tests.e2e.support import ok, ok_json, refused, store_unchanged
@@ -150,3 +151,24 @@ def test_the_export_is_a_valid_inference_service_for_the_kserve_sdk(
     bad.write_text(yaml.safe_dump(wrong))
     result = kserve_check(python, bad)
     assert result.returncode == 1 and ".spec.predictor.canaryPercent" in result.stdout
+
+
+def test_the_sdk_exports_over_every_transport_reading_modelkeep_yaml(
+    mk: modelkeep.Client, tmp_path: Path
+) -> None:
+    """A version with two model files names its model in modelkeep.yaml; the export reads
+    it (a blob, over HTTP too) to give the format, and pins the SDK's export_oci digest."""
+    root = tmp_path / "model"
+    root.mkdir()
+    (root / "model.skops").write_bytes(b"skops bytes")
+    (root / "model.onnx").write_bytes(b"onnx bytes")
+    (root / "modelkeep.yaml").write_text("model_file: model.onnx\n")
+    mk.create_model("fraud")
+    mk.push("fraud", [str(root)])
+    mk.deploy("fraud@1", env="staging")
+    service = mk.kserve_inference_service("fraud", env="staging", oci_repo=REPO)
+    digest = mk.export_oci("fraud@1", tmp_path / "oci")
+    assert service["spec"]["predictor"]["model"] == {
+        "modelFormat": {"name": "onnx"},
+        "storageUri": f"oci://{REPO}@{digest}",
+    }
