@@ -8,6 +8,11 @@ STAMP := $(VENV)/.installed
 MS_VENV := .venv-ms
 MS_STAMP := $(MS_VENV)/.installed
 MODEL_SIGNING := model-signing==1.1.1 pyopenssl==26.4.0
+# The KServe SDK in a venv of its own (a server's worth of pins): the tests of
+# 'deploy export --kserve' load its InferenceServices with the SDK's own models.
+KS_VENV := .venv-kserve
+KS_STAMP := $(KS_VENV)/.installed
+KSERVE := kserve==0.21.0 kubernetes==37.0.3
 
 .PHONY: run test lint typecheck pytest bench docs clean
 
@@ -22,6 +27,11 @@ $(MS_STAMP): Makefile
 	$(MS_VENV)/bin/python -m pip install --quiet $(MODEL_SIGNING)
 	@touch $(MS_STAMP)
 
+$(KS_STAMP): Makefile
+	@test -x $(KS_VENV)/bin/python || $(PYTHON) -m venv $(KS_VENV)
+	$(KS_VENV)/bin/python -m pip install --quiet $(KSERVE)
+	@touch $(KS_STAMP)
+
 run: $(STAMP)
 	$(BIN)/python examples/serve.py
 
@@ -34,8 +44,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(MS_STAMP)
-	MODELKEEP_MODEL_SIGNING_PYTHON=$(CURDIR)/$(MS_VENV)/bin/python $(BIN)/pytest -n 2 --dist loadfile
+pytest: $(STAMP) $(MS_STAMP) $(KS_STAMP)
+	MODELKEEP_MODEL_SIGNING_PYTHON=$(CURDIR)/$(MS_VENV)/bin/python \
+	MODELKEEP_KSERVE_PYTHON=$(CURDIR)/$(KS_VENV)/bin/python \
+	$(BIN)/pytest -n 2 --dist loadfile
 
 docs: $(STAMP)
 	$(BIN)/python -m modelkeep.entrypoints.cli.reference > docs/cli.md
@@ -44,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/registry.py
 
 clean:
-	rm -rf $(VENV) $(MS_VENV) .modelkeep .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MS_VENV) $(KS_VENV) .modelkeep .pytest_cache .mypy_cache .ruff_cache

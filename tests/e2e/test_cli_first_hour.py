@@ -60,6 +60,7 @@ READ_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "report governance": (),
     "deploy status": ("m", "--env", "prod"),
     "deploy history": ("m", "--env", "prod"),
+    "deploy export": ("m", "--env", "prod", "--kserve", "--oci-repo", "r.example.com/m"),
     "bundle build": ("m@1", "-o", "b.tgz"),
     "bundle verify": ("b.tgz", "--store-key"),
     "bundle export-oci": ("m@1", "oci"),

@@ -52,27 +52,10 @@ def write_layout(
     check_destination(dest)
     blobs = dest / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
-    layers = []
     for entry in sorted(files, key=lambda f: f.path):
         _copy_blob(blobs, entry.digest, open_file)
-        layers.append(
-            {
-                "mediaType": LAYER_MEDIA_TYPE,
-                "digest": entry.digest,
-                "size": entry.size,
-                "annotations": {TITLE: entry.path},
-            }
-        )
     config = canonical_json(dict(serving))
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
-        "artifactType": ARTIFACT_TYPE,
-        "config": _descriptor(CONFIG_MEDIA_TYPE, config),
-        "layers": layers,
-        "annotations": {"dev.modelkeep.version": f"{model}@{number}"},
-    }
-    manifest_bytes = canonical_json(manifest)
+    manifest_bytes = manifest_document(model, number, files, serving)
     _put(blobs, config)
     _put(blobs, manifest_bytes)
     descriptor = {
@@ -84,6 +67,31 @@ def write_layout(
     (dest / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": LAYOUT_VERSION}))
     (dest / "index.json").write_bytes(canonical_json(index))
     return str(descriptor["digest"])
+
+
+def manifest_document(
+    model: str, number: int, files: Sequence[FileEntry], serving: Mapping[str, Any]
+) -> bytes:
+    """The artifact manifest's bytes (canonical JSON): what ``write_layout`` writes, known
+    without copying a file, so ``deploy export --kserve`` can pin a storage URI by digest."""
+    layers = [
+        {
+            "mediaType": LAYER_MEDIA_TYPE,
+            "digest": entry.digest,
+            "size": entry.size,
+            "annotations": {TITLE: entry.path},
+        }
+        for entry in sorted(files, key=lambda f: f.path)
+    ]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "artifactType": ARTIFACT_TYPE,
+        "config": _descriptor(CONFIG_MEDIA_TYPE, canonical_json(dict(serving))),
+        "layers": layers,
+        "annotations": {"dev.modelkeep.version": f"{model}@{number}"},
+    }
+    return canonical_json(manifest)
 
 
 def check_destination(dest: Path) -> None:

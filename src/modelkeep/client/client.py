@@ -865,21 +865,11 @@ class Client:
         """Write ``ref`` as an OCI image layout into ``dest`` (new or empty): each file a
         layer by its sha256, the serving config its config; return the manifest digest."""
         from modelkeep.attest import oci
-        from modelkeep.attest.serving import serving_config
 
         version = self._backend.get_version(ref)
         target = Path(dest)
         oci.check_destination(target)
-        config = serving_config(
-            version.model,
-            version.number,
-            version.digest,
-            [f.path for f in version.files],
-            [
-                {"stage": a.stage, "envelope_digest": a.envelope_digest}
-                for a in self._backend.attestations(version.ref)
-            ],
-        )
+        config = self._serving_config(version)
         with tempfile.TemporaryDirectory(prefix="modelkeep-oci-") as work:
             pulled = Path(work)
             self.pull(version.ref, pulled, force=True)
@@ -892,6 +882,68 @@ class Client:
                 config,
                 lambda digest: by_digest[digest].open("rb"),
             )
+
+    def _serving_config(self, version: Version) -> dict[str, Any]:
+        from modelkeep.attest.serving import serving_config
+
+        return serving_config(
+            version.model,
+            version.number,
+            version.digest,
+            [f.path for f in version.files],
+            [
+                {"stage": a.stage, "envelope_digest": a.envelope_digest}
+                for a in self._backend.attestations(version.ref)
+            ],
+        )
+
+    def kserve_inference_service(
+        self,
+        model: str,
+        *,
+        env: str,
+        oci_repo: str,
+        namespace: str | None = None,
+        runtime: str | None = None,
+    ) -> dict[str, Any]:
+        """A KServe ``InferenceService`` (as a dict) serving the desired state of ``model``
+        in ``env``, each version pinned by the OCI manifest digest that ``export_oci``
+        writes for it, under ``oci_repo`` (``registry.example.com/models/fraud``)."""
+        from modelkeep.attest import oci
+        from modelkeep.domain import kserve
+
+        kserve.check_oci_repo(oci_repo)
+        if namespace is not None:
+            kserve.check_namespace(namespace)
+        if runtime is not None:
+            kserve.check_runtime(runtime)
+        kserve.service_name(model)
+        desired = self._backend.deployment(model, env)
+        kserve.check_expressible(desired)  # before reading any version: shadow, A/B
+        artifacts: dict[str, kserve.Artifact] = {}
+        for backend in desired.backends:
+            version = self._backend.get_version(backend.ref)
+            manifest = oci.manifest_document(
+                version.model, version.number, version.files, self._serving_config(version)
+            )
+            artifacts[backend.digest] = kserve.Artifact(
+                sha256_digest(manifest), self._model_format(version)
+            )
+        return kserve.inference_service(desired, artifacts, oci_repo, namespace, runtime)
+
+    def _model_format(self, version: Version) -> str:
+        """``onnx`` or ``sklearn``: the format 'mk.load' would load the version in."""
+        from modelkeep.serving.declaration import FILE_NAME, Declaration, parse_declaration
+        from modelkeep.serving.predictor import choose_model
+
+        paths = [f.path for f in version.files]
+        declaration = Declaration()
+        for entry in version.files:
+            if entry.path == FILE_NAME:
+                with self._backend.open_blob(entry.digest) as stream:
+                    declaration = parse_declaration(stream.read().decode("utf-8", "replace"))
+        fmt, _file = choose_model(paths, declaration, version.ref)
+        return fmt
 
     def sign(self, ref: str, dest: str | os.PathLike[str]) -> Path:
         """Write an OpenSSF model-signing signature of ``ref``'s files to ``dest``, for

@@ -36,7 +36,7 @@ READ_ONLY_COMMANDS = frozenset(
         "datasets list",
         "datasets versions", "datasets pull", "lineage", "policy show", "policy history",
         "policy test", "checks", "gate", "attest list", "attest export", "attest verify",
-        "card", "report governance", "deploy status", "deploy history",
+        "card", "report governance", "deploy status", "deploy history", "deploy export",
         # they record at most a bundle digest on a version, which needs a store already
         "bundle build", "bundle verify", "bundle export-oci", "sign",
     }

@@ -5,9 +5,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import click
+import yaml
 from rich.table import Table
 
+from modelkeep.client import files
 from modelkeep.domain.deployments import DeploymentChange, DesiredState
 from modelkeep.entrypoints.cli.context import console, emit, json_option, state
 from modelkeep.entrypoints.cli.options import why_option
@@ -171,6 +177,67 @@ def rollback(model: str, env: str, expect_revision: int | None, reason: str | No
         model, env=env, expect_revision=expect_revision, reason=reason
     )
     emit(change.to_dict(), lambda: _changed(change))
+
+
+@deploy.command("export")
+@click.argument("model", metavar="NAME")
+@ENV
+@click.option(
+    "--kserve",
+    is_flag=True,
+    help="As a KServe InferenceService (serving.kserve.io/v1beta1); the only format yet.",
+)
+@click.option(
+    "--oci-repo",
+    required=True,
+    metavar="REPO",
+    help="Where 'bundle export-oci' layouts are pushed: registry.example.com/models/fraud.",
+)
+@click.option("--namespace", metavar="NS", help="The Kubernetes namespace to name.")
+@click.option(
+    "--runtime",
+    metavar="NAME",
+    help="The KServe ServingRuntime to use (default: KServe's for the model format).",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
+)
+@json_option
+def export(
+    model: str,
+    env: str,
+    kserve: bool,
+    oci_repo: str,
+    namespace: str | None,
+    runtime: str | None,
+    output: str | None,
+) -> None:
+    """Write the desired state in ENV for a cluster: with --kserve, a KServe
+    InferenceService, each version pinned by the digest of its OCI artifact under REPO
+    (what 'bundle export-oci' writes, pushed there). YAML to stdout (JSON with --json),
+    or YAML to FILE with -o.
+
+    A canary becomes the spec with canaryTrafficPercent; KServe keeps the previous ready
+    revision as the stable one, so apply the stable-only export first. A shadow or a
+    sticky A/B test has no KServe equivalent and is refused (docs/serving.md)."""
+    if not kserve:
+        raise UsageError("name the format to export", "add --kserve")
+    document = state().client.kserve_inference_service(
+        model, env=env, oci_repo=oci_repo, namespace=namespace, runtime=runtime
+    )
+    text = yaml.safe_dump(document, sort_keys=False)
+    if output is None:  # the document itself: YAML for kubectl, or JSON with --json
+        if state().json:
+            text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        state().emitted = True
+        sys.stdout.write(text)
+        return
+    # a file holds the YAML either way; --json makes what is printed about it JSON
+    files.write_atomically(Path(output), lambda out: out.write(text.encode("utf-8")), force=True)
+    emit(
+        {"path": output, "kind": document["kind"], "name": document["metadata"]["name"]},
+        lambda: console.print(f"wrote {output}", markup=False),
+    )
 
 
 def _summary(desired: DesiredState) -> str:
