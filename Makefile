@@ -9,7 +9,7 @@ MS_VENV := .venv-ms
 MS_STAMP := $(MS_VENV)/.installed
 MODEL_SIGNING := model-signing==1.1.1 pyopenssl==26.4.0
 
-.PHONY: run test lint typecheck pytest bench docs clean
+.PHONY: run test lint typecheck pytest bench bench-serving docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/registry.py
+
+# gateway vs `mlflow models serve`, routing cost, swap under load (~5 min; --quick: ~1 min)
+bench-serving: $(STAMP)
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) $(MS_VENV) .modelkeep .pytest_cache .mypy_cache .ruff_cache

@@ -157,7 +157,9 @@ def registry(workdir: Path, env: dict[str, str]) -> tuple[Proc, str]:
         check=True,
     )
     port = free_port()
-    server = spawn("registry", [*cli, "server", "--host", HOST, "--port", str(port)], store, workdir, port)
+    server = spawn(
+        "registry", [*cli, "server", "--host", HOST, "--port", str(port)], store, workdir, port
+    )
     wait_for(server, "/healthz")
     return server, str(json.loads(created.stdout)["token"])
 
@@ -201,6 +203,7 @@ def mlflow_serve(python: Path, workdir: Path) -> Proc:
     port = free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     env.pop("PYTHONPATH", None)
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"  # it runs `uvicorn`
     cmd = [str(python.parent / "mlflow"), "models", "serve", "-m", str(model)]
     cmd += ["--env-manager", "local", "--host", HOST, "--port", str(port)]
     proc = spawn("mlflow", cmd, env, workdir, port)
@@ -222,9 +225,10 @@ def load(proc: Proc, clients: int, warmup: float, duration: float, out: Path) ->
     subprocess.run(cmd, check=True, timeout=warmup + duration + 120)
     result: dict[str, Any] = json.loads(out.read_text())
     out.unlink()
+    latency = result["latency"]
     log(
-        f"  {proc.name:7} {result['rps']:8.0f} rps  p50 {result['latency'].get('p50_ms', 0):6.2f} ms"
-        f"  p99 {result['latency'].get('p99_ms', 0):6.2f} ms  failed {result['failed']}"
+        f"  {proc.name:7} {result['rps']:8.0f} rps  p50 {latency.get('p50_ms', 0):6.2f} ms"
+        f"  p99 {latency.get('p99_ms', 0):6.2f} ms  failed {result['failed']}"
     )
     return result
 
@@ -258,10 +262,10 @@ def measure(procs: list[Proc], sizes: Sizes, clients: int, workdir: Path) -> dic
         order = procs[shift:] + procs[:shift]
         log(f"round {number + 1}/{sizes.rounds}: {[p.name for p in order]}")
         measured = {p.name: load(p, clients, sizes.warmup_s, sizes.duration_s, out) for p in order}
-        rounds.append({"order": [p.name for p in order], **measured, "ratios": round_ratios(measured)})
-    medians = {
-        key: median_or_none([r["ratios"][key] for r in rounds]) for key, _ in TARGETS
-    }
+        rounds.append(
+            {"order": [p.name for p in order], **measured, "ratios": round_ratios(measured)}
+        )
+    medians = {key: median_or_none([r["ratios"][key] for r in rounds]) for key, _ in TARGETS}
     summary = {
         name: {
             "rps": median_or_none([r[name]["rps"] for r in rounds]),
@@ -310,15 +314,17 @@ def swap_under_load(
 # ---------------------------------------------------------------- report
 
 
-def verdicts(ratios: dict[str, float | None], failed_in_swap: int | None) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = [
-        {"ratio": key, "threshold": f">= {limit}", "value": ratios.get(key),
-         "met": None if ratios.get(key) is None else ratios[key] >= limit}  # type: ignore[operator]
-        for key, limit in TARGETS
-    ]
+def verdict(name: str, threshold: str, value: float | None, met: bool | None) -> dict[str, Any]:
+    return {"ratio": name, "threshold": threshold, "value": value, "met": met}
+
+
+def verdicts(ratios: dict[str, float | None], failed_in_swap: int) -> list[dict[str, Any]]:
+    found = []
+    for key, limit in TARGETS:
+        value = ratios.get(key)
+        found.append(verdict(key, f">= {limit}", value, None if value is None else value >= limit))
     found.append(
-        {"ratio": "failed requests during swaps", "threshold": "== 0", "value": failed_in_swap,
-         "met": None if failed_in_swap is None else failed_in_swap == 0}
+        verdict("failed requests during swaps", "== 0", failed_in_swap, failed_in_swap == 0)
     )
     return found
 
@@ -349,8 +355,11 @@ def main() -> None:
     report: dict[str, Any] = {
         "benchmark": "serving",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
         "mode": "quick" if ns.quick else "full",
         "clients": ns.clients,
         "sizes": dataclasses.asdict(sizes),
@@ -379,7 +388,9 @@ def main() -> None:
                 errors.append(f"mlflow models serve did not start: {exc}")
         report["served"] = {"plain": served_version(procs[1].port), "refs": refs}
         report["throughput"] = measure(targets, sizes, ns.clients, SERVING_WORK)
-        report["swap"] = swap_under_load(procs[1], refs, url, token, sizes, ns.clients, SERVING_WORK)
+        report["swap"] = swap_under_load(
+            procs[1], refs, url, token, sizes, ns.clients, SERVING_WORK
+        )
     report["targets"] = verdicts(
         report["throughput"]["median_ratios"], report["swap"]["failed_requests"]
     )
