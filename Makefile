@@ -14,7 +14,7 @@ KS_VENV := .venv-kserve
 KS_STAMP := $(KS_VENV)/.installed
 KSERVE := kserve==0.21.0 kubernetes==37.0.3
 
-.PHONY: run test lint typecheck pytest bench docs clean
+.PHONY: run test lint typecheck pytest bench bench-serving docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/registry.py
+
+# gateway vs `mlflow models serve`, routing cost, swap under load (~5 min; --quick: ~1 min)
+bench-serving: $(STAMP)
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) $(MS_VENV) $(KS_VENV) .modelkeep .pytest_cache .mypy_cache .ruff_cache
