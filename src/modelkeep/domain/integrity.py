@@ -20,7 +20,7 @@ row says now.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -121,14 +121,20 @@ def record_digest(version: Version) -> str:
     return sha256_digest(canonical_json(push_record(version)))
 
 
-def record_digests(version: Version) -> tuple[str, ...]:
-    """Every ``record_digest`` a push of this version may have recorded: over either form
-    of its metadata digest, in either canonical form (docs/design.md "Canonical JSON")."""
-    found = [record_digest(version)]
+def record_digests(version: Version) -> Iterator[str]:
+    """Every ``record_digest`` a push of this version may have recorded, the canonical one
+    first: over either form of its metadata digest, in either canonical form (docs/design.md
+    "Canonical JSON"). Lazily, since a read checks one and almost always stops there."""
+    yield record_digest(version)
     for metadata in version.metadata_digests:
         record = {**push_record(version), "metadata_digest": metadata}
-        found += [sha256_digest(form) for form in canonical_forms(record)]
-    return tuple(dict.fromkeys(found))
+        yield from (sha256_digest(form) for form in canonical_forms(record))
+
+
+def metadata_digests(version: Version) -> Iterator[str]:
+    """The version's metadata digest in canonical form, then in every form (lazily)."""
+    yield version.metadata_digest
+    yield from version.metadata_digests
 
 
 def version_mismatches(version: Version, events: Sequence[AuditEvent]) -> list[Mismatch]:
@@ -177,7 +183,7 @@ def _against_push(version: Version, push: AuditEvent) -> list[Mismatch]:
     # a digest matches when it is that of either canonical form of the same value
     if "metadata_digest" in details:  # pushes recorded before it have none
         found += _digest_mismatch(
-            version, "metadata_digest", details["metadata_digest"], version.metadata_digests
+            version, "metadata_digest", details["metadata_digest"], metadata_digests(version)
         )
     if "record_digest" in details:  # push events of format 2 on
         found += _digest_mismatch(
@@ -187,11 +193,15 @@ def _against_push(version: Version, push: AuditEvent) -> list[Mismatch]:
 
 
 def _digest_mismatch(
-    version: Version, name: str, recorded: Any, computed: tuple[str, ...]
+    version: Version, name: str, recorded: Any, computed: Iterable[str]
 ) -> list[Mismatch]:
-    if recorded in computed:
-        return []
-    return [Mismatch("version", version.ref, name, _text(recorded), computed[0], CHAIN)]
+    """None if ``recorded`` is any of ``computed`` (canonical first: computed no further)."""
+    canonical = None
+    for digest in computed:
+        if digest == recorded:
+            return []
+        canonical = canonical or digest
+    return [Mismatch("version", version.ref, name, _text(recorded), _text(canonical), CHAIN)]
 
 
 def _iso(version: Version) -> str:
