@@ -110,7 +110,7 @@ def push_record(version: Version) -> dict[str, Any]:
         "number": version.number,
         "digest": version.digest,
         "created_by": version.created_by,
-        "created_at": version.created_at.astimezone(UTC).isoformat(),
+        "created_at": _iso(version),
         "status": "active",
         "metadata_digest": version.metadata_digest,
     }

@@ -67,6 +67,14 @@ def deploy(
     return change
 
 
+def _check_change(ctx: ServiceContext, model: str, env: str, reason: str | None) -> None:
+    """What every change of a model's deployment checks before reading anything."""
+    check_model_name(model)
+    check_env(env)
+    check_text("the reason", reason)
+    ctx.authorize(access.DEPLOY, model)
+
+
 def promote(
     ctx: ServiceContext,
     model: str,
@@ -76,10 +84,7 @@ def promote(
     reason: str | None = None,
 ) -> DeploymentChange:
     """The candidate (the canary, else the shadow) becomes the only, stable, version."""
-    check_model_name(model)
-    check_env(env)
-    check_text("the reason", reason)
-    ctx.authorize(access.DEPLOY, model)
+    _check_change(ctx, model, env, reason)
     with ctx.store.transaction(write=True) as tx:
         lookup.model(tx, model)
         current = _current(tx, model, env)
@@ -103,10 +108,7 @@ def rollback(
 ) -> DeploymentChange:
     """Back to the state before the newest change not yet rolled back (again: one more
     change back). The stage rules are not asked again: each state was allowed when made."""
-    check_model_name(model)
-    check_env(env)
-    check_text("the reason", reason)
-    ctx.authorize(access.DEPLOY, model)
+    _check_change(ctx, model, env, reason)
     with ctx.store.transaction(write=True) as tx:
         lookup.model(tx, model)
         current = _current(tx, model, env)
